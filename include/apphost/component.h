@@ -1,0 +1,234 @@
+/*
+ * apphost/component.h -- the whole contract between apphost and a component.
+ *
+ * This is the only header a component includes from this project. A
+ * component is a shared object that:
+ *
+ *   1. declares its identity with one line at file scope:
+ *          APPHOST_COMPONENT("health_events", "1.0.0");
+ *      which defines the exported function apphost_component_magic();
+ *   2. exports the lifecycle functions declared below
+ *      (apphost_component_init / _start / _stop), and optionally
+ *      apphost_component_export / _import for hot swap;
+ *   3. is built with -fvisibility=hidden so nothing else is exported.
+ *
+ * The host dlopen()s the file with RTLD_NOW | RTLD_LOCAL, calls the magic
+ * function before anything else and refuses the component unless the
+ * magic number matches, the ABI major equals the host's and the ABI minor
+ * is <= the host's. Each refusal names the file, the field and both values.
+ *
+ * Threads: init, start, stop, export and import are called on the host's
+ * main thread, never concurrently with each other for the same component.
+ * The services table may be used from any thread unless noted otherwise.
+ *
+ * Errors: every function returning int returns 0 on success and a negative
+ * APPHOST_E* code on failure; apphost_strerror() turns a code into text.
+ */
+#ifndef APPHOST_COMPONENT_H
+#define APPHOST_COMPONENT_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- versions --------------------------------------------------------- */
+
+#define APPHOST_MAGIC 0x41504831u /* "APH1" */
+#define APPHOST_ABI_MAJOR 1
+#define APPHOST_ABI_MINOR 0
+
+#if defined(__GNUC__)
+#define APPHOST_EXPORT __attribute__((visibility("default")))
+#define APPHOST_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define APPHOST_EXPORT
+#define APPHOST_PRINTF(a, b)
+#endif
+
+/* ---- error codes ------------------------------------------------------ */
+
+enum {
+	APPHOST_OK = 0,
+	APPHOST_EINVAL = -1,  /* bad argument or configuration value */
+	APPHOST_ENOMEM = -2,  /* allocation failed */
+	APPHOST_ETIMEDOUT = -3, /* a deadline passed (lease wait, stop) */
+	APPHOST_ECONN = -4,   /* a server could not be reached */
+	APPHOST_EIO = -5,     /* a server or connection failed mid-request */
+	APPHOST_ESTATE = -6,  /* called in the wrong lifecycle state */
+	APPHOST_ENOTSUP = -7, /* optional feature not provided */
+	APPHOST_EPROTO = -8,  /* a server answered something unexpected */
+};
+
+/* Text for an APPHOST_E* code. Static string; any thread. */
+static inline const char *apphost_strerror(int code)
+{
+	switch (code) {
+	case APPHOST_OK: return "success";
+	case APPHOST_EINVAL: return "invalid argument";
+	case APPHOST_ENOMEM: return "out of memory";
+	case APPHOST_ETIMEDOUT: return "timed out";
+	case APPHOST_ECONN: return "connection failed";
+	case APPHOST_EIO: return "I/O error";
+	case APPHOST_ESTATE: return "wrong state";
+	case APPHOST_ENOTSUP: return "not supported";
+	case APPHOST_EPROTO: return "protocol error";
+	default: return "unknown error";
+	}
+}
+
+/* ---- the magic block -------------------------------------------------- */
+
+typedef struct apphost_magic {
+	uint32_t magic;         /* APPHOST_MAGIC */
+	uint16_t abi_major;     /* APPHOST_ABI_MAJOR the component was built with */
+	uint16_t abi_minor;     /* APPHOST_ABI_MINOR the component was built with */
+	uint32_t services_size; /* sizeof(apphost_services) it was built with */
+	const char *name;       /* component name, used in every log line */
+	const char *version;    /* component version string */
+} apphost_magic;
+
+/*
+ * APPHOST_COMPONENT(name, version): define the exported magic function.
+ * Use exactly once per component, at file scope.
+ */
+#define APPHOST_COMPONENT(name_, version_)                                   \
+	APPHOST_EXPORT const apphost_magic *apphost_component_magic(void)      \
+	{                                                                      \
+		static const apphost_magic m = {                               \
+			APPHOST_MAGIC, APPHOST_ABI_MAJOR, APPHOST_ABI_MINOR,   \
+			(uint32_t)sizeof(struct apphost_services), (name_),    \
+			(version_)};                                           \
+		return &m;                                                     \
+	}                                                                      \
+	extern int apphost_component_magic_declared_
+
+/* ---- the services table ----------------------------------------------- */
+
+enum apphost_log_level {
+	APPHOST_LOG_DEBUG = 0,
+	APPHOST_LOG_INFO = 1,
+	APPHOST_LOG_WARN = 2,
+	APPHOST_LOG_ERROR = 3,
+};
+
+struct redisContext; /* hiredis */
+struct pg_conn;      /* libpq's PGconn */
+
+/*
+ * What the host supplies. The host passes a table whose `size` is
+ * sizeof(apphost_services) as the host was built; a component built
+ * against an older, shorter table only reads the fields it knows. New
+ * fields are only ever appended. `host` is the opaque first argument of
+ * every function; it stays valid until the component's stop returns.
+ */
+typedef struct apphost_services {
+	uint32_t size; /* sizeof(apphost_services) in the host */
+	void *host;    /* opaque; pass to every function below */
+
+	/*
+	 * Log one line. The host adds time, level and component name. `msg`
+	 * is a short constant message; `fields_fmt` (may be NULL) formats
+	 * space-separated key=value fields, e.g. "game_id=%s entry=%s".
+	 * Values are written as given: never pass secrets. Any thread.
+	 */
+	void (*log)(void *host, int level, const char *msg,
+		    const char *fields_fmt, ...) APPHOST_PRINTF(4, 5);
+
+	/* true when a line at `level` would be written. Any thread. */
+	bool (*log_enabled)(void *host, int level);
+
+	/*
+	 * Configuration value for `key` (environment over --config file), or
+	 * NULL when unset. The string is owned by the host and stays valid
+	 * until stop returns. Any thread.
+	 */
+	const char *(*config_get)(void *host, const char *key);
+
+	/*
+	 * Lease an exclusive, connected Redis context (hiredis). Waits up to
+	 * timeout_ms for a free pooled connection; connects lazily.
+	 * Returns 0 and sets *out, APPHOST_ETIMEDOUT when the pool stayed
+	 * exhausted, APPHOST_ECONN when the server cannot be reached. The
+	 * context belongs to the caller until redis_release; use it from one
+	 * thread at a time. Its command timeout is the host default (5 s)
+	 * at lease time; the caller may change it with redisSetTimeout.
+	 */
+	int (*redis_lease)(void *host, uint32_t timeout_ms,
+			   struct redisContext **out);
+	/*
+	 * Return a leased context. broken=true when it returned an I/O or
+	 * protocol error (or its state is unknown): the host frees it and
+	 * connects anew on a later lease. NULL is a no-op.
+	 */
+	void (*redis_release)(void *host, struct redisContext *c, bool broken);
+
+	/* As redis_lease, for PostgreSQL (libpq), APPHOST_POSTGRES_DSN. */
+	int (*pg_lease)(void *host, uint32_t timeout_ms, struct pg_conn **out);
+	/*
+	 * Return a leased PGconn. broken=true when it failed or is left in a
+	 * transaction/pipeline: the host closes it. NULL is a no-op.
+	 */
+	void (*pg_release)(void *host, struct pg_conn *c, bool broken);
+
+	/* Monotonic clock in nanoseconds. Any thread. */
+	uint64_t (*now_ns)(void *host);
+} apphost_services;
+
+/* ---- what a component exports ----------------------------------------- */
+
+/*
+ * init: read and validate configuration, allocate state. No threads, no
+ * held leases. On success sets *state (opaque to the host). On failure it
+ * frees what it allocated, logs why, and returns a negative code; the host
+ * then never calls stop for it. `svc` stays valid until stop returns.
+ */
+APPHOST_EXPORT int apphost_component_init(const apphost_services *svc,
+					  void **state);
+
+/* start: begin work (start threads). A failure leaves it stoppable. */
+APPHOST_EXPORT int apphost_component_start(void *state);
+
+/*
+ * stop: finish the work in hand, end its threads, return every lease and
+ * free `state`. Called for every successfully initialised component,
+ * started or not; must return within the host's shutdown deadline.
+ */
+APPHOST_EXPORT int apphost_component_stop(void *state);
+
+/*
+ * Optional, for hot swap. export: serialise the state worth carrying into
+ * a fresh malloc()ed buffer (*buf, *len) that the host free()s; called on
+ * a started component just before its stop. import: called on a new,
+ * initialised but not yet started instance with a buffer produced by
+ * export of a component with the same name; a buffer it cannot read is
+ * ignored with a warning (returns APPHOST_EINVAL) and the swap proceeds.
+ */
+APPHOST_EXPORT int apphost_component_export(void *state, void **buf,
+					    size_t *len);
+APPHOST_EXPORT int apphost_component_import(void *state, const void *buf,
+					    size_t len);
+
+/* Symbol names, for the host's dlsym. */
+#define APPHOST_SYM_MAGIC "apphost_component_magic"
+#define APPHOST_SYM_INIT "apphost_component_init"
+#define APPHOST_SYM_START "apphost_component_start"
+#define APPHOST_SYM_STOP "apphost_component_stop"
+#define APPHOST_SYM_EXPORT "apphost_component_export"
+#define APPHOST_SYM_IMPORT "apphost_component_import"
+
+typedef const apphost_magic *(*apphost_magic_fn)(void);
+typedef int (*apphost_init_fn)(const apphost_services *, void **);
+typedef int (*apphost_start_fn)(void *);
+typedef int (*apphost_stop_fn)(void *);
+typedef int (*apphost_export_fn)(void *, void **, size_t *);
+typedef int (*apphost_import_fn)(void *, const void *, size_t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* APPHOST_COMPONENT_H */

@@ -1,0 +1,80 @@
+/*
+ * core.h -- the health_events decision core: DESIGN §6 applied to a batch
+ * of stream entries, with no I/O of its own (storage through the ports of
+ * ports.h, logging through the host's services table).
+ *
+ * Private to plugin/health_events and its tests.
+ */
+#ifndef HE_CORE_H
+#define HE_CORE_H
+
+#include "ports.h"
+
+#include <apphost/component.h>
+
+/* What happened to one entry. */
+typedef enum he_entry_outcome {
+	HE_ENTRY_TRANSITIONED = 1, /* CAS won */
+	HE_ENTRY_CONFLICT,         /* CAS lost -> health-only fallback (D2) */
+	HE_ENTRY_INVALID_TRANSITION, /* transition table refused -> fallback */
+	HE_ENTRY_HEALTH_ONLY,      /* type without transition (D3) */
+	HE_ENTRY_NOT_FOUND,        /* no row: warned, nothing published */
+	HE_ENTRY_DEAD_LETTERED,    /* undecodable: sent to the dead letters */
+} he_entry_outcome;
+
+/* Stable lower-case name of an outcome ("transitioned", ...). */
+const char *he_entry_outcome_name(he_entry_outcome o);
+
+typedef struct he_entry_report {
+	he_entry_outcome outcome;
+	bool published;         /* a snapshot went into the outbox */
+	const char *event_type; /* table name of the type, or NULL if dead */
+	const char *reason;     /* dead-letter reason, or NULL */
+} he_entry_report;
+
+typedef struct he_core he_core;
+
+/*
+ * Create a core. `svc` is used for logging only and must outlive the
+ * core. Returns 0 and *out, or HE_ENOMEM. Free with he_core_free.
+ */
+int he_core_new(const apphost_services *svc, he_core **out);
+void he_core_free(he_core *c); /* NULL is a no-op */
+
+/*
+ * Process entries[0..n) in stream order (DESIGN §6 steps 1-4): decode,
+ * plan the mutations, run them through `store` in one apply, then decide
+ * per entry whether to publish (D4 dedupe, updated here) and append
+ * snapshots and dead letters to `box` (which the caller cleared). Sets
+ * box->last_id to entries[n-1].id. reports may be NULL, else has n slots.
+ *
+ * Returns 0, or the store's negative error: then nothing was applied,
+ * nothing was added to box and the dedupe cache is unchanged, so the
+ * caller retries the same entries. Call from one thread at a time.
+ */
+int he_core_process(he_core *c, const he_stream_entry *entries, size_t n,
+		    const he_record_store *store, he_outbox *box,
+		    he_entry_report *reports);
+
+/*
+ * The caller gave up committing `box` (stopping while Redis is down):
+ * forget the dedupe entries of its games so a replay publishes again.
+ */
+void he_core_forget(he_core *c, const he_outbox *box);
+
+/* Drop the whole dedupe cache (as after a restart). */
+void he_core_reset(he_core *c);
+
+/* Number of games in the dedupe cache. Any thread. */
+size_t he_core_cache_size(he_core *c);
+
+/*
+ * Hot swap: serialise the dedupe cache into a malloc()ed buffer the
+ * caller free()s / load one produced by he_core_export (merging into the
+ * current cache). import returns HE_EINVAL for a buffer it cannot read,
+ * leaving the cache as it was.
+ */
+int he_core_export(he_core *c, void **buf, size_t *len);
+int he_core_import(he_core *c, const void *buf, size_t len);
+
+#endif /* HE_CORE_H */

@@ -1,0 +1,155 @@
+/*
+ * ports.h -- the data the decision core works on and the ports (tables of
+ * function pointers) through which it reaches storage. The core
+ * (decoder, events, dedupe, snapshot, handler) does no I/O; the Redis and
+ * PostgreSQL adapters implement these ports in production and the
+ * in-memory ports in tests/ implement them for the unit suite.
+ *
+ * Private to plugin/health_events and its tests.
+ */
+#ifndef HE_PORTS_H
+#define HE_PORTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- error codes (same numbering as APPHOST_E*, plus our own) ---------- */
+enum {
+	HE_OK = 0,
+	HE_EINVAL = -1,
+	HE_ENOMEM = -2,
+	HE_ETIMEDOUT = -3,
+	HE_ECONN = -4,    /* server unreachable: retry later */
+	HE_EIO = -5,      /* request failed mid-way: retry later */
+	HE_ESTATE = -6,
+	HE_ENOTSUP = -7,
+	HE_EPROTO = -8,   /* server answered something unexpected */
+	HE_ENOENT = -20,  /* no such key (offset not saved yet) */
+	HE_EREFUSED = -21 /* server refused the command (e.g. WRONGTYPE) */
+};
+/* Text for an HE_E* code. Static string; any thread. */
+const char *he_strerror(int code);
+
+/* ---- one entry of the input stream, as read ---------------------------- */
+
+/*
+ * A stream entry: its id and the flat field/value list exactly as the
+ * server returned it (binary-safe: each item has a length; nitems may be
+ * odd for a hand-made entry). All pointers are borrowed from the reader's
+ * reply and stay valid until the batch has been committed.
+ */
+typedef struct he_stream_entry {
+	const char *id; /* "1700000000000-0", NUL-terminated */
+	size_t nitems;
+	const char *const *items;
+	const size_t *lens;
+} he_stream_entry;
+
+/* ---- runtime_records row and the mutation the core asks for ------------ */
+
+#define HE_STATUS_MAX 32   /* longest status name + NUL */
+#define HE_HEALTH_MAX 128  /* longest engine_health we carry + NUL */
+
+typedef struct he_row {
+	char status[HE_STATUS_MAX];
+	char engine_health[HE_HEALTH_MAX];
+	int32_t current_turn;
+} he_row;
+
+/*
+ * One mutation: set engine_health = summary on game_id's row and, when
+ * `to` is non-NULL, atomically move status `expected` -> `to` in the same
+ * statement (compare-and-set). When `to` is NULL the update is
+ * health-only and unguarded by status (D3).
+ */
+typedef struct he_mutation {
+	const char *game_id; /* not NUL-terminated: use game_id_len */
+	size_t game_id_len;
+	const char *summary;  /* NUL-terminated */
+	const char *expected; /* NULL: health-only */
+	const char *to;       /* NULL: health-only */
+} he_mutation;
+
+typedef enum he_apply_outcome {
+	HE_APPLY_TRANSITIONED = 1, /* CAS won: status and summary written */
+	HE_APPLY_CONFLICT,  /* CAS lost: summary written health-only (D2) */
+	HE_APPLY_HEALTH,    /* health-only as asked */
+	HE_APPLY_NOT_FOUND, /* no row for game_id: nothing written */
+} he_apply_outcome;
+
+typedef struct he_mutation_result {
+	he_apply_outcome outcome;
+	he_row row; /* the row after the mutation (D5); unset if NOT_FOUND */
+} he_mutation_result;
+
+/*
+ * The runtime record store.
+ *
+ * apply: perform ops[0..n) in order, in one transaction: all or nothing.
+ * For each op with `to` set: if the row's status is `expected`, set
+ * status=to and engine_health=summary (TRANSITIONED); otherwise, if the
+ * row exists, set engine_health=summary only (CONFLICT); otherwise
+ * NOT_FOUND. For each op without `to`: set engine_health only (HEALTH) or
+ * NOT_FOUND. results[i].row is the row as stored right after op i (a
+ * later op on the same game in the same batch sees op i's effect).
+ * Returns 0, or a negative HE_E* code when nothing was applied (the
+ * caller retries the same ops later). Called from one thread at a time.
+ */
+typedef struct he_record_store {
+	void *ctx;
+	int (*apply)(void *ctx, const he_mutation *ops, size_t n,
+		     he_mutation_result *results);
+} he_record_store;
+
+/* ---- what a processed batch produces ----------------------------------- */
+
+/* A runtime_snapshot_update for gm:lobby_events. */
+typedef struct he_snapshot_msg {
+	const char *game_id; /* borrowed from the entry */
+	size_t game_id_len;
+	const char *source_id; /* the input entry id, borrowed */
+	char *payload;         /* owned by the outbox, NUL-terminated JSON */
+	size_t payload_len;
+} he_snapshot_msg;
+
+/* An undecodable entry for the dead-letter stream. */
+typedef struct he_dead_letter {
+	const he_stream_entry *entry; /* borrowed: its original fields */
+	const char *reason;           /* owned by the outbox */
+} he_dead_letter;
+
+/*
+ * Everything a batch publishes, in stream order, plus the offset to save
+ * with it. Built by the core, consumed by he_stream_port.commit.
+ */
+typedef struct he_outbox {
+	he_snapshot_msg *snapshots;
+	size_t nsnapshots, snapshots_cap;
+	he_dead_letter *dead;
+	size_t ndead, dead_cap;
+	char last_id[48]; /* id of the batch's last entry: the new offset */
+} he_outbox;
+
+/* Frees what the outbox owns and empties it (keeps it reusable). */
+void he_outbox_clear(he_outbox *box);
+/* Frees everything; NULL is a no-op. */
+void he_outbox_free(he_outbox *box);
+
+/*
+ * The stream side (Redis in production).
+ *
+ * load_offset: copy the saved offset into out (cap bytes); 0, HE_ENOENT
+ * when none is saved, or a negative error.
+ * commit: publish every snapshot to the lobby stream and every dead
+ * letter to the dead-letter stream, and save box->last_id as the offset,
+ * all in one atomic step (MULTI/EXEC). 0 or a negative error; on error
+ * the caller retries the same outbox (a repeat is benign).
+ */
+typedef struct he_stream_port {
+	void *ctx;
+	int (*load_offset)(void *ctx, char *out, size_t cap);
+	int (*commit)(void *ctx, const he_outbox *box);
+} he_stream_port;
+
+#endif /* HE_PORTS_H */
