@@ -17,8 +17,11 @@
  * magic number matches, the ABI major equals the host's and the ABI minor
  * is <= the host's. Each refusal names the file, the field and both values.
  *
- * Threads: init, start, stop, export and import are called on the host's
- * main thread, never concurrently with each other for the same component.
+ * Threads: init, start, export and import are called on the host's main
+ * thread; stop is called on a short-lived host thread while the main
+ * thread waits for it with the shutdown deadline (so an overrunning stop
+ * can be reported). None of them runs concurrently with another for the
+ * same component.
  * The services table may be used from any thread unless noted otherwise.
  *
  * Errors: every function returning int returns 0 on success and a negative
@@ -180,6 +183,13 @@ typedef struct apphost_services {
 } apphost_services;
 
 /* ---- what a component exports ----------------------------------------- */
+
+/*
+ * The magic function, defined by APPHOST_COMPONENT(). Declared here so
+ * the definition has a prototype (-Wmissing-prototypes). Called by the
+ * host before anything else; returns a static block. Any thread.
+ */
+APPHOST_EXPORT const apphost_magic *apphost_component_magic(void);
 
 /*
  * init: read and validate configuration, allocate state. No threads, no
