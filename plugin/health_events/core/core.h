@@ -36,7 +36,8 @@ typedef struct he_core he_core;
 
 /*
  * Create a core. `svc` is used for logging only and must outlive the
- * core. Returns 0 and *out, or HE_ENOMEM. Free with he_core_free.
+ * core (NULL: no logging). Returns 0 and *out, or HE_ENOMEM. Free with
+ * he_core_free. Any thread.
  */
 int he_core_new(const apphost_services *svc, he_core **out);
 void he_core_free(he_core *c); /* NULL is a no-op */
@@ -76,5 +77,30 @@ size_t he_core_cache_size(he_core *c);
  */
 int he_core_export(he_core *c, void **buf, size_t *len);
 int he_core_import(he_core *c, const void *buf, size_t len);
+
+/* ---- additions beyond the first contract ------------------------------- */
+
+/*
+ * Replace the transition check used for the CAS types (default, and
+ * after fn == NULL: he_transition_allowed of he_transitions.h). A pair
+ * the check refuses becomes a health-only update reported as
+ * HE_ENTRY_INVALID_TRANSITION (D2). For tests; call before processing,
+ * from the thread that processes.
+ */
+typedef bool (*he_core_transition_fn)(const char *from, const char *to);
+void he_core_set_transition_fn(he_core *c, he_core_transition_fn fn);
+
+/* Counters since he_core_new (monotonic; read from any thread). */
+typedef struct he_core_stats {
+	uint64_t entries;       /* entries processed (batches that applied) */
+	uint64_t transitioned;  /* HE_ENTRY_TRANSITIONED */
+	uint64_t conflicts;     /* HE_ENTRY_CONFLICT + INVALID_TRANSITION */
+	uint64_t health_only;   /* HE_ENTRY_HEALTH_ONLY */
+	uint64_t not_found;     /* HE_ENTRY_NOT_FOUND */
+	uint64_t dead_lettered; /* HE_ENTRY_DEAD_LETTERED */
+	uint64_t published;     /* snapshots put into an outbox */
+	uint64_t suppressed;    /* decodable, found, not published (D4) */
+} he_core_stats;
+void he_core_get_stats(he_core *c, he_core_stats *out);
 
 #endif /* HE_CORE_H */

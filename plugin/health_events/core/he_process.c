@@ -1,0 +1,531 @@
+/*
+ * he_process.c -- DESIGN §6 steps 1-4 for a batch: decode, plan, one
+ * store apply, then per entry the publish decision (D4) and the snapshot
+ * from the stored row (D5).
+ *
+ * Failure atomicity: everything that can fail before the store is asked
+ * (scratch space, outbox capacity, dead-letter reasons) is done first,
+ * so a failed apply leaves the outbox and the dedupe cache untouched.
+ * After a successful apply only the snapshot payloads are allocated; if
+ * one fails the batch is rolled back (HE_ENOMEM, outbox and cache as
+ * before) and the retry sees the already-applied rows, which is benign
+ * except that a transition already taken is then seen as a conflict.
+ * The dedupe update itself cannot fail the batch: if the cache cannot
+ * grow the game is dropped from it, which only costs a repeat publish.
+ */
+#include "core.h"
+
+#include "he_decoder.h"
+#include "he_dedupe.h"
+#include "he_outbox.h"
+#include "he_snapshot.h"
+#include "he_text.h"
+#include "he_transitions.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FINISHED "finished"
+#define LOG_GAME_ID_MAX (HE_GAME_ID_MAX * 4 + 8)
+#define LOG_ID_MAX 64 /* bytes of an entry id echoed */
+
+/* What the last published summary of an entry's game is, in the batch. */
+enum last_kind {
+	LAST_CACHE, /* as in the dedupe cache */
+	LAST_NONE,  /* none (dropped in this batch: finished) */
+	LAST_ROW,   /* results[last_op].row.engine_health */
+};
+
+typedef struct item {
+	he_decoded d;
+	int32_t op;   /* index into ops/results, -1: dead letter */
+	int32_t prev; /* earlier decodable item of the same game, or -1 */
+	bool invalid; /* the transition check refused the CAS */
+	bool publish;
+	bool finished;
+	uint8_t last_after; /* enum last_kind after this entry */
+	int32_t last_op;    /* for LAST_ROW */
+	char *reason;       /* dead letter reason (malloc) until moved */
+	char *payload;      /* snapshot (malloc) until moved */
+	size_t payload_len;
+} item;
+
+struct he_core {
+	const apphost_services *svc;
+	he_dedupe *cache;
+	he_core_transition_fn allowed;
+	/* Per-batch scratch, grown on demand and reused: no per-entry
+	 * allocation on the hot path. */
+	size_t cap;
+	item *items;
+	he_mutation *ops;
+	he_mutation_result *results;
+	size_t idx_cap; /* power of two >= 2 * cap */
+	int32_t *idx;   /* game id -> latest item index, -1 empty */
+	struct {
+		_Atomic uint64_t entries, transitioned, conflicts, health_only,
+			not_found, dead_lettered, published, suppressed;
+	} st;
+};
+
+/* ---- logging ------------------------------------------------------------ */
+
+static bool log_on(const he_core *c, int level)
+{
+	const apphost_services *s = c->svc;
+	if (s == NULL || s->log == NULL)
+		return false;
+	return s->log_enabled == NULL || s->log_enabled(s->host, level);
+}
+
+/* Log-safe renderings of an entry id and a game id. */
+static void echo_id(char out[LOG_ID_MAX * 4 + 8], const char *id)
+{
+	he_text_echo(out, LOG_ID_MAX * 4 + 8, id, id ? strlen(id) : 0,
+		     LOG_ID_MAX);
+}
+
+static void echo_game(char out[LOG_GAME_ID_MAX], const he_decoded *d)
+{
+	he_text_echo(out, LOG_GAME_ID_MAX, d->game_id, d->game_id_len,
+		     HE_GAME_ID_MAX);
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+int he_core_new(const apphost_services *svc, he_core **out)
+{
+	he_core *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return HE_ENOMEM;
+	if (he_dedupe_new(&c->cache) != 0) {
+		free(c);
+		return HE_ENOMEM;
+	}
+	c->svc = svc;
+	c->allowed = he_transition_allowed;
+	*out = c;
+	return 0;
+}
+
+void he_core_free(he_core *c)
+{
+	if (c == NULL)
+		return;
+	he_dedupe_free(c->cache);
+	free(c->items);
+	free(c->ops);
+	free(c->results);
+	free(c->idx);
+	free(c);
+}
+
+void he_core_set_transition_fn(he_core *c, he_core_transition_fn fn)
+{
+	c->allowed = fn != NULL ? fn : he_transition_allowed;
+}
+
+/* Scratch for n entries. 0 or HE_ENOMEM (old scratch kept). */
+static int ensure_scratch(he_core *c, size_t n)
+{
+	if (n <= c->cap)
+		return 0;
+	if (n > INT32_MAX / 4)
+		return HE_EINVAL;
+	size_t cap = c->cap ? c->cap : 64;
+	while (cap < n)
+		cap *= 2;
+	size_t icap = 2 * cap;
+	item *it = malloc(cap * sizeof(*it));
+	he_mutation *ops = malloc(cap * sizeof(*ops));
+	he_mutation_result *res = malloc(cap * sizeof(*res));
+	int32_t *idx = malloc(icap * sizeof(*idx));
+	if (it == NULL || ops == NULL || res == NULL || idx == NULL) {
+		free(it);
+		free(ops);
+		free(res);
+		free(idx);
+		return HE_ENOMEM;
+	}
+	free(c->items);
+	free(c->ops);
+	free(c->results);
+	free(c->idx);
+	c->items = it;
+	c->ops = ops;
+	c->results = res;
+	c->idx = idx;
+	c->cap = cap;
+	c->idx_cap = icap;
+	return 0;
+}
+
+/* ---- the batch ---------------------------------------------------------- */
+
+static uint32_t hash_game(const char *p, size_t n)
+{
+	uint32_t h = 2166136261u; /* FNV-1a 32 */
+	for (size_t i = 0; i < n; i++) {
+		h ^= (unsigned char)p[i];
+		h *= 16777619u;
+	}
+	return h;
+}
+
+/* Link each decodable item to the previous one of the same game. */
+static void link_games(he_core *c, size_t n)
+{
+	size_t mask = c->idx_cap - 1;
+
+	memset(c->idx, 0xff, c->idx_cap * sizeof(*c->idx)); /* all -1 */
+	for (size_t i = 0; i < n; i++) {
+		item *it = &c->items[i];
+		if (it->op < 0)
+			continue;
+		size_t h = hash_game(it->d.game_id, it->d.game_id_len) & mask;
+		for (;; h = (h + 1) & mask) {
+			int32_t j = c->idx[h];
+			if (j < 0) {
+				it->prev = -1;
+				break;
+			}
+			const he_decoded *o = &c->items[j].d;
+			if (o->game_id_len == it->d.game_id_len &&
+			    memcmp(o->game_id, it->d.game_id,
+				   o->game_id_len) == 0) {
+				it->prev = j;
+				break;
+			}
+		}
+		c->idx[h] = (int32_t)i;
+	}
+}
+
+/* Free what items[0..n) still own (rollback). */
+static void drop_owned(he_core *c, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(c->items[i].reason);
+		free(c->items[i].payload);
+		c->items[i].reason = NULL;
+		c->items[i].payload = NULL;
+	}
+}
+
+/* Decode entries and plan the mutations. 0 or HE_ENOMEM (rolled back). */
+static int plan(he_core *c, const he_stream_entry *entries, size_t n,
+		size_t *nops, size_t *ndead)
+{
+	char reason[HE_REASON_MAX];
+
+	*nops = *ndead = 0;
+	for (size_t i = 0; i < n; i++) {
+		item *it = &c->items[i];
+		memset(it, 0, sizeof(*it));
+		it->op = -1;
+		it->prev = -1;
+		if (he_decode(&entries[i], &it->d, reason) != 0) {
+			it->reason = strdup(reason);
+			if (it->reason == NULL) {
+				drop_owned(c, i);
+				return HE_ENOMEM;
+			}
+			(*ndead)++;
+			continue;
+		}
+		const he_event_type *t = it->d.type;
+		he_mutation *op = &c->ops[*nops];
+		*op = (he_mutation){
+			.game_id = it->d.game_id,
+			.game_id_len = it->d.game_id_len,
+			.summary = t->summary,
+		};
+		if (t->to != NULL) {
+			if (c->allowed(t->expected, t->to)) {
+				op->expected = t->expected;
+				op->to = t->to;
+			} else {
+				it->invalid = true;
+			}
+		}
+		it->op = (int32_t)(*nops)++;
+	}
+	return 0;
+}
+
+/* Is `summary` what the game's last publish was, as of before item i? */
+static bool same_as_last(he_core *c, const item *it, const char *summary)
+{
+	if (it->prev < 0)
+		return he_dedupe_same(c->cache, it->d.game_id,
+				      it->d.game_id_len, summary);
+	const item *p = &c->items[it->prev];
+	switch (p->last_after) {
+	case LAST_NONE:
+		return false;
+	case LAST_ROW:
+		return strcmp(c->results[p->last_op].row.engine_health,
+			      summary) == 0;
+	default:
+		/* Unchanged by the batch so far: ask the cache. */
+		return he_dedupe_same(c->cache, it->d.game_id,
+				      it->d.game_id_len, summary);
+	}
+}
+
+/* Decide publishing and build payloads. 0 or HE_ENOMEM (rolled back). */
+static int decide(he_core *c, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		item *it = &c->items[i];
+		if (it->op < 0)
+			continue;
+		const he_mutation_result *r = &c->results[it->op];
+		uint8_t before = it->prev < 0
+					 ? LAST_CACHE
+					 : c->items[it->prev].last_after;
+		int32_t before_op =
+			it->prev < 0 ? -1 : c->items[it->prev].last_op;
+
+		it->last_after = before;
+		it->last_op = before_op;
+		if (r->outcome == HE_APPLY_NOT_FOUND)
+			continue;
+		/* Bound the row's strings: the store is outside our control. */
+		he_mutation_result *w = &c->results[it->op];
+		w->row.status[HE_STATUS_MAX - 1] = '\0';
+		w->row.engine_health[HE_HEALTH_MAX - 1] = '\0';
+
+		it->publish = r->outcome == HE_APPLY_TRANSITIONED ||
+			      !same_as_last(c, it, r->row.engine_health);
+		if (it->publish) {
+			int rc = he_snapshot_build(it->d.game_id,
+						   it->d.game_id_len, &r->row,
+						   &it->payload,
+						   &it->payload_len);
+			if (rc != 0) {
+				drop_owned(c, n);
+				return rc;
+			}
+			it->last_after = LAST_ROW;
+			it->last_op = it->op;
+		}
+		it->finished = strcmp(r->row.status, FINISHED) == 0;
+		if (it->finished)
+			it->last_after = LAST_NONE;
+	}
+	return 0;
+}
+
+static he_entry_outcome outcome_of(const item *it, const he_mutation_result *r)
+{
+	switch (r->outcome) {
+	case HE_APPLY_TRANSITIONED: return HE_ENTRY_TRANSITIONED;
+	case HE_APPLY_CONFLICT: return HE_ENTRY_CONFLICT;
+	case HE_APPLY_NOT_FOUND: return HE_ENTRY_NOT_FOUND;
+	case HE_APPLY_HEALTH: break;
+	}
+	return it->invalid ? HE_ENTRY_INVALID_TRANSITION : HE_ENTRY_HEALTH_ONLY;
+}
+
+/* Log what happened to a decodable entry (never above warn). */
+static void log_entry(he_core *c, const he_stream_entry *e, const item *it,
+		      he_entry_outcome o, const he_row *row)
+{
+	char gid[LOG_GAME_ID_MAX], id[LOG_ID_MAX * 4 + 8];
+	const he_event_type *t = it->d.type;
+	int level;
+
+	if (o == HE_ENTRY_NOT_FOUND)
+		level = APPHOST_LOG_WARN;
+	else if (o == HE_ENTRY_CONFLICT || o == HE_ENTRY_INVALID_TRANSITION)
+		level = APPHOST_LOG_DEBUG;
+	else
+		return;
+	if (!log_on(c, level))
+		return;
+	echo_game(gid, &it->d);
+	echo_id(id, e->id);
+	if (o == HE_ENTRY_NOT_FOUND)
+		c->svc->log(c->svc->host, level, "no runtime record for game",
+			    "game_id=\"%s\" entry=%s event_type=%s", gid, id,
+			    t->name);
+	else if (o == HE_ENTRY_CONFLICT)
+		c->svc->log(c->svc->host, level,
+			    "status CAS lost, health-only update",
+			    "game_id=\"%s\" entry=%s event_type=%s expected=%s "
+			    "to=%s status=%s",
+			    gid, id, t->name, t->expected, t->to, row->status);
+	else
+		c->svc->log(c->svc->host, level,
+			    "transition not allowed, health-only update",
+			    "game_id=\"%s\" entry=%s event_type=%s from=%s to=%s",
+			    gid, id, t->name, t->expected, t->to);
+}
+
+static void log_dead(he_core *c, const he_stream_entry *e, const char *reason)
+{
+	char id[LOG_ID_MAX * 4 + 8], r[HE_REASON_MAX * 2];
+
+	if (!log_on(c, APPHOST_LOG_WARN))
+		return;
+	echo_id(id, e->id);
+	he_text_echo(r, sizeof(r), reason, strlen(reason), HE_REASON_MAX);
+	c->svc->log(c->svc->host, APPHOST_LOG_WARN,
+		    "undecodable entry sent to dead letters",
+		    "entry=%s reason=\"%s\"", id, r);
+}
+
+/* Remember a publish; on allocation failure forget the game instead. */
+static void remember(he_core *c, const item *it, const char *summary)
+{
+	if (he_dedupe_set(c->cache, it->d.game_id, it->d.game_id_len,
+			  summary) == 0)
+		return;
+	he_dedupe_remove(c->cache, it->d.game_id, it->d.game_id_len);
+	if (log_on(c, APPHOST_LOG_WARN)) {
+		char gid[LOG_GAME_ID_MAX];
+		echo_game(gid, &it->d);
+		c->svc->log(c->svc->host, APPHOST_LOG_WARN,
+			    "dedupe cache full, game not remembered",
+			    "game_id=\"%s\"", gid);
+	}
+}
+
+int he_core_process(he_core *c, const he_stream_entry *entries, size_t n,
+		    const he_record_store *store, he_outbox *box,
+		    he_entry_report *reports)
+{
+	size_t nops, ndead;
+	int rc;
+
+	if (c == NULL || store == NULL || store->apply == NULL || box == NULL ||
+	    (n > 0 && entries == NULL))
+		return HE_EINVAL;
+	if (n == 0)
+		return 0;
+	if (entries[n - 1].id == NULL ||
+	    strlen(entries[n - 1].id) >= sizeof(box->last_id))
+		return HE_EINVAL;
+	if ((rc = ensure_scratch(c, n)) != 0)
+		return rc;
+	if ((rc = plan(c, entries, n, &nops, &ndead)) != 0)
+		return rc;
+	if ((rc = he_outbox_reserve(box, nops, ndead)) != 0 ||
+	    (nops > 0 &&
+	     (rc = store->apply(store->ctx, c->ops, nops, c->results)) != 0)) {
+		drop_owned(c, n);
+		return rc;
+	}
+	link_games(c, n);
+	if ((rc = decide(c, n)) != 0)
+		return rc;
+
+	/* Commit: nothing below can fail. */
+	for (size_t i = 0; i < n; i++) {
+		item *it = &c->items[i];
+		const he_stream_entry *e = &entries[i];
+		he_entry_report rep = {0};
+
+		if (it->op < 0) {
+			log_dead(c, e, it->reason);
+			rep.outcome = HE_ENTRY_DEAD_LETTERED;
+			rep.reason = it->reason;
+			/* Capacity reserved above: cannot fail. */
+			(void)he_outbox_add_dead(box, e, it->reason);
+			it->reason = NULL;
+			atomic_fetch_add(&c->st.dead_lettered, 1);
+		} else {
+			const he_mutation_result *r = &c->results[it->op];
+			rep.outcome = outcome_of(it, r);
+			rep.event_type = it->d.type->name;
+			log_entry(c, e, it, rep.outcome, &r->row);
+			if (it->publish) {
+				(void)he_outbox_add_snapshot(
+					box, it->d.game_id, it->d.game_id_len,
+					e->id, it->payload, it->payload_len);
+				it->payload = NULL;
+				rep.published = true;
+				remember(c, it, r->row.engine_health);
+				atomic_fetch_add(&c->st.published, 1);
+			} else if (rep.outcome != HE_ENTRY_NOT_FOUND) {
+				atomic_fetch_add(&c->st.suppressed, 1);
+			}
+			if (it->finished)
+				he_dedupe_remove(c->cache, it->d.game_id,
+						 it->d.game_id_len);
+			switch (rep.outcome) {
+			case HE_ENTRY_TRANSITIONED:
+				atomic_fetch_add(&c->st.transitioned, 1);
+				break;
+			case HE_ENTRY_CONFLICT:
+			case HE_ENTRY_INVALID_TRANSITION:
+				atomic_fetch_add(&c->st.conflicts, 1);
+				break;
+			case HE_ENTRY_NOT_FOUND:
+				atomic_fetch_add(&c->st.not_found, 1);
+				break;
+			default:
+				atomic_fetch_add(&c->st.health_only, 1);
+			}
+		}
+		if (reports != NULL)
+			reports[i] = rep;
+	}
+	atomic_fetch_add(&c->st.entries, n);
+	(void)he_outbox_set_last_id(box, entries[n - 1].id);
+	return 0;
+}
+
+/* ---- cache operations --------------------------------------------------- */
+
+void he_core_forget(he_core *c, const he_outbox *box)
+{
+	if (c == NULL || box == NULL)
+		return;
+	for (size_t i = 0; i < box->nsnapshots; i++)
+		he_dedupe_remove(c->cache, box->snapshots[i].game_id,
+				 box->snapshots[i].game_id_len);
+}
+
+void he_core_reset(he_core *c)
+{
+	if (c != NULL)
+		he_dedupe_clear(c->cache);
+}
+
+size_t he_core_cache_size(he_core *c)
+{
+	return c != NULL ? he_dedupe_size(c->cache) : 0;
+}
+
+int he_core_export(he_core *c, void **buf, size_t *len)
+{
+	if (c == NULL || buf == NULL || len == NULL)
+		return HE_EINVAL;
+	return he_dedupe_export(c->cache, buf, len);
+}
+
+int he_core_import(he_core *c, const void *buf, size_t len)
+{
+	if (c == NULL)
+		return HE_EINVAL;
+	return he_dedupe_import(c->cache, buf, len);
+}
+
+void he_core_get_stats(he_core *c, he_core_stats *out)
+{
+	*out = (he_core_stats){
+		.entries = atomic_load(&c->st.entries),
+		.transitioned = atomic_load(&c->st.transitioned),
+		.conflicts = atomic_load(&c->st.conflicts),
+		.health_only = atomic_load(&c->st.health_only),
+		.not_found = atomic_load(&c->st.not_found),
+		.dead_lettered = atomic_load(&c->st.dead_lettered),
+		.published = atomic_load(&c->st.published),
+		.suppressed = atomic_load(&c->st.suppressed),
+	};
+}
