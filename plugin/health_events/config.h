@@ -1,0 +1,28 @@
+/*
+ * config.h -- health_events configuration (DESIGN §3), read through the
+ * host's config_get and validated once in init.
+ */
+#ifndef HE_CONFIG_H
+#define HE_CONFIG_H
+
+#include <apphost/component.h>
+
+#define HE_KEY_MAX 512
+
+typedef struct he_config {
+	char stream[HE_KEY_MAX];       /* HEALTH_EVENTS_STREAM */
+	char lobby_stream[HE_KEY_MAX]; /* HEALTH_EVENTS_LOBBY_STREAM */
+	char dead_stream[HE_KEY_MAX];  /* HEALTH_EVENTS_DEAD_LETTER_STREAM */
+	char offset_key[HE_KEY_MAX];   /* gamemaster:stream_offsets:<label> */
+	unsigned block_ms;             /* HEALTH_EVENTS_BLOCK_MS */
+	unsigned batch;                /* HEALTH_EVENTS_BATCH */
+} he_config;
+
+/*
+ * Fill *cfg from svc->config_get, defaults for unset keys. Returns 0, or
+ * HE_EINVAL after logging one error that names the key and the value.
+ * Main thread (init).
+ */
+int he_config_load(const apphost_services *svc, he_config *cfg);
+
+#endif /* HE_CONFIG_H */

@@ -1,0 +1,277 @@
+/* consumer.c -- the consumer thread: read, process, commit, retry. */
+#include "consumer.h"
+
+#include "record_store_pg.h"
+#include "stream_redis.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#define BACKOFF_MIN_MS 50
+#define BACKOFF_MAX_MS 1000
+
+enum dep { DEP_REDIS, DEP_PG, DEP_COUNT };
+static const char *const dep_name[DEP_COUNT] = {"redis", "postgres"};
+
+/* Failure state of one dependency, for one log line per change. */
+typedef struct dep_state {
+	bool failing;
+	unsigned attempts;
+	char err[256];
+} dep_state;
+
+struct he_consumer {
+	const apphost_services *svc;
+	he_config cfg;
+	he_core *core;
+	he_pg_store pg;
+	he_redis_stream rs;
+
+	uv_thread_t thread;
+	bool started;
+	atomic_bool stopping;
+	uv_mutex_t mu; /* guards exited; cv signals stop and exit */
+	uv_cond_t cv;
+	bool exited;
+
+	char offset[48];
+	he_outbox box;
+	he_entry_report *reports;
+	size_t reports_cap;
+	unsigned backoff_ms;
+	dep_state deps[DEP_COUNT];
+};
+
+#define LOG(c, lvl, msg, ...) (c)->svc->log((c)->svc->host, lvl, msg, __VA_ARGS__)
+
+int he_consumer_new(const apphost_services *svc, he_consumer **out)
+{
+	he_consumer *c = calloc(1, sizeof(*c));
+	if (!c)
+		return HE_ENOMEM;
+	c->svc = svc;
+	int r = he_config_load(svc, &c->cfg);
+	if (!r)
+		r = he_core_new(svc, &c->core);
+	if (r < 0) {
+		free(c);
+		return r;
+	}
+	he_pg_store_init(&c->pg, svc);
+	he_redis_stream_init(&c->rs, svc, &c->cfg);
+	atomic_init(&c->stopping, false);
+	uv_mutex_init(&c->mu);
+	uv_cond_init(&c->cv);
+	*out = c;
+	return HE_OK;
+}
+
+he_core *he_consumer_core(he_consumer *c)
+{
+	return c->core;
+}
+
+/* ---- failure reporting and backoff -------------------------------------- */
+
+static void dep_failed(he_consumer *c, enum dep d, int code, const char *err)
+{
+	dep_state *s = &c->deps[d];
+	s->attempts++;
+	if (s->failing && strcmp(s->err, err) == 0)
+		return; /* same state: already said */
+	snprintf(s->err, sizeof(s->err), "%s", err);
+	s->failing = true;
+	LOG(c, APPHOST_LOG_ERROR, "dependency failing, retrying with backoff",
+	    "dependency=%s code=%s error=\"%s\" offset=%s", dep_name[d],
+	    he_strerror(code), err, c->offset);
+}
+
+static void dep_ok(he_consumer *c, enum dep d)
+{
+	dep_state *s = &c->deps[d];
+	if (s->failing)
+		LOG(c, APPHOST_LOG_INFO, "dependency recovered",
+		    "dependency=%s failed_attempts=%u", dep_name[d],
+		    s->attempts);
+	s->failing = false;
+	s->attempts = 0;
+	s->err[0] = '\0';
+	if (!c->deps[DEP_REDIS].failing && !c->deps[DEP_PG].failing)
+		c->backoff_ms = 0;
+}
+
+/* Sleep the current backoff (doubling, capped) unless stop comes first. */
+static void backoff(he_consumer *c)
+{
+	c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : BACKOFF_MIN_MS;
+	if (c->backoff_ms > BACKOFF_MAX_MS)
+		c->backoff_ms = BACKOFF_MAX_MS;
+	uv_mutex_lock(&c->mu);
+	if (!atomic_load(&c->stopping))
+		(void)uv_cond_timedwait(&c->cv, &c->mu,
+					(uint64_t)c->backoff_ms * 1000000u);
+	uv_mutex_unlock(&c->mu);
+}
+
+static bool stopping(he_consumer *c)
+{
+	return atomic_load(&c->stopping);
+}
+
+/* ---- the loop ------------------------------------------------------------ */
+
+static bool load_offset(he_consumer *c)
+{
+	he_stream_port port = he_redis_stream_port(&c->rs);
+	while (!stopping(c)) {
+		int r = port.load_offset(port.ctx, c->offset, sizeof(c->offset));
+		if (r == HE_ENOENT) {
+			snprintf(c->offset, sizeof(c->offset), "0-0");
+			LOG(c, APPHOST_LOG_INFO,
+			    "no saved offset: reading from the beginning",
+			    "key=%s", c->cfg.offset_key);
+		} else if (r == HE_OK) {
+			LOG(c, APPHOST_LOG_INFO, "resuming after saved offset",
+			    "key=%s offset=%s", c->cfg.offset_key, c->offset);
+		} else {
+			dep_failed(c, DEP_REDIS, r, c->rs.err);
+			backoff(c);
+			continue;
+		}
+		dep_ok(c, DEP_REDIS);
+		char first[48];
+		if (r == HE_OK && he_redis_check_gap(&c->rs, c->offset, first,
+						     sizeof(first)) == 1)
+			LOG(c, APPHOST_LOG_WARN,
+			    "saved offset is older than the stream's first "
+			    "entry: entries may have been trimmed unread",
+			    "stream=%s offset=%s first_entry=%s", c->cfg.stream,
+			    c->offset, first);
+		return true;
+	}
+	return false;
+}
+
+/*
+ * Apply a batch and commit it. Returns false when stop interrupted a
+ * failing dependency: the batch is abandoned (not applied, or applied
+ * but not published, in which case the dedupe entries are forgotten so
+ * the replay publishes again) and its offset is not saved.
+ */
+static bool run_batch(he_consumer *c, const he_stream_entry *e, size_t n)
+{
+	if (n > c->reports_cap) {
+		he_entry_report *r = realloc(c->reports, n * sizeof(*r));
+		if (!r)
+			return false;
+		c->reports = r;
+		c->reports_cap = n;
+	}
+	he_record_store store = he_pg_store_port(&c->pg);
+	for (;;) {
+		he_outbox_clear(&c->box);
+		int r = he_core_process(c->core, e, n, &store, &c->box,
+					c->reports);
+		if (r == HE_OK)
+			break;
+		dep_failed(c, DEP_PG, r, c->pg.err);
+		if (stopping(c))
+			return false;
+		backoff(c);
+	}
+	dep_ok(c, DEP_PG);
+	he_stream_port port = he_redis_stream_port(&c->rs);
+	for (;;) {
+		int r = port.commit(port.ctx, &c->box);
+		if (r == HE_OK)
+			break;
+		dep_failed(c, DEP_REDIS, r, c->rs.err);
+		if (stopping(c)) {
+			he_core_forget(c->core, &c->box);
+			return false;
+		}
+		backoff(c);
+	}
+	dep_ok(c, DEP_REDIS);
+	snprintf(c->offset, sizeof(c->offset), "%s", c->box.last_id);
+	if (c->svc->log_enabled(c->svc->host, APPHOST_LOG_DEBUG))
+		LOG(c, APPHOST_LOG_DEBUG, "batch committed",
+		    "entries=%zu snapshots=%zu dead_letters=%zu offset=%s", n,
+		    c->box.nsnapshots, c->box.ndead, c->offset);
+	return true;
+}
+
+static void run(void *arg)
+{
+	he_consumer *c = arg;
+	if (load_offset(c)) {
+		while (!stopping(c)) {
+			const he_stream_entry *e;
+			size_t n;
+			int r = he_redis_read(&c->rs, c->offset, &e, &n);
+			if (r < 0) {
+				dep_failed(c, DEP_REDIS, r, c->rs.err);
+				backoff(c);
+				continue;
+			}
+			dep_ok(c, DEP_REDIS);
+			if (n && !run_batch(c, e, n))
+				break;
+		}
+	}
+	LOG(c, APPHOST_LOG_INFO, "consumer stopped", "offset=%s", c->offset);
+	he_redis_stream_close(&c->rs);
+	he_pg_store_close(&c->pg);
+	uv_mutex_lock(&c->mu);
+	c->exited = true;
+	uv_cond_broadcast(&c->cv);
+	uv_mutex_unlock(&c->mu);
+}
+
+int he_consumer_start(he_consumer *c)
+{
+	if (c->started)
+		return HE_ESTATE;
+	LOG(c, APPHOST_LOG_INFO, "consumer starting",
+	    "stream=%s lobby_stream=%s dead_letter_stream=%s offset_key=%s "
+	    "batch=%u block_ms=%u",
+	    c->cfg.stream, c->cfg.lobby_stream, c->cfg.dead_stream,
+	    c->cfg.offset_key, c->cfg.batch, c->cfg.block_ms);
+	if (uv_thread_create(&c->thread, run, c) != 0)
+		return HE_ENOMEM;
+	c->started = true;
+	return HE_OK;
+}
+
+void he_consumer_free(he_consumer *c)
+{
+	if (!c)
+		return;
+	if (c->started) {
+		atomic_store(&c->stopping, true);
+		uv_mutex_lock(&c->mu);
+		uv_cond_broadcast(&c->cv);
+		while (!c->exited) {
+			/* Wake XREAD BLOCK; repeat in case it was not yet sent. */
+			long long id = atomic_load(&c->rs.client_id);
+			uv_mutex_unlock(&c->mu);
+			if (id)
+				(void)he_redis_unblock(c->svc, id);
+			uv_mutex_lock(&c->mu);
+			if (!c->exited)
+				(void)uv_cond_timedwait(&c->cv, &c->mu,
+							50 * 1000000u);
+		}
+		uv_mutex_unlock(&c->mu);
+		uv_thread_join(&c->thread);
+	}
+	he_outbox_free(&c->box);
+	free(c->reports);
+	he_core_free(c->core);
+	uv_cond_destroy(&c->cv);
+	uv_mutex_destroy(&c->mu);
+	free(c);
+}

@@ -1,0 +1,275 @@
+/*
+ * record_store_pg.c -- he_record_store over libpq.
+ *
+ * The batch travels as four text[] parameters of one prepared statement;
+ * the CAS-or-fallback per element runs server-side in stream order (see
+ * schema/002_health_events_apply.sql). No data is ever formatted into SQL
+ * text: array literals are parameters, quoted element by element.
+ */
+#include "record_store_pg.h"
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STMT "health_events_apply"
+#define LEASE_TIMEOUT_MS 1000
+
+static const char *const apply_sql =
+	"SELECT o_ord, o_outcome, o_status, o_engine_health, o_current_turn "
+	"FROM health_events_apply($1::text[], $2::text[], $3::text[], "
+	"$4::text[])";
+
+void he_pg_store_init(he_pg_store *s, const apphost_services *svc)
+{
+	memset(s, 0, sizeof(*s));
+	s->svc = svc;
+}
+
+static void drop(he_pg_store *s, bool broken)
+{
+	if (s->conn)
+		s->svc->pg_release(s->svc->host, s->conn, broken);
+	s->conn = NULL;
+}
+
+void he_pg_store_close(he_pg_store *s)
+{
+	drop(s, false);
+	for (int i = 0; i < 4; i++)
+		free(s->buf[i]);
+	memset(s->buf, 0, sizeof(s->buf));
+}
+
+/* Error text of a result/connection, one line, into s->err. */
+static void set_err(he_pg_store *s, const char *what, const PGresult *res)
+{
+	const char *msg = res ? PQresultErrorMessage(res) : "";
+	if (!msg || !*msg)
+		msg = PQerrorMessage(s->conn);
+	snprintf(s->err, sizeof(s->err), "%s: %s", what, msg);
+	for (char *p = s->err; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+}
+
+/*
+ * Classify a failed result: a lost connection is ECONN (the lease is
+ * given back as broken); anything else is EIO (retried by the caller with
+ * the connection kept, after a rollback that the single statement does
+ * implicitly).
+ */
+static int fail(he_pg_store *s, const char *what, PGresult *res)
+{
+	set_err(s, what, res);
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE)
+				: NULL;
+	PQclear(res);
+	bool lost = PQstatus(s->conn) != CONNECTION_OK ||
+		    (state && strncmp(state, "08", 2) == 0) ||
+		    (state && strncmp(state, "57P", 3) == 0);
+	if (lost || PQtransactionStatus(s->conn) != PQTRANS_IDLE) {
+		drop(s, true);
+		return HE_ECONN;
+	}
+	return HE_EIO;
+}
+
+static int ensure_conn(he_pg_store *s)
+{
+	if (s->conn)
+		return HE_OK;
+	int r = s->svc->pg_lease(s->svc->host, LEASE_TIMEOUT_MS, &s->conn);
+	if (r < 0) {
+		s->conn = NULL;
+		snprintf(s->err, sizeof(s->err), "postgres lease: %s",
+			 apphost_strerror(r));
+		return r == APPHOST_ETIMEDOUT ? HE_ETIMEDOUT : HE_ECONN;
+	}
+	PGresult *res = PQprepare(s->conn, STMT, apply_sql, 0, NULL);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		/* 42P05: already prepared on this pooled connection. */
+		if (!state || strcmp(state, "42P05") != 0)
+			return fail(s, "prepare " STMT, res);
+	}
+	PQclear(res);
+	return HE_OK;
+}
+
+int he_pg_store_ping(he_pg_store *s)
+{
+	int r = ensure_conn(s);
+	if (r < 0)
+		return r;
+	PGresult *res = PQexec(s->conn, "SELECT 1");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		return fail(s, "ping", res);
+	PQclear(res);
+	return HE_OK;
+}
+
+/* Append to scratch buffer k, growing it. */
+static int put(he_pg_store *s, int k, size_t *len, const char *p, size_t n)
+{
+	if (*len + n + 1 > s->cap[k]) {
+		size_t cap = s->cap[k] ? s->cap[k] : 4096;
+		while (cap < *len + n + 1)
+			cap *= 2;
+		char *b = realloc(s->buf[k], cap);
+		if (!b)
+			return HE_ENOMEM;
+		s->buf[k] = b;
+		s->cap[k] = cap;
+	}
+	memcpy(s->buf[k] + *len, p, n);
+	*len += n;
+	s->buf[k][*len] = '\0';
+	return HE_OK;
+}
+
+/* Append one array element: NULL, or "..." with " and \ escaped. */
+static int put_elem(he_pg_store *s, int k, size_t *len, const char *p,
+		    size_t n, bool first)
+{
+	int r = first ? HE_OK : put(s, k, len, ",", 1);
+	if (r < 0)
+		return r;
+	if (!p)
+		return put(s, k, len, "NULL", 4);
+	if ((r = put(s, k, len, "\"", 1)) < 0)
+		return r;
+	size_t from = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] != '"' && p[i] != '\\')
+			continue;
+		if ((r = put(s, k, len, p + from, i - from)) < 0 ||
+		    (r = put(s, k, len, "\\", 1)) < 0)
+			return r;
+		from = i;
+	}
+	if ((r = put(s, k, len, p + from, n - from)) < 0)
+		return r;
+	return put(s, k, len, "\"", 1);
+}
+
+static int build_arrays(he_pg_store *s, const he_mutation *ops, size_t n)
+{
+	size_t len[4] = {0, 0, 0, 0};
+	int r = 0;
+	for (int k = 0; k < 4 && r == 0; k++)
+		r = put(s, k, &len[k], "{", 1);
+	for (size_t i = 0; i < n && r == 0; i++) {
+		const he_mutation *m = &ops[i];
+		bool first = i == 0;
+		r = put_elem(s, 0, &len[0], m->game_id, m->game_id_len, first);
+		if (!r)
+			r = put_elem(s, 1, &len[1], m->summary,
+				     strlen(m->summary), first);
+		if (!r)
+			r = put_elem(s, 2, &len[2], m->to ? m->expected : NULL,
+				     m->to ? strlen(m->expected) : 0, first);
+		if (!r)
+			r = put_elem(s, 3, &len[3], m->to,
+				     m->to ? strlen(m->to) : 0, first);
+	}
+	for (int k = 0; k < 4 && r == 0; k++)
+		r = put(s, k, &len[k], "}", 1);
+	return r;
+}
+
+static int copy_field(he_pg_store *s, char *dst, size_t cap,
+		      const PGresult *res, int row, int col)
+{
+	size_t n = (size_t)PQgetlength(res, row, col);
+	if (n >= cap) {
+		snprintf(s->err, sizeof(s->err),
+			 "row %d column %d is %zu bytes, at most %zu handled",
+			 row, col, n, cap - 1);
+		return HE_EPROTO;
+	}
+	memcpy(dst, PQgetvalue(res, row, col), n);
+	dst[n] = '\0';
+	return HE_OK;
+}
+
+static int parse_outcome(const char *o, he_apply_outcome *out)
+{
+	static const struct {
+		const char *name;
+		he_apply_outcome v;
+	} map[] = {
+		{"transitioned", HE_APPLY_TRANSITIONED},
+		{"conflict", HE_APPLY_CONFLICT},
+		{"health", HE_APPLY_HEALTH},
+		{"not_found", HE_APPLY_NOT_FOUND},
+	};
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (strcmp(o, map[i].name) == 0) {
+			*out = map[i].v;
+			return HE_OK;
+		}
+	return HE_EPROTO;
+}
+
+static int read_results(he_pg_store *s, const PGresult *res, size_t n,
+			he_mutation_result *results)
+{
+	if ((size_t)PQntuples(res) != n || PQnfields(res) != 5) {
+		snprintf(s->err, sizeof(s->err),
+			 "health_events_apply returned %d rows for %zu entries",
+			 PQntuples(res), n);
+		return HE_EPROTO;
+	}
+	for (size_t i = 0; i < n; i++) {
+		int row = (int)i;
+		he_mutation_result *m = &results[i];
+		memset(m, 0, sizeof(*m));
+		if (atol(PQgetvalue(res, row, 0)) != (long)i + 1 ||
+		    parse_outcome(PQgetvalue(res, row, 1), &m->outcome) < 0) {
+			snprintf(s->err, sizeof(s->err),
+				 "health_events_apply row %zu is out of order "
+				 "or has outcome \"%.32s\"",
+				 i, PQgetvalue(res, row, 1));
+			return HE_EPROTO;
+		}
+		if (m->outcome == HE_APPLY_NOT_FOUND)
+			continue;
+		int r = copy_field(s, m->row.status, sizeof(m->row.status),
+				   res, row, 2);
+		if (!r)
+			r = copy_field(s, m->row.engine_health,
+				       sizeof(m->row.engine_health), res, row,
+				       3);
+		if (r < 0)
+			return r;
+		m->row.current_turn = (int32_t)atol(PQgetvalue(res, row, 4));
+	}
+	return HE_OK;
+}
+
+static int apply(void *ctx, const he_mutation *ops, size_t n,
+		 he_mutation_result *results)
+{
+	he_pg_store *s = ctx;
+	if (n == 0)
+		return HE_OK;
+	int r = build_arrays(s, ops, n);
+	if (r < 0)
+		return r;
+	if ((r = ensure_conn(s)) < 0)
+		return r;
+	const char *params[4] = {s->buf[0], s->buf[1], s->buf[2], s->buf[3]};
+	PGresult *res = PQexecPrepared(s->conn, STMT, 4, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		return fail(s, "health_events_apply", res);
+	r = read_results(s, res, n, results);
+	PQclear(res);
+	return r;
+}
+
+he_record_store he_pg_store_port(he_pg_store *s)
+{
+	return (he_record_store){.ctx = s, .apply = apply};
+}

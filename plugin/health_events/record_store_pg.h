@@ -1,0 +1,31 @@
+/*
+ * record_store_pg.h -- the runtime record store (ports.h) on a leased
+ * PostgreSQL connection: one call of health_events_apply() per batch
+ * (schema/002), i.e. one statement, one round trip, one transaction.
+ */
+#ifndef HE_RECORD_STORE_PG_H
+#define HE_RECORD_STORE_PG_H
+
+#include "ports.h"
+
+#include <apphost/component.h>
+
+typedef struct he_pg_store {
+	const apphost_services *svc;
+	struct pg_conn *conn; /* leased lazily, NULL when not held */
+	char err[256];        /* text of the last error, for the caller's log */
+	/* array-literal scratch buffers, reused across batches */
+	char *buf[4];
+	size_t cap[4];
+} he_pg_store;
+
+/* Set up (no I/O). Any thread; the store is then used by one thread. */
+void he_pg_store_init(he_pg_store *s, const apphost_services *svc);
+/* Return the lease (if held) and free the buffers. */
+void he_pg_store_close(he_pg_store *s);
+/* The port for he_core_process; ctx is s. */
+he_record_store he_pg_store_port(he_pg_store *s);
+/* Lease and check the connection now (readiness). 0 or negative HE_E*. */
+int he_pg_store_ping(he_pg_store *s);
+
+#endif

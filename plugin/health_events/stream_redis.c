@@ -1,0 +1,481 @@
+/*
+ * stream_redis.c -- XREAD, offset GET/SET and the batch commit over hiredis.
+ *
+ * commit: the batch's XADDs go in one MULTI/EXEC so Lobby sees a batch
+ * whole; the offset SET is sent only after EXEC reported every XADD as
+ * done, because a Redis transaction does not roll back on a runtime error
+ * (a lobby key of the wrong type fails its XADD but would still run a SET
+ * queued behind it, skipping the unpublished snapshots).
+ */
+#include "stream_redis.h"
+
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LEASE_TIMEOUT_MS 1000
+#define IO_TIMEOUT_MS 5000 /* socket timeout beyond the XREAD BLOCK */
+
+int he_stream_id_parse(const char *s, he_stream_id *out)
+{
+	char *end;
+	if (!s || *s < '0' || *s > '9')
+		return HE_EINVAL;
+	errno = 0;
+	out->ms = strtoull(s, &end, 10);
+	out->seq = 0;
+	if (!errno && *end == '-') {
+		const char *q = end + 1;
+		if (*q < '0' || *q > '9')
+			return HE_EINVAL;
+		out->seq = strtoull(q, &end, 10);
+	}
+	return errno || *end ? HE_EINVAL : HE_OK;
+}
+
+int he_stream_id_cmp(he_stream_id a, he_stream_id b)
+{
+	if (a.ms != b.ms)
+		return a.ms < b.ms ? -1 : 1;
+	if (a.seq != b.seq)
+		return a.seq < b.seq ? -1 : 1;
+	return 0;
+}
+
+void he_redis_stream_init(he_redis_stream *s, const apphost_services *svc,
+			  const he_config *cfg)
+{
+	memset(s, 0, sizeof(*s));
+	s->svc = svc;
+	s->cfg = cfg;
+	atomic_init(&s->client_id, 0);
+}
+
+static void drop(he_redis_stream *s, bool broken)
+{
+	atomic_store(&s->client_id, 0);
+	if (s->c)
+		s->svc->redis_release(s->svc->host, s->c, broken);
+	s->c = NULL;
+}
+
+void he_redis_stream_close(he_redis_stream *s)
+{
+	if (s->reply)
+		freeReplyObject(s->reply);
+	s->reply = NULL;
+	drop(s, false);
+	free(s->entries);
+	free(s->items);
+	free(s->lens);
+	free(s->argv);
+	free(s->argvlen);
+	s->entries = NULL;
+	s->items = NULL;
+	s->lens = NULL;
+	s->argv = NULL;
+	s->argvlen = NULL;
+	s->entries_cap = s->items_cap = s->argv_cap = 0;
+}
+
+static struct timeval ms_tv(unsigned ms)
+{
+	return (struct timeval){.tv_sec = ms / 1000,
+				.tv_usec = (ms % 1000) * 1000};
+}
+
+/* A failed command: lost connection -> lease back as broken. */
+static int io_fail(he_redis_stream *s, const char *what)
+{
+	snprintf(s->err, sizeof(s->err), "%s: %s", what,
+		 s->c && s->c->errstr[0] ? s->c->errstr : "no reply");
+	drop(s, true);
+	return HE_ECONN;
+}
+
+static int refused(he_redis_stream *s, const char *what, const redisReply *r)
+{
+	snprintf(s->err, sizeof(s->err), "%s: %.*s", what,
+		 r && r->str ? (int)r->len : 0, r && r->str ? r->str : "");
+	return HE_EREFUSED;
+}
+
+/* Run one argv command; *out is owned by the caller. */
+static int command(he_redis_stream *s, const char *what, int argc,
+		   const char **argv, const size_t *lens, redisReply **out)
+{
+	*out = redisCommandArgv(s->c, argc, argv, lens);
+	return *out ? HE_OK : io_fail(s, what);
+}
+
+static int ensure_conn(he_redis_stream *s)
+{
+	if (s->c)
+		return HE_OK;
+	int r = s->svc->redis_lease(s->svc->host, LEASE_TIMEOUT_MS, &s->c);
+	if (r < 0) {
+		s->c = NULL;
+		snprintf(s->err, sizeof(s->err), "redis lease: %s",
+			 apphost_strerror(r));
+		return r == APPHOST_ETIMEDOUT ? HE_ETIMEDOUT : HE_ECONN;
+	}
+	/* A socket timeout shorter than BLOCK would read as an I/O error. */
+	redisSetTimeout(s->c, ms_tv(s->cfg->block_ms + IO_TIMEOUT_MS));
+	const char *argv[] = {"CLIENT", "ID"};
+	redisReply *rep;
+	if ((r = command(s, "CLIENT ID", 2, argv, NULL, &rep)) < 0)
+		return r;
+	if (rep->type != REDIS_REPLY_INTEGER) {
+		r = refused(s, "CLIENT ID", rep);
+		freeReplyObject(rep);
+		drop(s, true);
+		return r;
+	}
+	atomic_store(&s->client_id, rep->integer);
+	freeReplyObject(rep);
+	return HE_OK;
+}
+
+int he_redis_stream_ping(he_redis_stream *s)
+{
+	int r = ensure_conn(s);
+	if (r < 0)
+		return r;
+	const char *argv[] = {"PING"};
+	redisReply *rep;
+	if ((r = command(s, "PING", 1, argv, NULL, &rep)) < 0)
+		return r;
+	r = rep->type == REDIS_REPLY_STATUS ? HE_OK : refused(s, "PING", rep);
+	freeReplyObject(rep);
+	return r;
+}
+
+/* ---- XREAD ----------------------------------------------------------- */
+
+static int bad_reply(he_redis_stream *s, const char *what)
+{
+	snprintf(s->err, sizeof(s->err), "%s: unexpected reply shape", what);
+	return HE_EPROTO;
+}
+
+/* Grow a scratch array to hold n elements of size sz. */
+static int grow(void **p, size_t *cap, size_t n, size_t sz)
+{
+	if (n <= *cap)
+		return HE_OK;
+	size_t c = *cap ? *cap : 64;
+	while (c < n)
+		c *= 2;
+	void *q = realloc(*p, c * sz);
+	if (!q)
+		return HE_ENOMEM;
+	*p = q;
+	*cap = c;
+	return HE_OK;
+}
+
+/*
+ * Point he_stream_entry items at the reply's strings (no copies): one
+ * flat items/lens array for the whole batch.
+ */
+static int parse_entries(he_redis_stream *s, const redisReply *rep,
+			 size_t *n)
+{
+	*n = 0;
+	if (rep->type == REDIS_REPLY_NIL)
+		return HE_OK; /* BLOCK ran out, or CLIENT UNBLOCK */
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 1 ||
+	    rep->element[0]->type != REDIS_REPLY_ARRAY ||
+	    rep->element[0]->elements != 2 ||
+	    rep->element[0]->element[1]->type != REDIS_REPLY_ARRAY)
+		return bad_reply(s, "XREAD");
+	const redisReply *list = rep->element[0]->element[1];
+	size_t total = 0;
+	for (size_t i = 0; i < list->elements; i++) {
+		const redisReply *ent = list->element[i];
+		if (ent->type != REDIS_REPLY_ARRAY || ent->elements != 2 ||
+		    ent->element[0]->type != REDIS_REPLY_STRING)
+			return bad_reply(s, "XREAD entry");
+		if (ent->element[1]->type == REDIS_REPLY_ARRAY)
+			total += ent->element[1]->elements;
+	}
+	size_t items_cap = s->items_cap, lens_cap = s->items_cap;
+	if (grow((void **)&s->entries, &s->entries_cap, list->elements,
+		 sizeof(*s->entries)) < 0 ||
+	    grow((void **)&s->items, &items_cap, total, sizeof(*s->items)) < 0 ||
+	    grow((void **)&s->lens, &lens_cap, total, sizeof(*s->lens)) < 0)
+		return HE_ENOMEM;
+	s->items_cap = items_cap < lens_cap ? items_cap : lens_cap;
+	size_t at = 0;
+	for (size_t i = 0; i < list->elements; i++) {
+		const redisReply *ent = list->element[i];
+		const redisReply *f = ent->element[1];
+		he_stream_entry *e = &s->entries[i];
+		e->id = ent->element[0]->str;
+		e->items = s->items + at;
+		e->lens = s->lens + at;
+		/* A deleted entry's fields come as nil: decoded as empty. */
+		e->nitems = f->type == REDIS_REPLY_ARRAY ? f->elements : 0;
+		for (size_t k = 0; k < e->nitems; k++) {
+			const redisReply *it = f->element[k];
+			bool str = it->type == REDIS_REPLY_STRING;
+			s->items[at] = str ? it->str : "";
+			s->lens[at] = str ? it->len : 0;
+			at++;
+		}
+	}
+	*n = list->elements;
+	return HE_OK;
+}
+
+int he_redis_read(he_redis_stream *s, const char *after,
+		  const he_stream_entry **entries, size_t *n)
+{
+	*n = 0;
+	*entries = NULL;
+	if (s->reply)
+		freeReplyObject(s->reply);
+	s->reply = NULL;
+	int r = ensure_conn(s);
+	if (r < 0)
+		return r;
+	char count[16], block[16];
+	snprintf(count, sizeof(count), "%u", s->cfg->batch);
+	snprintf(block, sizeof(block), "%u", s->cfg->block_ms);
+	const char *argv[] = {"XREAD",   "COUNT",        count, "BLOCK",
+			      block,     "STREAMS",      s->cfg->stream, after};
+	redisReply *rep;
+	if ((r = command(s, "XREAD", 8, argv, NULL, &rep)) < 0)
+		return r;
+	if (rep->type == REDIS_REPLY_ERROR) {
+		r = refused(s, "XREAD", rep);
+		freeReplyObject(rep);
+		return r;
+	}
+	s->reply = rep;
+	if ((r = parse_entries(s, rep, n)) < 0)
+		return r;
+	*entries = s->entries;
+	return HE_OK;
+}
+
+/* ---- offset and gap ---------------------------------------------------- */
+
+static int load_offset(void *ctx, char *out, size_t cap)
+{
+	he_redis_stream *s = ctx;
+	int r = ensure_conn(s);
+	if (r < 0)
+		return r;
+	const char *argv[] = {"GET", s->cfg->offset_key};
+	redisReply *rep;
+	if ((r = command(s, "GET offset", 2, argv, NULL, &rep)) < 0)
+		return r;
+	he_stream_id id;
+	if (rep->type == REDIS_REPLY_NIL)
+		r = HE_ENOENT;
+	else if (rep->type != REDIS_REPLY_STRING)
+		r = refused(s, "GET offset", rep);
+	else if (rep->len >= cap || he_stream_id_parse(rep->str, &id) < 0) {
+		snprintf(s->err, sizeof(s->err),
+			 "GET %.128s: saved offset \"%.64s\" is not a stream "
+			 "id",
+			 s->cfg->offset_key, rep->str);
+		r = HE_EPROTO;
+	} else
+		memcpy(out, rep->str, rep->len + 1);
+	freeReplyObject(rep);
+	return r;
+}
+
+/* Find `key` in a flat key/value array reply. */
+static const redisReply *map_get(const redisReply *m, const char *key)
+{
+	for (size_t i = 0; i + 1 < m->elements; i += 2)
+		if (m->element[i]->type == REDIS_REPLY_STRING &&
+		    strcmp(m->element[i]->str, key) == 0)
+			return m->element[i + 1];
+	return NULL;
+}
+
+int he_redis_check_gap(he_redis_stream *s, const char *offset, char *first_id,
+		       size_t cap)
+{
+	int r = ensure_conn(s);
+	if (r < 0)
+		return r;
+	const char *argv[] = {"XINFO", "STREAM", s->cfg->stream};
+	redisReply *rep;
+	if ((r = command(s, "XINFO STREAM", 3, argv, NULL, &rep)) < 0)
+		return r;
+	r = 0;
+	he_stream_id saved, first;
+	const redisReply *fe;
+	/*
+	 * XTRIM does not record what it removed (max-deleted-entry-id stays
+	 * 0-0), so the only sign is a first entry newer than our offset:
+	 * everything between them is gone, read or not.
+	 */
+	if (rep->type == REDIS_REPLY_ARRAY &&
+	    he_stream_id_parse(offset, &saved) == 0 &&
+	    (fe = map_get(rep, "first-entry")) &&
+	    fe->type == REDIS_REPLY_ARRAY && fe->elements == 2 &&
+	    fe->element[0]->type == REDIS_REPLY_STRING &&
+	    he_stream_id_parse(fe->element[0]->str, &first) == 0 &&
+	    he_stream_id_cmp(saved, first) < 0) {
+		snprintf(first_id, cap, "%s", fe->element[0]->str);
+		r = 1;
+	}
+	/* An error reply (no such key) means no stream yet: no gap. */
+	freeReplyObject(rep);
+	return r;
+}
+
+/* ---- commit ------------------------------------------------------------ */
+
+static int argv_reserve(he_redis_stream *s, size_t n)
+{
+	size_t a = s->argv_cap, b = s->argv_cap;
+	if (grow((void **)&s->argv, &a, n, sizeof(*s->argv)) < 0 ||
+	    grow((void **)&s->argvlen, &b, n, sizeof(*s->argvlen)) < 0)
+		return HE_ENOMEM;
+	s->argv_cap = a < b ? a : b;
+	return HE_OK;
+}
+
+#define ARG(str, len)                                                        \
+	do {                                                                 \
+		s->argv[argc] = (str);                                       \
+		s->argvlen[argc] = (len);                                    \
+		argc++;                                                      \
+	} while (0)
+#define ARGZ(str) ARG((str), strlen(str))
+
+static int append_snapshot(he_redis_stream *s, const he_snapshot_msg *m)
+{
+	int argc = 0;
+	if (argv_reserve(s, 11) < 0)
+		return HE_ENOMEM;
+	ARGZ("XADD");
+	ARGZ(s->cfg->lobby_stream);
+	ARGZ("*");
+	ARGZ("event_type");
+	ARGZ("runtime_snapshot_update");
+	ARGZ("game_id");
+	ARG(m->game_id, m->game_id_len);
+	ARGZ("source_id");
+	ARGZ(m->source_id);
+	ARGZ("payload");
+	ARG(m->payload, m->payload_len);
+	return redisAppendCommandArgv(s->c, argc, s->argv, s->argvlen) == REDIS_OK
+		       ? HE_OK
+		       : HE_ENOMEM;
+}
+
+/* A dead letter: the original fields (paired up), source_id, reason. */
+static int append_dead(he_redis_stream *s, const he_dead_letter *d)
+{
+	const he_stream_entry *e = d->entry;
+	int argc = 0;
+	if (argv_reserve(s, e->nitems + 8) < 0)
+		return HE_ENOMEM;
+	ARGZ("XADD");
+	ARGZ(s->cfg->dead_stream);
+	ARGZ("*");
+	for (size_t i = 0; i < e->nitems; i++)
+		ARG(e->items[i], e->lens[i]);
+	if (e->nitems % 2)
+		ARG("", 0); /* a field without its value: give it an empty one */
+	ARGZ("source_id");
+	ARGZ(e->id);
+	ARGZ("reason");
+	ARGZ(d->reason);
+	return redisAppendCommandArgv(s->c, argc, s->argv, s->argvlen) == REDIS_OK
+		       ? HE_OK
+		       : HE_ENOMEM;
+}
+
+/* Read the replies of MULTI, n queued XADDs and EXEC; check every XADD. */
+static int read_transaction(he_redis_stream *s, size_t n)
+{
+	int r = HE_OK;
+	for (size_t i = 0; i < n + 2; i++) {
+		redisReply *rep;
+		if (redisGetReply(s->c, (void **)&rep) != REDIS_OK)
+			return io_fail(s, "EXEC");
+		if (i == n + 1) { /* EXEC */
+			if (rep->type != REDIS_REPLY_ARRAY)
+				r = r ? r : refused(s, "EXEC", rep);
+			for (size_t k = 0; !r && rep->type == REDIS_REPLY_ARRAY &&
+					   k < rep->elements;
+			     k++)
+				if (rep->element[k]->type == REDIS_REPLY_ERROR)
+					r = refused(s, "XADD", rep->element[k]);
+		} else if (rep->type == REDIS_REPLY_ERROR && !r) {
+			r = refused(s, i ? "XADD" : "MULTI", rep);
+		}
+		freeReplyObject(rep);
+	}
+	return r;
+}
+
+static int commit(void *ctx, const he_outbox *box)
+{
+	he_redis_stream *s = ctx;
+	int r = ensure_conn(s);
+	if (r < 0)
+		return r;
+	size_t n = box->nsnapshots + box->ndead;
+	if (n) {
+		const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
+		r = redisAppendCommandArgv(s->c, 1, multi, NULL) == REDIS_OK
+			    ? HE_OK
+			    : HE_ENOMEM;
+		for (size_t i = 0; !r && i < box->nsnapshots; i++)
+			r = append_snapshot(s, &box->snapshots[i]);
+		for (size_t i = 0; !r && i < box->ndead; i++)
+			r = append_dead(s, &box->dead[i]);
+		if (!r && redisAppendCommandArgv(s->c, 1, exec, NULL) != REDIS_OK)
+			r = HE_ENOMEM;
+		if (r < 0) { /* half-built pipeline: the context is unusable */
+			snprintf(s->err, sizeof(s->err), "commit: out of memory");
+			drop(s, true);
+			return r;
+		}
+		if ((r = read_transaction(s, n)) < 0)
+			return r;
+	}
+	const char *argv[] = {"SET", s->cfg->offset_key, box->last_id};
+	redisReply *rep;
+	if ((r = command(s, "SET offset", 3, argv, NULL, &rep)) < 0)
+		return r;
+	r = rep->type == REDIS_REPLY_STATUS ? HE_OK : refused(s, "SET offset", rep);
+	freeReplyObject(rep);
+	return r;
+}
+
+he_stream_port he_redis_stream_port(he_redis_stream *s)
+{
+	return (he_stream_port){
+		.ctx = s, .load_offset = load_offset, .commit = commit};
+}
+
+int he_redis_unblock(const apphost_services *svc, long long client_id)
+{
+	struct redisContext *c;
+	int r = svc->redis_lease(svc->host, 200, &c);
+	if (r < 0)
+		return r == APPHOST_ETIMEDOUT ? HE_ETIMEDOUT : HE_ECONN;
+	char id[24];
+	snprintf(id, sizeof(id), "%lld", client_id);
+	const char *argv[] = {"CLIENT", "UNBLOCK", id};
+	redisReply *rep = redisCommandArgv(c, 3, argv, NULL);
+	r = rep && rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer
+						    : HE_EIO;
+	if (rep)
+		freeReplyObject(rep);
+	svc->redis_release(svc->host, c, r == HE_EIO);
+	return r;
+}

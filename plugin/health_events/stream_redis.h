@@ -1,0 +1,79 @@
+/*
+ * stream_redis.h -- the Redis side of health_events on one leased hiredis
+ * context: XREAD of the input stream, and he_stream_port (offset GET,
+ * commit = MULTI/XADD.../EXEC then SET of the offset). Every command is
+ * sent with argv; nothing above this file sees a redisReply.
+ */
+#ifndef HE_STREAM_REDIS_H
+#define HE_STREAM_REDIS_H
+
+#include "config.h"
+#include "ports.h"
+
+#include <apphost/component.h>
+#include <stdatomic.h>
+
+typedef struct he_redis_stream {
+	const apphost_services *svc;
+	const he_config *cfg;
+	struct redisContext *c;     /* leased lazily; NULL when not held */
+	atomic_llong client_id;     /* CLIENT ID of c, 0 when none */
+	char err[256];              /* text of the last error */
+	void *reply;                /* the last XREAD reply (entries borrow it) */
+	he_stream_entry *entries;   /* parsed entries of `reply` */
+	size_t entries_cap;
+	const char **items;         /* flat field items of all entries */
+	size_t *lens;
+	size_t items_cap;
+	const char **argv;          /* commit scratch */
+	size_t *argvlen;
+	size_t argv_cap;
+} he_redis_stream;
+
+/* An XREAD id, split for comparisons. */
+typedef struct he_stream_id {
+	unsigned long long ms, seq;
+} he_stream_id;
+
+/* Parse "ms-seq" (or "ms"); 0 or HE_EINVAL. No I/O, any thread. */
+int he_stream_id_parse(const char *s, he_stream_id *out);
+/* <0, 0, >0 as a is before, equal to, after b. */
+int he_stream_id_cmp(he_stream_id a, he_stream_id b);
+
+/* Set up (no I/O). The stream is then used by one thread. */
+void he_redis_stream_init(he_redis_stream *s, const apphost_services *svc,
+			  const he_config *cfg);
+/* Free the last reply, return the lease (if held). */
+void he_redis_stream_close(he_redis_stream *s);
+
+/*
+ * XREAD COUNT batch BLOCK block_ms STREAMS <stream> <after>. On success
+ * sets *entries and *n (n == 0 on timeout or CLIENT UNBLOCK); they stay valid
+ * until the next read or close. 0 or a negative HE_E* (s->err says why).
+ */
+int he_redis_read(he_redis_stream *s, const char *after,
+		  const he_stream_entry **entries, size_t *n);
+
+/*
+ * Compare the saved offset with the stream's first entry (XINFO STREAM).
+ * Returns 1 and fills first_id when the first entry is newer than
+ * `offset`: entries after the offset may have been trimmed unread. 0 when
+ * not (or no stream yet); negative on error.
+ */
+int he_redis_check_gap(he_redis_stream *s, const char *offset, char *first_id,
+		       size_t cap);
+
+/* Lease and PING now (readiness). 0 or a negative HE_E*. */
+int he_redis_stream_ping(he_redis_stream *s);
+
+/* The port for the consumer; ctx is s. */
+he_stream_port he_redis_stream_port(he_redis_stream *s);
+
+/*
+ * From another thread (stop): wake the connection blocked in XREAD with
+ * CLIENT UNBLOCK on a second leased connection. Returns 1 when a blocked
+ * client was woken, 0 when none was blocked, negative on error.
+ */
+int he_redis_unblock(const apphost_services *svc, long long client_id);
+
+#endif

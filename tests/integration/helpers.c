@@ -1,0 +1,147 @@
+/* helpers.c -- see helpers.h. */
+#include "helpers.h"
+
+#include <criterion/criterion.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static redisReply *vcmd(redisContext *c, const char *first, va_list ap)
+{
+	const char *argv[64];
+	int argc = 0;
+	for (const char *a = first; a && argc < 64; a = va_arg(ap, const char *))
+		argv[argc++] = a;
+	redisReply *r = redisCommandArgv(c, argc, argv, NULL);
+	cr_assert_not_null(r, "redis command %s failed: %s", argv[0], c->errstr);
+	return r;
+}
+
+redisReply *th_cmd(redisContext *c, ...)
+{
+	va_list ap;
+	va_start(ap, c);
+	const char *first = va_arg(ap, const char *);
+	redisReply *r = vcmd(c, first, ap);
+	va_end(ap);
+	return r;
+}
+
+char *th_xadd(redisContext *c, const char *stream, ...)
+{
+	const char *argv[64] = {"XADD", stream, "*"};
+	int argc = 3;
+	va_list ap;
+	va_start(ap, stream);
+	for (const char *a; argc < 64 && (a = va_arg(ap, const char *));)
+		argv[argc++] = a;
+	va_end(ap);
+	redisReply *r = redisCommandArgv(c, argc, argv, NULL);
+	cr_assert(r && r->type == REDIS_REPLY_STRING, "XADD %s failed: %s",
+		  stream, r && r->str ? r->str : c->errstr);
+	char *id = strdup(r->str);
+	freeReplyObject(r);
+	return id;
+}
+
+char *th_get(redisContext *c, const char *key)
+{
+	redisReply *r = th_cmd(c, "GET", key, NULL);
+	char *v = r->type == REDIS_REPLY_STRING ? strdup(r->str) : NULL;
+	freeReplyObject(r);
+	return v;
+}
+
+redisReply *th_xrange(redisContext *c, const char *stream)
+{
+	redisReply *r = th_cmd(c, "XRANGE", stream, "-", "+", NULL);
+	cr_assert_eq(r->type, REDIS_REPLY_ARRAY, "XRANGE %s: %s", stream,
+		     r->str ? r->str : "");
+	return r;
+}
+
+const char *th_field(const redisReply *entry, const char *field)
+{
+	const redisReply *f = entry->element[1];
+	for (size_t i = 0; i + 1 < f->elements; i += 2)
+		if (strcmp(f->element[i]->str, field) == 0)
+			return f->element[i + 1]->str;
+	return NULL;
+}
+
+void th_sql(PGconn *c, const char *sql, ...)
+{
+	const char *params[16];
+	int n = 0;
+	va_list ap;
+	va_start(ap, sql);
+	for (const char *p; n < 16 && (p = va_arg(ap, const char *));)
+		params[n++] = p;
+	va_end(ap);
+	PGresult *res = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+	ExecStatusType st = PQresultStatus(res);
+	cr_assert(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK,
+		  "SQL failed: %s: %s", sql, PQresultErrorMessage(res));
+	PQclear(res);
+}
+
+char *th_sql_value(PGconn *c, const char *sql, const char *param)
+{
+	const char *params[1] = {param};
+	PGresult *res =
+		PQexecParams(c, sql, param ? 1 : 0, NULL, params, NULL, NULL, 0);
+	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "SQL failed: %s: %s",
+		     sql, PQresultErrorMessage(res));
+	char *v = PQntuples(res) && !PQgetisnull(res, 0, 0)
+			  ? strdup(PQgetvalue(res, 0, 0))
+			  : NULL;
+	PQclear(res);
+	return v;
+}
+
+void th_insert_game(PGconn *c, const char *game_id, const char *status,
+		    int current_turn)
+{
+	char turn[16];
+	snprintf(turn, sizeof(turn), "%d", current_turn);
+	th_sql(c,
+	       "INSERT INTO runtime_records (game_id, status, current_turn) "
+	       "VALUES ($1, $2, $3::integer)",
+	       game_id, status, turn, NULL);
+}
+
+double th_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+bool th_wait_offset(redisContext *c, const char *key, const char *want,
+		    int timeout_ms)
+{
+	double end = th_now_ms() + timeout_ms;
+	do {
+		char *v = th_get(c, key);
+		bool ok = v && strcmp(v, want) == 0;
+		free(v);
+		if (ok)
+			return true;
+		usleep(20000);
+	} while (th_now_ms() < end);
+	return false;
+}
+
+const char *th_unique(const char *tag)
+{
+	static char buf[128];
+	static int n;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	snprintf(buf, sizeof(buf), "%s:%d:%ld:%d", tag, (int)getpid(),
+		 (long)ts.tv_nsec, ++n);
+	return buf;
+}

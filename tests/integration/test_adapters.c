@@ -1,0 +1,287 @@
+/*
+ * Suite integration: the PostgreSQL record store and the Redis stream
+ * adapter against the real servers of scripts/services.
+ */
+#include "helpers.h"
+#include "real_services.h"
+#include "record_store_pg.h"
+#include "stream_redis.h"
+
+#include <criterion/criterion.h>
+#include <hiredis/hiredis.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static real_services *rs;
+static redisContext *redis;
+static PGconn *pg;
+
+static void setup(void)
+{
+	rs = rs_new();
+	RS_REQUIRE(rs);
+	redis = rs_redis();
+	pg = rs_pg();
+	cr_assert(redis && pg, "servers configured but unreachable");
+}
+
+static void teardown(void)
+{
+	if (redis)
+		redisFree(redis);
+	if (pg)
+		PQfinish(pg);
+	rs_free(rs);
+	redis = NULL;
+	pg = NULL;
+	rs = NULL;
+}
+
+TestSuite(pg_store, .init = setup, .fini = teardown);
+
+static he_mutation op(const char *game, const char *summary,
+		      const char *expected, const char *to)
+{
+	return (he_mutation){game, strlen(game), summary, expected, to};
+}
+
+Test(pg_store, applies_cas_fallback_health_and_not_found_in_order)
+{
+	char g1[160], g2[160], g3[160], missing[160];
+	const char *u = th_unique("pg");
+	/* quotes, backslashes, commas, braces and non-ASCII survive arrays */
+	snprintf(g1, sizeof(g1), "%s:q\"b\\c,{x} \xc3\xa9", u);
+	snprintf(g2, sizeof(g2), "%s:gen", u);
+	snprintf(g3, sizeof(g3), "%s:stopped", u);
+	snprintf(missing, sizeof(missing), "%s:missing", u);
+	th_insert_game(pg, g1, "running", 7);
+	th_insert_game(pg, g2, "generation_in_progress", 3);
+	th_insert_game(pg, g3, "stopped", 9);
+
+	he_pg_store st;
+	he_pg_store_init(&st, rs_services(rs));
+	he_record_store port = he_pg_store_port(&st);
+	he_mutation ops[] = {
+		op(g1, "oom", "running", "engine_unreachable"),
+		op(g2, "oom", "running", "engine_unreachable"),
+		op(g3, "probe_failed", NULL, NULL),
+		op(missing, "healthy", NULL, NULL),
+		op(g1, "healthy", "engine_unreachable", "running"),
+		op(g1, "probe_failed", NULL, NULL),
+	};
+	he_mutation_result res[6];
+	int r = port.apply(port.ctx, ops, 6, res);
+	cr_assert_eq(r, 0, "apply: %s (%s)", he_strerror(r), st.err);
+
+	cr_assert_eq(res[0].outcome, HE_APPLY_TRANSITIONED);
+	cr_assert_str_eq(res[0].row.status, "engine_unreachable");
+	cr_assert_str_eq(res[0].row.engine_health, "oom");
+	cr_assert_eq(res[0].row.current_turn, 7);
+	cr_assert_eq(res[1].outcome, HE_APPLY_CONFLICT);
+	cr_assert_str_eq(res[1].row.status, "generation_in_progress");
+	cr_assert_str_eq(res[1].row.engine_health, "oom");
+	cr_assert_eq(res[2].outcome, HE_APPLY_HEALTH);
+	cr_assert_str_eq(res[2].row.status, "stopped");
+	cr_assert_eq(res[3].outcome, HE_APPLY_NOT_FOUND);
+	cr_assert_eq(res[4].outcome, HE_APPLY_TRANSITIONED);
+	cr_assert_str_eq(res[4].row.status, "running");
+	cr_assert_eq(res[5].outcome, HE_APPLY_HEALTH);
+	cr_assert_str_eq(res[5].row.engine_health, "probe_failed");
+
+	char *h = th_sql_value(
+		pg, "SELECT status || '/' || engine_health FROM runtime_records "
+		    "WHERE game_id = $1",
+		g1);
+	cr_assert_str_eq(h, "running/probe_failed");
+	free(h);
+	he_pg_store_close(&st);
+	cr_assert_eq(rs_leases_out(rs), 0);
+}
+
+Test(pg_store, a_lost_connection_is_reported_and_the_next_apply_recovers)
+{
+	char g[160];
+	snprintf(g, sizeof(g), "%s:kill", th_unique("pg"));
+	th_insert_game(pg, g, "running", 1);
+	he_pg_store st;
+	he_pg_store_init(&st, rs_services(rs));
+	he_record_store port = he_pg_store_port(&st);
+	he_mutation ops[] = {op(g, "probe_failed", NULL, NULL)};
+	he_mutation_result res[1];
+	cr_assert_eq(port.apply(port.ctx, ops, 1, res), 0, "%s", st.err);
+
+	char pid[32];
+	snprintf(pid, sizeof(pid), "%d", PQbackendPID(st.conn));
+	th_sql(pg, "SELECT pg_terminate_backend($1::integer)", pid, NULL);
+	ops[0].summary = "oom";
+	int r = port.apply(port.ctx, ops, 1, res);
+	cr_assert_eq(r, HE_ECONN, "got %s (%s)", he_strerror(r), st.err);
+	cr_assert_null(st.conn, "a broken connection is given back");
+	cr_assert_eq(port.apply(port.ctx, ops, 1, res), 0, "%s", st.err);
+	cr_assert_str_eq(res[0].row.engine_health, "oom");
+	he_pg_store_close(&st);
+}
+
+/* ---- redis -------------------------------------------------------------- */
+
+TestSuite(redis_stream, .init = setup, .fini = teardown);
+
+static he_config unique_config(void)
+{
+	he_config cfg = {.block_ms = 100, .batch = 100};
+	const char *u = th_unique("rs");
+	snprintf(cfg.stream, sizeof(cfg.stream), "%s:in", u);
+	snprintf(cfg.lobby_stream, sizeof(cfg.lobby_stream), "%s:lobby", u);
+	snprintf(cfg.dead_stream, sizeof(cfg.dead_stream), "%s:dead", u);
+	snprintf(cfg.offset_key, sizeof(cfg.offset_key), "%s:offset", u);
+	return cfg;
+}
+
+Test(redis_stream, reads_commits_publishes_and_saves_offset)
+{
+	he_config cfg = unique_config();
+	char *id1 = th_xadd(redis, cfg.stream, "game_id", "g1", "event_type",
+			    "container_oom", NULL);
+	char *id2 = th_xadd(redis, cfg.stream, "bogus", "x", NULL);
+
+	he_redis_stream s;
+	he_redis_stream_init(&s, rs_services(rs), &cfg);
+	he_stream_port port = he_redis_stream_port(&s);
+	char off[48];
+	cr_assert_eq(port.load_offset(port.ctx, off, sizeof(off)), HE_ENOENT);
+
+	const he_stream_entry *e;
+	size_t n;
+	cr_assert_eq(he_redis_read(&s, "0-0", &e, &n), 0, "%s", s.err);
+	cr_assert_eq(n, 2);
+	cr_assert_str_eq(e[0].id, id1);
+	cr_assert_eq(e[0].nitems, 4);
+	cr_assert_eq(e[0].lens[3], strlen("container_oom"));
+	cr_assert_eq(memcmp(e[0].items[3], "container_oom", 13), 0);
+
+	char payload[] = "{\"game_id\":\"g1\"}";
+	he_snapshot_msg snap = {"g1", 2, e[0].id, payload, strlen(payload)};
+	he_dead_letter dead = {&e[1], "missing game_id"};
+	he_outbox box = {.snapshots = &snap, .nsnapshots = 1, .dead = &dead,
+			 .ndead = 1};
+	snprintf(box.last_id, sizeof(box.last_id), "%s", id2);
+	cr_assert_eq(port.commit(port.ctx, &box), 0, "%s", s.err);
+
+	redisReply *lobby = th_xrange(redis, cfg.lobby_stream);
+	cr_assert_eq(lobby->elements, 1);
+	cr_assert_str_eq(th_field(lobby->element[0], "event_type"),
+			 "runtime_snapshot_update");
+	cr_assert_str_eq(th_field(lobby->element[0], "game_id"), "g1");
+	cr_assert_str_eq(th_field(lobby->element[0], "source_id"), id1);
+	cr_assert_str_eq(th_field(lobby->element[0], "payload"), payload);
+	redisReply *dl = th_xrange(redis, cfg.dead_stream);
+	cr_assert_eq(dl->elements, 1);
+	cr_assert_str_eq(th_field(dl->element[0], "bogus"), "x");
+	cr_assert_str_eq(th_field(dl->element[0], "source_id"), id2);
+	cr_assert_str_eq(th_field(dl->element[0], "reason"), "missing game_id");
+	cr_assert_eq(port.load_offset(port.ctx, off, sizeof(off)), 0);
+	cr_assert_str_eq(off, id2);
+
+	/* nothing after the last id: a read times out empty */
+	cr_assert_eq(he_redis_read(&s, id2, &e, &n), 0, "%s", s.err);
+	cr_assert_eq(n, 0);
+	freeReplyObject(lobby);
+	freeReplyObject(dl);
+	he_redis_stream_close(&s);
+	cr_assert_eq(rs_leases_out(rs), 0);
+	free(id1);
+	free(id2);
+}
+
+Test(redis_stream, a_refused_xadd_never_advances_the_offset)
+{
+	he_config cfg = unique_config();
+	freeReplyObject(th_cmd(redis, "SET", cfg.lobby_stream, "not a stream",
+			       NULL));
+	he_redis_stream s;
+	he_redis_stream_init(&s, rs_services(rs), &cfg);
+	he_stream_port port = he_redis_stream_port(&s);
+	char payload[] = "{}";
+	he_snapshot_msg snap = {"g", 1, "1-1", payload, 2};
+	he_outbox box = {.snapshots = &snap, .nsnapshots = 1};
+	snprintf(box.last_id, sizeof(box.last_id), "1-1");
+	int r = port.commit(port.ctx, &box);
+	cr_assert_eq(r, HE_EREFUSED, "got %s", he_strerror(r));
+	cr_assert(strstr(s.err, "WRONGTYPE"), "error says why: %s", s.err);
+	char *off = th_get(redis, cfg.offset_key);
+	cr_assert_null(off, "offset saved despite the refused XADD: %s", off);
+
+	freeReplyObject(th_cmd(redis, "DEL", cfg.lobby_stream, NULL));
+	cr_assert_eq(port.commit(port.ctx, &box), 0, "%s", s.err);
+	off = th_get(redis, cfg.offset_key);
+	cr_assert_str_eq(off, "1-1");
+	free(off);
+	he_redis_stream_close(&s);
+}
+
+Test(redis_stream, detects_an_offset_older_than_the_trimmed_stream)
+{
+	he_config cfg = unique_config();
+	char *ids[5];
+	for (int i = 0; i < 5; i++)
+		ids[i] = th_xadd(redis, cfg.stream, "game_id", "g",
+				 "event_type", "probe_failed", NULL);
+	freeReplyObject(
+		th_cmd(redis, "XTRIM", cfg.stream, "MAXLEN", "2", NULL));
+	he_redis_stream s;
+	he_redis_stream_init(&s, rs_services(rs), &cfg);
+	char first[48];
+	cr_assert_eq(he_redis_check_gap(&s, ids[0], first, 48), 1);
+	cr_assert_str_eq(first, ids[3]);
+	cr_assert_eq(he_redis_check_gap(&s, ids[3], first, 48), 0,
+		     "the offset is the first entry: nothing lost");
+	cr_assert_eq(he_redis_check_gap(&s, ids[4], first, 48), 0);
+	he_redis_stream_close(&s);
+	for (int i = 0; i < 5; i++)
+		free(ids[i]);
+}
+
+struct reader {
+	he_redis_stream *s;
+	int rc;
+	size_t n;
+	double ms;
+};
+
+static void *blocked_read(void *arg)
+{
+	struct reader *rd = arg;
+	const he_stream_entry *e;
+	double t0 = th_now_ms();
+	rd->rc = he_redis_read(rd->s, "$", &e, &rd->n);
+	rd->ms = th_now_ms() - t0;
+	return NULL;
+}
+
+Test(redis_stream, client_unblock_wakes_a_blocked_xread)
+{
+	he_config cfg = unique_config();
+	cfg.block_ms = 5000;
+	he_redis_stream s;
+	he_redis_stream_init(&s, rs_services(rs), &cfg);
+	cr_assert_eq(he_redis_stream_ping(&s), 0, "%s", s.err);
+	struct reader rd = {.s = &s};
+	pthread_t t;
+	pthread_create(&t, NULL, blocked_read, &rd);
+	int woke = 0;
+	for (int i = 0; i < 200 && woke != 1; i++) {
+		woke = he_redis_unblock(rs_services(rs),
+					atomic_load(&s.client_id));
+		usleep(10000);
+	}
+	pthread_join(t, NULL);
+	cr_assert_eq(woke, 1, "CLIENT UNBLOCK found the reader");
+	cr_assert_eq(rd.rc, 0);
+	cr_assert_eq(rd.n, 0);
+	cr_assert_lt(rd.ms, 4000, "woken before BLOCK ran out (%.0f ms)", rd.ms);
+	he_redis_stream_close(&s);
+}

@@ -1,0 +1,236 @@
+/*
+ * Suite integration: health_events.so dlopen()ed and driven through its
+ * ABI (init/start/stop/export/import) with a services table that hands
+ * out real connections.
+ */
+#include "helpers.h"
+#include "real_services.h"
+
+#include <apphost/component.h>
+#include <criterion/criterion.h>
+#include <dlfcn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct plugin {
+	void *dl;
+	apphost_init_fn init;
+	apphost_start_fn start;
+	apphost_stop_fn stop;
+	apphost_export_fn export_;
+	apphost_import_fn import_;
+} plugin;
+
+/* dlsym for a function: POSIX guarantees the object-to-function cast. */
+static void *fn(void *dl, const char *name)
+{
+	return dlsym(dl, name);
+}
+#define SYM(dl, type, name) ((type)(uintptr_t)fn((dl), (name)))
+
+static plugin load(void)
+{
+	const char *path = getenv("HE_SO");
+	cr_assert_not_null(path, "HE_SO (path of health_events.so) unset");
+	plugin p = {.dl = dlopen(path, RTLD_NOW | RTLD_LOCAL)};
+	cr_assert_not_null(p.dl, "dlopen: %s", dlerror());
+	apphost_magic_fn magic = SYM(p.dl, apphost_magic_fn, APPHOST_SYM_MAGIC);
+	cr_assert_not_null(magic);
+	cr_assert_str_eq(magic()->name, "health_events");
+	cr_assert_eq(magic()->abi_major, APPHOST_ABI_MAJOR);
+	p.init = SYM(p.dl, apphost_init_fn, APPHOST_SYM_INIT);
+	p.start = SYM(p.dl, apphost_start_fn, APPHOST_SYM_START);
+	p.stop = SYM(p.dl, apphost_stop_fn, APPHOST_SYM_STOP);
+	p.export_ = SYM(p.dl, apphost_export_fn, APPHOST_SYM_EXPORT);
+	p.import_ = SYM(p.dl, apphost_import_fn, APPHOST_SYM_IMPORT);
+	cr_assert(p.init && p.start && p.stop && p.export_ && p.import_);
+	return p;
+}
+
+static real_services *rs;
+static redisContext *redis;
+static PGconn *pg;
+static plugin he;
+static char stream[128], lobby[128], dead[128], label[128], offset_key[160];
+static char prefix[96];
+
+static void setup(void)
+{
+	rs = rs_new();
+	RS_REQUIRE(rs);
+	redis = rs_redis();
+	pg = rs_pg();
+	cr_assert(redis && pg, "servers configured but unreachable");
+	he = load();
+	snprintf(prefix, sizeof(prefix), "%s", th_unique("comp"));
+	snprintf(stream, sizeof(stream), "%s:in", prefix);
+	snprintf(lobby, sizeof(lobby), "%s:lobby", prefix);
+	snprintf(dead, sizeof(dead), "%s:dead", prefix);
+	snprintf(label, sizeof(label), "%s", prefix);
+	snprintf(offset_key, sizeof(offset_key),
+		 "gamemaster:stream_offsets:%s", prefix);
+	rs_config_set(rs, "HEALTH_EVENTS_STREAM", stream);
+	rs_config_set(rs, "HEALTH_EVENTS_LOBBY_STREAM", lobby);
+	rs_config_set(rs, "HEALTH_EVENTS_DEAD_LETTER_STREAM", dead);
+	rs_config_set(rs, "HEALTH_EVENTS_OFFSET_LABEL", label);
+	rs_config_set(rs, "HEALTH_EVENTS_BLOCK_MS", "5000");
+}
+
+static void teardown(void)
+{
+	if (redis)
+		redisFree(redis);
+	if (pg)
+		PQfinish(pg);
+	if (he.dl)
+		dlclose(he.dl);
+	rs_free(rs);
+	memset(&he, 0, sizeof(he));
+	redis = NULL;
+	pg = NULL;
+	rs = NULL;
+}
+
+TestSuite(component, .init = setup, .fini = teardown, .timeout = 60);
+
+static char *game(const char *name)
+{
+	static char buf[8][160];
+	static int k;
+	char *b = buf[k++ % 8];
+	snprintf(b, 160, "%s:%s", prefix, name);
+	return b;
+}
+
+static void *start(void)
+{
+	void *st = NULL;
+	cr_assert_eq(he.init(rs_services(rs), &st), 0, "init");
+	cr_assert_eq(he.start(st), 0, "start");
+	return st;
+}
+
+static size_t xlen(const char *key)
+{
+	redisReply *r = th_cmd(redis, "XLEN", key, NULL);
+	size_t n = (size_t)r->integer;
+	freeReplyObject(r);
+	return n;
+}
+
+Test(component, init_refuses_a_bad_number_naming_key_and_value)
+{
+	rs_config_set(rs, "HEALTH_EVENTS_BATCH", "12x");
+	void *st = NULL;
+	cr_assert_eq(he.init(rs_services(rs), &st), APPHOST_EINVAL);
+	cr_assert_eq(rs_log_count(rs, APPHOST_LOG_ERROR,
+				  "key=HEALTH_EVENTS_BATCH value=\"12x\""),
+		     1);
+}
+
+Test(component, processes_publishes_and_stops_promptly_while_blocked)
+{
+	th_insert_game(pg, game("a"), "running", 7);
+	th_insert_game(pg, game("b"), "engine_unreachable", 2);
+	th_xadd(redis, stream, "game_id", game("a"), "event_type",
+		"container_oom", NULL);
+	th_xadd(redis, stream, "game_id", game("b"), "event_type",
+		"probe_recovered", NULL);
+	th_xadd(redis, stream, "game_id", game("missing"), "event_type",
+		"probe_failed", NULL);
+	char *last = th_xadd(redis, stream, "event_type", "container_oom", NULL);
+
+	void *st = start();
+	cr_assert(th_wait_offset(redis, offset_key, last, 10000),
+		  "offset reached the last entry");
+	char *row = th_sql_value(pg,
+				 "SELECT status || '/' || engine_health FROM "
+				 "runtime_records WHERE game_id = $1",
+				 game("a"));
+	cr_assert_str_eq(row, "engine_unreachable/oom");
+	free(row);
+	row = th_sql_value(pg,
+			   "SELECT status || '/' || engine_health FROM "
+			   "runtime_records WHERE game_id = $1",
+			   game("b"));
+	cr_assert_str_eq(row, "running/healthy");
+	free(row);
+	cr_assert_eq(xlen(lobby), 2);
+	cr_assert_eq(xlen(dead), 1);
+	redisReply *l = th_xrange(redis, lobby);
+	char want[512];
+	snprintf(want, sizeof(want),
+		 "{\"game_id\":\"%s\",\"runtime_status\":\"engine_unreachable\","
+		 "\"engine_health_summary\":\"oom\",\"current_turn\":7,"
+		 "\"player_turn_stats\":null}",
+		 game("a"));
+	cr_assert_str_eq(th_field(l->element[0], "payload"), want);
+	freeReplyObject(l);
+
+	/* idle in XREAD BLOCK 5000: stop must not wait it out */
+	double t0 = th_now_ms();
+	cr_assert_eq(he.stop(st), 0);
+	double took = th_now_ms() - t0;
+	cr_log_info("stop while blocked took %.1f ms", took);
+	cr_assert_lt(took, 2500, "stop waited out XREAD BLOCK (%.0f ms)", took);
+	cr_assert_eq(rs_leases_out(rs), 0, "every lease returned");
+	free(last);
+}
+
+Test(component, a_restart_replays_nothing_and_publishes_one_extra_snapshot)
+{
+	th_insert_game(pg, game("r"), "running", 1);
+	th_xadd(redis, stream, "game_id", game("r"), "event_type",
+		"probe_failed", NULL);
+	char *id = th_xadd(redis, stream, "game_id", game("r"), "event_type",
+			   "probe_failed", NULL);
+	void *st = start();
+	cr_assert(th_wait_offset(redis, offset_key, id, 10000));
+	cr_assert_eq(xlen(lobby), 1, "a repeated summary is suppressed");
+	cr_assert_eq(he.stop(st), 0);
+	free(id);
+
+	st = start(); /* a restart: empty dedupe cache, saved offset */
+	id = th_xadd(redis, stream, "game_id", game("r"), "event_type",
+		     "probe_failed", NULL);
+	cr_assert(th_wait_offset(redis, offset_key, id, 10000));
+	cr_assert_eq(xlen(lobby), 2,
+		     "processed entries are not published again; exactly "
+		     "one extra snapshot after the restart");
+	free(id);
+	id = th_xadd(redis, stream, "game_id", game("r"), "event_type",
+		     "probe_failed", NULL);
+	cr_assert(th_wait_offset(redis, offset_key, id, 10000));
+	cr_assert_eq(xlen(lobby), 2, "then suppressed again");
+	cr_assert_eq(he.stop(st), 0);
+	free(id);
+}
+
+Test(component, export_import_carries_the_dedupe_cache)
+{
+	th_insert_game(pg, game("h"), "running", 1);
+	char *id = th_xadd(redis, stream, "game_id", game("h"), "event_type",
+			   "probe_failed", NULL);
+	void *old = start();
+	cr_assert(th_wait_offset(redis, offset_key, id, 10000));
+	void *buf = NULL;
+	size_t len = 0;
+	cr_assert_eq(he.export_(old, &buf, &len), 0);
+	cr_assert_eq(he.stop(old), 0);
+
+	void *st = NULL;
+	cr_assert_eq(he.init(rs_services(rs), &st), 0);
+	cr_assert_eq(he.import_(st, buf, len), 0);
+	cr_assert_eq(he.import_(st, "garbage", 7), APPHOST_EINVAL);
+	free(buf);
+	cr_assert_eq(he.start(st), 0);
+	free(id);
+	id = th_xadd(redis, stream, "game_id", game("h"), "event_type",
+		     "probe_failed", NULL);
+	cr_assert(th_wait_offset(redis, offset_key, id, 10000));
+	cr_assert_eq(xlen(lobby), 1, "the imported cache suppresses a repeat");
+	cr_assert_eq(he.stop(st), 0);
+	free(id);
+}
