@@ -1,0 +1,331 @@
+/*
+ * tests/schema -- the migrated runtime_records schema (DESIGN.md §5).
+ *
+ * Needs PostgreSQL with the migrations applied: scripts/test starts one,
+ * runs scripts/migrate and exports APPHOST_POSTGRES_DSN. Without it the tests
+ * skip, unless CI is set, where they fail. meson passes the repository root
+ * in APPHOST_SOURCE_ROOT (and as SOURCE_ROOT at build time, for running the
+ * binary by hand) so the idempotence test can run scripts/migrate.
+ *
+ * Criterion runs each test in its own process; rows are named
+ * "schema-test-<pid>-..." so this suite can run beside others, and each test
+ * deletes its rows when it ends.
+ */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static PGconn *conn;
+static char prefix[64];
+
+static void pg_setup(void)
+{
+	const char *dsn = getenv("APPHOST_POSTGRES_DSN");
+
+	if (dsn == NULL || *dsn == '\0') {
+		if (getenv("CI") != NULL)
+			cr_assert_fail(
+			    "APPHOST_POSTGRES_DSN is not set and CI is: "
+			    "a missing server is a failure under CI");
+		cr_skip_test(
+		    "APPHOST_POSTGRES_DSN is not set: run scripts/test, "
+		    "or eval \"$(scripts/services env)\" and "
+		    "scripts/migrate first");
+	}
+	conn = PQconnectdb(dsn);
+	cr_assert(PQstatus(conn) == CONNECTION_OK, "connect to %s: %s", dsn,
+		  PQerrorMessage(conn));
+	snprintf(prefix, sizeof(prefix), "schema-test-%ld-", (long)getpid());
+}
+
+static void pg_teardown(void)
+{
+	if (conn == NULL)
+		return;
+	if (PQstatus(conn) == CONNECTION_OK) {
+		char pattern[80];
+		const char *params[1] = {pattern};
+
+		snprintf(pattern, sizeof(pattern), "%s%%", prefix);
+		PQclear(PQexecParams(conn,
+				     "DELETE FROM runtime_records "
+				     "WHERE game_id LIKE $1",
+				     1, NULL, params, NULL, NULL, 0));
+	}
+	PQfinish(conn);
+	conn = NULL;
+}
+
+/* A game id unique to this test process. */
+static const char *game_id(const char *name)
+{
+	static char buf[4][128];
+	static int next;
+	char *id = buf[next++ % 4];
+
+	snprintf(id, sizeof(buf[0]), "%s%s", prefix, name);
+	return id;
+}
+
+/* Run sql with text parameters; the caller PQclear()s the result. */
+static PGresult *run(const char *sql, int n, const char *const *params)
+{
+	return PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+}
+
+/* Run a one-value query that must succeed; returns a malloc'd string. */
+static char *scalar(const char *sql)
+{
+	PGresult *res = run(sql, 0, NULL);
+	char *value;
+
+	cr_assert(PQresultStatus(res) == PGRES_TUPLES_OK, "%s: %s", sql,
+		  PQresultErrorMessage(res));
+	cr_assert(PQntuples(res) == 1 && PQnfields(res) == 1,
+		  "%s: %d rows, %d columns", sql, PQntuples(res),
+		  PQnfields(res));
+	value = strdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return value;
+}
+
+static void insert_fails_with(const char *sql, int n, const char *const *params,
+			      const char *sqlstate)
+{
+	PGresult *res = run(sql, n, params);
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+	cr_assert(PQresultStatus(res) == PGRES_FATAL_ERROR,
+		  "%s: expected SQLSTATE %s, got status %s", sql, sqlstate,
+		  PQresStatus(PQresultStatus(res)));
+	cr_assert(state != NULL && strcmp(state, sqlstate) == 0,
+		  "%s: expected SQLSTATE %s, got %s (%s)", sql, sqlstate,
+		  state ? state : "none", PQresultErrorMessage(res));
+	PQclear(res);
+}
+
+TestSuite(schema, .init = pg_setup, .fini = pg_teardown, .timeout = 30);
+
+/* ---- columns ------------------------------------------------------------ */
+
+struct column_case {
+	char name[32];
+	char type[32];
+	char default_[32]; /* "" when the column has no default */
+};
+
+ParameterizedTestParameters(schema, column)
+{
+	static struct column_case cases[] = {
+	    {"game_id", "text", ""},
+	    {"status", "text", ""},
+	    {"engine_health", "text", "''::text"},
+	    {"current_turn", "integer", "0"},
+	    {"created_at", "timestamp with time zone", "now()"},
+	    {"updated_at", "timestamp with time zone", "now()"},
+	};
+
+	return cr_make_param_array(struct column_case, cases,
+				   sizeof(cases) / sizeof(cases[0]));
+}
+
+ParameterizedTest(struct column_case *c, schema, column)
+{
+	const char *params[1] = {c->name};
+	PGresult *res = run("SELECT data_type, is_nullable, "
+			    "coalesce(column_default, '') "
+			    "FROM information_schema.columns "
+			    "WHERE table_schema = current_schema() "
+			    "AND table_name = 'runtime_records' "
+			    "AND column_name = $1",
+			    1, params);
+
+	cr_assert(PQresultStatus(res) == PGRES_TUPLES_OK, "%s",
+		  PQresultErrorMessage(res));
+	cr_assert(PQntuples(res) == 1, "runtime_records.%s does not exist",
+		  c->name);
+	cr_expect_str_eq(PQgetvalue(res, 0, 0), c->type, "%s type: %s, want %s",
+			 c->name, PQgetvalue(res, 0, 0), c->type);
+	cr_expect_str_eq(PQgetvalue(res, 0, 1), "NO", "%s is nullable",
+			 c->name);
+	cr_expect_str_eq(PQgetvalue(res, 0, 2), c->default_,
+			 "%s default: '%s', want '%s'", c->name,
+			 PQgetvalue(res, 0, 2), c->default_);
+	PQclear(res);
+}
+
+Test(schema, game_id_is_primary_key)
+{
+	char *cols =
+	    scalar("SELECT string_agg(a.attname, ',') "
+		   "FROM pg_index i JOIN pg_attribute a "
+		   "ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey) "
+		   "WHERE i.indrelid = 'runtime_records'::regclass "
+		   "AND i.indisprimary");
+
+	cr_expect_str_eq(cols, "game_id", "primary key: (%s)", cols);
+	free(cols);
+}
+
+/* ---- status ------------------------------------------------------------- */
+
+struct status_case {
+	char status[32];
+};
+
+ParameterizedTestParameters(schema, status_accepted)
+{
+	static struct status_case cases[] = {
+	    {"starting"},	    {"running"}, {"generation_in_progress"},
+	    {"generation_failed"},  {"stopped"}, {"finished"},
+	    {"engine_unreachable"},
+	};
+
+	return cr_make_param_array(struct status_case, cases,
+				   sizeof(cases) / sizeof(cases[0]));
+}
+
+ParameterizedTest(struct status_case *c, schema, status_accepted)
+{
+	const char *params[2] = {game_id(c->status), c->status};
+	PGresult *res = run("INSERT INTO runtime_records (game_id, status) "
+			    "VALUES ($1, $2)",
+			    2, params);
+
+	cr_assert(PQresultStatus(res) == PGRES_COMMAND_OK,
+		  "status %s refused: %s", c->status,
+		  PQresultErrorMessage(res));
+	PQclear(res);
+}
+
+Test(schema, unknown_status_rejected)
+{
+	const char *params[2] = {game_id("bogus"), "paused"};
+	PGresult *res;
+	const char *constraint;
+
+	insert_fails_with("INSERT INTO runtime_records (game_id, status) "
+			  "VALUES ($1, $2)",
+			  2, params, "23514");
+
+	/* and the constraint that refused it is the status check */
+	res = run("INSERT INTO runtime_records (game_id, status) "
+		  "VALUES ($1, $2)",
+		  2, params);
+	constraint = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
+	cr_expect(constraint != NULL &&
+		      strcmp(constraint, "runtime_records_status_check") == 0,
+		  "refused by %s", constraint ? constraint : "(no constraint)");
+	PQclear(res);
+}
+
+Test(schema, status_change_to_unknown_rejected)
+{
+	const char *id = game_id("update");
+	const char *params[1] = {id};
+	PGresult *res = run("INSERT INTO runtime_records (game_id, status) "
+			    "VALUES ($1, 'running')",
+			    1, params);
+
+	cr_assert(PQresultStatus(res) == PGRES_COMMAND_OK, "%s",
+		  PQresultErrorMessage(res));
+	PQclear(res);
+	insert_fails_with("UPDATE runtime_records SET status = 'RUNNING' "
+			  "WHERE game_id = $1",
+			  1, params, "23514");
+}
+
+Test(schema, null_status_rejected)
+{
+	const char *params[1] = {game_id("null")};
+
+	insert_fails_with("INSERT INTO runtime_records (game_id) VALUES ($1)",
+			  1, params, "23502");
+}
+
+Test(schema, duplicate_game_id_rejected)
+{
+	const char *params[1] = {game_id("dup")};
+	const char *sql = "INSERT INTO runtime_records (game_id, status) "
+			  "VALUES ($1, 'starting')";
+	PGresult *res = run(sql, 1, params);
+
+	cr_assert(PQresultStatus(res) == PGRES_COMMAND_OK, "%s",
+		  PQresultErrorMessage(res));
+	PQclear(res);
+	insert_fails_with(sql, 1, params, "23505");
+}
+
+/* ---- defaults ----------------------------------------------------------- */
+
+Test(schema, insert_game_id_and_status_fills_defaults)
+{
+	const char *params[1] = {game_id("defaults")};
+	PGresult *res = run("INSERT INTO runtime_records (game_id, status) "
+			    "VALUES ($1, 'running') "
+			    "RETURNING engine_health, current_turn, "
+			    "created_at IS NOT NULL AND created_at <= now(), "
+			    "updated_at IS NOT NULL AND updated_at <= now(), "
+			    "created_at = updated_at",
+			    1, params);
+
+	cr_assert(PQresultStatus(res) == PGRES_TUPLES_OK, "%s",
+		  PQresultErrorMessage(res));
+	cr_assert_eq(PQntuples(res), 1);
+	cr_expect_str_eq(PQgetvalue(res, 0, 0), "", "engine_health: '%s'",
+			 PQgetvalue(res, 0, 0));
+	cr_expect_str_eq(PQgetvalue(res, 0, 1), "0", "current_turn: %s",
+			 PQgetvalue(res, 0, 1));
+	cr_expect_str_eq(PQgetvalue(res, 0, 2), "t", "created_at set");
+	cr_expect_str_eq(PQgetvalue(res, 0, 3), "t", "updated_at set");
+	cr_expect_str_eq(PQgetvalue(res, 0, 4), "t",
+			 "created_at = updated_at on insert");
+	PQclear(res);
+}
+
+/* ---- migrate ------------------------------------------------------------ */
+
+Test(schema, migrate_again_applies_nothing, .timeout = 60)
+{
+	const char *root = getenv("APPHOST_SOURCE_ROOT");
+	char cmd[4096], out[4096];
+	size_t len = 0, got;
+	char *before, *after;
+	FILE *p;
+	int status;
+
+	if (root == NULL || *root == '\0')
+		root = SOURCE_ROOT; /* run by hand, outside meson test */
+	cr_assert(strchr(root, '\'') == NULL, "odd source root: %s", root);
+	snprintf(cmd, sizeof(cmd), "'%s/scripts/migrate' 2>&1", root);
+
+	before = scalar("SELECT count(*) FROM schema_migrations");
+	cr_assert_str_neq(before, "0", "no migration recorded yet");
+
+	p = popen(cmd, "r");
+	cr_assert(p != NULL, "popen %s", cmd);
+	while (len < sizeof(out) - 1 &&
+	       (got = fread(out + len, 1, sizeof(out) - 1 - len, p)) > 0)
+		len += got;
+	out[len] = '\0';
+	status = pclose(p);
+
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		  "scripts/migrate failed (status %d):\n%s", status, out);
+	cr_expect(strstr(out, "nothing to apply") != NULL,
+		  "second run printed:\n%s", out);
+	cr_expect(strstr(out, "applied") == NULL, "second run printed:\n%s",
+		  out);
+
+	after = scalar("SELECT count(*) FROM schema_migrations");
+	cr_expect_str_eq(after, before,
+			 "schema_migrations rows changed: %s -> %s", before,
+			 after);
+	free(before);
+	free(after);
+}
