@@ -1,0 +1,102 @@
+/*
+ * lifecycle.h -- driving components: one at a time (for hot swap) and the
+ * configured list as a whole.
+ *
+ * Per component (main thread; the record moves LOADED -> READY ->
+ * RUNNING -> STOPPED, or STUCK when a stop overruns):
+ *   apphost_comp_init              bind services, call init
+ *   apphost_comp_start             call start
+ *   apphost_comp_stop_with_deadline call stop on a helper thread, wait
+ *                                  until an absolute monotonic deadline
+ * These do not log; they return a code and a reason in err.
+ *
+ * The list functions log one line per step and per failure.
+ */
+#ifndef APPHOST_HOST_LIFECYCLE_H
+#define APPHOST_HOST_LIFECYCLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "loader.h"
+#include "services.h"
+
+/*
+ * Bind c to ctx (a services table whose log lines carry c->name) and call
+ * its init. c must be LOADED; ctx must outlive c's stop. Returns 0 (c is
+ * READY: its stop is now owed), APPHOST_ESTATE, or the component's
+ * negative code (a positive one becomes APPHOST_EINVAL) with the reason in
+ * err; on failure c stays LOADED and stop must not be called. Main thread.
+ */
+int apphost_comp_init(struct apphost_comp *c, const struct apphost_ctx *ctx,
+		      char *err, size_t errlen);
+
+/*
+ * Call start on a READY component. Returns 0 (RUNNING), APPHOST_ESTATE, or
+ * the component's code with the reason in err (c stays READY: stop it).
+ * Main thread.
+ */
+int apphost_comp_start(struct apphost_comp *c, char *err, size_t errlen);
+
+/*
+ * Call stop on a READY or RUNNING component on a helper thread and wait
+ * until `deadline_ns` (apphost_now_ns() clock). Returns 0 (STOPPED),
+ * the component's code (STOPPED: it returned, with an error),
+ * APPHOST_ESTATE (nothing owed), or APPHOST_ETIMEDOUT: the stop is still
+ * running, c is STUCK and must never be unloaded (apphost_comp_free parks
+ * it) and the ctx it uses must stay alive. Main thread.
+ */
+int apphost_comp_stop_with_deadline(struct apphost_comp *c,
+				    uint64_t deadline_ns, char *err,
+				    size_t errlen);
+
+/* The configured components, in APPHOST_COMPONENTS order. */
+struct apphost_comp_list {
+	struct apphost_comp **v;
+	size_t n;
+};
+
+/*
+ * Split `csv` (comma-separated paths; blanks around entries and empty
+ * entries ignored) and load every file. Returns 0 and fills *out, or the
+ * first failure (logged with its reason; nothing is kept loaded).
+ * Main thread.
+ */
+int apphost_lifecycle_load_all(const char *csv, struct apphost_comp_list *out);
+
+/*
+ * Init every component in order. On a failure, the ones already
+ * initialised are stopped in reverse order (within timeout_ms) and the
+ * failure is returned; the others are never touched. Logs. Main thread.
+ */
+int apphost_lifecycle_init_all(struct apphost_comp_list *l,
+			       const struct apphost_ctx *ctx,
+			       uint32_t timeout_ms);
+
+/*
+ * Start every component in order. On a failure every initialised one
+ * (started or not) is stopped in reverse order within timeout_ms and the
+ * failure is returned. Logs. Main thread.
+ */
+int apphost_lifecycle_start_all(struct apphost_comp_list *l,
+				uint32_t timeout_ms);
+
+/*
+ * Stop every READY/RUNNING component in reverse order, all within
+ * timeout_ms. A stop still running at the deadline is logged as an error
+ * and left behind (STUCK); components after it still get a short grace
+ * (timeout/10, 100..1000 ms) so a prompt stop is not skipped. Returns 0,
+ * APPHOST_ETIMEDOUT if any overran, or the first stop error. Logs.
+ * Main thread.
+ */
+int apphost_lifecycle_stop_all(struct apphost_comp_list *l,
+			       uint32_t timeout_ms);
+
+/* Number of STUCK components (their ctx must stay alive). */
+size_t apphost_lifecycle_stuck(const struct apphost_comp_list *l);
+
+/* Free every record (stop-owed or stuck ones are parked, see
+ * apphost_comp_free) and the list; NULL is a no-op. Main thread. */
+void apphost_lifecycle_free_all(struct apphost_comp_list *l);
+
+#endif

@@ -1,0 +1,291 @@
+/*
+ * main.c -- apphost: command line, configuration, then hand over to the
+ * lifecycle and the main loop. Everything else lives in apphost_core.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+#include <libpq-fe.h>
+#include <uv.h>
+
+#include "config.h"
+#include "lifecycle.h"
+#include "log.h"
+#include "pool_pg.h"
+#include "pool_redis.h"
+#include "run.h"
+#include "services.h"
+#include "url.h"
+
+#ifndef APPHOST_VERSION
+#define APPHOST_VERSION "0.0.0"
+#endif
+
+enum {
+	EXIT_OK = 0,
+	EXIT_FAIL = 1,
+	EXIT_USAGE = 2,
+};
+
+#define DEFAULT_REDIS_URL "redis://127.0.0.1:6379/0"
+
+static void usage(FILE *f)
+{
+	fprintf(
+	    f,
+	    "Usage: apphost [--config FILE] [--check]\n"
+	    "       apphost --help | --version\n"
+	    "\n"
+	    "Loads the components listed in APPHOST_COMPONENTS, checks their\n"
+	    "ABI, initialises and starts them in order, and stops them in\n"
+	    "reverse order on SIGINT or SIGTERM.\n"
+	    "\n"
+	    "Options:\n"
+	    "  -c, --config FILE  read KEY=VALUE lines from FILE ('#' starts "
+	    "a\n"
+	    "                     comment line); the environment overrides it\n"
+	    "      --check        load, verify and initialise every "
+	    "component,\n"
+	    "                     stop them again and exit; starts no work\n"
+	    "  -h, --help         this text\n"
+	    "  -V, --version      name, version and component ABI\n"
+	    "\n"
+	    "Configuration (environment or --config; an empty value means the\n"
+	    "default):\n");
+	for (const struct apphost_config_key *k = apphost_config_keys;
+	     k->key != NULL; k++) {
+		const char *def = k->def == NULL      ? "none, required"
+				  : k->def[0] == '\0' ? "empty"
+						      : k->def;
+
+		fprintf(f, "  %-34s default: %s\n      %s\n", k->key, def,
+			k->meaning);
+	}
+	fprintf(
+	    f,
+	    "\n"
+	    "Signals:\n"
+	    "  SIGINT, SIGTERM  stop all components within\n"
+	    "                   APPHOST_SHUTDOWN_TIMEOUT_MS, then exit; a stop "
+	    "still\n"
+	    "                   running at the deadline is reported and left "
+	    "behind\n"
+	    "  the same again   while stopping: exit at once\n"
+	    "  SIGHUP           reserved for hot swap (logged and ignored)\n"
+	    "\n"
+	    "Exit status:\n"
+	    "  0    clean stop after SIGINT/SIGTERM; --check passed; --help, "
+	    "--version\n"
+	    "  1    configuration error, a component refused or failed to\n"
+	    "       init/start, --check failed, or a stop failed or overran\n"
+	    "  2    usage error\n"
+	    "  130  second SIGINT during shutdown (143: second SIGTERM)\n"
+	    "\n"
+	    "Component files must be owned by root or the host's user and not "
+	    "be\n"
+	    "group- or world-writable (nor their directory, unless sticky).\n");
+}
+
+static void version(void)
+{
+	printf("apphost %s (component ABI %d.%d; hiredis %d.%d, libpq %d, "
+	       "libuv %s)\n",
+	       APPHOST_VERSION, APPHOST_ABI_MAJOR, APPHOST_ABI_MINOR,
+	       HIREDIS_MAJOR, HIREDIS_MINOR, PQlibVersion(),
+	       uv_version_string());
+}
+
+static void warn_cb(const char *text)
+{
+	apphost_log(APPHOST_LOG_WARN, NULL, "configuration", "detail=\"%s\"",
+		    text);
+}
+
+/* Log a bad value without its secrets. */
+static void bad_value(const char *key, const char *value, const char *why)
+{
+	char *red = apphost_redact(value != NULL ? value : "");
+
+	apphost_log(APPHOST_LOG_ERROR, NULL, "bad configuration",
+		    "key=%s value=\"%s\" err=\"%s\"", key,
+		    red != NULL ? red : "(redacted)", why);
+	free(red);
+}
+
+static const char *get_or(const struct apphost_config *cfg, const char *key,
+			  const char *def)
+{
+	const char *v = apphost_config_get(cfg, key);
+
+	return v != NULL && v[0] != '\0' ? v : def;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {"check", no_argument, NULL, 'k'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *config_path = NULL;
+	bool check = false;
+	struct apphost_config *cfg = NULL;
+	struct apphost_ctx ctx = {0};
+	struct apphost_comp_list comps = {0};
+	char err[1024];
+	const char *v;
+	uint32_t pool_size, hot_swap;
+	int opt, rc, status = EXIT_FAIL;
+
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":c:hV", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': config_path = optarg; break;
+		case 'k': check = true; break;
+		case 'h': usage(stdout); return EXIT_OK;
+		case 'V': version(); return EXIT_OK;
+		case ':':
+			fprintf(stderr, "apphost: %s needs an argument\n",
+				argv[optind - 1]);
+			fprintf(stderr, "Try 'apphost --help'.\n");
+			return EXIT_USAGE;
+		default:
+			fprintf(stderr, "apphost: unknown option '%s'\n",
+				argv[optind - 1]);
+			fprintf(stderr, "Try 'apphost --help'.\n");
+			return EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "apphost: unexpected argument '%s'\n",
+			argv[optind]);
+		fprintf(stderr, "Try 'apphost --help'.\n");
+		return EXIT_USAGE;
+	}
+	signal(SIGPIPE, SIG_IGN);
+
+	if (apphost_config_new(&cfg) < 0) {
+		apphost_log(APPHOST_LOG_ERROR, NULL, "out of memory", NULL);
+		return EXIT_FAIL;
+	}
+	/* The level first, so the file's own warnings are filtered by it
+	 * when it comes from the environment. */
+	v = get_or(cfg, "APPHOST_LOG_LEVEL", "info");
+	if (apphost_log_level_parse(v) >= 0)
+		apphost_log_set_level(apphost_log_level_parse(v));
+	if (config_path != NULL) {
+		rc = apphost_config_load_file(cfg, config_path, err,
+					      sizeof(err), warn_cb);
+		if (rc < 0) {
+			apphost_log(APPHOST_LOG_ERROR, NULL,
+				    "cannot read configuration", "err=\"%s\"",
+				    err);
+			goto out;
+		}
+	}
+	v = get_or(cfg, "APPHOST_LOG_LEVEL", "info");
+	if (apphost_log_level_parse(v) >= 0)
+		apphost_log_set_level(apphost_log_level_parse(v));
+	if (config_path != NULL)
+		apphost_log(APPHOST_LOG_DEBUG, NULL, "configuration read",
+			    "file=%s", config_path);
+	rc = apphost_log_level_parse(v);
+	if (rc < 0) {
+		bad_value("APPHOST_LOG_LEVEL", v,
+			  "expected debug, info, warn or error");
+		goto out;
+	}
+	apphost_log_set_level(rc);
+
+	if (apphost_config_get_u32(cfg, "APPHOST_SHUTDOWN_TIMEOUT_MS", 10000, 1,
+				   3600000, &ctx.shutdown_timeout_ms, err,
+				   sizeof(err)) < 0 ||
+	    apphost_config_get_u32(cfg, "APPHOST_POOL_SIZE", 8, 1, 1024,
+				   &pool_size, err, sizeof(err)) < 0 ||
+	    apphost_config_get_u32(cfg, "APPHOST_HOT_SWAP", 0, 0, 1, &hot_swap,
+				   err, sizeof(err)) < 0) {
+		apphost_log(APPHOST_LOG_ERROR, NULL, "bad configuration",
+			    "err=\"%s\"", err);
+		goto out;
+	}
+	if (hot_swap)
+		apphost_log(APPHOST_LOG_WARN, NULL,
+			    "APPHOST_HOT_SWAP=1 ignored: hot swap is not built "
+			    "into this host yet",
+			    NULL);
+	v = apphost_config_get(cfg, "APPHOST_COMPONENTS");
+	if (v == NULL || v[0] == '\0') {
+		apphost_log(APPHOST_LOG_ERROR, NULL, "bad configuration",
+			    "key=APPHOST_COMPONENTS err=\"required: "
+			    "comma-separated .so paths\"");
+		goto out;
+	}
+
+	ctx.cfg = cfg;
+	v = get_or(cfg, "APPHOST_REDIS_URL", DEFAULT_REDIS_URL);
+	if (apphost_redis_pool_new(v, pool_size, &ctx.redis, err, sizeof(err)) <
+	    0) {
+		bad_value("APPHOST_REDIS_URL", v, err);
+		goto out;
+	}
+	v = get_or(cfg, "APPHOST_POSTGRES_DSN", "");
+	if (apphost_pg_pool_new(v, pool_size, &ctx.pg, err, sizeof(err)) < 0) {
+		bad_value("APPHOST_POSTGRES_DSN", v, err);
+		goto out;
+	}
+	apphost_log(
+	    APPHOST_LOG_INFO, NULL, check ? "checking" : "starting",
+	    "version=%s abi=%d.%d pid=%ld redis=%s postgres=\"%s\" "
+	    "pool_size=%u shutdown_timeout_ms=%u connect=on-first-lease",
+	    APPHOST_VERSION, APPHOST_ABI_MAJOR, APPHOST_ABI_MINOR,
+	    (long)getpid(), apphost_redis_pool_addr(ctx.redis),
+	    apphost_pg_pool_addr(ctx.pg), pool_size, ctx.shutdown_timeout_ms);
+
+	if (apphost_lifecycle_load_all(
+		apphost_config_get(cfg, "APPHOST_COMPONENTS"), &comps) < 0)
+		goto out;
+	if (apphost_lifecycle_init_all(&comps, &ctx, ctx.shutdown_timeout_ms) <
+	    0)
+		goto out;
+	if (check) {
+		rc =
+		    apphost_lifecycle_stop_all(&comps, ctx.shutdown_timeout_ms);
+		if (rc == 0) {
+			apphost_log(APPHOST_LOG_INFO, NULL, "check passed",
+				    "components=%zu", comps.n);
+			status = EXIT_OK;
+		}
+		goto out;
+	}
+	if (apphost_lifecycle_start_all(&comps, ctx.shutdown_timeout_ms) < 0)
+		goto out;
+	rc = apphost_run(&comps, &ctx, NULL);
+	if (rc == 0) {
+		apphost_log(APPHOST_LOG_INFO, NULL, "stopped", NULL);
+		status = EXIT_OK;
+	}
+
+out:
+	if (status != EXIT_OK)
+		apphost_log(APPHOST_LOG_ERROR, NULL,
+			    check ? "check failed" : "exiting with failure",
+			    "status=%d", status);
+	if (apphost_lifecycle_stuck(&comps) > 0) {
+		/* A stop is still running and may use the pools: leave
+		 * everything as it is and exit without cleanup. */
+		fflush(NULL);
+		_exit(status);
+	}
+	apphost_lifecycle_free_all(&comps);
+	apphost_redis_pool_free(ctx.redis);
+	apphost_pg_pool_free(ctx.pg);
+	apphost_config_free(cfg);
+	return status;
+}

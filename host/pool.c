@@ -1,0 +1,289 @@
+/* pool.c -- see pool.h. */
+#include "pool.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+#define BACKOFF_MIN_MS	       100
+#define BACKOFF_MAX_MS	       5000
+#define CONNECT_TIMEOUT_MIN_MS 200
+#define CONNECT_TIMEOUT_MAX_MS 5000
+
+enum reach { REACH_UNKNOWN, REACH_UP, REACH_DOWN };
+
+struct slot {
+	void *conn; /* NULL: free slot (no connection) */
+	bool leased;
+	bool connecting; /* reserved by a lease that is connecting */
+	char who[64];	 /* lessee, for diagnostics */
+};
+
+struct apphost_pool {
+	const struct apphost_pool_ops *ops;
+	void *arg;
+	char *addr;
+	unsigned max;
+	struct slot *slots;
+
+	pthread_mutex_t mu;
+	pthread_cond_t cv; /* signalled when a slot is released */
+	unsigned leased;
+
+	enum reach reach;
+	uint32_t backoff_ms;
+	uint64_t retry_at_ns; /* no connect attempt before this */
+};
+
+static void set_who(struct slot *s, const char *who)
+{
+	snprintf(s->who, sizeof(s->who), "%s", who != NULL ? who : "apphost");
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int apphost_pool_new(const struct apphost_pool_ops *ops, void *arg,
+		     const char *addr, unsigned max, struct apphost_pool **out)
+{
+	struct apphost_pool *p;
+	pthread_condattr_t ca;
+
+	if (max == 0 || ops == NULL)
+		return APPHOST_EINVAL;
+	p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		return APPHOST_ENOMEM;
+	p->slots = calloc(max, sizeof(*p->slots));
+	p->addr = strdup(addr != NULL ? addr : "?");
+	if (p->slots == NULL || p->addr == NULL) {
+		free(p->slots);
+		free(p->addr);
+		free(p);
+		return APPHOST_ENOMEM;
+	}
+	p->ops = ops;
+	p->arg = arg;
+	p->max = max;
+	p->backoff_ms = BACKOFF_MIN_MS;
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&p->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	*out = p;
+	return 0;
+}
+
+/* Under the lock: an idle connected slot, else a free one, else NULL. */
+static struct slot *pick_slot(struct apphost_pool *p, bool *connected)
+{
+	struct slot *free_slot = NULL;
+
+	for (unsigned i = 0; i < p->max; i++) {
+		struct slot *s = &p->slots[i];
+
+		if (s->leased || s->connecting)
+			continue;
+		if (s->conn != NULL) {
+			*connected = true;
+			return s;
+		}
+		if (free_slot == NULL)
+			free_slot = s;
+	}
+	*connected = false;
+	return free_slot;
+}
+
+/* Under the lock: record a connect outcome, logging state changes. */
+static void note_connect(struct apphost_pool *p, int rc, const char *err)
+{
+	char msg[64];
+
+	if (rc == 0) {
+		snprintf(msg, sizeof(msg), "%s %s", p->ops->kind,
+			 p->reach == REACH_DOWN ? "reachable again"
+						: "connected");
+		if (p->reach != REACH_UP)
+			apphost_log(APPHOST_LOG_INFO, NULL, msg, "addr=%s",
+				    p->addr);
+		p->reach = REACH_UP;
+		p->backoff_ms = BACKOFF_MIN_MS;
+		p->retry_at_ns = 0;
+		return;
+	}
+	snprintf(msg, sizeof(msg), "%s %s", p->ops->kind,
+		 p->reach == REACH_DOWN ? "still unreachable" : "unreachable");
+	apphost_log(p->reach == REACH_DOWN ? APPHOST_LOG_DEBUG
+					   : APPHOST_LOG_ERROR,
+		    NULL, msg, "addr=%s err=\"%s\" retry_in_ms=%u", p->addr,
+		    err, p->backoff_ms);
+	p->reach = REACH_DOWN;
+	p->retry_at_ns = mono_ns() + (uint64_t)p->backoff_ms * 1000000u;
+	p->backoff_ms = p->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
+							   : p->backoff_ms * 2;
+}
+
+int apphost_pool_lease(struct apphost_pool *p, uint32_t timeout_ms,
+		       const char *who, void **out)
+{
+	uint64_t start = mono_ns();
+	uint64_t deadline = start + (uint64_t)timeout_ms * 1000000u;
+	struct slot *s;
+	bool connected;
+	int rc;
+
+	*out = NULL;
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		s = pick_slot(p, &connected);
+		if (s != NULL)
+			break;
+		uint64_t now = mono_ns();
+
+		if (now >= deadline) {
+			char msg[128];
+
+			snprintf(msg, sizeof(msg),
+				 "%s pool exhausted: %u of %u leased for %u ms",
+				 p->ops->kind, p->leased, p->max, timeout_ms);
+			pthread_mutex_unlock(&p->mu);
+			apphost_log(APPHOST_LOG_ERROR, who, msg, "addr=%s",
+				    p->addr);
+			return APPHOST_ETIMEDOUT;
+		}
+		struct timespec ts = {
+		    .tv_sec = (time_t)(deadline / 1000000000u),
+		    .tv_nsec = (long)(deadline % 1000000000u),
+		};
+		pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+	}
+
+	if (connected) {
+		s->leased = true;
+		set_who(s, who);
+		p->leased++;
+		pthread_mutex_unlock(&p->mu);
+		if (p->ops->prepare(p->arg, s->conn) == 0) {
+			*out = s->conn;
+			return 0;
+		}
+		/* Stale idle connection: drop it and connect anew below. */
+		apphost_log(APPHOST_LOG_DEBUG, who,
+			    "discarding stale connection", "pool=%s addr=%s",
+			    p->ops->kind, p->addr);
+		p->ops->close(p->arg, s->conn);
+		pthread_mutex_lock(&p->mu);
+		s->conn = NULL;
+		s->leased = false;
+		p->leased--;
+	}
+
+	/* Need a new connection in slot s (still free, lock held). */
+	uint64_t now = mono_ns();
+
+	if (p->reach == REACH_DOWN && now < p->retry_at_ns) {
+		pthread_mutex_unlock(&p->mu);
+		return APPHOST_ECONN;
+	}
+	if (p->reach == REACH_DOWN) /* this caller probes; others back off */
+		p->retry_at_ns = now + (uint64_t)p->backoff_ms * 1000000u;
+	s->connecting = true;
+	set_who(s, who);
+	p->leased++;
+	pthread_mutex_unlock(&p->mu);
+
+	uint64_t left_ms = now < deadline ? (deadline - now) / 1000000u : 0;
+	uint32_t cto = left_ms < CONNECT_TIMEOUT_MIN_MS ? CONNECT_TIMEOUT_MIN_MS
+		       : left_ms > CONNECT_TIMEOUT_MAX_MS
+			   ? CONNECT_TIMEOUT_MAX_MS
+			   : (uint32_t)left_ms;
+	void *conn = NULL;
+	char err[256] = "";
+
+	rc = p->ops->connect(p->arg, cto, &conn, err, sizeof(err));
+	pthread_mutex_lock(&p->mu);
+	s->connecting = false;
+	note_connect(p, rc, err);
+	if (rc < 0) {
+		p->leased--;
+		pthread_cond_signal(&p->cv);
+		pthread_mutex_unlock(&p->mu);
+		return APPHOST_ECONN;
+	}
+	s->conn = conn;
+	s->leased = true;
+	pthread_mutex_unlock(&p->mu);
+	*out = conn;
+	return 0;
+}
+
+void apphost_pool_release(struct apphost_pool *p, void *conn, bool broken)
+{
+	struct slot *s = NULL;
+
+	if (conn == NULL)
+		return;
+	pthread_mutex_lock(&p->mu);
+	for (unsigned i = 0; i < p->max; i++)
+		if (p->slots[i].conn == conn && p->slots[i].leased)
+			s = &p->slots[i];
+	if (s == NULL) {
+		pthread_mutex_unlock(&p->mu);
+		apphost_log(APPHOST_LOG_ERROR, NULL,
+			    "release of a connection not leased from the pool",
+			    "pool=%s", p->ops->kind);
+		return;
+	}
+	if (broken)
+		s->conn = NULL;
+	s->leased = false;
+	s->who[0] = '\0';
+	p->leased--;
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	if (broken)
+		p->ops->close(p->arg, conn);
+}
+
+unsigned apphost_pool_leased(struct apphost_pool *p)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&p->mu);
+	n = p->leased;
+	pthread_mutex_unlock(&p->mu);
+	return n;
+}
+
+void apphost_pool_free(struct apphost_pool *p)
+{
+	if (p == NULL)
+		return;
+	for (unsigned i = 0; i < p->max; i++) {
+		struct slot *s = &p->slots[i];
+
+		if (s->leased)
+			apphost_log(APPHOST_LOG_WARN, s->who,
+				    "lease not returned before shutdown",
+				    "pool=%s", p->ops->kind);
+		if (s->conn != NULL)
+			p->ops->close(p->arg, s->conn);
+	}
+	pthread_cond_destroy(&p->cv);
+	pthread_mutex_destroy(&p->mu);
+	free(p->slots);
+	free(p->addr);
+	free(p);
+}

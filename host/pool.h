@@ -1,0 +1,82 @@
+/*
+ * pool.h -- a bounded pool of exclusive connection leases, independent of
+ * the kind of connection (pool_redis.c and pool_pg.c supply the ops).
+ *
+ * Connections are made lazily, at lease time, outside the pool lock.
+ * Connect failures back off exponentially (100 ms doubling to 5 s): while
+ * the server is believed down and the backoff window is open, a lease
+ * that would need a new connection fails at once with APPHOST_ECONN
+ * instead of connecting again, so a down server is probed at most once per
+ * window whatever the number of callers (the caller owns its own retry
+ * loop). Reachability changes are logged once per change ("redis
+ * unreachable ..." then "redis reachable again"), not once per attempt.
+ *
+ * All functions may be called from any thread.
+ */
+#ifndef APPHOST_HOST_POOL_H
+#define APPHOST_HOST_POOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <apphost/component.h>
+
+struct apphost_pool_ops {
+	const char *kind; /* "redis", "postgres": first word of log lines */
+	/*
+	 * Connect; blocks at most about timeout_ms. Returns 0 and *conn, or a
+	 * negative code with a reason in err (no secrets). Called without
+	 * the pool lock, possibly from several threads at once.
+	 */
+	int (*connect)(void *arg, uint32_t timeout_ms, void **conn, char *err,
+		       size_t errlen);
+	/*
+	 * Make an idle connection ready for a new lessee (reset timeouts,
+	 * check its state). Returns 0, or negative: the pool closes it and
+	 * connects anew. Called without the pool lock.
+	 */
+	int (*prepare)(void *arg, void *conn);
+	/* Close and free a connection. Called without the pool lock. */
+	void (*close)(void *arg, void *conn);
+};
+
+struct apphost_pool;
+
+/*
+ * Create a pool of at most `max` connections. `ops` and `arg` must outlive
+ * the pool; `addr` (copied) names the server in log lines and must hold no
+ * secret. Returns 0 and *out, APPHOST_EINVAL (max == 0) or APPHOST_ENOMEM.
+ * Does not connect.
+ */
+int apphost_pool_new(const struct apphost_pool_ops *ops, void *arg,
+		     const char *addr, unsigned max, struct apphost_pool **out);
+
+/*
+ * Lease a connection for `who` (a component name, for log lines). Waits
+ * up to timeout_ms for a free slot. Returns 0 and *out (exclusive until
+ * apphost_pool_release), APPHOST_ETIMEDOUT when the pool stayed exhausted
+ * (logged as an error), or APPHOST_ECONN when a connection could not be
+ * made (or the server is in its backoff window).
+ */
+int apphost_pool_lease(struct apphost_pool *p, uint32_t timeout_ms,
+		       const char *who, void **out);
+
+/*
+ * Return a leased connection; broken=true closes it (the next lease
+ * connects anew). conn NULL is a no-op; a pointer the pool did not lease
+ * is logged and ignored.
+ */
+void apphost_pool_release(struct apphost_pool *p, void *conn, bool broken);
+
+/* Connections currently leased (for tests and diagnostics). */
+unsigned apphost_pool_leased(struct apphost_pool *p);
+
+/*
+ * Close every connection and free the pool; NULL is a no-op. Leases still
+ * out are logged (with the lessee) and closed: call only when no component
+ * can use the pool any more.
+ */
+void apphost_pool_free(struct apphost_pool *p);
+
+#endif

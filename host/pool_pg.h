@@ -1,0 +1,48 @@
+/*
+ * pool_pg.h -- the shared pool of libpq connections
+ * (APPHOST_POSTGRES_DSN). See pool.h for leasing, backoff and logging.
+ *
+ * Connections are made with the DSN (conninfo or URI; empty: libpq
+ * defaults and PG* variables) plus connect_timeout and
+ * fallback_application_name=apphost unless the DSN sets them. At lease
+ * time a connection that is not CONNECTION_OK, not idle (in a transaction)
+ * or still in pipeline mode is discarded and replaced. Any thread.
+ */
+#ifndef APPHOST_HOST_POOL_PG_H
+#define APPHOST_HOST_POOL_PG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <apphost/component.h>
+
+struct apphost_pg_pool;
+
+/*
+ * Validate `dsn` (NULL = empty) and create a pool of at most `max`
+ * connections; does not connect. Returns 0 and *out (free with
+ * apphost_pg_pool_free), APPHOST_EINVAL with the reason in err (libpq's
+ * detail only when the DSN holds no password), or APPHOST_ENOMEM.
+ */
+int apphost_pg_pool_new(const char *dsn, unsigned max,
+			struct apphost_pg_pool **out, char *err, size_t errlen);
+
+/* The DSN with secrets redacted, for log lines. Owned by p. */
+const char *apphost_pg_pool_addr(const struct apphost_pg_pool *p);
+
+/* As apphost_pool_lease, for a PGconn. */
+int apphost_pg_pool_lease(struct apphost_pg_pool *p, uint32_t timeout_ms,
+			  const char *who, struct pg_conn **out);
+
+/* As apphost_pool_release. */
+void apphost_pg_pool_release(struct apphost_pg_pool *p, struct pg_conn *c,
+			     bool broken);
+
+/* Connections currently leased. */
+unsigned apphost_pg_pool_leased(struct apphost_pg_pool *p);
+
+/* As apphost_pool_free; NULL is a no-op. */
+void apphost_pg_pool_free(struct apphost_pg_pool *p);
+
+#endif

@@ -1,0 +1,103 @@
+/* run.c -- see run.h. */
+#include "run.h"
+
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+struct run {
+	uv_signal_t sigint, sigterm, sighup;
+	struct apphost_comp_list *list;
+	const struct apphost_ctx *ctx;
+	const struct apphost_run_hooks *hooks;
+	int stop_signal;
+};
+
+/* A second SIGINT/SIGTERM while stopping: leave now. */
+static void exit_now(int sig)
+{
+	apphost_log_signal_safe(APPHOST_LOG_ERROR,
+				sig == SIGINT ? "second signal while stopping, "
+						"exiting now signal=SIGINT"
+					      : "second signal while stopping, "
+						"exiting now signal=SIGTERM");
+	_exit(128 + sig);
+}
+
+static void on_stop_signal(uv_signal_t *h, int signum)
+{
+	struct run *r = h->data;
+	struct sigaction sa;
+
+	r->stop_signal = signum;
+	/* Closing the watchers restores SIG_DFL; then take them over. */
+	uv_close((uv_handle_t *)&r->sigint, NULL);
+	uv_close((uv_handle_t *)&r->sigterm, NULL);
+	uv_close((uv_handle_t *)&r->sighup, NULL);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = exit_now;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	apphost_log(APPHOST_LOG_INFO, NULL, "stopping",
+		    "signal=%s components=%zu timeout_ms=%u",
+		    signum == SIGINT ? "SIGINT" : "SIGTERM", r->list->n,
+		    r->ctx->shutdown_timeout_ms);
+	uv_stop(h->loop);
+}
+
+static void on_sighup(uv_signal_t *h, int signum)
+{
+	struct run *r = h->data;
+
+	(void)signum;
+	if (r->hooks != NULL && r->hooks->on_sighup != NULL) {
+		r->hooks->on_sighup(h->loop, r->list, r->ctx, r->hooks->arg);
+		return;
+	}
+	apphost_log(APPHOST_LOG_WARN, NULL,
+		    "SIGHUP ignored: hot swap not enabled", NULL);
+}
+
+int apphost_run(struct apphost_comp_list *l, const struct apphost_ctx *ctx,
+		const struct apphost_run_hooks *hooks)
+{
+	uv_loop_t *loop = uv_default_loop();
+	struct run r = {.list = l, .ctx = ctx, .hooks = hooks};
+	int rc;
+
+	signal(SIGPIPE, SIG_IGN);
+	if (loop == NULL)
+		return APPHOST_ENOMEM;
+	uv_signal_init(loop, &r.sigint);
+	uv_signal_init(loop, &r.sigterm);
+	uv_signal_init(loop, &r.sighup);
+	r.sigint.data = r.sigterm.data = r.sighup.data = &r;
+	rc = uv_signal_start(&r.sigint, on_stop_signal, SIGINT);
+	if (rc == 0)
+		rc = uv_signal_start(&r.sigterm, on_stop_signal, SIGTERM);
+	if (rc == 0)
+		rc = uv_signal_start(&r.sighup, on_sighup, SIGHUP);
+	if (rc != 0) {
+		apphost_log(APPHOST_LOG_ERROR, NULL, "cannot watch signals",
+			    "err=\"%s\"", uv_strerror(rc));
+		uv_close((uv_handle_t *)&r.sigint, NULL);
+		uv_close((uv_handle_t *)&r.sigterm, NULL);
+		uv_close((uv_handle_t *)&r.sighup, NULL);
+		uv_run(loop, UV_RUN_DEFAULT);
+		uv_loop_close(loop);
+		apphost_lifecycle_stop_all(l, ctx->shutdown_timeout_ms);
+		return APPHOST_EIO;
+	}
+	apphost_log(APPHOST_LOG_INFO, NULL, "running", "components=%zu pid=%ld",
+		    l->n, (long)getpid());
+	uv_run(loop, UV_RUN_DEFAULT);
+
+	rc = apphost_lifecycle_stop_all(l, ctx->shutdown_timeout_ms);
+	/* Let the closed signal watchers finish, then release the loop. */
+	uv_run(loop, UV_RUN_NOWAIT);
+	uv_loop_close(loop);
+	return rc;
+}

@@ -1,0 +1,109 @@
+/* services.c -- see services.h. */
+#include "services.h"
+
+#include <stdarg.h>
+#include <time.h>
+
+#include "config.h"
+#include "log.h"
+#include "pool_pg.h"
+#include "pool_redis.h"
+
+uint64_t apphost_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+APPHOST_PRINTF(4, 5)
+static void svc_log(void *host, int level, const char *msg,
+		    const char *fields_fmt, ...)
+{
+	struct apphost_svc_host *h = host;
+	va_list ap;
+
+	va_start(ap, fields_fmt);
+	apphost_logv(level, h->name, msg, fields_fmt, ap);
+	va_end(ap);
+}
+
+static bool svc_log_enabled(void *host, int level)
+{
+	(void)host;
+	return apphost_log_enabled(level);
+}
+
+static const char *svc_config_get(void *host, const char *key)
+{
+	struct apphost_svc_host *h = host;
+
+	return apphost_config_get(h->ctx->cfg, key);
+}
+
+static int svc_redis_lease(void *host, uint32_t timeout_ms,
+			   struct redisContext **out)
+{
+	struct apphost_svc_host *h = host;
+
+	if (out == NULL)
+		return APPHOST_EINVAL;
+	*out = NULL;
+	if (h->ctx->redis == NULL)
+		return APPHOST_ENOTSUP;
+	return apphost_redis_pool_lease(h->ctx->redis, timeout_ms, h->name,
+					out);
+}
+
+static void svc_redis_release(void *host, struct redisContext *c, bool broken)
+{
+	struct apphost_svc_host *h = host;
+
+	if (c == NULL || h->ctx->redis == NULL)
+		return;
+	apphost_redis_pool_release(h->ctx->redis, c, broken);
+}
+
+static int svc_pg_lease(void *host, uint32_t timeout_ms, struct pg_conn **out)
+{
+	struct apphost_svc_host *h = host;
+
+	if (out == NULL)
+		return APPHOST_EINVAL;
+	*out = NULL;
+	if (h->ctx->pg == NULL)
+		return APPHOST_ENOTSUP;
+	return apphost_pg_pool_lease(h->ctx->pg, timeout_ms, h->name, out);
+}
+
+static void svc_pg_release(void *host, struct pg_conn *c, bool broken)
+{
+	struct apphost_svc_host *h = host;
+
+	if (c == NULL || h->ctx->pg == NULL)
+		return;
+	apphost_pg_pool_release(h->ctx->pg, c, broken);
+}
+
+static uint64_t svc_now_ns(void *host)
+{
+	(void)host;
+	return apphost_now_ns();
+}
+
+void apphost_services_fill(apphost_services *svc, struct apphost_svc_host *h)
+{
+	*svc = (apphost_services){
+	    .size = (uint32_t)sizeof(apphost_services),
+	    .host = h,
+	    .log = svc_log,
+	    .log_enabled = svc_log_enabled,
+	    .config_get = svc_config_get,
+	    .redis_lease = svc_redis_lease,
+	    .redis_release = svc_redis_release,
+	    .pg_lease = svc_pg_lease,
+	    .pg_release = svc_pg_release,
+	    .now_ns = svc_now_ns,
+	};
+}

@@ -1,0 +1,43 @@
+/* helpers.h -- shared by the host suite's test files. */
+#ifndef TEST_HOST_HELPERS_H
+#define TEST_HOST_HELPERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "services.h"
+
+/* Path of a built test component ("good" -> .../components/good.so).
+ * Returns a static buffer per call slot (4 rotating). */
+const char *comp_path(const char *name);
+
+/* A temporary directory (0700) unique to this test; freed at exit. */
+const char *tmp_dir(void);
+
+/* Copy src to dst with `mode`. Returns 0 or -errno. */
+int copy_file(const char *src, const char *dst, mode_t mode);
+
+/* Read a whole file into a malloc()ed string (NULL if absent). */
+char *read_text(const char *path);
+
+/* Log capture: send apphost log lines to a temp file from now on. */
+void log_capture_start(void);
+/* Everything logged since log_capture_start (malloc()ed). */
+char *log_captured(void);
+
+/* A host context from the current environment; pools never connect
+ * unless leased. test_ctx_free(NULL) is a no-op. */
+struct apphost_ctx *test_ctx_new(void);
+void test_ctx_free(struct apphost_ctx *ctx);
+
+/* Run argv with extra environment entries ("K=V", NULL-terminated, may
+ * be NULL). Captures stdout+stderr into *out (malloc()ed). Returns the
+ * exit status, 128+N when killed by signal N, or -1. */
+int run_cmd(char *const argv[], char *const extra_env[], char **out);
+
+/* Require a server URL from the environment: returns it, or skips the
+ * test (fails when CI is set). */
+const char *need_env(const char *key);
+
+#endif

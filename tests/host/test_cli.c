@@ -1,0 +1,312 @@
+/* test_cli.c -- the apphost binary: flags, exit codes, signals. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "helpers.h"
+
+static char *bin(void)
+{
+	char *b = getenv("APPHOST_BIN");
+
+	cr_assert(b != NULL, "APPHOST_BIN not set (run via meson)");
+	return b;
+}
+
+Test(cli, version)
+{
+	char *argv[] = {bin(), "--version", NULL};
+	char *out;
+
+	cr_assert_eq(run_cmd(argv, NULL, &out), 0);
+	cr_assert(strstr(out, "apphost ") == out, "%s", out);
+	cr_assert(strstr(out, "ABI 1.0") != NULL, "%s", out);
+	free(out);
+}
+
+Test(cli, help_lists_every_key_and_exit_codes)
+{
+	char *argv[] = {bin(), "--help", NULL};
+	char *out;
+
+	cr_assert_eq(run_cmd(argv, NULL, &out), 0);
+	for (const struct apphost_config_key *k = apphost_config_keys;
+	     k->key != NULL; k++)
+		cr_assert(strstr(out, k->key) != NULL, "%s missing", k->key);
+	cr_assert(strstr(out, "APPHOST_POOL_SIZE") != NULL);
+	cr_assert(strstr(out, "Exit status") != NULL);
+	free(out);
+}
+
+Test(cli, usage_errors_exit_2)
+{
+	char *a1[] = {bin(), "--bogus", NULL};
+	char *a2[] = {bin(), "--config", NULL};
+	char *a3[] = {bin(), "stray", NULL};
+	char *out;
+
+	cr_assert_eq(run_cmd(a1, NULL, &out), 2);
+	cr_assert(strstr(out, "--bogus") != NULL, "%s", out);
+	free(out);
+	cr_assert_eq(run_cmd(a2, NULL, NULL), 2);
+	cr_assert_eq(run_cmd(a3, NULL, NULL), 2);
+}
+
+static char env_comps[4096];
+
+static char *const *env_with(const char *comps)
+{
+	static char *env[4];
+
+	snprintf(env_comps, sizeof(env_comps), "APPHOST_COMPONENTS=%s", comps);
+	env[0] = env_comps;
+	env[1] = "APPHOST_REDIS_URL=redis://:hunter2@127.0.0.1:1/0";
+	env[2] = "APPHOST_POSTGRES_DSN=host=127.0.0.1 port=1 password=hunter2";
+	env[3] = NULL;
+	return env;
+}
+
+Test(cli, check_good_exits_0)
+{
+	char *argv[] = {bin(), "--check", NULL};
+	char *out;
+
+	cr_assert_eq(run_cmd(argv, env_with(comp_path("good")), &out), 0, "%s",
+		     out);
+	cr_assert(strstr(out, "component initialised name=good") != NULL, "%s",
+		  out);
+	cr_assert(strstr(out, "check passed") != NULL, "%s", out);
+	cr_assert(strstr(out, "good started") == NULL, "started: %s", out);
+	cr_assert(strstr(out, "hunter2") == NULL, "password logged: %s", out);
+	cr_assert(strstr(out, "password=***") != NULL, "%s", out);
+	free(out);
+}
+
+Test(cli, check_refused_exits_1)
+{
+	char *argv[] = {bin(), "--check", NULL};
+	char *out;
+
+	cr_assert_eq(run_cmd(argv, env_with(comp_path("badmajor")), &out), 1);
+	cr_assert(strstr(out, "ABI major 2, host supports 1") != NULL, "%s",
+		  out);
+	free(out);
+}
+
+Test(cli, missing_components_exit_1)
+{
+	char *argv[] = {bin(), "--check", NULL};
+	char *env[] = {"APPHOST_COMPONENTS=", NULL};
+	char *out;
+
+	cr_assert_eq(run_cmd(argv, env, &out), 1);
+	cr_assert(strstr(out, "APPHOST_COMPONENTS") != NULL, "%s", out);
+	free(out);
+}
+
+Test(cli, bad_url_named_without_password)
+{
+	char *argv[] = {bin(), "--check", NULL};
+	char *env[] = {"APPHOST_COMPONENTS=x.so",
+		       "APPHOST_REDIS_URL=redis://:hunter2@h:99999/0", NULL};
+	char *out;
+
+	cr_assert_eq(run_cmd(argv, env, &out), 1);
+	cr_assert(strstr(out, "key=APPHOST_REDIS_URL "
+			      "value=\"redis://:***@h:99999/0\"") != NULL,
+		  "%s", out);
+	cr_assert(strstr(out, "hunter2") == NULL, "%s", out);
+	free(out);
+}
+
+Test(cli, config_file_and_bad_line)
+{
+	char path[600], env_cfg[700];
+	char *argv[] = {bin(), "--check", "--config", path, NULL};
+	char *env[] = {NULL};
+	char *out;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/apphost.conf", tmp_dir());
+	f = fopen(path, "we");
+	fprintf(f, "# test\nAPPHOST_COMPONENTS = %s\nAPPHOST_LOG_LEVEL=debug\n",
+		comp_path("good"));
+	fclose(f);
+	cr_assert_eq(run_cmd(argv, env, &out), 0, "%s", out);
+	cr_assert(strstr(out, " debug ") != NULL, "level from file: %s", out);
+	free(out);
+
+	f = fopen(path, "ae");
+	fprintf(f, "oops\n");
+	fclose(f);
+	cr_assert_eq(run_cmd(argv, env, &out), 1);
+	snprintf(env_cfg, sizeof(env_cfg), "%s:4", path);
+	cr_assert(strstr(out, env_cfg) != NULL, "%s", out);
+	free(out);
+}
+
+/* Spawn apphost with stderr on a pipe. */
+static pid_t spawn(char *const env[], int *errfd)
+{
+	int pfd[2];
+	pid_t pid;
+
+	cr_assert_eq(pipe2(pfd, O_CLOEXEC), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		char *argv[] = {bin(), NULL};
+
+		dup2(pfd[1], 2);
+		for (size_t i = 0; env[i] != NULL; i++)
+			putenv(env[i]);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(pfd[1]);
+	*errfd = pfd[0];
+	return pid;
+}
+
+/* Read from fd into buf until `want` appears or timeout; true if found. */
+static bool wait_for(int fd, char *buf, size_t cap, size_t *len,
+		     const char *want, int timeout_ms)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	int waited = 0;
+
+	while (waited < timeout_ms) {
+		if (strstr(buf, want) != NULL)
+			return true;
+		if (poll(&pfd, 1, 100) > 0) {
+			ssize_t n = read(fd, buf + *len, cap - *len - 1);
+
+			if (n <= 0)
+				return strstr(buf, want) != NULL;
+			*len += (size_t)n;
+			buf[*len] = '\0';
+		} else {
+			waited += 100;
+		}
+	}
+	return strstr(buf, want) != NULL;
+}
+
+static int wait_exit(pid_t pid, int timeout_ms)
+{
+	int status;
+
+	for (int i = 0; i < timeout_ms / 20; i++) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+
+		if (r == pid)
+			return WIFEXITED(status) ? WEXITSTATUS(status)
+						 : 128 + WTERMSIG(status);
+		usleep(20 * 1000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	return -1;
+}
+
+Test(cli, sigterm_stops_and_exits_0)
+{
+	static char buf[65536];
+	size_t len = 0;
+	int fd, rc;
+	pid_t pid = spawn(env_with(comp_path("good")), &fd);
+
+	buf[0] = '\0';
+	cr_assert(
+	    wait_for(fd, buf, sizeof(buf), &len, "apphost running", 10000),
+	    "no 'running' line:\n%s", buf);
+	cr_assert(strstr(buf, "good good started") != NULL, "%s", buf);
+	kill(pid, SIGTERM);
+	rc = wait_exit(pid, 10000);
+	wait_for(fd, buf, sizeof(buf), &len, "apphost stopped", 2000);
+	cr_assert_eq(rc, 0, "exit %d:\n%s", rc, buf);
+	cr_assert(strstr(buf, "stopping signal=SIGTERM") != NULL, "%s", buf);
+	cr_assert(strstr(buf, "good good stopped") != NULL, "%s", buf);
+	cr_assert(strstr(buf, "hunter2") == NULL, "%s", buf);
+	close(fd);
+}
+
+Test(cli, sighup_logged_and_ignored)
+{
+	static char buf[65536];
+	size_t len = 0;
+	int fd, rc;
+	pid_t pid = spawn(env_with(comp_path("good")), &fd);
+
+	buf[0] = '\0';
+	cr_assert(
+	    wait_for(fd, buf, sizeof(buf), &len, "apphost running", 10000),
+	    "%s", buf);
+	kill(pid, SIGHUP);
+	cr_assert(
+	    wait_for(fd, buf, sizeof(buf), &len, "hot swap not enabled", 5000),
+	    "%s", buf);
+	kill(pid, SIGINT);
+	rc = wait_exit(pid, 10000);
+	cr_assert_eq(rc, 0, "exit %d:\n%s", rc, buf);
+	close(fd);
+}
+
+Test(cli, second_signal_exits_at_once)
+{
+	static char buf[65536];
+	char *env[] = {env_comps, "TEST_SLOW_STOP_MS=20000",
+		       "APPHOST_SHUTDOWN_TIMEOUT_MS=30000", NULL};
+	size_t len = 0;
+	int fd, rc;
+	pid_t pid;
+
+	env_with(comp_path("slowstop"));
+	pid = spawn(env, &fd);
+	buf[0] = '\0';
+	cr_assert(
+	    wait_for(fd, buf, sizeof(buf), &len, "apphost running", 10000),
+	    "%s", buf);
+	kill(pid, SIGTERM);
+	cr_assert(wait_for(fd, buf, sizeof(buf), &len, "stopping", 5000), "%s",
+		  buf);
+	kill(pid, SIGTERM);
+	rc = wait_exit(pid, 5000);
+	cr_assert_eq(rc, 128 + SIGTERM, "exit %d:\n%s", rc, buf);
+	wait_for(fd, buf, sizeof(buf), &len, "second signal", 1000);
+	cr_assert(strstr(buf, "second signal while stopping") != NULL, "%s",
+		  buf);
+	close(fd);
+}
+
+Test(cli, stop_overrun_exits_1)
+{
+	static char buf[65536];
+	char *env[] = {env_comps, "TEST_SLOW_STOP_MS=20000",
+		       "APPHOST_SHUTDOWN_TIMEOUT_MS=300", NULL};
+	size_t len = 0;
+	int fd, rc;
+	pid_t pid;
+
+	env_with(comp_path("slowstop"));
+	pid = spawn(env, &fd);
+	buf[0] = '\0';
+	cr_assert(
+	    wait_for(fd, buf, sizeof(buf), &len, "apphost running", 10000),
+	    "%s", buf);
+	kill(pid, SIGTERM);
+	rc = wait_exit(pid, 5000);
+	wait_for(fd, buf, sizeof(buf), &len, "exiting with failure", 1000);
+	cr_assert_eq(rc, 1, "exit %d:\n%s", rc, buf);
+	cr_assert(strstr(buf, "overran its deadline") != NULL, "%s", buf);
+	close(fd);
+}

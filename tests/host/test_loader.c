@@ -1,0 +1,240 @@
+/* test_loader.c -- StrictModes, dlopen and the magic/symbol checks. */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "lifecycle.h"
+#include "loader.h"
+
+Test(loader, good_loads)
+{
+	struct apphost_comp *c;
+	char err[1024] = "";
+
+	cr_assert_eq(apphost_comp_load(comp_path("good"), &c, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_str_eq(c->name, "good");
+	cr_assert_str_eq(c->version, "1.2.3");
+	cr_assert_eq(c->state, APPHOST_COMP_LOADED);
+	cr_assert_not_null(c->export_state);
+	cr_assert_not_null(c->import_state);
+	cr_assert_eq(c->magic->services_size, sizeof(apphost_services));
+	apphost_comp_free(c);
+	apphost_comp_free(NULL);
+}
+
+struct refuse_case { /* arrays: each case runs in a fresh process */
+	char comp[16];
+	char want[48]; /* substring of the message */
+};
+
+ParameterizedTestParameters(loader, refused)
+{
+	static struct refuse_case cases[] = {
+	    {"nomagic", "missing symbol apphost_component_magic"},
+	    {"badmagic", "magic 0x12345678, host expects 0x41504831"},
+	    {"badmajor", "ABI major 2, host supports 1"},
+	    {"badminor", "ABI minor 99, host supports up to 1.0"},
+	    {"badsize", "services table size"},
+	    {"nostart", "missing symbol apphost_component_start"},
+	    {"undef", "apphost_test_undefined_symbol"},
+	};
+	return cr_make_param_array(struct refuse_case, cases,
+				   sizeof(cases) / sizeof(cases[0]));
+}
+
+ParameterizedTest(struct refuse_case *rc, loader, refused)
+{
+	struct apphost_comp *c = (void *)1;
+	char err[1024] = "";
+	const char *path = comp_path(rc->comp);
+
+	cr_assert_eq(apphost_comp_load(path, &c, err, sizeof(err)),
+		     APPHOST_EINVAL, "%s loaded", rc->comp);
+	cr_assert_null(c);
+	cr_assert(strncmp(err, path, strlen(path)) == 0,
+		  "message does not start with the file: %s", err);
+	cr_assert(strstr(err, rc->want) != NULL, "%s: got \"%s\", want \"%s\"",
+		  rc->comp, err, rc->want);
+}
+
+Test(loader, undef_has_dlerror_text)
+{
+	struct apphost_comp *c;
+	char err[1024] = "";
+
+	cr_assert_eq(
+	    apphost_comp_load(comp_path("undef"), &c, err, sizeof(err)),
+	    APPHOST_EINVAL);
+	cr_assert(strstr(err, "undefined symbol") != NULL, "%s", err);
+}
+
+Test(loader, missing_file)
+{
+	struct apphost_comp *c;
+	char err[1024] = "";
+
+	cr_assert_eq(
+	    apphost_comp_load("/nonexistent/x.so", &c, err, sizeof(err)),
+	    APPHOST_EIO);
+	cr_assert(strstr(err, "/nonexistent/x.so: No such file") != NULL, "%s",
+		  err);
+}
+
+Test(loader, listed_twice_refused)
+{
+	struct apphost_comp *a, *b;
+	char err[1024] = "";
+
+	cr_assert_eq(apphost_comp_load(comp_path("good"), &a, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(apphost_comp_load(comp_path("good"), &b, err, sizeof(err)),
+		     APPHOST_EINVAL);
+	cr_assert(strstr(err, "already loaded") != NULL, "%s", err);
+	apphost_comp_free(a);
+}
+
+/* ---- StrictModes ------------------------------------------------------- */
+
+static const char *copy_good(const char *name, mode_t mode)
+{
+	static char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s", tmp_dir(), name);
+	cr_assert_eq(copy_file(comp_path("good"), path, mode), 0);
+	cr_assert_eq(chmod(path, mode), 0);
+	return path;
+}
+
+Test(strict, copy_with_sane_modes_loads)
+{
+	struct apphost_comp *c;
+	char err[1024] = "";
+	const char *p = copy_good("copy.so", 0755);
+
+	cr_assert_eq(apphost_comp_load(p, &c, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(c->name, "good");
+	apphost_comp_free(c);
+}
+
+Test(strict, group_writable_refused)
+{
+	struct apphost_comp *c;
+	char err[1024] = "";
+	const char *p = copy_good("gw.so", 0775);
+
+	cr_assert_eq(apphost_comp_load(p, &c, err, sizeof(err)),
+		     APPHOST_EINVAL);
+	cr_assert(strstr(err, "group-writable") != NULL, "%s", err);
+	cr_assert(strstr(err, "0775") != NULL, "%s", err);
+	cr_assert(strstr(err, p) != NULL, "%s", err);
+}
+
+Test(strict, world_writable_refused)
+{
+	char err[1024] = "";
+	const char *p = copy_good("ww.so", 0757);
+
+	cr_assert_eq(apphost_comp_check_file(p, geteuid(), err, sizeof(err)),
+		     APPHOST_EINVAL);
+	cr_assert(strstr(err, "world-writable") != NULL, "%s", err);
+}
+
+Test(strict, foreign_owner_refused)
+{
+	char err[1024] = "";
+	const char *p = copy_good("owner.so", 0755);
+
+	if (geteuid() != 0) {
+		/* As a user we cannot give files away: ask as another euid. */
+		cr_assert_eq(
+		    apphost_comp_check_file(p, geteuid() + 1, err, sizeof(err)),
+		    0, "own file of uid %u refused for uid %u: %s", geteuid(),
+		    geteuid() + 1, err);
+		cr_skip_test("chown needs root");
+	}
+	cr_assert_eq(chown(p, 12345, 12345), 0);
+	cr_assert_eq(apphost_comp_check_file(p, 0, err, sizeof(err)),
+		     APPHOST_EINVAL);
+	cr_assert(strstr(err, "owned by uid 12345") != NULL, "%s", err);
+}
+
+Test(strict, writable_directory_refused)
+{
+	char dir[600], path[700], err[1024] = "";
+
+	snprintf(dir, sizeof(dir), "%s/opendir", tmp_dir());
+	cr_assert_eq(mkdir(dir, 0777), 0);
+	cr_assert_eq(chmod(dir, 0777), 0);
+	snprintf(path, sizeof(path), "%s/good.so", dir);
+	cr_assert_eq(copy_file(comp_path("good"), path, 0755), 0);
+	cr_assert_eq(apphost_comp_check_file(path, geteuid(), err, sizeof(err)),
+		     APPHOST_EINVAL);
+	cr_assert(strstr(err, "directory") != NULL, "%s", err);
+	/* Sticky (like /tmp) is fine. */
+	cr_assert_eq(chmod(dir, 01777), 0);
+	cr_assert_eq(apphost_comp_check_file(path, geteuid(), err, sizeof(err)),
+		     0, "%s", err);
+}
+
+/* ---- symbol isolation -------------------------------------------------- */
+
+Test(loader, each_helper_calls_its_own)
+{
+	struct apphost_comp_list l = {0};
+	struct apphost_ctx *ctx = test_ctx_new();
+	char csv[2048];
+	char *log;
+
+	log_capture_start();
+	snprintf(csv, sizeof(csv), "%s,%s", comp_path("helper_a"),
+		 comp_path("helper_b"));
+	cr_assert_eq(apphost_lifecycle_load_all(csv, &l), 0);
+	/* init returns EINVAL when helper() is the other one's. */
+	cr_assert_eq(apphost_lifecycle_init_all(&l, ctx, 1000), 0);
+	log = log_captured();
+	cr_assert(strstr(log, "helper_a helper called got=1 want=1") != NULL,
+		  "%s", log);
+	cr_assert(strstr(log, "helper_b helper called got=2 want=2") != NULL,
+		  "%s", log);
+	cr_assert_eq(apphost_lifecycle_stop_all(&l, 1000), 0);
+	apphost_lifecycle_free_all(&l);
+	test_ctx_free(ctx);
+	free(log);
+}
+
+Test(loader, nm_shows_only_abi_symbols)
+{
+	const char *nm = getenv("TEST_NM");
+	char cmd[4096], line[512];
+	FILE *p;
+	int n = 0;
+
+	if (nm == NULL || nm[0] == '\0')
+		cr_skip_test("nm not found at configure time");
+	snprintf(cmd, sizeof(cmd), "'%s' -D --defined-only '%s'", nm,
+		 comp_path("good"));
+	p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	while (fgets(line, sizeof(line), p) != NULL) {
+		char addr[64], type[8], name[256];
+
+		if (sscanf(line, "%63s %7s %255s", addr, type, name) != 3)
+			continue;
+		cr_assert(strcmp(name, "apphost_component_magic") == 0 ||
+			      strcmp(name, "apphost_component_init") == 0 ||
+			      strcmp(name, "apphost_component_start") == 0 ||
+			      strcmp(name, "apphost_component_stop") == 0 ||
+			      strcmp(name, "apphost_component_export") == 0 ||
+			      strcmp(name, "apphost_component_import") == 0,
+			  "unexpected exported symbol: %s", line);
+		n++;
+	}
+	cr_assert_eq(pclose(p), 0, "%s failed", cmd);
+	cr_assert_eq(n, 6, "want 6 ABI symbols, got %d", n);
+}

@@ -1,0 +1,398 @@
+/* test_pool.c -- leases: the generic pool with fake connections (no
+ * server), then the Redis and PostgreSQL pools against real servers. */
+#include <criterion/criterion.h>
+#include <hiredis/hiredis.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "pool.h"
+#include "pool_pg.h"
+#include "pool_redis.h"
+#include "services.h"
+
+/* ---- fake connections ---------------------------------------------------- */
+
+struct fake {
+	atomic_int connects, closes;
+	atomic_bool down;
+	atomic_bool stale; /* prepare fails */
+	atomic_int next_id;
+};
+
+static int fake_connect(void *arg, uint32_t timeout_ms, void **conn, char *err,
+			size_t errlen)
+{
+	struct fake *f = arg;
+	int *c;
+
+	atomic_fetch_add(&f->connects, 1);
+	if (atomic_load(&f->down)) {
+		snprintf(err, errlen, "Connection refused");
+		return APPHOST_ECONN;
+	}
+	c = malloc(sizeof(*c));
+	*c = atomic_fetch_add(&f->next_id, 1) + 1;
+	*conn = c;
+	return 0;
+}
+
+static int fake_prepare(void *arg, void *conn)
+{
+	struct fake *f = arg;
+
+	return atomic_load(&f->stale) ? APPHOST_EIO : 0;
+}
+
+static void fake_close(void *arg, void *conn)
+{
+	struct fake *f = arg;
+
+	atomic_fetch_add(&f->closes, 1);
+	free(conn);
+}
+
+static const struct apphost_pool_ops fake_ops = {
+    .kind = "fake",
+    .connect = fake_connect,
+    .prepare = fake_prepare,
+    .close = fake_close,
+};
+
+TestSuite(pool, .init = log_capture_start);
+
+Test(pool, leases_are_distinct_and_reused)
+{
+	struct fake f = {0};
+	struct apphost_pool *p;
+	void *a, *b, *c;
+
+	cr_assert_eq(apphost_pool_new(&fake_ops, &f, "fake:0", 2, &p), 0);
+	cr_assert_eq(apphost_pool_lease(p, 100, "t", &a), 0);
+	cr_assert_eq(apphost_pool_lease(p, 100, "t", &b), 0);
+	cr_assert_neq(a, b);
+	cr_assert_eq(apphost_pool_leased(p), 2);
+	apphost_pool_release(p, a, false);
+	cr_assert_eq(apphost_pool_lease(p, 100, "t", &c), 0);
+	cr_assert_eq(c, a, "an idle connection is reused");
+	cr_assert_eq(atomic_load(&f.connects), 2, "connections made lazily");
+	apphost_pool_release(p, b, false);
+	apphost_pool_release(p, c, false);
+	apphost_pool_release(p, NULL, false);
+	apphost_pool_free(p);
+	cr_assert_eq(atomic_load(&f.closes), 2);
+	apphost_pool_free(NULL);
+}
+
+Test(pool, exhaustion_waits_then_times_out)
+{
+	struct fake f = {0};
+	struct apphost_pool *p;
+	void *a, *b, *c = (void *)1;
+	uint64_t t0, ms;
+	char *log;
+
+	cr_assert_eq(apphost_pool_new(&fake_ops, &f, "fake:0", 2, &p), 0);
+	cr_assert_eq(apphost_pool_lease(p, 100, "t", &a), 0);
+	cr_assert_eq(apphost_pool_lease(p, 100, "t", &b), 0);
+	t0 = apphost_now_ns();
+	cr_assert_eq(apphost_pool_lease(p, 300, "waiter", &c),
+		     APPHOST_ETIMEDOUT);
+	ms = (apphost_now_ns() - t0) / 1000000u;
+	cr_assert_null(c);
+	cr_assert_geq(ms, 250, "gave up after %llu ms", (unsigned long long)ms);
+	cr_assert_lt(ms, 3000, "waited %llu ms", (unsigned long long)ms);
+	log = log_captured();
+	cr_assert(strstr(log, "error waiter fake pool exhausted: 2 of 2 leased "
+			      "for 300 ms") != NULL,
+		  "%s", log);
+	free(log);
+	apphost_pool_release(p, a, false);
+	apphost_pool_release(p, b, false);
+	apphost_pool_free(p);
+}
+
+struct releaser {
+	struct apphost_pool *p;
+	void *conn;
+};
+
+static void *release_later(void *arg)
+{
+	struct releaser *r = arg;
+
+	usleep(100 * 1000);
+	apphost_pool_release(r->p, r->conn, false);
+	return NULL;
+}
+
+Test(pool, waiter_gets_released_connection)
+{
+	struct fake f = {0};
+	struct apphost_pool *p;
+	struct releaser r;
+	pthread_t t;
+	void *a, *b;
+
+	cr_assert_eq(apphost_pool_new(&fake_ops, &f, "fake:0", 1, &p), 0);
+	cr_assert_eq(apphost_pool_lease(p, 100, "t", &a), 0);
+	r.p = p;
+	r.conn = a;
+	pthread_create(&t, NULL, release_later, &r);
+	cr_assert_eq(apphost_pool_lease(p, 5000, "t", &b), 0);
+	cr_assert_eq(b, a);
+	pthread_join(t, NULL);
+	apphost_pool_release(p, b, false);
+	apphost_pool_free(p);
+}
+
+Test(pool, broken_release_reconnects)
+{
+	struct fake f = {0};
+	struct apphost_pool *p;
+	void *a, *b;
+	int ida;
+
+	cr_assert_eq(apphost_pool_new(&fake_ops, &f, "fake:0", 1, &p), 0);
+	cr_assert_eq(apphost_pool_lease(p, 100, "t", &a), 0);
+	ida = *(int *)a;
+	apphost_pool_release(p, a, true);
+	cr_assert_eq(atomic_load(&f.closes), 1);
+	cr_assert_eq(apphost_pool_lease(p, 100, "t", &b), 0);
+	cr_assert_neq(*(int *)b, ida);
+	cr_assert_eq(atomic_load(&f.connects), 2);
+	/* A stale idle connection is replaced at lease time too. */
+	apphost_pool_release(p, b, false);
+	atomic_store(&f.stale, true);
+	cr_assert_eq(apphost_pool_lease(p, 100, "t", &a), 0);
+	cr_assert_eq(atomic_load(&f.connects), 3);
+	apphost_pool_release(p, a, false);
+	apphost_pool_free(p);
+}
+
+Test(pool, down_server_backs_off_and_logs_once)
+{
+	struct fake f = {0};
+	struct apphost_pool *p;
+	void *a;
+	char *log;
+	const char *s;
+	int n = 0;
+
+	atomic_store(&f.down, true);
+	cr_assert_eq(apphost_pool_new(&fake_ops, &f, "fake:9", 2, &p), 0);
+	cr_assert_eq(apphost_pool_lease(p, 1000, "t", &a), APPHOST_ECONN);
+	cr_assert_null(a);
+	/* Inside the backoff window: fails at once, no new attempt. */
+	for (int i = 0; i < 20; i++)
+		cr_assert_eq(apphost_pool_lease(p, 1000, "t", &a),
+			     APPHOST_ECONN);
+	cr_assert_eq(atomic_load(&f.connects), 1);
+	usleep(150 * 1000); /* first window: 100 ms */
+	cr_assert_eq(apphost_pool_lease(p, 1000, "t", &a), APPHOST_ECONN);
+	cr_assert_eq(atomic_load(&f.connects), 2);
+	atomic_store(&f.down, false);
+	usleep(250 * 1000); /* second window: 200 ms */
+	cr_assert_eq(apphost_pool_lease(p, 1000, "t", &a), 0);
+	apphost_pool_release(p, a, false);
+	log = log_captured();
+	for (s = log; (s = strstr(s, "fake unreachable addr=fake:9")) != NULL;
+	     s++)
+		n++;
+	cr_assert_eq(n, 1, "logged %d times:\n%s", n, log);
+	cr_assert(strstr(log, "err=\"Connection refused\"") != NULL, "%s", log);
+	cr_assert(strstr(log, "fake reachable again addr=fake:9") != NULL, "%s",
+		  log);
+	free(log);
+	apphost_pool_free(p);
+}
+
+Test(pool, foreign_release_ignored)
+{
+	struct fake f = {0};
+	struct apphost_pool *p;
+	int x;
+
+	cr_assert_eq(apphost_pool_new(&fake_ops, &f, "fake:0", 1, &p), 0);
+	apphost_pool_release(p, &x, true);
+	cr_assert_eq(atomic_load(&f.closes), 0);
+	apphost_pool_free(p);
+}
+
+/* ---- Redis --------------------------------------------------------------- */
+
+TestSuite(redis, .init = log_capture_start);
+
+static long long redis_client_id(redisContext *c)
+{
+	const char *argv[] = {"CLIENT", "ID"};
+	redisReply *r = redisCommandArgv(c, 2, argv, NULL);
+	long long id;
+
+	cr_assert_not_null(r, "CLIENT ID: %s", c->errstr);
+	cr_assert_eq(r->type, REDIS_REPLY_INTEGER);
+	id = r->integer;
+	freeReplyObject(r);
+	return id;
+}
+
+Test(redis, leases_exclusive_and_broken_reconnects)
+{
+	const char *url = need_env("APPHOST_REDIS_URL");
+	struct apphost_redis_pool *p;
+	redisContext *a, *b, *c;
+	char err[256];
+	long long ida, idb;
+
+	cr_assert_eq(apphost_redis_pool_new(url, 2, &p, err, sizeof(err)), 0,
+		     "%s", err);
+	cr_assert_eq(apphost_redis_pool_lease(p, 2000, "t", &a), 0);
+	cr_assert_eq(apphost_redis_pool_lease(p, 2000, "t", &b), 0);
+	cr_assert_neq(a, b);
+	ida = redis_client_id(a);
+	idb = redis_client_id(b);
+	cr_assert_neq(ida, idb, "two leases share a server connection");
+	cr_assert_eq(apphost_redis_pool_lease(p, 200, "t", &c),
+		     APPHOST_ETIMEDOUT);
+	apphost_redis_pool_release(p, a, true);
+	cr_assert_eq(apphost_redis_pool_lease(p, 2000, "t", &c), 0);
+	cr_assert_neq(redis_client_id(c), ida, "broken release reused");
+	apphost_redis_pool_release(p, c, false);
+	cr_assert_eq(apphost_redis_pool_lease(p, 2000, "t", &a), 0);
+	cr_assert_eq(a, c, "a healthy release is reused");
+	apphost_redis_pool_release(p, a, false);
+	apphost_redis_pool_release(p, b, false);
+	cr_assert_eq(apphost_redis_pool_leased(p), 0);
+	apphost_redis_pool_free(p);
+}
+
+Test(redis, through_services_table)
+{
+	const char *url = need_env("APPHOST_REDIS_URL");
+	struct apphost_ctx *ctx = test_ctx_new();
+	struct apphost_svc_host h = {.ctx = ctx, .name = "svc"};
+	apphost_services svc;
+	redisContext *c;
+	char err[256];
+
+	apphost_redis_pool_free(ctx->redis);
+	cr_assert_eq(
+	    apphost_redis_pool_new(url, 2, &ctx->redis, err, sizeof(err)), 0);
+	apphost_services_fill(&svc, &h);
+	cr_assert_eq(svc.size, sizeof(svc));
+	cr_assert_eq(svc.redis_lease(svc.host, 2000, &c), 0);
+	cr_assert_gt(redis_client_id(c), 0);
+	svc.redis_release(svc.host, c, false);
+	svc.redis_release(svc.host, NULL, false);
+	cr_assert_gt(svc.now_ns(svc.host), 0);
+	test_ctx_free(ctx);
+}
+
+Test(redis, unreachable_port_fails_fast)
+{
+	struct apphost_redis_pool *p;
+	redisContext *c;
+	char err[256];
+	uint64_t t0, ms;
+	char *log;
+
+	cr_assert_eq(apphost_redis_pool_new("redis://:hunter2@127.0.0.1:1/0", 2,
+					    &p, err, sizeof(err)),
+		     0, "%s", err);
+	t0 = apphost_now_ns();
+	cr_assert_eq(apphost_redis_pool_lease(p, 2000, "t", &c), APPHOST_ECONN);
+	cr_assert_eq(apphost_redis_pool_lease(p, 2000, "t", &c), APPHOST_ECONN);
+	ms = (apphost_now_ns() - t0) / 1000000u;
+	cr_assert_lt(ms, 1500, "took %llu ms", (unsigned long long)ms);
+	cr_assert_null(c);
+	log = log_captured();
+	cr_assert(strstr(log, "redis unreachable addr=127.0.0.1:1/0") != NULL,
+		  "%s", log);
+	cr_assert(strstr(log, "hunter2") == NULL, "password logged: %s", log);
+	free(log);
+	apphost_redis_pool_free(p);
+}
+
+/* ---- PostgreSQL ---------------------------------------------------------- */
+
+TestSuite(postgres, .init = log_capture_start);
+
+static int pg_pid(PGconn *c)
+{
+	return PQbackendPID(c);
+}
+
+Test(postgres, leases_exclusive_and_broken_reconnects)
+{
+	const char *dsn = need_env("APPHOST_POSTGRES_DSN");
+	struct apphost_pg_pool *p;
+	PGconn *a, *b, *c;
+	PGresult *r;
+	char err[256];
+	int pida;
+
+	cr_assert_eq(apphost_pg_pool_new(dsn, 2, &p, err, sizeof(err)), 0, "%s",
+		     err);
+	cr_assert_eq(apphost_pg_pool_lease(p, 5000, "t", &a), 0);
+	cr_assert_eq(apphost_pg_pool_lease(p, 5000, "t", &b), 0);
+	cr_assert_neq(a, b);
+	pida = pg_pid(a);
+	cr_assert_neq(pida, pg_pid(b));
+	cr_assert_eq(apphost_pg_pool_lease(p, 200, "t", &c), APPHOST_ETIMEDOUT);
+	apphost_pg_pool_release(p, a, true);
+	cr_assert_eq(apphost_pg_pool_lease(p, 5000, "t", &c), 0);
+	cr_assert_neq(pg_pid(c), pida, "broken release reused");
+	/* Left in a transaction: replaced at the next lease. */
+	r = PQexec(c, "BEGIN");
+	cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+	pida = pg_pid(c);
+	apphost_pg_pool_release(p, c, false);
+	cr_assert_eq(apphost_pg_pool_lease(p, 5000, "t", &a), 0);
+	cr_assert_eq(PQtransactionStatus(a), PQTRANS_IDLE);
+	cr_assert_neq(pg_pid(a), pida);
+	apphost_pg_pool_release(p, a, false);
+	apphost_pg_pool_release(p, b, false);
+	apphost_pg_pool_free(p);
+}
+
+Test(postgres, unreachable_port_fails)
+{
+	struct apphost_pg_pool *p;
+	PGconn *c;
+	char err[256];
+	char *log;
+
+	cr_assert_eq(apphost_pg_pool_new("host=127.0.0.1 port=1 "
+					 "password=hunter2 connect_timeout=2",
+					 2, &p, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(apphost_pg_pool_lease(p, 2000, "t", &c), APPHOST_ECONN);
+	cr_assert_null(c);
+	log = log_captured();
+	cr_assert(strstr(log, "postgres unreachable") != NULL, "%s", log);
+	cr_assert(strstr(log, "password=***") != NULL, "%s", log);
+	cr_assert(strstr(log, "hunter2") == NULL, "password logged: %s", log);
+	free(log);
+	apphost_pg_pool_free(p);
+}
+
+Test(postgres, bad_dsn_refused_without_secret)
+{
+	struct apphost_pg_pool *p;
+	char err[256] = "";
+
+	cr_assert_eq(apphost_pg_pool_new("host=x password=hunter2 junk", 2, &p,
+					 err, sizeof(err)),
+		     APPHOST_EINVAL);
+	cr_assert(strstr(err, "hunter2") == NULL, "%s", err);
+	cr_assert_eq(
+	    apphost_pg_pool_new("host=x junk", 2, &p, err, sizeof(err)),
+	    APPHOST_EINVAL);
+	cr_assert(strstr(err, "junk") != NULL, "libpq detail kept: %s", err);
+}

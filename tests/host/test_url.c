@@ -1,0 +1,119 @@
+/* test_url.c -- redis:// parsing and secret redaction (no I/O). */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "url.h"
+
+/* Criterion runs each case in a fresh process (exec, ASLR): cases hold
+ * arrays, never pointers. "-" stands for "no user/password". */
+struct url_case {
+	char url[48];
+	int rc;
+	char host[24];
+	unsigned port, db;
+	char user[8], password[8];
+};
+
+ParameterizedTestParameters(url, parse)
+{
+	static struct url_case cases[] = {
+	    {"redis://127.0.0.1:6379/0", 0, "127.0.0.1", 6379, 0, "-", "-"},
+	    {"redis://localhost", 0, "localhost", 6379, 0, "-", "-"},
+	    {"redis://localhost/", 0, "localhost", 6379, 0, "-", "-"},
+	    {"redis://h:7000/3", 0, "h", 7000, 3, "-", "-"},
+	    {"redis://:secret@h:1/2", 0, "h", 1, 2, "-", "secret"},
+	    {"redis://alice:s3cr%40t@h/0", 0, "h", 6379, 0, "alice", "s3cr@t"},
+	    {"redis://:p@ss@h:6380", 0, "h", 6380, 0, "-", "p@ss"},
+	    {"redis://[::1]:6390/1", 0, "::1", 6390, 1, "-", "-"},
+	    {"REDIS://H:1/0", 0, "H", 1, 0, "-", "-"},
+	    {"", APPHOST_EINVAL, "-", 0, 0, "-", "-"},
+	    {"http://h:1/0", APPHOST_EINVAL, "-", 0, 0, "-", "-"},
+	    {"rediss://h:1/0", APPHOST_EINVAL, "-", 0, 0, "-", "-"},
+	    {"redis://h:0/0", APPHOST_EINVAL, "-", 0, 0, "-", "-"},
+	    {"redis://h:65536/0", APPHOST_EINVAL, "-", 0, 0, "-", "-"},
+	    {"redis://h:port/0", APPHOST_EINVAL, "-", 0, 0, "-", "-"},
+	    {"redis://h:1/x", APPHOST_EINVAL, "-", 0, 0, "-", "-"},
+	    {"redis://:1/0", APPHOST_EINVAL, "-", 0, 0, "-", "-"},
+	    {"redis://secret@h/0", APPHOST_EINVAL, "-", 0, 0, "-", "-"},
+	    {"redis://h/0?x=1", APPHOST_EINVAL, "-", 0, 0, "-", "-"},
+	    {"redis://:%zz@h/0", APPHOST_EINVAL, "-", 0, 0, "-", "-"},
+	    {"redis://[::1/0", APPHOST_EINVAL, "-", 0, 0, "-", "-"},
+	};
+	return cr_make_param_array(struct url_case, cases,
+				   sizeof(cases) / sizeof(cases[0]));
+}
+
+ParameterizedTest(struct url_case *c, url, parse)
+{
+	struct apphost_redis_url u;
+	char err[256] = "";
+	int rc = apphost_redis_url_parse(c->url, &u, err, sizeof(err));
+
+	cr_assert_eq(rc, c->rc, "%s: rc %d (%s), want %d", c->url, rc, err,
+		     c->rc);
+	if (rc < 0) {
+		cr_assert(err[0] != '\0', "%s: no reason given", c->url);
+		cr_assert(strstr(err, "secret") == NULL, "%s: leaks: %s",
+			  c->url, err);
+		return;
+	}
+	cr_assert_str_eq(u.host, c->host);
+	cr_assert_eq(u.port, c->port, "%s: port %u", c->url, u.port);
+	cr_assert_eq(u.db, c->db);
+	if (strcmp(c->user, "-") == 0)
+		cr_assert_null(u.user, "%s: user %s", c->url, u.user);
+	else
+		cr_assert_str_eq(u.user, c->user);
+	if (strcmp(c->password, "-") == 0)
+		cr_assert_null(u.password);
+	else
+		cr_assert_str_eq(u.password, c->password);
+	apphost_redis_url_clear(&u);
+}
+
+struct redact_case {
+	char in[64], out[64];
+};
+
+ParameterizedTestParameters(url, redact)
+{
+	static struct redact_case cases[] = {
+	    {"redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"},
+	    {"redis://:secret@h:1/0", "redis://:***@h:1/0"},
+	    {"redis://alice:secret@h/0", "redis://alice:***@h/0"},
+	    {"redis://secret@h/0", "redis://***@h/0"},
+	    {"redis://:p@ss@h/0", "redis://:***@h/0"},
+	    {"postgresql://bob:secret@db:5432/gm",
+	     "postgresql://bob:***@db:5432/gm"},
+	    {"postgresql://bob@db/gm", "postgresql://bob@db/gm"},
+	    {"postgresql://db/gm?user=u&password=secret&sslmode=off",
+	     "postgresql://db/gm?user=u&password=***&sslmode=off"},
+	    {"host=db password=secret dbname=gm",
+	     "host=db password=*** dbname=gm"},
+	    {"password=secret", "password=***"},
+	    {"host=db password = 'se cret\\' x' user=u",
+	     "host=db password = *** user=u"},
+	    {"host=db PASSWORD=secret", "host=db PASSWORD=***"},
+	    {"host=db mypassword=x", "host=db mypassword=x"},
+	    {"", ""},
+	};
+	return cr_make_param_array(struct redact_case, cases,
+				   sizeof(cases) / sizeof(cases[0]));
+}
+
+ParameterizedTest(struct redact_case *c, url, redact)
+{
+	char *got = apphost_redact(c->in);
+
+	cr_assert_not_null(got);
+	cr_assert_str_eq(got, c->out, "redact(%s) = %s, want %s", c->in, got,
+			 c->out);
+	free(got);
+}
+
+Test(url, redact_null)
+{
+	cr_assert_null(apphost_redact(NULL));
+}
