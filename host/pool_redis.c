@@ -88,6 +88,13 @@ static int redis_connect(void *arg, uint32_t timeout_ms, void **conn, char *err,
 		if (rc < 0)
 			goto fail;
 	}
+	/* The lessee's default, as at every later lease (redis_prepare). */
+	if (redisSetTimeout(c, ms_tv(APPHOST_REDIS_COMMAND_TIMEOUT_MS)) !=
+	    REDIS_OK) {
+		snprintf(err, errlen, "cannot set the command timeout");
+		rc = APPHOST_EIO;
+		goto fail;
+	}
 	*conn = c;
 	return 0;
 fail:

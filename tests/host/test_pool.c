@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -241,6 +242,15 @@ static long long redis_client_id(redisContext *c)
 	return id;
 }
 
+static long rcv_timeout_ms(redisContext *c)
+{
+	struct timeval tv;
+	socklen_t len = sizeof(tv);
+
+	cr_assert_eq(getsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &len), 0);
+	return (long)tv.tv_sec * 1000 + (long)tv.tv_usec / 1000;
+}
+
 Test(redis, leases_exclusive_and_broken_reconnects)
 {
 	const char *url = need_env("APPHOST_REDIS_URL");
@@ -257,6 +267,9 @@ Test(redis, leases_exclusive_and_broken_reconnects)
 	ida = redis_client_id(a);
 	idb = redis_client_id(b);
 	cr_assert_neq(ida, idb, "two leases share a server connection");
+	cr_assert_eq(rcv_timeout_ms(a), 5000, "fresh lease: command timeout");
+	/* A lessee's own timeout is reset at the next lease. */
+	redisSetTimeout(b, (struct timeval){.tv_sec = 60});
 	cr_assert_eq(apphost_redis_pool_lease(p, 200, "t", &c),
 		     APPHOST_ETIMEDOUT);
 	apphost_redis_pool_release(p, a, true);
@@ -268,6 +281,12 @@ Test(redis, leases_exclusive_and_broken_reconnects)
 	apphost_redis_pool_release(p, a, false);
 	apphost_redis_pool_release(p, b, false);
 	cr_assert_eq(apphost_redis_pool_leased(p), 0);
+	cr_assert_eq(apphost_redis_pool_lease(p, 2000, "t", &a), 0);
+	cr_assert_eq(apphost_redis_pool_lease(p, 2000, "t", &b), 0);
+	cr_assert_eq(rcv_timeout_ms(a), 5000);
+	cr_assert_eq(rcv_timeout_ms(b), 5000);
+	apphost_redis_pool_release(p, a, false);
+	apphost_redis_pool_release(p, b, false);
 	apphost_redis_pool_free(p);
 }
 
@@ -395,4 +414,26 @@ Test(postgres, bad_dsn_refused_without_secret)
 	    apphost_pg_pool_new("host=x junk", 2, &p, err, sizeof(err)),
 	    APPHOST_EINVAL);
 	cr_assert(strstr(err, "junk") != NULL, "libpq detail kept: %s", err);
+}
+
+Test(redis, auth_refused_without_leaking_password)
+{
+	const char *url = need_env("APPHOST_REDIS_URL");
+	struct apphost_redis_pool *p;
+	redisContext *c;
+	char with_pw[512], err[256];
+	char *log;
+
+	cr_assert(strncmp(url, "redis://", 8) == 0);
+	if (strchr(url, '@') != NULL)
+		cr_skip_test("server URL already carries credentials");
+	snprintf(with_pw, sizeof(with_pw), "redis://:hunter2@%s", url + 8);
+	cr_assert_eq(apphost_redis_pool_new(with_pw, 2, &p, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(apphost_redis_pool_lease(p, 2000, "t", &c), APPHOST_ECONN);
+	log = log_captured();
+	cr_assert(strstr(log, "AUTH refused") != NULL, "%s", log);
+	cr_assert(strstr(log, "hunter2") == NULL, "password logged: %s", log);
+	free(log);
+	apphost_redis_pool_free(p);
 }
