@@ -77,11 +77,13 @@ Test(dedupe, matches_a_naive_model)
 
 Test(dedupe, limits)
 {
-	char big[200];
+	char big[300];
 
+	memset(big, 'h', sizeof(big));
 	cr_assert_eq(he_dedupe_set(d, "", 0, "oom"), HE_EINVAL);
 	cr_assert_eq(he_dedupe_set(d, big, 257, "oom"), HE_EINVAL);
-	memset(big, 'h', sizeof(big));
+	cr_assert_eq(he_dedupe_set(d, big, 256, "oom"), 0);
+	he_dedupe_remove(d, big, 256);
 	big[HE_HEALTH_MAX - 1] = '\0';
 	cr_assert_eq(he_dedupe_set(d, "g", 1, big), 0);
 	big[HE_HEALTH_MAX - 1] = 'h';

@@ -201,7 +201,6 @@ bool he_dedupe_same(he_dedupe *d, const char *game_id, size_t len,
 int he_dedupe_set(he_dedupe *d, const char *game_id, size_t len,
 		  const char *summary)
 {
-	uint32_t h = hash_bytes(game_id, len);
 	char *key;
 	uint8_t sum;
 	int rc;
@@ -209,6 +208,7 @@ int he_dedupe_set(he_dedupe *d, const char *game_id, size_t len,
 	if (len == 0 || len > HE_GAME_ID_MAX ||
 	    strnlen(summary, HE_HEALTH_MAX) >= HE_HEALTH_MAX)
 		return HE_EINVAL;
+	uint32_t h = hash_bytes(game_id, len);
 	uv_rwlock_wrlock(&d->lock);
 	size_t i = find(d, game_id, len, h);
 	if (i != SIZE_MAX && he_summary_index(summary) >= 0) {
