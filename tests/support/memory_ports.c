@@ -150,8 +150,7 @@ int mem_store_put(mem_store *s, const char *game_id, const char *status,
 			       engine_health, current_turn);
 }
 
-bool mem_store_set_status(mem_store *s, const char *game_id,
-			  const char *status)
+bool mem_store_set_status(mem_store *s, const char *game_id, const char *status)
 {
 	row_node *r = find(s, game_id, strlen(game_id));
 	if (r == NULL)
@@ -160,8 +159,7 @@ bool mem_store_set_status(mem_store *s, const char *game_id,
 	return true;
 }
 
-bool mem_store_get_n(mem_store *s, const char *game_id, size_t len,
-		     he_row *out)
+bool mem_store_get_n(mem_store *s, const char *game_id, size_t len, he_row *out)
 {
 	row_node *r = find(s, game_id, len);
 	if (r == NULL)
@@ -392,7 +390,7 @@ static int copy_box(mem_commit *c, const he_outbox *box)
 		o->nitems = n;
 		for (size_t k = 0; k < n; k++) {
 			o->items[k] =
-				dup_n(dl->entry->items[k], dl->entry->lens[k]);
+			    dup_n(dl->entry->items[k], dl->entry->lens[k]);
 			o->lens[k] = dl->entry->lens[k];
 			if (o->items[k] == NULL)
 				goto fail;

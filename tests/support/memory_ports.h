@@ -56,8 +56,8 @@ void mem_store_fail_after(mem_store *s, int k, int code);
  * CAS check just failed, before the health-only fallback writes and the
  * row is read back (the window D5 is about).
  */
-typedef void (*mem_store_hook)(mem_store *s, const he_mutation *op,
-			       long index, void *ud);
+typedef void (*mem_store_hook)(mem_store *s, const he_mutation *op, long index,
+			       void *ud);
 void mem_store_set_before_apply(mem_store *s, mem_store_hook fn, void *ud);
 void mem_store_set_on_conflict(mem_store *s, mem_store_hook fn, void *ud);
 

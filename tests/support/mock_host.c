@@ -201,16 +201,16 @@ mock_host *mock_host_new(void)
 	pthread_mutex_init(&m->mu, NULL);
 	m->log_level = APPHOST_LOG_DEBUG;
 	m->svc = (apphost_services){
-		.size = sizeof(apphost_services),
-		.host = m,
-		.log = svc_log,
-		.log_enabled = svc_log_enabled,
-		.config_get = svc_config_get,
-		.redis_lease = svc_redis_lease,
-		.redis_release = svc_redis_release,
-		.pg_lease = svc_pg_lease,
-		.pg_release = svc_pg_release,
-		.now_ns = svc_now_ns,
+	    .size = sizeof(apphost_services),
+	    .host = m,
+	    .log = svc_log,
+	    .log_enabled = svc_log_enabled,
+	    .config_get = svc_config_get,
+	    .redis_lease = svc_redis_lease,
+	    .redis_release = svc_redis_release,
+	    .pg_lease = svc_pg_lease,
+	    .pg_release = svc_pg_release,
+	    .now_ns = svc_now_ns,
 	};
 	return m;
 }

@@ -24,30 +24,29 @@ struct d1_case {
 };
 
 static const struct d1_case d1_each_type_cases[] = {
-	/* container_started never transitions, whatever the status */
-	{"container_started", "running", "healthy", "running",
-	 HE_ENTRY_HEALTH_ONLY},
-	{"container_started", "engine_unreachable", "healthy",
-	 "engine_unreachable", HE_ENTRY_HEALTH_ONLY},
-	{"container_started", "starting", "healthy", "starting",
-	 HE_ENTRY_HEALTH_ONLY},
-	/* probe_recovered recovers engine_unreachable */
-	{"probe_recovered", "engine_unreachable", "healthy", "running",
-	 HE_ENTRY_TRANSITIONED},
-	{"probe_recovered", "running", "healthy", "running",
-	 HE_ENTRY_CONFLICT},
-	{"container_exited", "running", "exited", "engine_unreachable",
-	 HE_ENTRY_TRANSITIONED},
-	{"container_oom", "running", "oom", "engine_unreachable",
-	 HE_ENTRY_TRANSITIONED},
-	{"container_disappeared", "running", "disappeared",
-	 "engine_unreachable", HE_ENTRY_TRANSITIONED},
-	{"inspect_unhealthy", "running", "unhealthy", "running",
-	 HE_ENTRY_HEALTH_ONLY},
-	{"inspect_unhealthy", "engine_unreachable", "unhealthy",
-	 "engine_unreachable", HE_ENTRY_HEALTH_ONLY},
-	{"probe_failed", "running", "probe_failed", "running",
-	 HE_ENTRY_HEALTH_ONLY},
+    /* container_started never transitions, whatever the status */
+    {"container_started", "running", "healthy", "running",
+     HE_ENTRY_HEALTH_ONLY},
+    {"container_started", "engine_unreachable", "healthy", "engine_unreachable",
+     HE_ENTRY_HEALTH_ONLY},
+    {"container_started", "starting", "healthy", "starting",
+     HE_ENTRY_HEALTH_ONLY},
+    /* probe_recovered recovers engine_unreachable */
+    {"probe_recovered", "engine_unreachable", "healthy", "running",
+     HE_ENTRY_TRANSITIONED},
+    {"probe_recovered", "running", "healthy", "running", HE_ENTRY_CONFLICT},
+    {"container_exited", "running", "exited", "engine_unreachable",
+     HE_ENTRY_TRANSITIONED},
+    {"container_oom", "running", "oom", "engine_unreachable",
+     HE_ENTRY_TRANSITIONED},
+    {"container_disappeared", "running", "disappeared", "engine_unreachable",
+     HE_ENTRY_TRANSITIONED},
+    {"inspect_unhealthy", "running", "unhealthy", "running",
+     HE_ENTRY_HEALTH_ONLY},
+    {"inspect_unhealthy", "engine_unreachable", "unhealthy",
+     "engine_unreachable", HE_ENTRY_HEALTH_ONLY},
+    {"probe_failed", "running", "probe_failed", "running",
+     HE_ENTRY_HEALTH_ONLY},
 };
 
 ParameterizedTestParameters(decisions, d1_each_type)
@@ -99,18 +98,19 @@ Test(decisions, d2_lost_cas_falls_back_health_only_at_debug)
 	cr_assert(mem_store_get(fx.ms, "g1", &row));
 	cr_assert_str_eq(row.status, "generation_in_progress");
 	cr_assert_str_eq(row.engine_health, "oom");
-	cr_assert_eq(mock_host_log_count(fx.mh, APPHOST_LOG_DEBUG,
-					 "CAS lost"), 1);
+	cr_assert_eq(mock_host_log_count(fx.mh, APPHOST_LOG_DEBUG, "CAS lost"),
+		     1);
 	cr_assert_eq(mock_host_log_max_level(fx.mh, "CAS lost"),
 		     APPHOST_LOG_DEBUG);
 	cr_assert_eq(mock_host_log_count(fx.mh, APPHOST_LOG_INFO, NULL), 0,
 		     "nothing above debug");
 	/* The summary changed: operators see "last known: oom". */
 	cr_assert_eq(fx.box.nsnapshots, 1);
-	cr_assert_str_eq(fx_payload(0),
-			 "{\"game_id\":\"g1\",\"runtime_status\":"
-			 "\"generation_in_progress\",\"engine_health_summary\":"
-			 "\"oom\",\"current_turn\":9,\"player_turn_stats\":null}");
+	cr_assert_str_eq(
+	    fx_payload(0),
+	    "{\"game_id\":\"g1\",\"runtime_status\":"
+	    "\"generation_in_progress\",\"engine_health_summary\":"
+	    "\"oom\",\"current_turn\":9,\"player_turn_stats\":null}");
 }
 
 static bool refuse_all(const char *from, const char *to)
@@ -141,7 +141,8 @@ Test(decisions, d2_invalid_transition_falls_back_health_only_at_debug)
 	cr_assert_str_eq(row.status, "running");
 	cr_assert_str_eq(row.engine_health, "oom");
 	cr_assert_eq(mock_host_log_count(fx.mh, APPHOST_LOG_DEBUG,
-					 "transition not allowed"), 1);
+					 "transition not allowed"),
+		     1);
 	cr_assert_eq(mock_host_log_count(fx.mh, APPHOST_LOG_INFO, NULL), 0);
 	cr_assert(fx.reps[0].published);
 
@@ -175,12 +176,12 @@ struct d3_case {
 };
 
 static const struct d3_case d3_health_only_in_stopped_finished_cases[] = {
-	{"stopped", "inspect_unhealthy", HE_ENTRY_HEALTH_ONLY},
-	{"stopped", "probe_failed", HE_ENTRY_HEALTH_ONLY},
-	{"stopped", "container_oom", HE_ENTRY_CONFLICT},
-	{"finished", "inspect_unhealthy", HE_ENTRY_HEALTH_ONLY},
-	{"finished", "container_exited", HE_ENTRY_CONFLICT},
-	{"finished", "probe_recovered", HE_ENTRY_CONFLICT},
+    {"stopped", "inspect_unhealthy", HE_ENTRY_HEALTH_ONLY},
+    {"stopped", "probe_failed", HE_ENTRY_HEALTH_ONLY},
+    {"stopped", "container_oom", HE_ENTRY_CONFLICT},
+    {"finished", "inspect_unhealthy", HE_ENTRY_HEALTH_ONLY},
+    {"finished", "container_exited", HE_ENTRY_CONFLICT},
+    {"finished", "probe_recovered", HE_ENTRY_CONFLICT},
 };
 
 ParameterizedTestParameters(decisions, d3_health_only_in_stopped_finished)
@@ -190,7 +191,8 @@ ParameterizedTestParameters(decisions, d3_health_only_in_stopped_finished)
 
 ParameterizedTest(size_t *ip, decisions, d3_health_only_in_stopped_finished)
 {
-	const struct d3_case *c = &d3_health_only_in_stopped_finished_cases[*ip];
+	const struct d3_case *c =
+	    &d3_health_only_in_stopped_finished_cases[*ip];
 	batch b;
 	he_row row;
 	const he_event_type *t = he_event_lookup(c->type, strlen(c->type));
@@ -319,8 +321,7 @@ Test(decisions, d5_snapshot_shows_concurrent_change)
 	cr_assert(strstr(fx_payload(0), "\"player_turn_stats\":null}"));
 }
 
-static void bump_turn(mem_store *s, const he_mutation *op, long index,
-		      void *ud)
+static void bump_turn(mem_store *s, const he_mutation *op, long index, void *ud)
 {
 	he_row r;
 	if (mem_store_get(s, "g1", &r))
@@ -359,7 +360,8 @@ Test(decisions, missing_row_warns_and_publishes_nothing)
 	cr_assert_eq(fx.box.ndead, 0);
 	cr_assert_eq(he_core_cache_size(fx.core), 0);
 	cr_assert_eq(mock_host_log_count(fx.mh, APPHOST_LOG_WARN,
-					 "game_id=\"ghost\" entry=100-0"), 1);
+					 "game_id=\"ghost\" entry=100-0"),
+		     1);
 	cr_assert_eq(mock_host_log_count(fx.mh, APPHOST_LOG_ERROR, NULL), 0);
 	cr_assert_str_eq(fx.box.last_id, "100-0");
 	he_core_stats st;
@@ -367,7 +369,8 @@ Test(decisions, missing_row_warns_and_publishes_nothing)
 	cr_assert_eq(st.not_found, 1);
 }
 
-/* ---- a failing store ------------------------------------------------------ */
+/* ---- a failing store ------------------------------------------------------
+ */
 
 /* A batch with every kind of entry, for the retry tests. */
 static void mixed_batch(batch *b)
@@ -591,7 +594,8 @@ Test(decisions, forget_makes_a_replay_publish_again)
 	he_core_forget(NULL, &fx.box);
 }
 
-/* ---- arguments ------------------------------------------------------------ */
+/* ---- arguments ------------------------------------------------------------
+ */
 
 Test(decisions, bad_arguments)
 {
@@ -599,8 +603,7 @@ Test(decisions, bad_arguments)
 
 	b_init(&b, 100);
 	b_add(&b, "g1", "probe_failed");
-	cr_assert_eq(he_core_process(fx.core, b.e, 0, &fx.store, &fx.box,
-				     NULL),
+	cr_assert_eq(he_core_process(fx.core, b.e, 0, &fx.store, &fx.box, NULL),
 		     0);
 	cr_assert_eq(mem_store_apply_calls(fx.ms), 0);
 	cr_assert_eq(he_core_process(NULL, b.e, 1, &fx.store, &fx.box, NULL),
@@ -608,8 +611,7 @@ Test(decisions, bad_arguments)
 	cr_assert_eq(he_core_process(fx.core, b.e, 1, NULL, &fx.box, NULL),
 		     HE_EINVAL);
 	b.e[0].id = "1700000000000000000000000000000000000000000000000-0";
-	cr_assert_eq(he_core_process(fx.core, b.e, 1, &fx.store, &fx.box,
-				     NULL),
+	cr_assert_eq(he_core_process(fx.core, b.e, 1, &fx.store, &fx.box, NULL),
 		     HE_EINVAL);
 	cr_assert_eq(mem_store_apply_calls(fx.ms), 0);
 	he_core_free(NULL);

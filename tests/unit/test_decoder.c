@@ -16,13 +16,13 @@ TestSuite(decoder, .init = fx_setup, .fini = fx_teardown);
 /* Values too big or too odd for a static table, made at run time. */
 enum gen {
 	GEN_NONE,
-	GEN_GAME_ID_300,     /* item 3: 300 bytes */
+	GEN_GAME_ID_300, /* item 3: 300 bytes */
 	GEN_GAME_ID_BAD_UTF8,
 	GEN_GAME_ID_NUL,
-	GEN_DETAILS_HUGE,    /* item 5: HE_FIELD_MAX + 1 bytes */
-	GEN_TYPE_1MIB,       /* item 1: 1 MiB of 'x' */
-	GEN_TYPE_CONTROL,    /* item 1: "bad\ntype\x01" */
-	GEN_NAME_HUGE,       /* item 4: a field name of HE_FIELD_MAX + 1 */
+	GEN_DETAILS_HUGE, /* item 5: HE_FIELD_MAX + 1 bytes */
+	GEN_TYPE_1MIB,	  /* item 1: 1 MiB of 'x' */
+	GEN_TYPE_CONTROL, /* item 1: "bad\ntype\x01" */
+	GEN_NAME_HUGE,	  /* item 4: a field name of HE_FIELD_MAX + 1 */
 };
 
 struct bad_case {
@@ -33,43 +33,65 @@ struct bad_case {
 };
 
 static const struct bad_case malformed_is_dead_lettered_cases[] = {
-	{2, {"event_type", "container_oom"}, GEN_NONE,
-	 "missing game_id"},
-	{4, {"event_type", "container_oom", "game_id", ""}, GEN_NONE,
-	 "empty game_id"},
-	{4, {"event_type", "container_oom", "game_id", "x"},
-	 GEN_GAME_ID_300, "game_id longer than 256 bytes (300)"},
-	{4, {"event_type", "container_oom", "game_id", "x"},
-	 GEN_GAME_ID_BAD_UTF8, "game_id is not valid UTF-8"},
-	{4, {"event_type", "container_oom", "game_id", "x"},
-	 GEN_GAME_ID_NUL, "game_id contains a NUL byte"},
-	{2, {"game_id", "g1"}, GEN_NONE, "missing event_type"},
-	{4, {"event_type", "", "game_id", "g1"}, GEN_NONE,
-	 "empty event_type"},
-	{4, {"event_type", "foo", "game_id", "g1"}, GEN_NONE,
-	 "unknown event_type \"foo\""},
-	{4, {"event_type", "Container_OOM", "game_id", "g1"}, GEN_NONE,
-	 "unknown event_type \"Container_OOM\""},
-	{4, {"event_type", "x", "game_id", "g1"}, GEN_TYPE_CONTROL,
-	 "unknown event_type \"bad\\x0atype\\x01\""},
-	{4, {"event_type", "x", "game_id", "g1"}, GEN_TYPE_1MIB,
-	 "unknown event_type \""
-	 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-	 "...\""},
-	{6, {"event_type", "container_oom", "game_id", "g1", "details",
-	     "x"},
-	 GEN_DETAILS_HUGE, "field details longer than 65536 bytes"},
-	{6, {"event_type", "container_oom", "game_id", "g1", "x", "y"},
-	 GEN_NAME_HUGE, "field name longer than 65536 bytes (65537)"},
-	{3, {"event_type", "container_oom", "game_id"}, GEN_NONE,
-	 "odd number of field items (3)"},
-	{6, {"game_id", "g1", "event_type", "container_oom", "game_id",
-	     "g2"},
-	 GEN_NONE, "duplicate field game_id"},
-	{6, {"event_type", "container_oom", "game_id", "g1",
-	     "event_type", "probe_failed"},
-	 GEN_NONE, "duplicate field event_type"},
-	{0, {NULL}, GEN_NONE, "missing game_id"},
+    {2, {"event_type", "container_oom"}, GEN_NONE, "missing game_id"},
+    {4,
+     {"event_type", "container_oom", "game_id", ""},
+     GEN_NONE,
+     "empty game_id"},
+    {4,
+     {"event_type", "container_oom", "game_id", "x"},
+     GEN_GAME_ID_300,
+     "game_id longer than 256 bytes (300)"},
+    {4,
+     {"event_type", "container_oom", "game_id", "x"},
+     GEN_GAME_ID_BAD_UTF8,
+     "game_id is not valid UTF-8"},
+    {4,
+     {"event_type", "container_oom", "game_id", "x"},
+     GEN_GAME_ID_NUL,
+     "game_id contains a NUL byte"},
+    {2, {"game_id", "g1"}, GEN_NONE, "missing event_type"},
+    {4, {"event_type", "", "game_id", "g1"}, GEN_NONE, "empty event_type"},
+    {4,
+     {"event_type", "foo", "game_id", "g1"},
+     GEN_NONE,
+     "unknown event_type \"foo\""},
+    {4,
+     {"event_type", "Container_OOM", "game_id", "g1"},
+     GEN_NONE,
+     "unknown event_type \"Container_OOM\""},
+    {4,
+     {"event_type", "x", "game_id", "g1"},
+     GEN_TYPE_CONTROL,
+     "unknown event_type \"bad\\x0atype\\x01\""},
+    {4,
+     {"event_type", "x", "game_id", "g1"},
+     GEN_TYPE_1MIB,
+     "unknown event_type \""
+     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+     "...\""},
+    {6,
+     {"event_type", "container_oom", "game_id", "g1", "details", "x"},
+     GEN_DETAILS_HUGE,
+     "field details longer than 65536 bytes"},
+    {6,
+     {"event_type", "container_oom", "game_id", "g1", "x", "y"},
+     GEN_NAME_HUGE,
+     "field name longer than 65536 bytes (65537)"},
+    {3,
+     {"event_type", "container_oom", "game_id"},
+     GEN_NONE,
+     "odd number of field items (3)"},
+    {6,
+     {"game_id", "g1", "event_type", "container_oom", "game_id", "g2"},
+     GEN_NONE,
+     "duplicate field game_id"},
+    {6,
+     {"event_type", "container_oom", "game_id", "g1", "event_type",
+      "probe_failed"},
+     GEN_NONE,
+     "duplicate field event_type"},
+    {0, {NULL}, GEN_NONE, "missing game_id"},
 };
 
 ParameterizedTestParameters(decoder, malformed_is_dead_lettered)
@@ -98,12 +120,8 @@ ParameterizedTest(size_t *ip, decoder, malformed_is_dead_lettered)
 		memset(big, 'a', 300);
 		b_set(&b, i, 3, big, 300);
 		break;
-	case GEN_GAME_ID_BAD_UTF8:
-		b_set(&b, i, 3, "g\xc3\x28", 3);
-		break;
-	case GEN_GAME_ID_NUL:
-		b_set(&b, i, 3, "g\0h", 3);
-		break;
+	case GEN_GAME_ID_BAD_UTF8: b_set(&b, i, 3, "g\xc3\x28", 3); break;
+	case GEN_GAME_ID_NUL: b_set(&b, i, 3, "g\0h", 3); break;
 	case GEN_DETAILS_HUGE:
 		big = malloc(HE_FIELD_MAX + 1);
 		memset(big, 'd', HE_FIELD_MAX + 1);
@@ -114,16 +132,13 @@ ParameterizedTest(size_t *ip, decoder, malformed_is_dead_lettered)
 		memset(big, 'x', 1 << 20);
 		b_set(&b, i, 1, big, 1 << 20);
 		break;
-	case GEN_TYPE_CONTROL:
-		b_set(&b, i, 1, "bad\ntype\x01", 9);
-		break;
+	case GEN_TYPE_CONTROL: b_set(&b, i, 1, "bad\ntype\x01", 9); break;
 	case GEN_NAME_HUGE:
 		big = malloc(HE_FIELD_MAX + 1);
 		memset(big, 'n', HE_FIELD_MAX + 1);
 		b_set(&b, i, 4, big, HE_FIELD_MAX + 1);
 		break;
-	case GEN_NONE:
-		break;
+	case GEN_NONE: break;
 	}
 	b_add(&b, "g1", "inspect_unhealthy"); /* and one after */
 
@@ -140,8 +155,8 @@ ParameterizedTest(size_t *ip, decoder, malformed_is_dead_lettered)
 	cr_assert_eq(fx.box.nsnapshots, 2);
 	cr_assert_str_eq(fx.box.last_id, "300-2");
 	/* One warning naming the entry, short even for a 1 MiB value. */
-	cr_assert_eq(mock_host_log_count(fx.mh, APPHOST_LOG_WARN,
-					 "entry=300-1"), 1);
+	cr_assert_eq(
+	    mock_host_log_count(fx.mh, APPHOST_LOG_WARN, "entry=300-1"), 1);
 	cr_assert_eq(mock_host_log_count(fx.mh, APPHOST_LOG_WARN, NULL), 1);
 	cr_assert_lt(mock_host_log_longest(fx.mh), 600);
 	free(big);
@@ -157,21 +172,26 @@ struct good_case {
 };
 
 static const struct good_case wellformed_decodes_cases[] = {
-	{4, {"game_id", "g1", "event_type", "probe_failed"},
-	 "probe_failed", "g1"},
-	{10,
-	 {"occurred_at", "1", "container_id", "c", "game_id", "g",
-	  "event_type", "container_started", "unknown", "ignored"},
-	 "container_started", "g"},
-	{4, {"event_type", "container_oom", "game_id", "\xc3\xa9t\xc3\xa9"},
-	 "container_oom", "\xc3\xa9t\xc3\xa9"},
-	/* control characters are legal in a game id: JSON escapes them */
-	{4, {"event_type", "container_oom", "game_id", "a\tb"},
-	 "container_oom", "a\tb"},
-	/* unknown fields may repeat */
-	{8, {"x", "1", "x", "2", "event_type", "probe_failed", "game_id",
-	     "g"},
-	 "probe_failed", "g"},
+    {4, {"game_id", "g1", "event_type", "probe_failed"}, "probe_failed", "g1"},
+    {10,
+     {"occurred_at", "1", "container_id", "c", "game_id", "g", "event_type",
+      "container_started", "unknown", "ignored"},
+     "container_started",
+     "g"},
+    {4,
+     {"event_type", "container_oom", "game_id", "\xc3\xa9t\xc3\xa9"},
+     "container_oom",
+     "\xc3\xa9t\xc3\xa9"},
+    /* control characters are legal in a game id: JSON escapes them */
+    {4,
+     {"event_type", "container_oom", "game_id", "a\tb"},
+     "container_oom",
+     "a\tb"},
+    /* unknown fields may repeat */
+    {8,
+     {"x", "1", "x", "2", "event_type", "probe_failed", "game_id", "g"},
+     "probe_failed",
+     "g"},
 };
 
 ParameterizedTestParameters(decoder, wellformed_decodes)
@@ -215,8 +235,8 @@ Test(decoder, game_id_limits_exactly)
 Test(decoder, details_at_the_limit_is_fine)
 {
 	char *v = malloc(HE_FIELD_MAX);
-	const char *items[6] = {"event_type", "probe_failed", "game_id", "g",
-				"details", v};
+	const char *items[6] = {"event_type", "probe_failed", "game_id",
+				"g",	      "details",      v};
 	size_t lens[6] = {10, 12, 7, 1, 7, HE_FIELD_MAX};
 	he_stream_entry e = {"1-1", 6, items, lens};
 	he_decoded d;
@@ -235,15 +255,15 @@ Test(decoder, utf8_validation)
 		size_t n;
 		bool ok;
 	} cases[] = {
-		{"\xf0\x9f\x8e\xb2", 4, true},  /* U+1F3B2 */
-		{"\xf0\x9f\x8e", 3, false},     /* truncated */
-		{"\xc0\xaf", 2, false},         /* overlong '/' */
-		{"\xe0\x80\xaf", 3, false},     /* overlong */
-		{"\xed\xa0\x80", 3, false},     /* surrogate */
-		{"\xf4\x90\x80\x80", 4, false}, /* > U+10FFFF */
-		{"\x80", 1, false},             /* stray continuation */
-		{"\xef\xbf\xbd", 3, true},      /* U+FFFD */
-		{"plain", 5, true},
+	    {"\xf0\x9f\x8e\xb2", 4, true},  /* U+1F3B2 */
+	    {"\xf0\x9f\x8e", 3, false},	    /* truncated */
+	    {"\xc0\xaf", 2, false},	    /* overlong '/' */
+	    {"\xe0\x80\xaf", 3, false},	    /* overlong */
+	    {"\xed\xa0\x80", 3, false},	    /* surrogate */
+	    {"\xf4\x90\x80\x80", 4, false}, /* > U+10FFFF */
+	    {"\x80", 1, false},		    /* stray continuation */
+	    {"\xef\xbf\xbd", 3, true},	    /* U+FFFD */
+	    {"plain", 5, true},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const char *items[4] = {"event_type", "probe_failed", "game_id",

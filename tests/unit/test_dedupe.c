@@ -2,8 +2,8 @@
  * test_dedupe.c -- the D4 cache: consistency against a naive model,
  * export/import round trip and rejection of bad buffers.
  */
-#include "he_dedupe.h"
 #include "core.h"
+#include "he_dedupe.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -48,8 +48,8 @@ Test(dedupe, matches_a_naive_model)
 		int len = snprintf(key, sizeof(key), "game-%u", k);
 		if (what < 6) {
 			int s = (int)(rng() % 5);
-			cr_assert_eq(he_dedupe_set(d, key, (size_t)len, sums[s]),
-				     0);
+			cr_assert_eq(
+			    he_dedupe_set(d, key, (size_t)len, sums[s]), 0);
 			model[k] = s;
 		} else {
 			he_dedupe_remove(d, key, (size_t)len);
@@ -188,12 +188,12 @@ Test(dedupe, import_refuses_truncated_and_garbage)
 	expect_refused(NULL, 0, "NULL");
 
 	unsigned char *m = malloc(len + 1);
-#define MUTATE(stmt, what)                                                   \
-	do {                                                                 \
-		memcpy(m, buf, len);                                         \
-		size_t ml = len;                                             \
-		stmt;                                                        \
-		expect_refused(m, ml, what);                                 \
+#define MUTATE(stmt, what)                                                     \
+	do {                                                                   \
+		memcpy(m, buf, len);                                           \
+		size_t ml = len;                                               \
+		stmt;                                                          \
+		expect_refused(m, ml, what);                                   \
 	} while (0)
 	MUTATE(m[0] = 'X', "magic");
 	MUTATE(m[4] = 2, "version");
@@ -210,17 +210,16 @@ Test(dedupe, import_refuses_truncated_and_garbage)
 
 	/* hand-made: duplicate game, NUL in summary, summary too long */
 	static const unsigned char dup[] = {
-		'H', 'E', 'D', 'D', 1, 0, 0, 0, 2, 0, 0, 0,
-		1, 0, 'g', 3, 0, 'o', 'o', 'm',
-		1, 0, 'g', 3, 0, 'o', 'o', 'm'};
+	    'H', 'E', 'D', 'D', 1,   0,	  0, 0, 2,   0, 0, 0,	1,   0,
+	    'g', 3,   0,   'o', 'o', 'm', 1, 0, 'g', 3, 0, 'o', 'o', 'm'};
 	expect_refused(dup, sizeof(dup), "duplicate game");
-	static const unsigned char nul[] = {
-		'H', 'E', 'D', 'D', 1, 0, 0, 0, 1, 0, 0, 0,
-		1, 0, 'g', 3, 0, 'o', 0, 'm'};
+	static const unsigned char nul[] = {'H', 'E', 'D', 'D', 1, 0,  0,
+					    0,	 1,   0,   0,	0, 1,  0,
+					    'g', 3,   0,   'o', 0, 'm'};
 	expect_refused(nul, sizeof(nul), "NUL in summary");
 	unsigned char lng[12 + 3 + 2 + HE_HEALTH_MAX] = {
-		'H', 'E', 'D', 'D', 1, 0, 0, 0, 1, 0, 0, 0,
-		1, 0, 'g', HE_HEALTH_MAX, 0};
+	    'H', 'E', 'D', 'D',		  1, 0, 0, 0, 1, 0, 0, 0,
+	    1,	 0,   'g', HE_HEALTH_MAX, 0};
 	memset(lng + 17, 's', HE_HEALTH_MAX);
 	expect_refused(lng, sizeof(lng), "summary too long");
 	/* ... and the same with a fitting summary is accepted */
@@ -269,6 +268,7 @@ Test(dedupe, hundred_thousand_games)
 		he_dedupe_remove(d, key, (size_t)len);
 	}
 	cr_assert_eq(he_dedupe_size(d), 50000);
-	int len = snprintf(key, sizeof(key), "0f8fad5b-d9cb-469f-a165-%012d", 1);
+	int len =
+	    snprintf(key, sizeof(key), "0f8fad5b-d9cb-469f-a165-%012d", 1);
 	cr_assert(he_dedupe_same(d, key, (size_t)len, "oom"));
 }

@@ -29,9 +29,9 @@ Test(snapshot, design_example)
 
 	cr_assert_eq(he_snapshot_build("g1", 2, &r, &p, &n), 0);
 	const char *want =
-		"{\"game_id\":\"g1\",\"runtime_status\":\"engine_unreachable\","
-		"\"engine_health_summary\":\"oom\",\"current_turn\":7,"
-		"\"player_turn_stats\":null}";
+	    "{\"game_id\":\"g1\",\"runtime_status\":\"engine_unreachable\","
+	    "\"engine_health_summary\":\"oom\",\"current_turn\":7,"
+	    "\"player_turn_stats\":null}";
 	cr_assert_str_eq(p, want);
 	cr_assert_eq(n, strlen(want));
 	cr_assert_eq(he_snapshot_len("g1", 2, &r), n);
@@ -49,21 +49,20 @@ struct esc_case {
 };
 
 static const struct esc_case escaping_byte_for_byte_cases[] = {
-	{"a\"b", 3, "", 0, "a\\\"b", "", "0"},
-	{"back\\slash", 10, "x", 1, "back\\\\slash", "x", "1"},
-	{"\b\f\n\r\t", 5, "", 2, "\\b\\f\\n\\r\\t", "", "2"},
-	{"\x01\x1f\x7f", 3, "", 3, "\\u0001\\u001f\x7f", "", "3"},
-	{"nul\0x", 5, "", 4, "nul\\u0000x", "", "4"},
-	/* non-ASCII UTF-8 passes through as is */
-	{"\xc3\xa9t\xc3\xa9-\xe6\xb8\xb8\xe6\x88\x8f-\xf0\x9f\x8e\xb2", 17,
-	 "", 5, "\xc3\xa9t\xc3\xa9-\xe6\xb8\xb8\xe6\x88\x8f-\xf0\x9f\x8e\xb2",
-	 "", "5"},
-	/* strings from the row are escaped too; bad bytes -> U+FFFD */
-	{"g", 1, "say \"hi\"\n", 6, "g", "say \\\"hi\\\"\\n", "6"},
-	{"g", 1, "bad\xff", -1, "g", "bad\\ufffd", "-1"},
-	{"g", 1, "", 2147483647, "g", "", "2147483647"},
-	{"g", 1, "", -2147483647 - 1, "g", "", "-2147483648"},
-	{"</script>", 9, "", 0, "</script>", "", "0"},
+    {"a\"b", 3, "", 0, "a\\\"b", "", "0"},
+    {"back\\slash", 10, "x", 1, "back\\\\slash", "x", "1"},
+    {"\b\f\n\r\t", 5, "", 2, "\\b\\f\\n\\r\\t", "", "2"},
+    {"\x01\x1f\x7f", 3, "", 3, "\\u0001\\u001f\x7f", "", "3"},
+    {"nul\0x", 5, "", 4, "nul\\u0000x", "", "4"},
+    /* non-ASCII UTF-8 passes through as is */
+    {"\xc3\xa9t\xc3\xa9-\xe6\xb8\xb8\xe6\x88\x8f-\xf0\x9f\x8e\xb2", 17, "", 5,
+     "\xc3\xa9t\xc3\xa9-\xe6\xb8\xb8\xe6\x88\x8f-\xf0\x9f\x8e\xb2", "", "5"},
+    /* strings from the row are escaped too; bad bytes -> U+FFFD */
+    {"g", 1, "say \"hi\"\n", 6, "g", "say \\\"hi\\\"\\n", "6"},
+    {"g", 1, "bad\xff", -1, "g", "bad\\ufffd", "-1"},
+    {"g", 1, "", 2147483647, "g", "", "2147483647"},
+    {"g", 1, "", -2147483647 - 1, "g", "", "-2147483648"},
+    {"</script>", 9, "", 0, "</script>", "", "0"},
 };
 
 ParameterizedTestParameters(snapshot, escaping_byte_for_byte)

@@ -16,18 +16,18 @@
 Test(tables, events_match_design_section_4)
 {
 	static const he_event_type want[] = {
-		{"container_started", "healthy", NULL, NULL},
-		{"probe_recovered", "healthy", "engine_unreachable", "running"},
-		{"container_exited", "exited", "running", "engine_unreachable"},
-		{"container_oom", "oom", "running", "engine_unreachable"},
-		{"container_disappeared", "disappeared", "running",
-		 "engine_unreachable"},
-		{"inspect_unhealthy", "unhealthy", NULL, NULL},
-		{"probe_failed", "probe_failed", NULL, NULL},
+	    {"container_started", "healthy", NULL, NULL},
+	    {"probe_recovered", "healthy", "engine_unreachable", "running"},
+	    {"container_exited", "exited", "running", "engine_unreachable"},
+	    {"container_oom", "oom", "running", "engine_unreachable"},
+	    {"container_disappeared", "disappeared", "running",
+	     "engine_unreachable"},
+	    {"inspect_unhealthy", "unhealthy", NULL, NULL},
+	    {"probe_failed", "probe_failed", NULL, NULL},
 	};
 	for (size_t i = 0; i < HE_EVENT_TYPE_COUNT; i++) {
 		const he_event_type *t =
-			he_event_lookup(want[i].name, strlen(want[i].name));
+		    he_event_lookup(want[i].name, strlen(want[i].name));
 		cr_assert_not_null(t, "%s", want[i].name);
 		cr_assert_eq(t, he_event_at(i));
 		cr_assert_str_eq(t->summary, want[i].summary);
@@ -57,21 +57,21 @@ struct tr_case {
 };
 
 static const struct tr_case transitions_cases[] = {
-	{"running", "engine_unreachable", true},
-	{"engine_unreachable", "running", true},
-	{"starting", "running", true},
-	{"running", "generation_in_progress", true},
-	{"generation_in_progress", "running", true},
-	{"generation_in_progress", "generation_failed", true},
-	{"running", "finished", true},
-	{"stopped", "finished", true},
-	{"generation_in_progress", "engine_unreachable", false},
-	{"stopped", "engine_unreachable", false},
-	{"finished", "running", false},
-	{"finished", "engine_unreachable", false},
-	{"starting", "engine_unreachable", false},
-	{"running", "bogus", false},
-	{"bogus", "running", false},
+    {"running", "engine_unreachable", true},
+    {"engine_unreachable", "running", true},
+    {"starting", "running", true},
+    {"running", "generation_in_progress", true},
+    {"generation_in_progress", "running", true},
+    {"generation_in_progress", "generation_failed", true},
+    {"running", "finished", true},
+    {"stopped", "finished", true},
+    {"generation_in_progress", "engine_unreachable", false},
+    {"stopped", "engine_unreachable", false},
+    {"finished", "running", false},
+    {"finished", "engine_unreachable", false},
+    {"starting", "engine_unreachable", false},
+    {"running", "bogus", false},
+    {"bogus", "running", false},
 };
 
 ParameterizedTestParameters(tables, transitions)
@@ -100,7 +100,7 @@ Test(tables, self_transition_never_valid)
 	/* finished is terminal */
 	for (int s = 0; s < HE_STATUS_COUNT; s++)
 		cr_assert_not(he_transition_allowed(
-			"finished", he_status_name((he_status)s)));
+		    "finished", he_status_name((he_status)s)));
 }
 
 Test(tables, names)
@@ -120,6 +120,5 @@ Test(tables, names)
 			 "not_found");
 	cr_assert_str_eq(he_entry_outcome_name(HE_ENTRY_DEAD_LETTERED),
 			 "dead_lettered");
-	cr_assert_str_eq(he_entry_outcome_name((he_entry_outcome)0),
-			 "unknown");
+	cr_assert_str_eq(he_entry_outcome_name((he_entry_outcome)0), "unknown");
 }

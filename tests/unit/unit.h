@@ -10,8 +10,8 @@
 
 #include <stddef.h>
 
-#define B_MAX 32     /* entries per test batch */
-#define B_ITEMS 12   /* field items per entry */
+#define B_MAX	32 /* entries per test batch */
+#define B_ITEMS 12 /* field items per entry */
 
 /* A batch of hand-made stream entries with ids "100-0", "100-1", ... */
 typedef struct batch {
@@ -59,13 +59,13 @@ const char *expect_json(char *buf, size_t cap, const char *game_id,
  * a static table. Criterion runs each case in a fresh process (exec, so
  * with ASLR a pointer in a parameter would dangle); an index does not.
  */
-#define INDEX_PARAMS(table)                                                  \
-	do {                                                                 \
-		enum { N_ = sizeof(table) / sizeof((table)[0]) };            \
-		static size_t idx_[N_];                                      \
-		for (size_t i_ = 0; i_ < N_; i_++)                           \
-			idx_[i_] = i_;                                       \
-		return cr_make_param_array(size_t, idx_, N_);                \
+#define INDEX_PARAMS(table)                                                    \
+	do {                                                                   \
+		enum { N_ = sizeof(table) / sizeof((table)[0]) };              \
+		static size_t idx_[N_];                                        \
+		for (size_t i_ = 0; i_ < N_; i_++)                             \
+			idx_[i_] = i_;                                         \
+		return cr_make_param_array(size_t, idx_, N_);                  \
 	} while (0)
 
 #endif

@@ -18,7 +18,7 @@ static bool name_is(const char *p, size_t n, const char *lit)
 }
 
 static int reject(char *reason, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 static int reject(char *reason, const char *fmt, ...)
 {

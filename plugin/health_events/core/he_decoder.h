@@ -10,15 +10,15 @@
 #include "he_events.h"
 #include "ports.h"
 
-#define HE_GAME_ID_MAX 256    /* bytes; game_id must be 1..256 */
-#define HE_FIELD_MAX 65536    /* bytes; longest field name or value */
-#define HE_REASON_MAX 192     /* bytes with NUL; longest rejection reason */
-#define HE_ECHO_MAX 64        /* bytes of an untrusted value echoed back */
+#define HE_GAME_ID_MAX 256   /* bytes; game_id must be 1..256 */
+#define HE_FIELD_MAX   65536 /* bytes; longest field name or value */
+#define HE_REASON_MAX  192   /* bytes with NUL; longest rejection reason */
+#define HE_ECHO_MAX    64    /* bytes of an untrusted value echoed back */
 
 typedef struct he_decoded {
 	const he_event_type *type; /* static table row */
-	const char *game_id;       /* borrowed from the entry; valid UTF-8 */
-	size_t game_id_len;        /* 1..HE_GAME_ID_MAX, no NUL byte */
+	const char *game_id;	   /* borrowed from the entry; valid UTF-8 */
+	size_t game_id_len;	   /* 1..HE_GAME_ID_MAX, no NUL byte */
 } he_decoded;
 
 /*

@@ -16,11 +16,11 @@
 #include <string.h>
 #include <uv.h>
 
-#define SUM_CUSTOM 0xFF /* summary stored after the key */
-#define MIN_CAP 64
-#define EXPORT_MAGIC "HEDD"
+#define SUM_CUSTOM     0xFF /* summary stored after the key */
+#define MIN_CAP	       64
+#define EXPORT_MAGIC   "HEDD"
 #define EXPORT_VERSION 1
-#define EXPORT_HEADER 12
+#define EXPORT_HEADER  12
 
 typedef struct slot {
 	char *key; /* NULL: empty slot */
@@ -60,7 +60,8 @@ static size_t find(const he_dedupe *d, const char *k, size_t n, uint32_t h)
 	size_t mask = d->cap - 1;
 	for (size_t i = h & mask; d->slots[i].key != NULL; i = (i + 1) & mask) {
 		const slot *s = &d->slots[i];
-		if (s->hash == h && s->key_len == n && memcmp(s->key, k, n) == 0)
+		if (s->hash == h && s->key_len == n &&
+		    memcmp(s->key, k, n) == 0)
 			return i;
 	}
 	return SIZE_MAX;
@@ -119,8 +120,8 @@ static void remove_at(he_dedupe *d, size_t i)
 }
 
 /* A key block for (k, summary): 0 and *out, or HE_ENOMEM. */
-static int make_key(const char *k, size_t n, const char *summary,
-		    char **out, uint8_t *sum)
+static int make_key(const char *k, size_t n, const char *summary, char **out,
+		    uint8_t *sum)
 {
 	int idx = he_summary_index(summary);
 	size_t sl = idx < 0 ? strlen(summary) + 1 : 0;

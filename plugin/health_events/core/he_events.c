@@ -6,24 +6,24 @@
 
 #include <string.h>
 
-#define RUNNING "running"
+#define RUNNING	    "running"
 #define UNREACHABLE "engine_unreachable"
 
 static const he_event_type event_types[HE_EVENT_TYPE_COUNT] = {
-	/* D1: informational; GM owns startup through register-runtime. */
-	{"container_started", "healthy", NULL, NULL},
-	/* D1: the only event that recovers an unreachable engine. */
-	{"probe_recovered", "healthy", UNREACHABLE, RUNNING},
-	{"container_exited", "exited", RUNNING, UNREACHABLE},
-	{"container_oom", "oom", RUNNING, UNREACHABLE},
-	{"container_disappeared", "disappeared", RUNNING, UNREACHABLE},
-	{"inspect_unhealthy", "unhealthy", NULL, NULL},
-	{"probe_failed", "probe_failed", NULL, NULL},
+    /* D1: informational; GM owns startup through register-runtime. */
+    {"container_started", "healthy", NULL, NULL},
+    /* D1: the only event that recovers an unreachable engine. */
+    {"probe_recovered", "healthy", UNREACHABLE, RUNNING},
+    {"container_exited", "exited", RUNNING, UNREACHABLE},
+    {"container_oom", "oom", RUNNING, UNREACHABLE},
+    {"container_disappeared", "disappeared", RUNNING, UNREACHABLE},
+    {"inspect_unhealthy", "unhealthy", NULL, NULL},
+    {"probe_failed", "probe_failed", NULL, NULL},
 };
 
 /* Distinct summaries of the table above, in first-use order. */
 static const char *const summaries[] = {
-	"healthy", "exited", "oom", "disappeared", "unhealthy", "probe_failed",
+    "healthy", "exited", "oom", "disappeared", "unhealthy", "probe_failed",
 };
 
 const he_event_type *he_event_lookup(const char *name, size_t len)

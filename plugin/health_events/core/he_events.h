@@ -15,7 +15,7 @@ typedef struct he_event_type {
 	const char *name;     /* event_type value on the stream */
 	const char *summary;  /* written to runtime_records.engine_health */
 	const char *expected; /* CAS source status, or NULL: health-only */
-	const char *to;       /* CAS target status, or NULL: health-only */
+	const char *to;	      /* CAS target status, or NULL: health-only */
 } he_event_type;
 
 #define HE_EVENT_TYPE_COUNT 7

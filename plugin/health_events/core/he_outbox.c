@@ -23,12 +23,11 @@ static int grow(void **arr, size_t *cap, size_t need, size_t sz)
 	return 0;
 }
 
-int he_outbox_reserve(he_outbox *box, size_t more_snapshots,
-		      size_t more_dead)
+int he_outbox_reserve(he_outbox *box, size_t more_snapshots, size_t more_dead)
 {
-	int rc = grow((void **)&box->snapshots, &box->snapshots_cap,
-		      box->nsnapshots + more_snapshots,
-		      sizeof(*box->snapshots));
+	int rc =
+	    grow((void **)&box->snapshots, &box->snapshots_cap,
+		 box->nsnapshots + more_snapshots, sizeof(*box->snapshots));
 	if (rc == 0)
 		rc = grow((void **)&box->dead, &box->dead_cap,
 			  box->ndead + more_dead, sizeof(*box->dead));
@@ -42,11 +41,11 @@ int he_outbox_add_snapshot(he_outbox *box, const char *game_id,
 	if (he_outbox_reserve(box, 1, 0) != 0)
 		return HE_ENOMEM;
 	box->snapshots[box->nsnapshots++] = (he_snapshot_msg){
-		.game_id = game_id,
-		.game_id_len = game_id_len,
-		.source_id = source_id,
-		.payload = payload,
-		.payload_len = payload_len,
+	    .game_id = game_id,
+	    .game_id_len = game_id_len,
+	    .source_id = source_id,
+	    .payload = payload,
+	    .payload_len = payload_len,
 	};
 	return 0;
 }

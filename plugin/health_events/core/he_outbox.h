@@ -14,8 +14,7 @@
  * Grow the arrays so that `more_snapshots` and `more_dead` appends
  * cannot fail. Contents are unchanged either way. 0 or HE_ENOMEM.
  */
-int he_outbox_reserve(he_outbox *box, size_t more_snapshots,
-		      size_t more_dead);
+int he_outbox_reserve(he_outbox *box, size_t more_snapshots, size_t more_dead);
 
 /*
  * Append a snapshot; the outbox takes ownership of `payload` (malloc()ed)

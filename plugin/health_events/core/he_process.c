@@ -27,9 +27,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FINISHED "finished"
+#define FINISHED	"finished"
 #define LOG_GAME_ID_MAX (HE_GAME_ID_MAX * 4 + 8)
-#define LOG_ID_MAX 64 /* bytes of an entry id echoed */
+#define LOG_ID_MAX	64 /* bytes of an entry id echoed */
 
 /* What the last published summary of an entry's game is, in the batch. */
 enum last_kind {
@@ -47,8 +47,8 @@ typedef struct item {
 	bool finished;
 	uint8_t last_after; /* enum last_kind after this entry */
 	int32_t last_op;    /* for LAST_ROW */
-	char *reason;       /* dead letter reason (malloc) until moved */
-	char *payload;      /* snapshot (malloc) until moved */
+	char *reason;	    /* dead letter reason (malloc) until moved */
+	char *payload;	    /* snapshot (malloc) until moved */
 	size_t payload_len;
 } item;
 
@@ -63,10 +63,10 @@ struct he_core {
 	he_mutation *ops;
 	he_mutation_result *results;
 	size_t idx_cap; /* power of two >= 2 * cap */
-	int32_t *idx;   /* game id -> latest item index, -1 empty */
+	int32_t *idx;	/* game id -> latest item index, -1 empty */
 	struct {
 		_Atomic uint64_t entries, transitioned, conflicts, health_only,
-			not_found, dead_lettered, published, suppressed;
+		    not_found, dead_lettered, published, suppressed;
 	} st;
 };
 
@@ -194,8 +194,8 @@ static void link_games(he_core *c, size_t n)
 			}
 			const he_decoded *o = &c->items[j].d;
 			if (o->game_id_len == it->d.game_id_len &&
-			    memcmp(o->game_id, it->d.game_id,
-				   o->game_id_len) == 0) {
+			    memcmp(o->game_id, it->d.game_id, o->game_id_len) ==
+				0) {
 				it->prev = j;
 				break;
 			}
@@ -239,9 +239,9 @@ static int plan(he_core *c, const he_stream_entry *entries, size_t n,
 		const he_event_type *t = it->d.type;
 		he_mutation *op = &c->ops[*nops];
 		*op = (he_mutation){
-			.game_id = it->d.game_id,
-			.game_id_len = it->d.game_id_len,
-			.summary = t->summary,
+		    .game_id = it->d.game_id,
+		    .game_id_len = it->d.game_id_len,
+		    .summary = t->summary,
 		};
 		if (t->to != NULL) {
 			if (c->allowed(t->expected, t->to)) {
@@ -264,8 +264,7 @@ static bool same_as_last(he_core *c, const item *it, const char *summary)
 				      it->d.game_id_len, summary);
 	const item *p = &c->items[it->prev];
 	switch (p->last_after) {
-	case LAST_NONE:
-		return false;
+	case LAST_NONE: return false;
 	case LAST_ROW:
 		return strcmp(c->results[p->last_op].row.engine_health,
 			      summary) == 0;
@@ -284,11 +283,10 @@ static int decide(he_core *c, size_t n)
 		if (it->op < 0)
 			continue;
 		const he_mutation_result *r = &c->results[it->op];
-		uint8_t before = it->prev < 0
-					 ? LAST_CACHE
-					 : c->items[it->prev].last_after;
+		uint8_t before =
+		    it->prev < 0 ? LAST_CACHE : c->items[it->prev].last_after;
 		int32_t before_op =
-			it->prev < 0 ? -1 : c->items[it->prev].last_op;
+		    it->prev < 0 ? -1 : c->items[it->prev].last_op;
 
 		it->last_after = before;
 		it->last_op = before_op;
@@ -302,10 +300,9 @@ static int decide(he_core *c, size_t n)
 		it->publish = r->outcome == HE_APPLY_TRANSITIONED ||
 			      !same_as_last(c, it, r->row.engine_health);
 		if (it->publish) {
-			int rc = he_snapshot_build(it->d.game_id,
-						   it->d.game_id_len, &r->row,
-						   &it->payload,
-						   &it->payload_len);
+			int rc = he_snapshot_build(
+			    it->d.game_id, it->d.game_id_len, &r->row,
+			    &it->payload, &it->payload_len);
 			if (rc != 0) {
 				drop_owned(c, n);
 				return rc;
@@ -360,10 +357,11 @@ static void log_entry(he_core *c, const he_stream_entry *e, const item *it,
 			    "to=%s status=%s",
 			    gid, id, t->name, t->expected, t->to, row->status);
 	else
-		c->svc->log(c->svc->host, level,
-			    "transition not allowed, health-only update",
-			    "game_id=\"%s\" entry=%s event_type=%s from=%s to=%s",
-			    gid, id, t->name, t->expected, t->to);
+		c->svc->log(
+		    c->svc->host, level,
+		    "transition not allowed, health-only update",
+		    "game_id=\"%s\" entry=%s event_type=%s from=%s to=%s", gid,
+		    id, t->name, t->expected, t->to);
 }
 
 static void log_dead(he_core *c, const he_stream_entry *e, const char *reason)
@@ -445,8 +443,8 @@ int he_core_process(he_core *c, const he_stream_entry *entries, size_t n,
 			log_entry(c, e, it, rep.outcome, &r->row);
 			if (it->publish) {
 				(void)he_outbox_add_snapshot(
-					box, it->d.game_id, it->d.game_id_len,
-					e->id, it->payload, it->payload_len);
+				    box, it->d.game_id, it->d.game_id_len,
+				    e->id, it->payload, it->payload_len);
 				it->payload = NULL;
 				rep.published = true;
 				remember(c, it, r->row.engine_health);
@@ -468,8 +466,7 @@ int he_core_process(he_core *c, const he_stream_entry *entries, size_t n,
 			case HE_ENTRY_NOT_FOUND:
 				atomic_fetch_add(&c->st.not_found, 1);
 				break;
-			default:
-				atomic_fetch_add(&c->st.health_only, 1);
+			default: atomic_fetch_add(&c->st.health_only, 1);
 			}
 		}
 		if (reports != NULL)
@@ -519,13 +516,13 @@ int he_core_import(he_core *c, const void *buf, size_t len)
 void he_core_get_stats(he_core *c, he_core_stats *out)
 {
 	*out = (he_core_stats){
-		.entries = atomic_load(&c->st.entries),
-		.transitioned = atomic_load(&c->st.transitioned),
-		.conflicts = atomic_load(&c->st.conflicts),
-		.health_only = atomic_load(&c->st.health_only),
-		.not_found = atomic_load(&c->st.not_found),
-		.dead_lettered = atomic_load(&c->st.dead_lettered),
-		.published = atomic_load(&c->st.published),
-		.suppressed = atomic_load(&c->st.suppressed),
+	    .entries = atomic_load(&c->st.entries),
+	    .transitioned = atomic_load(&c->st.transitioned),
+	    .conflicts = atomic_load(&c->st.conflicts),
+	    .health_only = atomic_load(&c->st.health_only),
+	    .not_found = atomic_load(&c->st.not_found),
+	    .dead_lettered = atomic_load(&c->st.dead_lettered),
+	    .published = atomic_load(&c->st.published),
+	    .suppressed = atomic_load(&c->st.suppressed),
 	};
 }

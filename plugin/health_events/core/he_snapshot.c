@@ -54,13 +54,34 @@ static void put_json_string(out *o, const char *s, size_t len)
 		put(o, s + i - run, run);
 		run = 0;
 		switch (c) {
-		case '"': memcpy(esc, "\\\"", 2); el = 2; break;
-		case '\\': memcpy(esc, "\\\\", 2); el = 2; break;
-		case '\b': memcpy(esc, "\\b", 2); el = 2; break;
-		case '\f': memcpy(esc, "\\f", 2); el = 2; break;
-		case '\n': memcpy(esc, "\\n", 2); el = 2; break;
-		case '\r': memcpy(esc, "\\r", 2); el = 2; break;
-		case '\t': memcpy(esc, "\\t", 2); el = 2; break;
+		case '"':
+			memcpy(esc, "\\\"", 2);
+			el = 2;
+			break;
+		case '\\':
+			memcpy(esc, "\\\\", 2);
+			el = 2;
+			break;
+		case '\b':
+			memcpy(esc, "\\b", 2);
+			el = 2;
+			break;
+		case '\f':
+			memcpy(esc, "\\f", 2);
+			el = 2;
+			break;
+		case '\n':
+			memcpy(esc, "\\n", 2);
+			el = 2;
+			break;
+		case '\r':
+			memcpy(esc, "\\r", 2);
+			el = 2;
+			break;
+		case '\t':
+			memcpy(esc, "\\t", 2);
+			el = 2;
+			break;
 		default:
 			if (c < 0x20) {
 				memcpy(esc, "\\u00", 4);

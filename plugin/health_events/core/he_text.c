@@ -58,8 +58,7 @@ bool he_utf8_valid(const char *s, size_t n)
 	return true;
 }
 
-size_t he_text_echo(char *dst, size_t cap, const char *s, size_t n,
-		    size_t max)
+size_t he_text_echo(char *dst, size_t cap, const char *s, size_t n, size_t max)
 {
 	static const char hex[] = "0123456789abcdef";
 	const unsigned char *p = (const unsigned char *)s;
@@ -83,7 +82,8 @@ size_t he_text_echo(char *dst, size_t cap, const char *s, size_t n,
 		} else if (c >= 0x20 && c < 0x7f) {
 			tmp[0] = (char)c;
 			tl = 1;
-		} else if (c >= 0x80 && (adv = he_utf8_seq_len(p + i, lim - i)) > 0) {
+		} else if (c >= 0x80 &&
+			   (adv = he_utf8_seq_len(p + i, lim - i)) > 0) {
 			memcpy(tmp, p + i, adv);
 			tl = adv;
 		} else {

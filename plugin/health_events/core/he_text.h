@@ -30,7 +30,6 @@ bool he_utf8_valid(const char *s, size_t n);
  * follows when the source was cut (by `max` or by `cap`). Returns the
  * length written (excluding the NUL).
  */
-size_t he_text_echo(char *dst, size_t cap, const char *s, size_t n,
-		    size_t max);
+size_t he_text_echo(char *dst, size_t cap, const char *s, size_t n, size_t max);
 
 #endif /* HE_TEXT_H */
