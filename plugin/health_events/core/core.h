@@ -29,7 +29,8 @@ typedef struct he_entry_report {
 	he_entry_outcome outcome;
 	bool published;         /* a snapshot went into the outbox */
 	const char *event_type; /* table name of the type, or NULL if dead */
-	const char *reason;     /* dead-letter reason, or NULL */
+	const char *reason;     /* dead-letter reason, or NULL; owned by the
+				 * outbox: valid until it is cleared */
 } he_entry_report;
 
 typedef struct he_core he_core;
