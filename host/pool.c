@@ -11,7 +11,8 @@
 #include "log.h"
 
 #define BACKOFF_MIN_MS	       100
-#define BACKOFF_MAX_MS	       5000
+/* Capped at 1 s: a server that comes back is used again within ~1 s. */
+#define BACKOFF_MAX_MS	       1000
 #define CONNECT_TIMEOUT_MIN_MS 200
 #define CONNECT_TIMEOUT_MAX_MS 5000
 
