@@ -46,9 +46,10 @@ APPHOST_EXPORT int apphost_component_stop(void *state)
 APPHOST_EXPORT int apphost_component_export(void *state, void **buf,
 					    size_t *len)
 {
-	return he_core_export(he_consumer_core(state), buf, len) == HE_OK
-		       ? APPHOST_OK
-		       : APPHOST_ENOMEM;
+	int r = he_consumer_export(state, buf, len);
+	return r == HE_OK		? APPHOST_OK
+	       : r == HE_ETIMEDOUT ? APPHOST_ETIMEDOUT
+				   : APPHOST_ENOMEM;
 }
 
 APPHOST_EXPORT int apphost_component_import(void *state, const void *buf,

@@ -12,6 +12,7 @@
 
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 1000
+#define HOLD_WAIT_MS 5000 /* export waits this long for the batch in hand */
 
 enum dep { DEP_REDIS, DEP_PG, DEP_COUNT };
 static const char *const dep_name[DEP_COUNT] = {"redis", "postgres"};
@@ -33,9 +34,11 @@ struct he_consumer {
 	uv_thread_t thread;
 	bool started;
 	atomic_bool stopping;
-	uv_mutex_t mu; /* guards exited; cv signals stop and exit */
+	atomic_bool holding; /* export asked the thread to park */
+	uv_mutex_t mu; /* guards exited, held; cv signals stop, park, exit */
 	uv_cond_t cv;
 	bool exited;
+	bool held; /* parked between batches until stop */
 
 	char offset[48];
 	he_outbox box;
@@ -63,6 +66,7 @@ int he_consumer_new(const apphost_services *svc, he_consumer **out)
 	he_pg_store_init(&c->pg, svc);
 	he_redis_stream_init(&c->rs, svc, &c->cfg);
 	atomic_init(&c->stopping, false);
+	atomic_init(&c->holding, false);
 	uv_mutex_init(&c->mu);
 	uv_cond_init(&c->cv);
 	*out = c;
@@ -122,6 +126,17 @@ static bool stopping(he_consumer *c)
 }
 
 /* ---- the loop ------------------------------------------------------------ */
+
+/* Park between batches (export asked) until stop: no batch is in hand. */
+static void park(he_consumer *c)
+{
+	uv_mutex_lock(&c->mu);
+	c->held = true;
+	uv_cond_broadcast(&c->cv);
+	while (!atomic_load(&c->stopping))
+		uv_cond_wait(&c->cv, &c->mu);
+	uv_mutex_unlock(&c->mu);
+}
 
 static bool load_offset(he_consumer *c)
 {
@@ -211,6 +226,10 @@ static void run(void *arg)
 		while (!stopping(c)) {
 			const he_stream_entry *e;
 			size_t n;
+			if (atomic_load(&c->holding)) {
+				park(c);
+				continue;
+			}
 			int r = he_redis_read(&c->rs, c->offset, &e, &n);
 			if (r < 0) {
 				dep_failed(c, DEP_REDIS, r, c->rs.err);
@@ -246,26 +265,53 @@ int he_consumer_start(he_consumer *c)
 	return HE_OK;
 }
 
+/*
+ * Wait until *flag (guarded by mu) is set or the thread has exited,
+ * waking an XREAD BLOCK with CLIENT UNBLOCK every 50 ms (repeated in case
+ * it was not yet sent). timeout_ns 0: no limit. true when reached.
+ */
+static bool wake_until(he_consumer *c, const bool *flag, uint64_t timeout_ns)
+{
+	uint64_t end = uv_hrtime() + timeout_ns;
+	uv_mutex_lock(&c->mu);
+	uv_cond_broadcast(&c->cv);
+	while (!*flag && !c->exited && (timeout_ns == 0 || uv_hrtime() < end)) {
+		long long id = atomic_load(&c->rs.client_id);
+		uv_mutex_unlock(&c->mu);
+		if (id)
+			(void)he_redis_unblock(c->svc, id);
+		uv_mutex_lock(&c->mu);
+		if (!*flag && !c->exited)
+			(void)uv_cond_timedwait(&c->cv, &c->mu, 50 * 1000000u);
+	}
+	bool reached = *flag || c->exited;
+	uv_mutex_unlock(&c->mu);
+	return reached;
+}
+
+int he_consumer_export(he_consumer *c, void **buf, size_t *len)
+{
+	if (c->started) {
+		atomic_store(&c->holding, true);
+		if (!wake_until(c, &c->held, HOLD_WAIT_MS * 1000000ull)) {
+			LOG(c, APPHOST_LOG_WARN,
+			    "export refused: the batch in hand did not finish "
+			    "in time; the next instance starts with an empty "
+			    "dedupe cache",
+			    "wait_ms=%u offset=%s", HOLD_WAIT_MS, c->offset);
+			return HE_ETIMEDOUT;
+		}
+	}
+	return he_core_export(c->core, buf, len);
+}
+
 void he_consumer_free(he_consumer *c)
 {
 	if (!c)
 		return;
 	if (c->started) {
 		atomic_store(&c->stopping, true);
-		uv_mutex_lock(&c->mu);
-		uv_cond_broadcast(&c->cv);
-		while (!c->exited) {
-			/* Wake XREAD BLOCK; repeat in case it was not yet sent. */
-			long long id = atomic_load(&c->rs.client_id);
-			uv_mutex_unlock(&c->mu);
-			if (id)
-				(void)he_redis_unblock(c->svc, id);
-			uv_mutex_lock(&c->mu);
-			if (!c->exited)
-				(void)uv_cond_timedwait(&c->cv, &c->mu,
-							50 * 1000000u);
-		}
-		uv_mutex_unlock(&c->mu);
+		(void)wake_until(c, &c->exited, 0);
 		uv_thread_join(&c->thread);
 	}
 	he_outbox_free(&c->box);

@@ -32,6 +32,19 @@ int he_consumer_start(he_consumer *c);
  */
 void he_consumer_free(he_consumer *c);
 
+/*
+ * Hot swap export: park the thread between batches (the batch in hand is
+ * finished, committed and its offset saved; nothing more is read until
+ * he_consumer_free), then serialise the dedupe cache into a malloc()ed
+ * buffer the caller frees. Exporting while the thread still processes
+ * would hand over a stale cache, and a stale entry equal to a later
+ * summary suppresses a snapshot Lobby needs. Returns 0, HE_ENOMEM, or
+ * HE_ETIMEDOUT when the batch did not finish within 5 s (failing
+ * servers; logged): no state then, which only costs repeated snapshots.
+ * Call only right before he_consumer_free. Main thread.
+ */
+int he_consumer_export(he_consumer *c, void **buf, size_t *len);
+
 /* The decision core (dedupe cache export/import for hot swap). */
 he_core *he_consumer_core(he_consumer *c);
 
