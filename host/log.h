@@ -5,7 +5,9 @@
  *
  * UTC time with milliseconds, level padded to five columns, component
  * name ("apphost" for the host), message, then space-separated fields.
- * Control characters are escaped so an event is always one line. Each
+ * Control characters are escaped so an event is always one line. With
+ * APPHOST_LOG_FORMAT=json each line is one JSON object instead (see
+ * apphost_log_format_json). Each
  * line is written with a single write(2), so lines from several threads
  * never interleave.
  */
@@ -34,6 +36,32 @@ void apphost_log_set_level(int level);
 
 /* true when a line at `level` would be written. Any thread. */
 bool apphost_log_enabled(int level);
+
+/* Output formats (APPHOST_LOG_FORMAT): text (the default) and json. */
+enum apphost_log_format {
+	APPHOST_LOG_TEXT = 0,
+	APPHOST_LOG_JSON = 1,
+};
+
+/* Parse "text" / "json" (case-insensitive). Returns the format or
+ * APPHOST_EINVAL. Any thread. */
+int apphost_log_format_parse(const char *s);
+
+/* Set the output format (default APPHOST_LOG_TEXT). Any thread. */
+void apphost_log_set_format(int format);
+
+/*
+ * One JSON log line, newline included:
+ *   {"ts":"...","level":"info","component":"apphost","msg":"...",
+ *    "fields":{"key":"value",...}}
+ * `fields` is parsed as space-separated key=value pairs (a value may be
+ * "quoted", with \" and \\ inside); every value is a JSON string; words
+ * that are not key=value are kept, space-joined, under the key "_".
+ * Control characters and quotes are escaped. Returns a malloc()ed string
+ * the caller frees, or NULL when out of memory. Any thread.
+ */
+char *apphost_log_format_json(const char *ts, int level, const char *component,
+			      const char *msg, const char *fields);
 
 /*
  * Redirect output to `fd` (default 2); for tests. Returns the previous fd.

@@ -14,8 +14,10 @@
 #include <uv.h>
 
 #include "config.h"
+#include "http.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "metrics.h"
 #include "pool_pg.h"
 #include "pool_redis.h"
 #include "run.h"
@@ -125,6 +127,46 @@ static const char *get_or(const struct apphost_config *cfg, const char *key,
 	return v != NULL && v[0] != '\0' ? v : def;
 }
 
+/*
+ * Serve /healthz, /readyz, /metrics on APPHOST_HTTP_ADDR: unset means the
+ * default address, where a busy port is only a warning (several hosts on
+ * one machine); set but empty disables; an explicit address that cannot
+ * be served is a startup error.
+ */
+static int start_http(const struct apphost_config *cfg,
+		      struct apphost_http **http)
+{
+	const char *v = apphost_config_get(cfg, "APPHOST_HTTP_ADDR");
+	bool dflt = v == NULL;
+	char err[256];
+	int rc;
+
+	if (dflt)
+		v = APPHOST_HTTP_DEFAULT_ADDR;
+	if (v[0] == '\0') {
+		apphost_log(APPHOST_LOG_INFO, NULL, "http endpoint disabled",
+			    "key=APPHOST_HTTP_ADDR");
+		return 0;
+	}
+	rc = apphost_http_start(v, apphost_metrics_default(), http, err,
+				sizeof(err));
+	if (rc < 0 && dflt && rc != APPHOST_EINVAL) {
+		apphost_log(APPHOST_LOG_WARN, NULL,
+			    "http endpoint not served: default address busy",
+			    "addr=%s err=\"%s\" hint=\"set APPHOST_HTTP_ADDR\"",
+			    v, err);
+		return 0;
+	}
+	if (rc < 0) {
+		bad_value("APPHOST_HTTP_ADDR", v, err);
+		return rc;
+	}
+	apphost_log(APPHOST_LOG_INFO, NULL, "http endpoint listening",
+		    "addr=%s port=%u paths=\"/healthz /readyz /metrics\"", v,
+		    (unsigned)apphost_http_port(*http));
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -139,6 +181,7 @@ int main(int argc, char **argv)
 	struct apphost_config *cfg = NULL;
 	struct apphost_ctx ctx = {0};
 	struct apphost_comp_list comps = {0};
+	struct apphost_http *http = NULL;
 	char err[1024];
 	const char *v;
 	uint32_t pool_size, hot_swap;
@@ -180,6 +223,10 @@ int main(int argc, char **argv)
 	v = get_or(cfg, "APPHOST_LOG_LEVEL", "info");
 	if (apphost_log_level_parse(v) >= 0)
 		apphost_log_set_level(apphost_log_level_parse(v));
+	if (apphost_log_format_parse(get_or(cfg, "APPHOST_LOG_FORMAT", "text")) >=
+	    0)
+		apphost_log_set_format(apphost_log_format_parse(
+		    get_or(cfg, "APPHOST_LOG_FORMAT", "text")));
 	if (config_path != NULL) {
 		rc = apphost_config_load_file(cfg, config_path, err,
 					      sizeof(err), warn_cb);
@@ -203,6 +250,13 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	apphost_log_set_level(rc);
+	v = get_or(cfg, "APPHOST_LOG_FORMAT", "text");
+	rc = apphost_log_format_parse(v);
+	if (rc < 0) {
+		bad_value("APPHOST_LOG_FORMAT", v, "expected text or json");
+		goto out;
+	}
+	apphost_log_set_format(rc);
 
 	if (apphost_config_get_u32(cfg, "APPHOST_SHUTDOWN_TIMEOUT_MS", 10000, 1,
 				   3600000, &ctx.shutdown_timeout_ms, err,
@@ -248,6 +302,8 @@ int main(int argc, char **argv)
 	    (long)getpid(), apphost_redis_pool_addr(ctx.redis),
 	    apphost_pg_pool_addr(ctx.pg), pool_size, ctx.shutdown_timeout_ms);
 
+	if (!check && start_http(cfg, &http) < 0)
+		goto out;
 	if (apphost_lifecycle_load_all(
 		apphost_config_get(cfg, "APPHOST_COMPONENTS"), &comps) < 0)
 		goto out;
@@ -266,6 +322,8 @@ int main(int argc, char **argv)
 	}
 	if (apphost_lifecycle_start_all(&comps, ctx.shutdown_timeout_ms) < 0)
 		goto out;
+	for (size_t i = 0; i < comps.n; i++)
+		apphost_status_set_up(comps.v[i]->name, true);
 	rc = apphost_run(&comps, &ctx, NULL);
 	if (rc == 0) {
 		apphost_log(APPHOST_LOG_INFO, NULL, "stopped", NULL);
@@ -283,6 +341,7 @@ out:
 		fflush(NULL);
 		_exit(status);
 	}
+	apphost_http_stop(http);
 	apphost_lifecycle_free_all(&comps);
 	apphost_redis_pool_free(ctx.redis);
 	apphost_pg_pool_free(ctx.pg);

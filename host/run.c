@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "metrics.h"
 
 struct run {
 	uv_signal_t sigint, sigterm, sighup;
@@ -32,6 +33,7 @@ static void on_stop_signal(uv_signal_t *h, int signum)
 	struct sigaction sa;
 
 	r->stop_signal = signum;
+	apphost_status_set_stopping(); /* /readyz: 503 from now */
 	/* Closing the watchers restores SIG_DFL; then take them over. */
 	uv_close((uv_handle_t *)&r->sigint, NULL);
 	uv_close((uv_handle_t *)&r->sigterm, NULL);
@@ -45,6 +47,8 @@ static void on_stop_signal(uv_signal_t *h, int signum)
 		    "signal=%s components=%zu timeout_ms=%u",
 		    signum == SIGINT ? "SIGINT" : "SIGTERM", r->list->n,
 		    r->ctx->shutdown_timeout_ms);
+	if (r->hooks != NULL && r->hooks->on_stop != NULL)
+		r->hooks->on_stop(h->loop, r->hooks->arg);
 	uv_stop(h->loop);
 }
 
@@ -93,6 +97,8 @@ int apphost_run(struct apphost_comp_list *l, const struct apphost_ctx *ctx,
 	}
 	apphost_log(APPHOST_LOG_INFO, NULL, "running", "components=%zu pid=%ld",
 		    l->n, (long)getpid());
+	if (hooks != NULL && hooks->on_start != NULL)
+		hooks->on_start(loop, l, ctx, hooks->arg);
 	uv_run(loop, UV_RUN_DEFAULT);
 
 	rc = apphost_lifecycle_stop_all(l, ctx->shutdown_timeout_ms);

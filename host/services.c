@@ -6,6 +6,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "pool_pg.h"
 #include "pool_redis.h"
 
@@ -92,8 +93,44 @@ static uint64_t svc_now_ns(void *host)
 	return apphost_now_ns();
 }
 
+static int svc_metric_get(void *host, int type, const char *name,
+			  const char *help, const char *const *labels,
+			  const double *buckets, size_t nbuckets,
+			  struct apphost_metric **out)
+{
+	(void)host;
+	return apphost_metrics_get(apphost_metrics_default(), type, name, help,
+				   labels, buckets, nbuckets, out);
+}
+
+static void svc_metric_add(void *host, struct apphost_metric *m, double v)
+{
+	(void)host;
+	apphost_metric_add(m, v);
+}
+
+static void svc_metric_set(void *host, struct apphost_metric *m, double v)
+{
+	(void)host;
+	apphost_metric_set(m, v);
+}
+
+static void svc_metric_observe(void *host, struct apphost_metric *m, double v)
+{
+	(void)host;
+	apphost_metric_observe(m, v);
+}
+
+static void svc_set_ready(void *host, bool ready, const char *reason)
+{
+	struct apphost_svc_host *h = host;
+
+	apphost_status_set_ready(h->name, ready, reason);
+}
+
 void apphost_services_fill(apphost_services *svc, struct apphost_svc_host *h)
 {
+	apphost_status_register(h->name);
 	*svc = (apphost_services){
 	    .size = (uint32_t)sizeof(apphost_services),
 	    .host = h,
@@ -105,5 +142,10 @@ void apphost_services_fill(apphost_services *svc, struct apphost_svc_host *h)
 	    .pg_lease = svc_pg_lease,
 	    .pg_release = svc_pg_release,
 	    .now_ns = svc_now_ns,
+	    .metric_get = svc_metric_get,
+	    .metric_add = svc_metric_add,
+	    .metric_set = svc_metric_set,
+	    .metric_observe = svc_metric_observe,
+	    .set_ready = svc_set_ready,
 	};
 }

@@ -43,7 +43,7 @@ extern "C" {
 
 #define APPHOST_MAGIC 0x41504831u /* "APH1" */
 #define APPHOST_ABI_MAJOR 1
-#define APPHOST_ABI_MINOR 0
+#define APPHOST_ABI_MINOR 1
 
 #if defined(__GNUC__)
 #define APPHOST_EXPORT __attribute__((visibility("default")))
@@ -121,6 +121,7 @@ enum apphost_log_level {
 
 struct redisContext; /* hiredis */
 struct pg_conn;      /* libpq's PGconn */
+struct apphost_metric; /* one metric time series, owned by the host */
 
 /*
  * What the host supplies. The host passes a table whose `size` is
@@ -180,7 +181,59 @@ typedef struct apphost_services {
 
 	/* Monotonic clock in nanoseconds. Any thread. */
 	uint64_t (*now_ns)(void *host);
+
+	/* ---- ABI 1.1: metrics and readiness (check size before use) ---- */
+
+	/*
+	 * Find or create one time series of a metric family, for
+	 * /metrics (Prometheus text format). `type` is an
+	 * APPHOST_METRIC_* value; `name` follows Prometheus conventions
+	 * (counters end in _total, base units: _seconds, _bytes); `help` is
+	 * one line. `labels` is NULL or a NULL-terminated list of
+	 * name, value, name, value, ... (values are escaped by the host).
+	 * Histograms take `nbuckets` strictly increasing upper bounds
+	 * (+Inf is implied); others pass NULL, 0. The first call for a name
+	 * fixes its type, help, label names and buckets; a later call that
+	 * disagrees is refused with APPHOST_EINVAL. Returns 0 and *out, a
+	 * handle valid until the host exits (the same series is returned
+	 * again after a hot swap, so counters keep counting), or
+	 * APPHOST_EINVAL / APPHOST_ENOMEM. Takes a lock: look handles up
+	 * once (init), then update them on the hot path. Any thread.
+	 */
+	int (*metric_get)(void *host, int type, const char *name,
+			  const char *help, const char *const *labels,
+			  const double *buckets, size_t nbuckets,
+			  struct apphost_metric **out);
+	/*
+	 * Counter: add v >= 0 (a negative v is ignored). Gauge: add v (may be
+	 * negative). Lock-free (atomics). m NULL is a no-op. Any thread.
+	 */
+	void (*metric_add)(void *host, struct apphost_metric *m, double v);
+	/* Gauge: set to v. Lock-free; m NULL is a no-op. Any thread. */
+	void (*metric_set)(void *host, struct apphost_metric *m, double v);
+	/* Histogram: record one observation. Lock-free; NULL no-op. */
+	void (*metric_observe)(void *host, struct apphost_metric *m,
+			       double v);
+
+	/*
+	 * Report readiness for /readyz. A running component that never
+	 * calls this counts as ready; once it calls, the last report stands
+	 * (ready=false with a short plain-text `reason`, copied, e.g.
+	 * "postgres unreachable: connection refused"; no secrets). Call it
+	 * on changes, not per entry. Any thread, from init on.
+	 */
+	void (*set_ready)(void *host, bool ready, const char *reason);
 } apphost_services;
+
+/* Metric types for apphost_services.metric_get (ABI 1.1). */
+enum apphost_metric_type {
+	APPHOST_METRIC_COUNTER = 0,
+	APPHOST_METRIC_GAUGE = 1,
+	APPHOST_METRIC_HISTOGRAM = 2,
+};
+
+/* Services table size of ABI 1.0, before the metrics and readiness. */
+#define APPHOST_SERVICES_SIZE_1_0 offsetof(apphost_services, metric_get)
 
 /* ---- what a component exports ----------------------------------------- */
 
