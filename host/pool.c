@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "metrics.h"
 
 #define BACKOFF_MIN_MS	       100
 /* Capped at 1 s: a server that comes back is used again within ~1 s. */
@@ -39,7 +40,40 @@ struct apphost_pool {
 	enum reach reach;
 	uint32_t backoff_ms;
 	uint64_t retry_at_ns; /* no connect attempt before this */
+
+	/* apphost_pool_*{pool=kind} in the default registry (NULL: none) */
+	struct apphost_metric *m_leases, *m_timeouts, *m_unreachable, *m_conns;
 };
+
+/* Look up this pool's series (shared by pools of the same kind). */
+static void pool_metrics(struct apphost_pool *p)
+{
+	struct apphost_metrics *r = apphost_metrics_default();
+	const char *pool[] = {"pool", p->ops->kind, NULL};
+	const char *timeout[] = {"pool", p->ops->kind, "reason", "timeout",
+				 NULL};
+	const char *unreachable[] = {"pool", p->ops->kind, "reason",
+				     "unreachable", NULL};
+	static const char fail_help[] =
+	    "Leases refused: timeout (pool exhausted) or unreachable (server "
+	    "down or in its reconnect backoff).";
+
+	(void)apphost_metrics_get(r, APPHOST_METRIC_COUNTER,
+				  "apphost_pool_leases_total",
+				  "Connections leased to components.", pool,
+				  NULL, 0, &p->m_leases);
+	(void)apphost_metrics_get(r, APPHOST_METRIC_COUNTER,
+				  "apphost_pool_lease_failures_total",
+				  fail_help, timeout, NULL, 0, &p->m_timeouts);
+	(void)apphost_metrics_get(r, APPHOST_METRIC_COUNTER,
+				  "apphost_pool_lease_failures_total",
+				  fail_help, unreachable, NULL, 0,
+				  &p->m_unreachable);
+	(void)apphost_metrics_get(r, APPHOST_METRIC_GAUGE,
+				  "apphost_pool_connections",
+				  "Open connections, leased or idle.", pool,
+				  NULL, 0, &p->m_conns);
+}
 
 static void set_who(struct slot *s, const char *who)
 {
@@ -82,6 +116,7 @@ int apphost_pool_new(const struct apphost_pool_ops *ops, void *arg,
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&p->cv, &ca);
 	pthread_condattr_destroy(&ca);
+	pool_metrics(p);
 	*out = p;
 	return 0;
 }
@@ -160,6 +195,7 @@ int apphost_pool_lease(struct apphost_pool *p, uint32_t timeout_ms,
 				 "%s pool exhausted: %u of %u leased for %u ms",
 				 p->ops->kind, p->leased, p->max, timeout_ms);
 			pthread_mutex_unlock(&p->mu);
+			apphost_metric_add(p->m_timeouts, 1);
 			apphost_log(APPHOST_LOG_ERROR, who, msg, "addr=%s",
 				    p->addr);
 			return APPHOST_ETIMEDOUT;
@@ -177,6 +213,7 @@ int apphost_pool_lease(struct apphost_pool *p, uint32_t timeout_ms,
 		p->leased++;
 		pthread_mutex_unlock(&p->mu);
 		if (p->ops->prepare(p->arg, s->conn) == 0) {
+			apphost_metric_add(p->m_leases, 1);
 			*out = s->conn;
 			return 0;
 		}
@@ -185,6 +222,7 @@ int apphost_pool_lease(struct apphost_pool *p, uint32_t timeout_ms,
 			    "discarding stale connection", "pool=%s addr=%s",
 			    p->ops->kind, p->addr);
 		p->ops->close(p->arg, s->conn);
+		apphost_metric_add(p->m_conns, -1);
 		pthread_mutex_lock(&p->mu);
 		s->conn = NULL;
 		s->leased = false;
@@ -196,6 +234,7 @@ int apphost_pool_lease(struct apphost_pool *p, uint32_t timeout_ms,
 
 	if (p->reach == REACH_DOWN && now < p->retry_at_ns) {
 		pthread_mutex_unlock(&p->mu);
+		apphost_metric_add(p->m_unreachable, 1);
 		return APPHOST_ECONN;
 	}
 	if (p->reach == REACH_DOWN) /* this caller probes; others back off */
@@ -221,11 +260,14 @@ int apphost_pool_lease(struct apphost_pool *p, uint32_t timeout_ms,
 		p->leased--;
 		pthread_cond_signal(&p->cv);
 		pthread_mutex_unlock(&p->mu);
+		apphost_metric_add(p->m_unreachable, 1);
 		return APPHOST_ECONN;
 	}
 	s->conn = conn;
 	s->leased = true;
 	pthread_mutex_unlock(&p->mu);
+	apphost_metric_add(p->m_conns, 1);
+	apphost_metric_add(p->m_leases, 1);
 	*out = conn;
 	return 0;
 }
@@ -254,8 +296,10 @@ void apphost_pool_release(struct apphost_pool *p, void *conn, bool broken)
 	p->leased--;
 	pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);
-	if (broken)
+	if (broken) {
 		p->ops->close(p->arg, conn);
+		apphost_metric_add(p->m_conns, -1);
+	}
 }
 
 unsigned apphost_pool_leased(struct apphost_pool *p)
@@ -279,8 +323,10 @@ void apphost_pool_free(struct apphost_pool *p)
 			apphost_log(APPHOST_LOG_WARN, s->who,
 				    "lease not returned before shutdown",
 				    "pool=%s", p->ops->kind);
-		if (s->conn != NULL)
+		if (s->conn != NULL) {
 			p->ops->close(p->arg, s->conn);
+			apphost_metric_add(p->m_conns, -1);
+		}
 	}
 	pthread_cond_destroy(&p->cv);
 	pthread_mutex_destroy(&p->mu);

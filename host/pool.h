@@ -11,6 +11,11 @@
  * loop). Reachability changes are logged once per change ("redis
  * unreachable ..." then "redis reachable again"), not once per attempt.
  *
+ * Metrics (default registry, metrics.h), labelled pool=<ops->kind>:
+ *   apphost_pool_leases_total{pool}                  leases granted
+ *   apphost_pool_lease_failures_total{pool,reason}   timeout | unreachable
+ *   apphost_pool_connections{pool}                   open connections
+ *
  * All functions may be called from any thread.
  */
 #ifndef APPHOST_HOST_POOL_H
