@@ -177,6 +177,12 @@ stopped:
 
 int apphost_lifecycle_load_all(const char *csv, struct apphost_comp_list *out)
 {
+	return apphost_lifecycle_load_all_with(csv, NULL, NULL, out);
+}
+
+int apphost_lifecycle_load_all_with(const char *csv, apphost_comp_load_fn load,
+				    void *arg, struct apphost_comp_list *out)
+{
 	struct apphost_comp_list l = {0};
 	char *copy, *save = NULL, *tok;
 	char err[1024];
@@ -197,7 +203,9 @@ int apphost_lifecycle_load_all(const char *csv, struct apphost_comp_list *out)
 			*--e = '\0';
 		if (*tok == '\0')
 			continue;
-		rc = apphost_comp_load(tok, &c, err, sizeof(err));
+		rc = load != NULL
+			 ? load(tok, &c, err, sizeof(err), arg)
+			 : apphost_comp_load(tok, &c, err, sizeof(err));
 		if (rc < 0) {
 			apphost_log(APPHOST_LOG_ERROR, NULL,
 				    "component refused", "reason=\"%s\"", err);

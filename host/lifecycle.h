@@ -64,6 +64,17 @@ struct apphost_comp_list {
  */
 int apphost_lifecycle_load_all(const char *csv, struct apphost_comp_list *out);
 
+/* Loads one file as apphost_comp_load does (hot swap: from a copy). */
+typedef int (*apphost_comp_load_fn)(const char *path, struct apphost_comp **out,
+				    char *err, size_t errlen, void *arg);
+
+/*
+ * As apphost_lifecycle_load_all, loading each path with load(path, ...,
+ * arg) (NULL: apphost_comp_load). Main thread.
+ */
+int apphost_lifecycle_load_all_with(const char *csv, apphost_comp_load_fn load,
+				    void *arg, struct apphost_comp_list *out);
+
 /*
  * Init every component in order. On a failure, the ones already
  * initialised are stopped in reverse order (within timeout_ms) and the

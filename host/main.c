@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "http.h"
+#include "hotswap.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "metrics.h"
@@ -78,7 +79,9 @@ static void usage(FILE *f)
 	    "                   running at the deadline is reported and left "
 	    "behind\n"
 	    "  the same again   while stopping: exit at once\n"
-	    "  SIGHUP           reserved for hot swap (logged and ignored)\n"
+	    "  SIGHUP           with APPHOST_HOT_SWAP=1: swap every component "
+	    "now;\n"
+	    "                   otherwise logged and ignored\n"
 	    "\n"
 	    "Exit status:\n"
 	    "  0    clean stop after SIGINT/SIGTERM; --check passed; --help, "
@@ -181,6 +184,8 @@ int main(int argc, char **argv)
 	struct apphost_config *cfg = NULL;
 	struct apphost_ctx ctx = {0};
 	struct apphost_comp_list comps = {0};
+	struct apphost_hotswap *hs = NULL;
+	struct apphost_run_hooks hooks;
 	struct apphost_http *http = NULL;
 	char err[1024];
 	const char *v;
@@ -269,11 +274,17 @@ int main(int argc, char **argv)
 			    "err=\"%s\"", err);
 		goto out;
 	}
-	if (hot_swap)
-		apphost_log(APPHOST_LOG_WARN, NULL,
-			    "APPHOST_HOT_SWAP=1 ignored: hot swap is not built "
-			    "into this host yet",
-			    NULL);
+	if (hot_swap) {
+		if (apphost_hotswap_new(&hs, err, sizeof(err)) < 0) {
+			apphost_log(APPHOST_LOG_ERROR, NULL,
+				    "hot swap: cannot start", "err=\"%s\"", err);
+			goto out;
+		}
+		apphost_log(APPHOST_LOG_INFO, NULL,
+			    "hot swap enabled: components load from private "
+			    "copies",
+			    "dir=%s", apphost_hotswap_dir(hs));
+	}
 	v = apphost_config_get(cfg, "APPHOST_COMPONENTS");
 	if (v == NULL || v[0] == '\0') {
 		apphost_log(APPHOST_LOG_ERROR, NULL, "bad configuration",
@@ -304,8 +315,9 @@ int main(int argc, char **argv)
 
 	if (!check && start_http(cfg, &http) < 0)
 		goto out;
-	if (apphost_lifecycle_load_all(
-		apphost_config_get(cfg, "APPHOST_COMPONENTS"), &comps) < 0)
+	if (apphost_lifecycle_load_all_with(
+		apphost_config_get(cfg, "APPHOST_COMPONENTS"),
+		hs != NULL ? apphost_hotswap_load : NULL, hs, &comps) < 0)
 		goto out;
 	if (apphost_lifecycle_init_all(&comps, &ctx, ctx.shutdown_timeout_ms) <
 	    0)
@@ -324,7 +336,9 @@ int main(int argc, char **argv)
 		goto out;
 	for (size_t i = 0; i < comps.n; i++)
 		apphost_status_set_up(comps.v[i]->name, true);
-	rc = apphost_run(&comps, &ctx, NULL);
+	if (hs != NULL)
+		apphost_hotswap_hooks(hs, &hooks);
+	rc = apphost_run(&comps, &ctx, hs != NULL ? &hooks : NULL);
 	if (rc == 0) {
 		apphost_log(APPHOST_LOG_INFO, NULL, "stopped", NULL);
 		status = EXIT_OK;
@@ -335,7 +349,8 @@ out:
 		apphost_log(APPHOST_LOG_ERROR, NULL,
 			    check ? "check failed" : "exiting with failure",
 			    "status=%d", status);
-	if (apphost_lifecycle_stuck(&comps) > 0) {
+	if (apphost_lifecycle_stuck(&comps) > 0 ||
+	    apphost_hotswap_stuck(hs) > 0) {
 		/* A stop is still running and may use the pools: leave
 		 * everything as it is and exit without cleanup. */
 		fflush(NULL);
@@ -343,6 +358,7 @@ out:
 	}
 	apphost_http_stop(http);
 	apphost_lifecycle_free_all(&comps);
+	apphost_hotswap_free(hs);
 	apphost_redis_pool_free(ctx.redis);
 	apphost_pg_pool_free(ctx.pg);
 	apphost_config_free(cfg);

@@ -27,6 +27,15 @@ struct apphost_run_hooks {
 	void (*on_sighup)(uv_loop_t *loop, struct apphost_comp_list *l,
 			  const struct apphost_ctx *ctx, void *arg);
 	void *arg;
+	/*
+	 * Optional (NULL: none). on_start: called once on the main thread
+	 * before the loop runs (hot swap starts its file watchers here).
+	 * on_stop: called on SIGINT/SIGTERM before the loop ends and the
+	 * components stop; it must close every handle it added to `loop`.
+	 */
+	void (*on_start)(uv_loop_t *loop, struct apphost_comp_list *l,
+			 const struct apphost_ctx *ctx, void *arg);
+	void (*on_stop)(uv_loop_t *loop, void *arg);
 };
 
 /*
