@@ -633,6 +633,10 @@ void apphost_status_set_ready(const char *name, bool ready, const char *reason)
 		snprintf(s->reason, sizeof(s->reason), "%s",
 			 reason != NULL && reason[0] != '\0' ? reason
 							     : "not ready");
+		/* one line per component on /readyz: no control characters */
+		for (char *p = s->reason; *p != '\0'; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				*p = ' ';
 	}
 	pthread_mutex_unlock(&status_mu);
 }

@@ -1,6 +1,7 @@
 /* consumer.c -- the consumer thread: read, process, commit, retry. */
 #include "consumer.h"
 
+#include "ops.h"
 #include "record_store_pg.h"
 #include "stream_redis.h"
 
@@ -13,6 +14,10 @@
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 1000
 #define HOLD_WAIT_MS 5000 /* export waits this long for the batch in hand */
+/* Readiness: ping PostgreSQL when idle this long (XREAD checks Redis). */
+#define PG_CHECK_NS (2000ull * 1000000u)
+#define LAG_REFRESH_NS (5000ull * 1000000u) /* while behind */
+#define LAG_CAP 100000
 
 enum dep { DEP_REDIS, DEP_PG, DEP_COUNT };
 static const char *const dep_name[DEP_COUNT] = {"redis", "postgres"};
@@ -22,6 +27,7 @@ typedef struct dep_state {
 	bool failing;
 	unsigned attempts;
 	char err[256];
+	uint64_t last_ok_ns; /* now_ns of the last success, 0: never */
 } dep_state;
 
 struct he_consumer {
@@ -46,6 +52,8 @@ struct he_consumer {
 	size_t reports_cap;
 	unsigned backoff_ms;
 	dep_state deps[DEP_COUNT];
+	he_ops ops;	   /* metrics and readiness (ops.h) */
+	uint64_t lag_at_ns; /* last lag count */
 };
 
 #define LOG(c, lvl, msg, ...) (c)->svc->log((c)->svc->host, lvl, msg, __VA_ARGS__)
@@ -65,6 +73,7 @@ int he_consumer_new(const apphost_services *svc, he_consumer **out)
 	}
 	he_pg_store_init(&c->pg, svc);
 	he_redis_stream_init(&c->rs, svc, &c->cfg);
+	he_ops_init(&c->ops, svc);
 	atomic_init(&c->stopping, false);
 	atomic_init(&c->holding, false);
 	uv_mutex_init(&c->mu);
@@ -80,6 +89,25 @@ he_core *he_consumer_core(he_consumer *c)
 
 /* ---- failure reporting and backoff -------------------------------------- */
 
+/* Ready while both dependencies answered once and neither is failing. */
+static void readiness(he_consumer *c)
+{
+	const dep_state *rd = &c->deps[DEP_REDIS], *pg = &c->deps[DEP_PG];
+	char why[300];
+	if (rd->failing)
+		snprintf(why, sizeof(why), "redis failing: %s", rd->err);
+	else if (pg->failing)
+		snprintf(why, sizeof(why), "postgres failing: %s", pg->err);
+	else if (!rd->last_ok_ns || !pg->last_ok_ns)
+		snprintf(why, sizeof(why), "starting: %s not reached yet",
+			 !rd->last_ok_ns ? "redis" : "postgres");
+	else {
+		he_ops_ready(&c->ops, true, NULL);
+		return;
+	}
+	he_ops_ready(&c->ops, false, why);
+}
+
 static void dep_failed(he_consumer *c, enum dep d, int code, const char *err)
 {
 	dep_state *s = &c->deps[d];
@@ -88,6 +116,7 @@ static void dep_failed(he_consumer *c, enum dep d, int code, const char *err)
 		return; /* same state: already said */
 	snprintf(s->err, sizeof(s->err), "%s", err);
 	s->failing = true;
+	readiness(c);
 	LOG(c, APPHOST_LOG_ERROR, "dependency failing, retrying with backoff",
 	    "dependency=%s code=%s error=\"%s\" offset=%s", dep_name[d],
 	    he_strerror(code), err, c->offset);
@@ -96,13 +125,20 @@ static void dep_failed(he_consumer *c, enum dep d, int code, const char *err)
 static void dep_ok(he_consumer *c, enum dep d)
 {
 	dep_state *s = &c->deps[d];
-	if (s->failing)
+	if (s->failing) {
 		LOG(c, APPHOST_LOG_INFO, "dependency recovered",
 		    "dependency=%s failed_attempts=%u", dep_name[d],
 		    s->attempts);
+		he_ops_reconnected(&c->ops);
+	}
+	bool first = !s->last_ok_ns;
+	s->last_ok_ns = c->svc->now_ns(c->svc->host);
+	bool was_failing = s->failing;
 	s->failing = false;
 	s->attempts = 0;
 	s->err[0] = '\0';
+	if (first || was_failing)
+		readiness(c);
 	if (!c->deps[DEP_REDIS].failing && !c->deps[DEP_PG].failing)
 		c->backoff_ms = 0;
 }
@@ -178,6 +214,7 @@ static bool load_offset(he_consumer *c)
  */
 static bool run_batch(he_consumer *c, const he_stream_entry *e, size_t n)
 {
+	uint64_t t0 = c->svc->now_ns(c->svc->host);
 	if (n > c->reports_cap) {
 		he_entry_report *r = realloc(c->reports, n * sizeof(*r));
 		if (!r)
@@ -211,6 +248,8 @@ static bool run_batch(he_consumer *c, const he_stream_entry *e, size_t n)
 		backoff(c);
 	}
 	dep_ok(c, DEP_REDIS);
+	he_ops_batch(&c->ops, c->core, c->reports, n,
+		     (double)(c->svc->now_ns(c->svc->host) - t0) / 1e9);
 	snprintf(c->offset, sizeof(c->offset), "%s", c->box.last_id);
 	if (c->svc->log_enabled(c->svc->host, APPHOST_LOG_DEBUG))
 		LOG(c, APPHOST_LOG_DEBUG, "batch committed",
@@ -219,10 +258,37 @@ static bool run_batch(he_consumer *c, const he_stream_entry *e, size_t n)
 	return true;
 }
 
+/*
+ * After each read (n entries, committed): keep readiness fresh while idle
+ * by pinging PostgreSQL when it has not answered for PG_CHECK_NS (the
+ * XREAD itself checks Redis), and refresh the lag: 0 after a short read
+ * (the end was reached), else counted every LAG_REFRESH_NS.
+ */
+static void after_read(he_consumer *c, size_t n)
+{
+	uint64_t now = c->svc->now_ns(c->svc->host);
+	if (now - c->deps[DEP_PG].last_ok_ns >= PG_CHECK_NS) {
+		int r = he_pg_store_ping(&c->pg);
+		if (r < 0)
+			dep_failed(c, DEP_PG, r, c->pg.err);
+		else
+			dep_ok(c, DEP_PG);
+	}
+	unsigned long long lag = 0;
+	if (n < c->cfg.batch) {
+		he_ops_lag(&c->ops, 0);
+	} else if (now - c->lag_at_ns >= LAG_REFRESH_NS) {
+		c->lag_at_ns = now;
+		if (he_redis_stream_lag(&c->rs, c->offset, LAG_CAP, &lag) == 0)
+			he_ops_lag(&c->ops, lag);
+	}
+}
+
 static void run(void *arg)
 {
 	he_consumer *c = arg;
 	if (load_offset(c)) {
+		after_read(c, c->cfg.batch); /* readiness and lag at once */
 		while (!stopping(c)) {
 			const he_stream_entry *e;
 			size_t n;
@@ -239,6 +305,7 @@ static void run(void *arg)
 			dep_ok(c, DEP_REDIS);
 			if (n && !run_batch(c, e, n))
 				break;
+			after_read(c, n);
 		}
 	}
 	LOG(c, APPHOST_LOG_INFO, "consumer stopped", "offset=%s", c->offset);
@@ -259,6 +326,8 @@ int he_consumer_start(he_consumer *c)
 	    "batch=%u block_ms=%u",
 	    c->cfg.stream, c->cfg.lobby_stream, c->cfg.dead_stream,
 	    c->cfg.offset_key, c->cfg.batch, c->cfg.block_ms);
+	/* Not ready until both servers answered (before the thread runs). */
+	he_ops_ready(&c->ops, false, "starting: redis not reached yet");
 	if (uv_thread_create(&c->thread, run, c) != 0)
 		return HE_ENOMEM;
 	c->started = true;

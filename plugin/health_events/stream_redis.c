@@ -300,6 +300,33 @@ static const redisReply *map_get(const redisReply *m, const char *key)
 	return NULL;
 }
 
+int he_redis_stream_lag(he_redis_stream *s, const char *offset,
+			unsigned long long cap, unsigned long long *out)
+{
+	/* Counted inside Redis: only the number crosses the wire. */
+	static const char script[] =
+	    "return #redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', "
+	    "'COUNT', ARGV[2])";
+	int r = ensure_conn(s);
+	if (r < 0)
+		return r;
+	char capbuf[24];
+	snprintf(capbuf, sizeof(capbuf), "%llu", cap);
+	const char *argv[] = {"EVAL", script, "1", s->cfg->stream, offset,
+			      capbuf};
+	redisReply *rep;
+	if ((r = command(s, "EVAL lag", 6, argv, NULL, &rep)) < 0)
+		return r;
+	if (rep->type == REDIS_REPLY_INTEGER && rep->integer >= 0) {
+		*out = (unsigned long long)rep->integer;
+		r = HE_OK;
+	} else {
+		r = refused(s, "EVAL lag", rep);
+	}
+	freeReplyObject(rep);
+	return r;
+}
+
 int he_redis_check_gap(he_redis_stream *s, const char *offset, char *first_id,
 		       size_t cap)
 {

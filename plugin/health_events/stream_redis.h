@@ -63,6 +63,14 @@ int he_redis_read(he_redis_stream *s, const char *after,
 int he_redis_check_gap(he_redis_stream *s, const char *offset, char *first_id,
 		       size_t cap);
 
+/*
+ * Number of entries after `offset` in the input stream, counted by a Lua
+ * XRANGE inside Redis and capped at `cap` (cost O(min(lag, cap)) on the
+ * server). 0 and *out, or a negative HE_E* (s->err says why).
+ */
+int he_redis_stream_lag(he_redis_stream *s, const char *offset,
+			unsigned long long cap, unsigned long long *out);
+
 /* Lease and PING now (readiness). 0 or a negative HE_E*. */
 int he_redis_stream_ping(he_redis_stream *s);
 

@@ -1,0 +1,132 @@
+/* ops.c -- see ops.h. */
+#include "ops.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Batch times from 1 ms to 10 s (one apply round trip plus one commit). */
+static const double batch_buckets[] = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+
+static struct apphost_metric *get(he_ops *o, int type, const char *name,
+				  const char *help, const char *const *labels,
+				  const double *b, size_t nb)
+{
+	struct apphost_metric *m = NULL;
+	if (o->svc->metric_get(o->svc->host, type, name, help, labels, b, nb,
+			       &m) < 0)
+		o->svc->log(o->svc->host, APPHOST_LOG_WARN,
+			    "metric refused by the host", "metric=%s", name);
+	return m;
+}
+
+static void add(he_ops *o, struct apphost_metric *m, double v)
+{
+	if (o->svc && m)
+		o->svc->metric_add(o->svc->host, m, v);
+}
+
+void he_ops_init(he_ops *o, const apphost_services *svc)
+{
+	memset(o, 0, sizeof(*o));
+	o->ready = -1;
+	if (svc->size < sizeof(apphost_services) || !svc->metric_get ||
+	    !svc->metric_add || !svc->metric_set || !svc->metric_observe ||
+	    !svc->set_ready)
+		return;
+	o->svc = svc;
+	o->published =
+	    get(o, APPHOST_METRIC_COUNTER,
+		"health_events_snapshots_published_total",
+		"Snapshots committed to the lobby stream.", NULL, NULL, 0);
+	o->suppressed =
+	    get(o, APPHOST_METRIC_COUNTER,
+		"health_events_snapshots_suppressed_total",
+		"Entries whose snapshot equalled the last one published "
+		"for the game (not sent).",
+		NULL, NULL, 0);
+	o->dead =
+	    get(o, APPHOST_METRIC_COUNTER, "health_events_dead_letters_total",
+		"Undecodable entries sent to the dead-letter stream.", NULL,
+		NULL, 0);
+	o->lag = get(o, APPHOST_METRIC_GAUGE, "health_events_lag_entries",
+		     "Entries in the input stream after the saved offset "
+		     "(refreshed every few seconds, capped at 100000).",
+		     NULL, NULL, 0);
+	o->batch =
+	    get(o, APPHOST_METRIC_HISTOGRAM, "health_events_batch_seconds",
+		"Time from reading a batch to committing its effects, "
+		"snapshots and offset.",
+		NULL, batch_buckets,
+		sizeof(batch_buckets) / sizeof(batch_buckets[0]));
+	o->reconnects =
+	    get(o, APPHOST_METRIC_COUNTER, "health_events_reconnects_total",
+		"Times a failing Redis or PostgreSQL answered "
+		"again.",
+		NULL, NULL, 0);
+}
+
+/* The series for one report, looked up on first use. */
+static struct apphost_metric *entry_series(he_ops *o, const he_entry_report *r)
+{
+	size_t t = HE_EVENT_TYPE_COUNT;
+	for (size_t i = 0; i < HE_EVENT_TYPE_COUNT && r->event_type; i++)
+		if (strcmp(he_event_at(i)->name, r->event_type) == 0)
+			t = i;
+	if (r->outcome < 1 || r->outcome >= HE_OPS_OUTCOMES)
+		return NULL;
+	struct apphost_metric **m = &o->entries[t][r->outcome];
+	if (!*m) {
+		const char *labels[] = {
+		    "event_type",
+		    t < HE_EVENT_TYPE_COUNT ? he_event_at(t)->name : "none",
+		    "outcome", he_entry_outcome_name(r->outcome), NULL};
+		*m = get(o, APPHOST_METRIC_COUNTER,
+			 "health_events_entries_total",
+			 "Entries committed, by event_type (none: "
+			 "undecodable) and outcome.",
+			 labels, NULL, 0);
+	}
+	return *m;
+}
+
+void he_ops_batch(he_ops *o, he_core *core, const he_entry_report *reports,
+		  size_t n, double seconds)
+{
+	if (!o->svc)
+		return;
+	for (size_t i = 0; i < n; i++)
+		add(o, entry_series(o, &reports[i]), 1);
+	he_core_stats s;
+	he_core_get_stats(core, &s);
+	add(o, o->published, (double)(s.published - o->last.published));
+	add(o, o->suppressed, (double)(s.suppressed - o->last.suppressed));
+	add(o, o->dead, (double)(s.dead_lettered - o->last.dead_lettered));
+	o->last = s;
+	if (o->batch)
+		o->svc->metric_observe(o->svc->host, o->batch, seconds);
+}
+
+void he_ops_lag(he_ops *o, unsigned long long entries)
+{
+	if (o->svc && o->lag)
+		o->svc->metric_set(o->svc->host, o->lag, (double)entries);
+}
+
+void he_ops_reconnected(he_ops *o)
+{
+	add(o, o->reconnects, 1);
+}
+
+void he_ops_ready(he_ops *o, bool ready, const char *reason)
+{
+	if (!o->svc)
+		return;
+	if (!reason || ready)
+		reason = "";
+	if (o->ready == (int)ready && strcmp(o->reason, reason) == 0)
+		return;
+	o->ready = ready;
+	snprintf(o->reason, sizeof(o->reason), "%s", reason);
+	o->svc->set_ready(o->svc->host, ready, reason);
+}
