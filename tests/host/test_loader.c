@@ -39,7 +39,7 @@ ParameterizedTestParameters(loader, refused)
 	    {"nomagic", "missing symbol apphost_component_magic"},
 	    {"badmagic", "magic 0x12345678, host expects 0x41504831"},
 	    {"badmajor", "ABI major 2, host supports 1"},
-	    {"badminor", "ABI minor 99, host supports up to 1.0"},
+	    {"badminor", "ABI minor 99, host supports up to 1.1"},
 	    {"badsize", "services table size"},
 	    {"nostart", "missing symbol apphost_component_start"},
 	    {"undef", "apphost_test_undefined_symbol"},
