@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "metrics.h"
 
 #define DEBOUNCE_MS	 300	       /* quiet time after the last event */
 #define MAX_FILE_BYTES	 (1024u << 20) /* a component larger is refused */
@@ -678,6 +679,7 @@ restore(struct apphost_hotswap *hs, struct apphost_comp *old,
 		    "retries",
 		    "name=%s path=%s start_err=\"%s\" restore_err=\"%s\"",
 		    old->name, old->path, start_err, err);
+		apphost_status_set_up(old->name, false); /* /readyz: 503 */
 		return old;
 	}
 	apphost_log(APPHOST_LOG_ERROR, NULL,
@@ -748,6 +750,8 @@ int apphost_hotswap_swap(struct apphost_hotswap *hs,
 		return rc;
 	}
 	l->v[i] = nc;
+	apphost_metrics_hot_swap_inc(); /* apphost_hot_swaps_total */
+	apphost_status_set_up(nc->name, true);
 	apphost_log(APPHOST_LOG_INFO, NULL, "component swapped",
 		    "name=%s trigger=%s old_version=%s old_build_id=%s "
 		    "old_hash=%s new_version=%s new_build_id=%s new_hash=%s "
