@@ -186,12 +186,13 @@ static const char *elf_why(const unsigned char *b, size_t n, char *build_id)
 	ElfW(Ehdr) eh;
 
 	snprintf(build_id, BUILD_ID_HEX_MAX, "none");
-	if (n < sizeof(eh))
-		return n == 0 ? "empty file (being written?)"
-			      : "shorter than an ELF header (being written?)";
-	memcpy(&eh, b, sizeof(eh));
-	if (memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0)
+	if (n == 0)
+		return "empty file (being written?)";
+	if (memcmp(b, ELFMAG, n < SELFMAG ? n : SELFMAG) != 0)
 		return "not an ELF file";
+	if (n < sizeof(eh))
+		return "shorter than an ELF header (being written?)";
+	memcpy(&eh, b, sizeof(eh));
 	if (eh.e_ident[EI_CLASS] != HOST_ELF_CLASS ||
 	    eh.e_ident[EI_DATA] != HOST_ELF_DATA)
 		return "ELF class or byte order differs from the host's";
