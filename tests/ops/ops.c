@@ -1,0 +1,144 @@
+/* ops.c -- see ops.h. */
+#include "ops.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *s = NULL;
+	size_t n = 0;
+	if (!f)
+		return strdup("");
+	FILE *m = open_memstream(&s, &n);
+	int c;
+	while ((c = fgetc(f)) != EOF)
+		fputc(c, m);
+	fclose(m);
+	fclose(f);
+	return s;
+}
+
+ops_resp ops_http(int port, const char *path, const char *extra)
+{
+	char body[64], hdr[64], *cmd;
+	ops_resp r = {0};
+	snprintf(body, sizeof(body), "/tmp/ops-body-%d", (int)getpid());
+	snprintf(hdr, sizeof(hdr), "/tmp/ops-hdr-%d", (int)getpid());
+	cr_assert(asprintf(&cmd,
+			   "curl -sS --max-time 10 -o %s -D %s -w "
+			   "'%%{http_code}' %s 'http://127.0.0.1:%d%s' "
+			   "2>/dev/null",
+			   body, hdr, extra ? extra : "", port, path) > 0);
+	FILE *p = popen(cmd, "r");
+	free(cmd);
+	cr_assert_not_null(p, "popen curl");
+	if (fscanf(p, "%d", &r.status) != 1)
+		r.status = 0;
+	pclose(p);
+	r.body = slurp(body);
+	r.headers = slurp(hdr);
+	unlink(body);
+	unlink(hdr);
+	return r;
+}
+
+void ops_resp_free(ops_resp *r)
+{
+	free(r->body);
+	free(r->headers);
+	r->body = r->headers = NULL;
+}
+
+int ops_free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	cr_assert(fd >= 0);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+double ops_sample(const char *text, const char *series)
+{
+	size_t n = strlen(series);
+	for (const char *l = text; l && *l;
+	     l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+		if (strncmp(l, series, n) == 0 && l[n] == ' ')
+			return strtod(l + n + 1, NULL);
+	return -1;
+}
+
+bool ops_wait_status(int port, const char *path, int want, int timeout_ms)
+{
+	struct timespec t0, t;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		ops_resp r = ops_http(port, path, NULL);
+		int st = r.status;
+		ops_resp_free(&r);
+		if (st == want)
+			return true;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if ((t.tv_sec - t0.tv_sec) * 1000 +
+			(t.tv_nsec - t0.tv_nsec) / 1000000 >
+		    timeout_ms)
+			return false;
+		usleep(100 * 1000);
+	}
+}
+
+pid_t ops_spawn(const char *logfile, const char *const *env)
+{
+	const char *bin = getenv("APPHOST_BIN"), *so = getenv("HE_SO");
+	cr_assert(bin && so, "APPHOST_BIN and HE_SO must be set by meson");
+	pid_t pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		FILE *f = freopen(logfile, "a", stderr);
+		(void)f;
+		setenv("APPHOST_COMPONENTS", so, 1);
+		for (size_t i = 0; env && env[i]; i++)
+			putenv((char *)env[i]);
+		execl(bin, bin, (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+int ops_terminate(pid_t pid)
+{
+	kill(pid, SIGTERM);
+	int st = 0;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+int ops_sh(const char *fmt, ...)
+{
+	char *cmd;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vasprintf(&cmd, fmt, ap);
+	va_end(ap);
+	cr_assert(n > 0);
+	int st = system(cmd);
+	free(cmd);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}

@@ -1,0 +1,273 @@
+/*
+ * Suite ops, with servers: apphost + health_events.so as a subprocess
+ * with APPHOST_HTTP_ADDR on a free port. A scenario whose counters are
+ * checked on /metrics; /readyz while a private PostgreSQL is stopped and
+ * started again (scripts/services stop-postgres / start-postgres on an
+ * instance of this test's own, never the shared one).
+ */
+#include "helpers.h"
+#include "ops.h"
+#include "real_services.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char prefix[96], stream[128], lobby[128], dead[128], offset_key[160],
+    logfile[256], run_dir[512];
+static char env_buf[12][600];
+static const char *env[13];
+
+static void require_servers(void)
+{
+	real_services *rs = rs_new();
+	RS_REQUIRE(rs);
+	rs_free(rs);
+}
+
+/* The child's environment: this test's streams, a free HTTP port. */
+static int setup_env(const char *redis_url, const char *pg_dsn)
+{
+	int port = ops_free_port(), n = 0;
+	snprintf(prefix, sizeof(prefix), "%s", th_unique("ops"));
+	snprintf(stream, sizeof(stream), "%s:in", prefix);
+	snprintf(lobby, sizeof(lobby), "%s:lobby", prefix);
+	snprintf(dead, sizeof(dead), "%s:dead", prefix);
+	snprintf(offset_key, sizeof(offset_key), "gamemaster:stream_offsets:%s",
+		 prefix);
+	snprintf(logfile, sizeof(logfile), "/tmp/apphost-ops-%d.log",
+		 (int)getpid());
+#define ENV(...) snprintf(env_buf[n], sizeof(env_buf[n]), __VA_ARGS__), n++
+	ENV("HEALTH_EVENTS_STREAM=%s", stream);
+	ENV("HEALTH_EVENTS_LOBBY_STREAM=%s", lobby);
+	ENV("HEALTH_EVENTS_DEAD_LETTER_STREAM=%s", dead);
+	ENV("HEALTH_EVENTS_OFFSET_LABEL=%s", prefix);
+	ENV("HEALTH_EVENTS_BLOCK_MS=1000");
+	ENV("APPHOST_HTTP_ADDR=127.0.0.1:%d", port);
+	ENV("APPHOST_LOG_FORMAT=json");
+	ENV("APPHOST_REDIS_URL=%s", redis_url);
+	ENV("APPHOST_POSTGRES_DSN=%s", pg_dsn);
+#undef ENV
+	for (int i = 0; i < n; i++)
+		env[i] = env_buf[i];
+	env[n] = NULL;
+	return port;
+}
+
+TestSuite(scrape, .timeout = 240);
+
+static double metric(int port, const char *series)
+{
+	ops_resp r = ops_http(port, "/metrics", NULL);
+	cr_assert_eq(r.status, 200);
+	double v = ops_sample(r.body, series);
+	ops_resp_free(&r);
+	return v;
+}
+
+/* Every line of the log is one JSON object with the five keys. */
+static void expect_json_log(void)
+{
+	FILE *f = fopen(logfile, "r");
+	char line[16384];
+	int n = 0;
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		n++;
+		cr_expect(strncmp(line, "{\"ts\":\"", 7) == 0 &&
+			      strstr(line, "\",\"level\":\"") &&
+			      strstr(line, "\",\"component\":\"") &&
+			      strstr(line, "\",\"msg\":\"") &&
+			      strstr(line, ",\"fields\":{") &&
+			      strcmp(line + strlen(line) - 3, "}}\n") == 0,
+			  "not a JSON log line: %s", line);
+	}
+	fclose(f);
+	cr_expect_gt(n, 3);
+}
+
+Test(scrape, counters_match_the_scenario)
+{
+	require_servers();
+	redisContext *redis = rs_redis();
+	PGconn *pg = rs_pg();
+	cr_assert(redis && pg, "servers configured but unreachable");
+	int port = setup_env(getenv("APPHOST_REDIS_URL"),
+			     getenv("APPHOST_POSTGRES_DSN"));
+	char g1[160], g2[160], g3[160];
+	snprintf(g1, sizeof(g1), "%s:g1", prefix);
+	snprintf(g2, sizeof(g2), "%s:g2", prefix);
+	snprintf(g3, sizeof(g3), "%s:missing", prefix);
+	th_insert_game(pg, g1, "running", 1);
+	th_insert_game(pg, g2, "running", 2);
+
+	pid_t pid = ops_spawn(logfile, env);
+	cr_assert(ops_wait_status(port, "/readyz", 200, 20000),
+		  "ready within 20 s (log: %s)", logfile);
+	cr_expect_eq(metric(port, "apphost_component_up{component="
+				  "\"health_events\"}"),
+		     1);
+
+	free(th_xadd(redis, stream, "game_id", g1, "event_type",
+		     "container_oom", NULL)); /* transitioned, published */
+	free(th_xadd(redis, stream, "game_id", g1, "event_type",
+		     "container_oom", NULL)); /* conflict, suppressed */
+	free(th_xadd(redis, stream, "game_id", g2, "event_type", "probe_failed",
+		     NULL)); /* health only, published */
+	free(th_xadd(redis, stream, "game_id", g3, "event_type",
+		     "container_exited", NULL)); /* not found */
+	free(th_xadd(redis, stream, "event_type", "container_oom", NULL));
+	char *last = th_xadd(redis, stream, "game_id", g1, "event_type",
+			     "container_melted", NULL); /* dead letters */
+	cr_assert(th_wait_offset(redis, offset_key, last, 20000),
+		  "offset reached the last entry (log: %s)", logfile);
+	free(last);
+
+	ops_resp r = ops_http(port, "/metrics", NULL);
+	cr_assert_eq(r.status, 200);
+	static const struct {
+		const char *series;
+		double want;
+	} want[] = {
+	    {"health_events_entries_total{event_type=\"container_oom\","
+	     "outcome=\"transitioned\"}",
+	     1},
+	    {"health_events_entries_total{event_type=\"container_oom\","
+	     "outcome=\"conflict\"}",
+	     1},
+	    {"health_events_entries_total{event_type=\"probe_failed\","
+	     "outcome=\"health_only\"}",
+	     1},
+	    {"health_events_entries_total{event_type=\"container_exited\","
+	     "outcome=\"not_found\"}",
+	     1},
+	    {"health_events_entries_total{event_type=\"none\","
+	     "outcome=\"dead_lettered\"}",
+	     2},
+	    {"health_events_snapshots_published_total", 2},
+	    {"health_events_snapshots_suppressed_total", 1},
+	    {"health_events_dead_letters_total", 2},
+	    {"health_events_reconnects_total", 0},
+	    {"apphost_hot_swaps_total", 0},
+	};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		cr_expect_eq(ops_sample(r.body, want[i].series), want[i].want,
+			     "%s\n%s", want[i].series, r.body);
+	double batches =
+	    ops_sample(r.body, "health_events_batch_seconds_count");
+	cr_expect(batches >= 1 && batches <= 6, "batches: %g", batches);
+	cr_expect_eq(ops_sample(r.body, "health_events_batch_seconds_bucket"
+					"{le=\"+Inf\"}"),
+		     batches);
+	cr_expect_geq(ops_sample(r.body, "apphost_pool_leases_total{pool="
+					 "\"redis\"}"),
+		      1);
+	cr_expect_geq(ops_sample(r.body, "apphost_pool_connections{pool="
+					 "\"postgres\"}"),
+		      1);
+	ops_resp_free(&r);
+	/* the offset is at the end: the lag gauge says so (after a read) */
+	for (int i = 0; i < 50 && metric(port, "health_events_lag_entries");
+	     i++)
+		usleep(100 * 1000);
+	cr_expect_eq(metric(port, "health_events_lag_entries"), 0);
+
+	/* malformed requests do not hurt the host */
+	r = ops_http(port, "/nope", NULL);
+	cr_expect_eq(r.status, 404);
+	ops_resp_free(&r);
+	r = ops_http(port, "/readyz", "-X POST -d x");
+	cr_expect_eq(r.status, 405);
+	ops_resp_free(&r);
+	char big[20000];
+	int k = snprintf(big, sizeof(big), "-H 'X-Big: ");
+	memset(big + k, 'b', sizeof(big) - k - 2);
+	big[sizeof(big) - 2] = '\'';
+	big[sizeof(big) - 1] = '\0';
+	r = ops_http(port, "/metrics", big);
+	cr_expect_eq(r.status, 431);
+	ops_resp_free(&r);
+	r = ops_http(port, "/healthz", NULL);
+	cr_expect_eq(r.status, 200, "still serving");
+	ops_resp_free(&r);
+
+	cr_expect_eq(ops_terminate(pid), 0, "SIGTERM exits 0 (log: %s)",
+		     logfile);
+	expect_json_log();
+	redisFree(redis);
+	PQfinish(pg);
+}
+
+/* ---- readiness across a PostgreSQL outage -------------------------------- */
+
+static void services(const char *what)
+{
+	cr_assert_eq(ops_sh("APPHOST_RUN_DIR='%s' '%s/scripts/services' %s "
+			    ">>'%s.services' 2>&1",
+			    run_dir, getenv("APPHOST_SRC"), what, run_dir),
+		     0, "scripts/services %s (see %s.services)", what, run_dir);
+}
+
+static void stop_private(void)
+{
+	if (run_dir[0])
+		(void)ops_sh("APPHOST_RUN_DIR='%s' '%s/scripts/services' stop "
+			     ">/dev/null 2>&1; rm -rf '%s'",
+			     run_dir, getenv("APPHOST_SRC"), run_dir);
+}
+
+Test(scrape, readyz_503_while_postgres_is_stopped, .fini = stop_private)
+{
+	require_servers();
+	cr_assert(getenv("APPHOST_SRC"), "APPHOST_SRC must be set by meson");
+	snprintf(run_dir, sizeof(run_dir), "%s/ops-run-%d",
+		 getenv("OPS_RUN_BASE") ? getenv("OPS_RUN_BASE") : "/tmp",
+		 (int)getpid());
+	services("start");
+	/* this instance's addresses and schema */
+	char cmd[1024], redis_url[512] = "", pg_dsn[512] = "";
+	snprintf(cmd, sizeof(cmd),
+		 "APPHOST_RUN_DIR='%s' '%s/scripts/services' env", run_dir,
+		 getenv("APPHOST_SRC"));
+	FILE *p = popen(cmd, "r");
+	char line[512];
+	while (p && fgets(line, sizeof(line), p)) {
+		line[strcspn(line, "\n")] = '\0';
+		if (!strncmp(line, "export APPHOST_REDIS_URL=", 25))
+			snprintf(redis_url, sizeof(redis_url), "%s", line + 25);
+		if (!strncmp(line, "export APPHOST_POSTGRES_DSN=", 28))
+			snprintf(pg_dsn, sizeof(pg_dsn), "%s", line + 28);
+	}
+	if (p)
+		pclose(p);
+	cr_assert(redis_url[0] && pg_dsn[0], "private services env");
+	cr_assert_eq(ops_sh("APPHOST_POSTGRES_DSN='%s' '%s/scripts/migrate' "
+			    ">/dev/null",
+			    pg_dsn, getenv("APPHOST_SRC")),
+		     0);
+
+	int port = setup_env(redis_url, pg_dsn);
+	pid_t pid = ops_spawn(logfile, env);
+	cr_assert(ops_wait_status(port, "/readyz", 200, 20000),
+		  "ready within 20 s (log: %s)", logfile);
+
+	services("stop-postgres");
+	/* idle: no entries arrive, yet readiness notices within ~5 s */
+	cr_expect(ops_wait_status(port, "/readyz", 503, 15000),
+		  "503 while PostgreSQL is down (log: %s)", logfile);
+	ops_resp r = ops_http(port, "/readyz", NULL);
+	cr_expect(strstr(r.body, "health_events: postgres"), "%s", r.body);
+	ops_resp_free(&r);
+	r = ops_http(port, "/healthz", NULL);
+	cr_expect_eq(r.status, 200, "alive while not ready");
+	ops_resp_free(&r);
+
+	services("start-postgres");
+	cr_expect(ops_wait_status(port, "/readyz", 200, 20000),
+		  "200 again after PostgreSQL is back (log: %s)", logfile);
+	cr_expect_geq(metric(port, "health_events_reconnects_total"), 1);
+	cr_expect_eq(ops_terminate(pid), 0, "SIGTERM exits 0 (log: %s)",
+		     logfile);
+}
