@@ -10,7 +10,7 @@
  *     snapshot equals the row, the offset ends at the last entry;
  *   - broken replacements (no magic, wrong ABI, init failing, truncated,
  *     not ELF, missing) leave the running build serving, and the log says
- *     why;
+ *     why; one whose start fails gets the previous build restarted;
  *   - 50 swaps in a row keep threads, fds and mapped copies bounded.
  */
 #include "helpers.h"
@@ -604,6 +604,12 @@ Test(hotswap, broken_replacements_leave_the_old_build_serving)
 	cr_expect(strstr(l, "not an ELF file"), "text: %s", l);
 	free(l);
 	feed(game, "container_oom");
+
+	/* Init works, start fails: the previous build runs again. */
+	put_rename(env("STARTFAIL_SO"));
+	free(wait_log("previous build restored", 1));
+	cr_expect_eq(log_count("start refuses on purpose"), 1);
+	feed(game, "probe_recovered");
 
 	/* Removed, then back (another build): swapped. */
 	cr_assert_eq(unlink(so_path), 0);
