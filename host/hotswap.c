@@ -47,6 +47,7 @@ struct identity {
 struct copy {
 	struct apphost_comp *comp;
 	char *file; /* the copy's path (== comp->realpath while loaded) */
+	char *src;  /* realpath of the file it was copied from */
 	struct identity id;
 };
 
@@ -509,6 +510,8 @@ static int load_copy(struct apphost_hotswap *hs, const char *src,
 		rc = APPHOST_ENOMEM;
 		goto out_unlink;
 	}
+	cp.src = real;
+	real = NULL;
 	hs->copies[hs->ncopies++] = cp;
 	*out = cp.comp;
 	cp.file = NULL;
@@ -526,10 +529,25 @@ out:
 }
 
 int apphost_hotswap_load(const char *path, struct apphost_comp **out, char *err,
-			 size_t errlen, void *hs)
+			 size_t errlen, void *arg)
 {
-	bool missing;
+	struct apphost_hotswap *hs = arg;
+	char *real = realpath(path, NULL);
+	bool missing, twice = false;
 
+	/* The copies have their own paths: refuse a file listed twice here,
+	 * as the loader does without hot swap. */
+	for (size_t i = 0; real != NULL && i < hs->ncopies; i++)
+		twice = twice || (hs->copies[i].comp != NULL &&
+				  strcmp(hs->copies[i].src, real) == 0);
+	free(real);
+	if (twice) {
+		*out = NULL;
+		snprintf(err, errlen,
+			 "%s: already loaded in this process (listed twice?)",
+			 path);
+		return APPHOST_EINVAL;
+	}
 	return load_copy(hs, path, path, out, &missing, err, errlen);
 }
 
@@ -568,6 +586,7 @@ void apphost_hotswap_unload(struct apphost_hotswap *hs, struct apphost_comp *c)
 	}
 	unlink(cp->file);
 	free(cp->file);
+	free(cp->src);
 	*cp = hs->copies[--hs->ncopies];
 }
 
@@ -944,8 +963,10 @@ void apphost_hotswap_free(struct apphost_hotswap *hs)
 			free(hs->entries[i].base[k]);
 		}
 	free(hs->entries);
-	for (size_t i = 0; i < hs->ncopies; i++)
+	for (size_t i = 0; i < hs->ncopies; i++) {
 		free(hs->copies[i].file);
+		free(hs->copies[i].src);
+	}
 	free(hs->copies);
 	remove_dir(hs->dir);
 	free(hs);
