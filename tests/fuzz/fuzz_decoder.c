@@ -29,7 +29,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static size_t item_len(const uint8_t *d, size_t n, size_t *at)
 {
-	size_t b = d[(*at)++], len = b, extra = b == 0xfe ? 2 : b == 0xff ? 3 : 0;
+	size_t b = d[(*at)++], len = b,
+	       extra = b == 0xfe   ? 2
+		       : b == 0xff ? 3
+				   : 0;
 
 	if (extra) {
 		len = 0;

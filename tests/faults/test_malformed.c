@@ -1,0 +1,175 @@
+/*
+ * Each malformed form of DESIGN §6 step 1 is dead-lettered with its
+ * reason and the offset moves on. XADD cannot make an entry with an odd
+ * field count, so that form goes through the decision core (he_core) and
+ * the real Redis commit (stream_redis.c) with a hand-made entry instead
+ * of through apphost.
+ */
+#include "faults.h"
+
+#include "core.h"
+#include "memory_ports.h"
+#include "real_services.h"
+#include "stream_redis.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+TestSuite(faults_malformed, .init = fx_setup, .fini = fx_teardown,
+	  .timeout = 120);
+
+/* XADD F.stream * with binary-safe items; returns the id (static). */
+static const char *xadd_raw(int nitems, const char **items, const size_t *lens)
+{
+	static char id[8][32];
+	static int k;
+	const char *argv[16] = {"XADD", F.stream, "*"};
+	size_t argvlen[16] = {4, strlen(F.stream), 1};
+	for (int i = 0; i < nitems; i++) {
+		argv[3 + i] = items[i];
+		argvlen[3 + i] = lens ? lens[i] : strlen(items[i]);
+	}
+	redisReply *r = redisCommandArgv(F.redis, 3 + nitems, argv, argvlen);
+	cr_assert(r && r->type == REDIS_REPLY_STRING, "XADD: %s",
+		  r && r->str ? r->str : F.redis->errstr);
+	char *out = id[k++ % 8];
+	snprintf(out, 32, "%s", r->str);
+	freeReplyObject(r);
+	return out;
+}
+
+Test(faults_malformed, each_form_is_dead_lettered_and_the_offset_moves_on)
+{
+	mgame model[1];
+	fx_insert_games(1, false, model);
+	const char *g = fx_game(0);
+	size_t mib = 1 << 20;
+	char *big = malloc(mib);
+	memset(big, 'v', mib);
+
+	static const char *const want[] = {
+	    "missing game_id",
+	    "missing event_type",
+	    "unknown event_type",
+	    "field details longer than 65536",
+	    "game_id is not valid UTF-8",
+	    "empty game_id",
+	    "game_id longer than 256",
+	    "duplicate field game_id",
+	};
+	enum { FORMS = sizeof(want) / sizeof(want[0]) };
+	const char *ids[FORMS];
+	pid_t pid = fx_spawn(NULL);
+	ids[0] =
+	    xadd_raw(2, (const char *[]){"event_type", "container_oom"}, NULL);
+	ids[1] = xadd_raw(2, (const char *[]){"game_id", g}, NULL);
+	ids[2] = xadd_raw(
+	    4, (const char *[]){"game_id", g, "event_type", "container_melted"},
+	    NULL);
+	ids[3] = xadd_raw(6,
+			  (const char *[]){"game_id", g, "event_type",
+					   "probe_failed", "details", big},
+			  (size_t[]){7, strlen(g), 10, 12, 7, mib});
+	ids[4] = xadd_raw(4,
+			  (const char *[]){"game_id", "g\xff\xfe\xc3(",
+					   "event_type", "container_oom"},
+			  (size_t[]){7, 5, 10, 13});
+	ids[5] = xadd_raw(
+	    4, (const char *[]){"game_id", "", "event_type", "container_oom"},
+	    NULL);
+	ids[6] = xadd_raw(
+	    4, (const char *[]){"game_id", big, "event_type", "probe_failed"},
+	    (size_t[]){7, mib, 10, 12});
+	ids[7] = xadd_raw(6,
+			  (const char *[]){"game_id", g, "game_id", "x",
+					   "event_type", "probe_failed"},
+			  NULL);
+	fx_entry good = {0, 3, ""};
+	fx_write_entries(&good, 1);
+	free(big);
+	cr_assert(th_wait_offset(F.redis, F.offset_key, good.id, 20000),
+		  "the offset moves past every malformed entry (log: %s)",
+		  F.log);
+	cr_expect_eq(fx_terminate(pid, 15000, NULL), 0);
+
+	redisReply *d = th_xrange(F.redis, F.dead);
+	cr_assert_eq(d->elements, FORMS, "every malformed entry dead-lettered");
+	for (size_t i = 0; i < FORMS; i++) {
+		const char *r = th_field(d->element[i], "reason");
+		cr_expect(r && strstr(r, want[i]), "reason %zu: %s, want %s", i,
+			  r ? r : "(none)", want[i]);
+		const char *src = th_field(d->element[i], "source_id");
+		cr_expect(src && strcmp(src, ids[i]) == 0, "source_id %zu", i);
+	}
+	/* The 1 MiB value travels to the dead letter whole. */
+	const char *details = th_field(d->element[3], "details");
+	cr_expect(details && strlen(details) == mib, "1 MiB value kept");
+	freeReplyObject(d);
+	cr_expect_eq(fx_log_count("warn", "dead", NULL), FORMS,
+		     "one warning per dead letter (log: %s)", F.log);
+
+	(void)model_apply(&model[0], good.ev);
+	fx_expect_rows(model, 1);
+}
+
+Test(faults_malformed, odd_field_count_through_core_and_real_commit)
+{
+	real_services *rs = rs_new();
+	RS_REQUIRE(rs);
+	he_config cfg = {.block_ms = 100, .batch = 16};
+	snprintf(cfg.stream, sizeof(cfg.stream), "%s", F.stream);
+	snprintf(cfg.lobby_stream, sizeof(cfg.lobby_stream), "%s", F.lobby);
+	snprintf(cfg.dead_stream, sizeof(cfg.dead_stream), "%s", F.dead);
+	snprintf(cfg.offset_key, sizeof(cfg.offset_key), "%s", F.offset_key);
+
+	/* A hand-made entry with 3 items, then a good one. */
+	static const char *const odd[] = {"game_id", "g1", "event_type"};
+	static const size_t odd_lens[] = {7, 2, 10};
+	static const char *const ok[] = {"game_id", "g1", "event_type",
+					 "container_oom"};
+	static const size_t ok_lens[] = {7, 2, 10, 13};
+	he_stream_entry e[2] = {{"1-1", 3, odd, odd_lens},
+				{"1-2", 4, ok, ok_lens}};
+
+	mem_store *store = mem_store_new();
+	mem_store_put(store, "g1", "running", "", 4);
+	he_record_store sp = mem_store_port(store);
+	he_core *core;
+	cr_assert_eq(he_core_new(NULL, &core), 0);
+	he_outbox box = {0};
+	he_entry_report rep[2];
+	cr_assert_eq(he_core_process(core, e, 2, &sp, &box, rep), 0);
+	cr_expect_eq(rep[0].outcome, HE_ENTRY_DEAD_LETTERED);
+	cr_expect_eq(rep[1].outcome, HE_ENTRY_TRANSITIONED);
+
+	he_redis_stream s;
+	he_redis_stream_init(&s, rs_services(rs), &cfg);
+	he_stream_port port = he_redis_stream_port(&s);
+	cr_assert_eq(port.commit(port.ctx, &box), 0, "%s", s.err);
+	he_redis_stream_close(&s);
+
+	char off[64];
+	cr_expect_str_eq(fx_offset(off, sizeof(off)), "1-2",
+			 "the offset moves past the odd entry");
+	redisReply *d = th_xrange(F.redis, F.dead);
+	cr_assert_eq(d->elements, 1);
+	const char *r = th_field(d->element[0], "reason");
+	cr_expect(r && strstr(r, "odd number of field items (3)"), "reason %s",
+		  r ? r : "(none)");
+	cr_expect_str_eq(th_field(d->element[0], "source_id"), "1-1");
+	cr_expect_str_eq(th_field(d->element[0], "game_id"), "g1");
+	/* the dangling field name keeps an empty value */
+	const char *et = th_field(d->element[0], "event_type");
+	cr_expect(et && et[0] == '\0', "dangling field padded");
+	freeReplyObject(d);
+	redisReply *l = th_xrange(F.redis, F.lobby);
+	cr_expect_eq(l->elements, 1, "the good entry's snapshot");
+	freeReplyObject(l);
+
+	he_outbox_free(&box);
+	he_core_free(core);
+	mem_store_free(store);
+	rs_free(rs);
+}
