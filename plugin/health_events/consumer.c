@@ -72,6 +72,7 @@ int he_consumer_new(const apphost_services *svc, he_consumer **out)
 		return r;
 	}
 	he_pg_store_init(&c->pg, svc);
+	he_pg_store_set_abort(&c->pg, &c->stopping);
 	he_redis_stream_init(&c->rs, svc, &c->cfg);
 	he_ops_init(&c->ops, svc);
 	atomic_init(&c->stopping, false);
@@ -195,12 +196,14 @@ static bool load_offset(he_consumer *c)
 		dep_ok(c, DEP_REDIS);
 		char first[48];
 		if (r == HE_OK && he_redis_check_gap(&c->rs, c->offset, first,
-						     sizeof(first)) == 1)
+						     sizeof(first)) == 1) {
+			he_ops_gap(&c->ops);
 			LOG(c, APPHOST_LOG_WARN,
 			    "saved offset is older than the stream's first "
 			    "entry: entries may have been trimmed unread",
 			    "stream=%s offset=%s first_entry=%s", c->cfg.stream,
 			    c->offset, first);
+		}
 		return true;
 	}
 	return false;

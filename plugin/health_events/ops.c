@@ -64,6 +64,12 @@ void he_ops_init(he_ops *o, const apphost_services *svc)
 		"Times a failing Redis or PostgreSQL answered "
 		"again.",
 		NULL, NULL, 0);
+	o->gaps = get(o, APPHOST_METRIC_COUNTER,
+		      "health_events_offset_gaps_total",
+		      "Start-ups whose saved offset was older than the "
+		      "stream's first entry (entries may have been trimmed "
+		      "unread).",
+		      NULL, NULL, 0);
 }
 
 /* The series for one report, looked up on first use. */
@@ -116,6 +122,11 @@ void he_ops_lag(he_ops *o, unsigned long long entries)
 void he_ops_reconnected(he_ops *o)
 {
 	add(o, o->reconnects, 1);
+}
+
+void he_ops_gap(he_ops *o)
+{
+	add(o, o->gaps, 1);
 }
 
 void he_ops_ready(he_ops *o, bool ready, const char *reason)

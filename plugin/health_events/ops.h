@@ -9,6 +9,7 @@
  *   health_events_lag_entries                        entries after the offset
  *   health_events_batch_seconds                      read-to-commit time
  *   health_events_reconnects_total                   recoveries of Redis/PG
+ *   health_events_offset_gaps_total                  offset older than stream
  *
  * Ready means: both Redis and PostgreSQL answered since start and neither
  * is failing now. With a host older than ABI 1.1 (or a test double that
@@ -36,7 +37,7 @@ typedef struct he_ops {
 	struct apphost_metric
 	    *entries[HE_EVENT_TYPE_COUNT + 1][HE_OPS_OUTCOMES];
 	struct apphost_metric *published, *suppressed, *dead, *lag, *batch,
-	    *reconnects;
+	    *reconnects, *gaps;
 	he_core_stats last; /* core counters already exported */
 	int ready;	    /* last readiness sent: -1 none, 0, 1 */
 	char reason[256];   /* last reason sent */
@@ -62,6 +63,9 @@ void he_ops_lag(he_ops *o, unsigned long long entries);
 
 /* A failing Redis or PostgreSQL answers again. */
 void he_ops_reconnected(he_ops *o);
+
+/* The saved offset is older than the stream's first entry. */
+void he_ops_gap(he_ops *o);
 
 /*
  * Report readiness if it changed: ready, or not with `reason` (copied).

@@ -9,12 +9,16 @@
 #include "record_store_pg.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define STMT "health_events_apply"
 #define LEASE_TIMEOUT_MS 1000
+#define POLL_MS 100             /* how often a wait looks at the stop flag */
+#define STOP_GRACE_NS 1000000000u /* an answer may still come after stop */
 
 static const char *const apply_sql =
 	"SELECT o_ord, o_outcome, o_status, o_engine_health, o_current_turn "
@@ -25,6 +29,11 @@ void he_pg_store_init(he_pg_store *s, const apphost_services *svc)
 {
 	memset(s, 0, sizeof(*s));
 	s->svc = svc;
+}
+
+void he_pg_store_set_abort(he_pg_store *s, const atomic_bool *flag)
+{
+	s->abort_flag = flag;
 }
 
 static void drop(he_pg_store *s, bool broken)
@@ -76,6 +85,54 @@ static int fail(he_pg_store *s, const char *what, PGresult *res)
 	return HE_EIO;
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Wait for the answer to a query sent with PQsend* (`sent` is its return
+ * value) and return its first result (the caller PQclear()s it). A server
+ * that stops answering must not hold a stopping consumer past its
+ * deadline: once *abort_flag is set, the wait gives the answer
+ * STOP_GRACE_NS more, then gives the connection back as broken (the
+ * statement's transaction is then rolled back by the server or, if it
+ * had committed, replayed harmlessly) and returns NULL with s->err set.
+ */
+static PGresult *await(he_pg_store *s, const char *what, int sent)
+{
+	uint64_t stop_seen = 0;
+	bool ok = sent == 1;
+	while (ok && PQisBusy(s->conn)) {
+		if (s->abort_flag && atomic_load(s->abort_flag)) {
+			uint64_t now = mono_ns();
+			if (!stop_seen)
+				stop_seen = now;
+			else if (now - stop_seen > STOP_GRACE_NS) {
+				snprintf(s->err, sizeof(s->err),
+					 "%s: no answer, abandoned on stop",
+					 what);
+				drop(s, true);
+				return NULL;
+			}
+		}
+		struct pollfd p = {.fd = PQsocket(s->conn), .events = POLLIN};
+		ok = poll(&p, 1, POLL_MS) >= 0 && PQconsumeInput(s->conn) == 1;
+	}
+	if (!ok) {
+		(void)fail(s, what, NULL);
+		if (s->conn) /* not a lost connection, but unusable mid-query */
+			drop(s, true);
+		return NULL;
+	}
+	PGresult *first = PQgetResult(s->conn), *more;
+	while ((more = PQgetResult(s->conn)))
+		PQclear(more);
+	return first;
+}
+
 static int ensure_conn(he_pg_store *s)
 {
 	if (s->conn)
@@ -87,7 +144,10 @@ static int ensure_conn(he_pg_store *s)
 			 apphost_strerror(r));
 		return r == APPHOST_ETIMEDOUT ? HE_ETIMEDOUT : HE_ECONN;
 	}
-	PGresult *res = PQprepare(s->conn, STMT, apply_sql, 0, NULL);
+	PGresult *res = await(s, "prepare " STMT,
+			      PQsendPrepare(s->conn, STMT, apply_sql, 0, NULL));
+	if (!res)
+		return HE_ECONN;
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 		/* 42P05: already prepared on this pooled connection. */
@@ -103,7 +163,9 @@ int he_pg_store_ping(he_pg_store *s)
 	int r = ensure_conn(s);
 	if (r < 0)
 		return r;
-	PGresult *res = PQexec(s->conn, "SELECT 1");
+	PGresult *res = await(s, "ping", PQsendQuery(s->conn, "SELECT 1"));
+	if (!res)
+		return HE_ECONN;
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		return fail(s, "ping", res);
 	PQclear(res);
@@ -261,7 +323,11 @@ static int apply(void *ctx, const he_mutation *ops, size_t n,
 	if ((r = ensure_conn(s)) < 0)
 		return r;
 	const char *params[4] = {s->buf[0], s->buf[1], s->buf[2], s->buf[3]};
-	PGresult *res = PQexecPrepared(s->conn, STMT, 4, params, NULL, NULL, 0);
+	PGresult *res = await(s, "health_events_apply",
+			      PQsendQueryPrepared(s->conn, STMT, 4, params,
+						  NULL, NULL, 0));
+	if (!res)
+		return HE_ECONN;
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		return fail(s, "health_events_apply", res);
 	r = read_results(s, res, n, results);

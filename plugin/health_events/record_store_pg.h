@@ -9,10 +9,12 @@
 #include "ports.h"
 
 #include <apphost/component.h>
+#include <stdatomic.h>
 
 typedef struct he_pg_store {
 	const apphost_services *svc;
 	struct pg_conn *conn; /* leased lazily, NULL when not held */
+	const atomic_bool *abort_flag; /* set: stop waiting on a silent server */
 	char err[256];        /* text of the last error, for the caller's log */
 	/* array-literal scratch buffers, reused across batches */
 	char *buf[4];
@@ -21,6 +23,12 @@ typedef struct he_pg_store {
 
 /* Set up (no I/O). Any thread; the store is then used by one thread. */
 void he_pg_store_init(he_pg_store *s, const apphost_services *svc);
+/*
+ * Give up on a server that does not answer once *flag is set (after a
+ * short grace): the consumer passes its stop flag so a hung PostgreSQL
+ * cannot hold stop past the host's deadline. NULL: wait for ever.
+ */
+void he_pg_store_set_abort(he_pg_store *s, const atomic_bool *flag);
 /* Return the lease (if held) and free the buffers. */
 void he_pg_store_close(he_pg_store *s);
 /* The port for he_core_process; ctx is s. */
