@@ -19,9 +19,8 @@ APPHOST_EXPORT int apphost_component_init(const apphost_services *svc,
 {
 	if (svc->size < sizeof(apphost_services)) {
 		svc->log(svc->host, APPHOST_LOG_ERROR,
-			 "services table too small",
-			 "size=%u want=%zu", (unsigned)svc->size,
-			 sizeof(apphost_services));
+			 "services table too small", "size=%u want=%zu",
+			 (unsigned)svc->size, sizeof(apphost_services));
 		return APPHOST_EINVAL;
 	}
 	he_consumer *c;
@@ -47,7 +46,7 @@ APPHOST_EXPORT int apphost_component_export(void *state, void **buf,
 					    size_t *len)
 {
 	int r = he_consumer_export(state, buf, len);
-	return r == HE_OK		? APPHOST_OK
+	return r == HE_OK	   ? APPHOST_OK
 	       : r == HE_ETIMEDOUT ? APPHOST_ETIMEDOUT
 				   : APPHOST_ENOMEM;
 }
@@ -56,6 +55,6 @@ APPHOST_EXPORT int apphost_component_import(void *state, const void *buf,
 					    size_t len)
 {
 	return he_core_import(he_consumer_core(state), buf, len) == HE_OK
-		       ? APPHOST_OK
-		       : APPHOST_EINVAL;
+		   ? APPHOST_OK
+		   : APPHOST_EINVAL;
 }

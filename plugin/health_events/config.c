@@ -30,8 +30,7 @@ static int load_string(const apphost_services *svc, const char *key,
 }
 
 static int load_uint(const apphost_services *svc, const char *key,
-		     const char *def, unsigned min, unsigned max,
-		     unsigned *out)
+		     const char *def, unsigned min, unsigned max, unsigned *out)
 {
 	const char *v = get(svc, key, def);
 	char *end;
@@ -63,7 +62,7 @@ int he_config_load(const apphost_services *svc, he_config *cfg)
 	/* The BLOCK upper bound keeps the socket timeout (BLOCK + 5 s) sane. */
 	r |= load_uint(svc, "HEALTH_EVENTS_BLOCK_MS", "2000", 1, 600000,
 		       &cfg->block_ms);
-	r |= load_uint(svc, "HEALTH_EVENTS_BATCH", "256", 1, 10000,
-		       &cfg->batch);
+	r |=
+	    load_uint(svc, "HEALTH_EVENTS_BATCH", "256", 1, 10000, &cfg->batch);
 	return r ? HE_EINVAL : HE_OK;
 }

@@ -14,8 +14,8 @@ typedef struct he_config {
 	char lobby_stream[HE_KEY_MAX]; /* HEALTH_EVENTS_LOBBY_STREAM */
 	char dead_stream[HE_KEY_MAX];  /* HEALTH_EVENTS_DEAD_LETTER_STREAM */
 	char offset_key[HE_KEY_MAX];   /* gamemaster:stream_offsets:<label> */
-	unsigned block_ms;             /* HEALTH_EVENTS_BLOCK_MS */
-	unsigned batch;                /* HEALTH_EVENTS_BATCH */
+	unsigned block_ms;	       /* HEALTH_EVENTS_BLOCK_MS */
+	unsigned batch;		       /* HEALTH_EVENTS_BATCH */
 } he_config;
 
 /*

@@ -13,11 +13,11 @@
 
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 1000
-#define HOLD_WAIT_MS 5000 /* export waits this long for the batch in hand */
+#define HOLD_WAIT_MS   5000 /* export waits this long for the batch in hand */
 /* Readiness: ping PostgreSQL when idle this long (XREAD checks Redis). */
-#define PG_CHECK_NS (2000ull * 1000000u)
+#define PG_CHECK_NS    (2000ull * 1000000u)
 #define LAG_REFRESH_NS (5000ull * 1000000u) /* while behind */
-#define LAG_CAP 100000
+#define LAG_CAP	       100000
 
 enum dep { DEP_REDIS, DEP_PG, DEP_COUNT };
 static const char *const dep_name[DEP_COUNT] = {"redis", "postgres"};
@@ -52,11 +52,12 @@ struct he_consumer {
 	size_t reports_cap;
 	unsigned backoff_ms;
 	dep_state deps[DEP_COUNT];
-	he_ops ops;	   /* metrics and readiness (ops.h) */
+	he_ops ops;	    /* metrics and readiness (ops.h) */
 	uint64_t lag_at_ns; /* last lag count */
 };
 
-#define LOG(c, lvl, msg, ...) (c)->svc->log((c)->svc->host, lvl, msg, __VA_ARGS__)
+#define LOG(c, lvl, msg, ...)                                                  \
+	(c)->svc->log((c)->svc->host, lvl, msg, __VA_ARGS__)
 
 int he_consumer_new(const apphost_services *svc, he_consumer **out)
 {
@@ -179,7 +180,8 @@ static bool load_offset(he_consumer *c)
 {
 	he_stream_port port = he_redis_stream_port(&c->rs);
 	while (!stopping(c)) {
-		int r = port.load_offset(port.ctx, c->offset, sizeof(c->offset));
+		int r =
+		    port.load_offset(port.ctx, c->offset, sizeof(c->offset));
 		if (r == HE_ENOENT) {
 			snprintf(c->offset, sizeof(c->offset), "0-0");
 			LOG(c, APPHOST_LOG_INFO,
@@ -228,8 +230,8 @@ static bool run_batch(he_consumer *c, const he_stream_entry *e, size_t n)
 	he_record_store store = he_pg_store_port(&c->pg);
 	for (;;) {
 		he_outbox_clear(&c->box);
-		int r = he_core_process(c->core, e, n, &store, &c->box,
-					c->reports);
+		int r =
+		    he_core_process(c->core, e, n, &store, &c->box, c->reports);
 		if (r == HE_OK)
 			break;
 		dep_failed(c, DEP_PG, r, c->pg.err);

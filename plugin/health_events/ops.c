@@ -64,12 +64,12 @@ void he_ops_init(he_ops *o, const apphost_services *svc)
 		"Times a failing Redis or PostgreSQL answered "
 		"again.",
 		NULL, NULL, 0);
-	o->gaps = get(o, APPHOST_METRIC_COUNTER,
-		      "health_events_offset_gaps_total",
-		      "Start-ups whose saved offset was older than the "
-		      "stream's first entry (entries may have been trimmed "
-		      "unread).",
-		      NULL, NULL, 0);
+	o->gaps =
+	    get(o, APPHOST_METRIC_COUNTER, "health_events_offset_gaps_total",
+		"Start-ups whose saved offset was older than the "
+		"stream's first entry (entries may have been trimmed "
+		"unread).",
+		NULL, NULL, 0);
 }
 
 /* The series for one report, looked up on first use. */

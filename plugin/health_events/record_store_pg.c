@@ -15,15 +15,15 @@
 #include <string.h>
 #include <time.h>
 
-#define STMT "health_events_apply"
+#define STMT		 "health_events_apply"
 #define LEASE_TIMEOUT_MS 1000
-#define POLL_MS 100             /* how often a wait looks at the stop flag */
-#define STOP_GRACE_NS 1000000000u /* an answer may still come after stop */
+#define POLL_MS		 100 /* how often a wait looks at the stop flag */
+#define STOP_GRACE_NS	 1000000000u /* an answer may still come after stop */
 
 static const char *const apply_sql =
-	"SELECT o_ord, o_outcome, o_status, o_engine_health, o_current_turn "
-	"FROM health_events_apply($1::text[], $2::text[], $3::text[], "
-	"$4::text[])";
+    "SELECT o_ord, o_outcome, o_status, o_engine_health, o_current_turn "
+    "FROM health_events_apply($1::text[], $2::text[], $3::text[], "
+    "$4::text[])";
 
 void he_pg_store_init(he_pg_store *s, const apphost_services *svc)
 {
@@ -72,8 +72,8 @@ static void set_err(he_pg_store *s, const char *what, const PGresult *res)
 static int fail(he_pg_store *s, const char *what, PGresult *res)
 {
 	set_err(s, what, res);
-	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE)
-				: NULL;
+	const char *state =
+	    res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 	PQclear(res);
 	bool lost = PQstatus(s->conn) != CONNECTION_OK ||
 		    (state && strncmp(state, "08", 2) == 0) ||
@@ -192,8 +192,8 @@ static int put(he_pg_store *s, int k, size_t *len, const char *p, size_t n)
 }
 
 /* Append one array element: NULL, or "..." with " and \ escaped. */
-static int put_elem(he_pg_store *s, int k, size_t *len, const char *p,
-		    size_t n, bool first)
+static int put_elem(he_pg_store *s, int k, size_t *len, const char *p, size_t n,
+		    bool first)
 {
 	int r = first ? HE_OK : put(s, k, len, ",", 1);
 	if (r < 0)
@@ -262,10 +262,10 @@ static int parse_outcome(const char *o, he_apply_outcome *out)
 		const char *name;
 		he_apply_outcome v;
 	} map[] = {
-		{"transitioned", HE_APPLY_TRANSITIONED},
-		{"conflict", HE_APPLY_CONFLICT},
-		{"health", HE_APPLY_HEALTH},
-		{"not_found", HE_APPLY_NOT_FOUND},
+	    {"transitioned", HE_APPLY_TRANSITIONED},
+	    {"conflict", HE_APPLY_CONFLICT},
+	    {"health", HE_APPLY_HEALTH},
+	    {"not_found", HE_APPLY_NOT_FOUND},
 	};
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
 		if (strcmp(o, map[i].name) == 0) {
@@ -298,8 +298,8 @@ static int read_results(he_pg_store *s, const PGresult *res, size_t n,
 		}
 		if (m->outcome == HE_APPLY_NOT_FOUND)
 			continue;
-		int r = copy_field(s, m->row.status, sizeof(m->row.status),
-				   res, row, 2);
+		int r = copy_field(s, m->row.status, sizeof(m->row.status), res,
+				   row, 2);
 		if (!r)
 			r = copy_field(s, m->row.engine_health,
 				       sizeof(m->row.engine_health), res, row,
@@ -323,9 +323,9 @@ static int apply(void *ctx, const he_mutation *ops, size_t n,
 	if ((r = ensure_conn(s)) < 0)
 		return r;
 	const char *params[4] = {s->buf[0], s->buf[1], s->buf[2], s->buf[3]};
-	PGresult *res = await(s, "health_events_apply",
-			      PQsendQueryPrepared(s->conn, STMT, 4, params,
-						  NULL, NULL, 0));
+	PGresult *res =
+	    await(s, "health_events_apply",
+		  PQsendQueryPrepared(s->conn, STMT, 4, params, NULL, NULL, 0));
 	if (!res)
 		return HE_ECONN;
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)

@@ -16,7 +16,7 @@
 #include <string.h>
 
 #define LEASE_TIMEOUT_MS 1000
-#define IO_TIMEOUT_MS 5000 /* socket timeout beyond the XREAD BLOCK */
+#define IO_TIMEOUT_MS	 5000 /* socket timeout beyond the XREAD BLOCK */
 
 int he_stream_id_parse(const char *s, he_stream_id *out)
 {
@@ -180,8 +180,7 @@ static int grow(void **p, size_t *cap, size_t n, size_t sz)
  * Point he_stream_entry items at the reply's strings (no copies): one
  * flat items/lens array for the whole batch.
  */
-static int parse_entries(he_redis_stream *s, const redisReply *rep,
-			 size_t *n)
+static int parse_entries(he_redis_stream *s, const redisReply *rep, size_t *n)
 {
 	*n = 0;
 	if (rep->type == REDIS_REPLY_NIL)
@@ -204,7 +203,8 @@ static int parse_entries(he_redis_stream *s, const redisReply *rep,
 	size_t items_cap = s->items_cap, lens_cap = s->items_cap;
 	if (grow((void **)&s->entries, &s->entries_cap, list->elements,
 		 sizeof(*s->entries)) < 0 ||
-	    grow((void **)&s->items, &items_cap, total, sizeof(*s->items)) < 0 ||
+	    grow((void **)&s->items, &items_cap, total, sizeof(*s->items)) <
+		0 ||
 	    grow((void **)&s->lens, &lens_cap, total, sizeof(*s->lens)) < 0)
 		return HE_ENOMEM;
 	s->items_cap = items_cap < lens_cap ? items_cap : lens_cap;
@@ -244,8 +244,8 @@ int he_redis_read(he_redis_stream *s, const char *after,
 	char count[16], block[16];
 	snprintf(count, sizeof(count), "%u", s->cfg->batch);
 	snprintf(block, sizeof(block), "%u", s->cfg->block_ms);
-	const char *argv[] = {"XREAD",   "COUNT",        count, "BLOCK",
-			      block,     "STREAMS",      s->cfg->stream, after};
+	const char *argv[] = {"XREAD", "COUNT",	  count,	  "BLOCK",
+			      block,   "STREAMS", s->cfg->stream, after};
 	redisReply *rep;
 	if ((r = command(s, "XREAD", 8, argv, NULL, &rep)) < 0)
 		return r;
@@ -312,8 +312,8 @@ int he_redis_stream_lag(he_redis_stream *s, const char *offset,
 		return r;
 	char capbuf[24];
 	snprintf(capbuf, sizeof(capbuf), "%llu", cap);
-	const char *argv[] = {"EVAL", script, "1", s->cfg->stream, offset,
-			      capbuf};
+	const char *argv[] = {"EVAL",	      script, "1",
+			      s->cfg->stream, offset, capbuf};
 	redisReply *rep;
 	if ((r = command(s, "EVAL lag", 6, argv, NULL, &rep)) < 0)
 		return r;
@@ -372,11 +372,11 @@ static int argv_reserve(he_redis_stream *s, size_t n)
 	return HE_OK;
 }
 
-#define ARG(str, len)                                                        \
-	do {                                                                 \
-		s->argv[argc] = (str);                                       \
-		s->argvlen[argc] = (len);                                    \
-		argc++;                                                      \
+#define ARG(str, len)                                                          \
+	do {                                                                   \
+		s->argv[argc] = (str);                                         \
+		s->argvlen[argc] = (len);                                      \
+		argc++;                                                        \
 	} while (0)
 #define ARGZ(str) ARG((str), strlen(str))
 
@@ -396,9 +396,10 @@ static int append_snapshot(he_redis_stream *s, const he_snapshot_msg *m)
 	ARGZ(m->source_id);
 	ARGZ("payload");
 	ARG(m->payload, m->payload_len);
-	return redisAppendCommandArgv(s->c, argc, s->argv, s->argvlen) == REDIS_OK
-		       ? HE_OK
-		       : HE_ENOMEM;
+	return redisAppendCommandArgv(s->c, argc, s->argv, s->argvlen) ==
+		       REDIS_OK
+		   ? HE_OK
+		   : HE_ENOMEM;
 }
 
 /* A dead letter: the original fields (paired up), source_id, reason. */
@@ -414,14 +415,16 @@ static int append_dead(he_redis_stream *s, const he_dead_letter *d)
 	for (size_t i = 0; i < e->nitems; i++)
 		ARG(e->items[i], e->lens[i]);
 	if (e->nitems % 2)
-		ARG("", 0); /* a field without its value: give it an empty one */
+		ARG("",
+		    0); /* a field without its value: give it an empty one */
 	ARGZ("source_id");
 	ARGZ(e->id);
 	ARGZ("reason");
 	ARGZ(d->reason);
-	return redisAppendCommandArgv(s->c, argc, s->argv, s->argvlen) == REDIS_OK
-		       ? HE_OK
-		       : HE_ENOMEM;
+	return redisAppendCommandArgv(s->c, argc, s->argv, s->argvlen) ==
+		       REDIS_OK
+		   ? HE_OK
+		   : HE_ENOMEM;
 }
 
 /* Read the replies of MULTI, n queued XADDs and EXEC; check every XADD. */
@@ -435,8 +438,9 @@ static int read_transaction(he_redis_stream *s, size_t n)
 		if (i == n + 1) { /* EXEC */
 			if (rep->type != REDIS_REPLY_ARRAY)
 				r = r ? r : refused(s, "EXEC", rep);
-			for (size_t k = 0; !r && rep->type == REDIS_REPLY_ARRAY &&
-					   k < rep->elements;
+			for (size_t k = 0;
+			     !r && rep->type == REDIS_REPLY_ARRAY &&
+			     k < rep->elements;
 			     k++)
 				if (rep->element[k]->type == REDIS_REPLY_ERROR)
 					r = refused(s, "XADD", rep->element[k]);
@@ -458,16 +462,18 @@ static int commit(void *ctx, const he_outbox *box)
 	if (n) {
 		const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
 		r = redisAppendCommandArgv(s->c, 1, multi, NULL) == REDIS_OK
-			    ? HE_OK
-			    : HE_ENOMEM;
+			? HE_OK
+			: HE_ENOMEM;
 		for (size_t i = 0; !r && i < box->nsnapshots; i++)
 			r = append_snapshot(s, &box->snapshots[i]);
 		for (size_t i = 0; !r && i < box->ndead; i++)
 			r = append_dead(s, &box->dead[i]);
-		if (!r && redisAppendCommandArgv(s->c, 1, exec, NULL) != REDIS_OK)
+		if (!r &&
+		    redisAppendCommandArgv(s->c, 1, exec, NULL) != REDIS_OK)
 			r = HE_ENOMEM;
 		if (r < 0) { /* half-built pipeline: the context is unusable */
-			snprintf(s->err, sizeof(s->err), "commit: out of memory");
+			snprintf(s->err, sizeof(s->err),
+				 "commit: out of memory");
 			drop(s, true);
 			return r;
 		}
@@ -478,7 +484,8 @@ static int commit(void *ctx, const he_outbox *box)
 	redisReply *rep;
 	if ((r = command(s, "SET offset", 3, argv, NULL, &rep)) < 0)
 		return r;
-	r = rep->type == REDIS_REPLY_STATUS ? HE_OK : refused(s, "SET offset", rep);
+	r = rep->type == REDIS_REPLY_STATUS ? HE_OK
+					    : refused(s, "SET offset", rep);
 	freeReplyObject(rep);
 	return r;
 }
@@ -486,7 +493,7 @@ static int commit(void *ctx, const he_outbox *box)
 he_stream_port he_redis_stream_port(he_redis_stream *s)
 {
 	return (he_stream_port){
-		.ctx = s, .load_offset = load_offset, .commit = commit};
+	    .ctx = s, .load_offset = load_offset, .commit = commit};
 }
 
 int he_redis_unblock(const apphost_services *svc, long long client_id)

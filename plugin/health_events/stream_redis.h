@@ -16,16 +16,16 @@
 typedef struct he_redis_stream {
 	const apphost_services *svc;
 	const he_config *cfg;
-	struct redisContext *c;     /* leased lazily; NULL when not held */
-	atomic_llong client_id;     /* CLIENT ID of c, 0 when none */
-	char err[256];              /* text of the last error */
-	void *reply;                /* the last XREAD reply (entries borrow it) */
-	he_stream_entry *entries;   /* parsed entries of `reply` */
+	struct redisContext *c;	  /* leased lazily; NULL when not held */
+	atomic_llong client_id;	  /* CLIENT ID of c, 0 when none */
+	char err[256];		  /* text of the last error */
+	void *reply;		  /* the last XREAD reply (entries borrow it) */
+	he_stream_entry *entries; /* parsed entries of `reply` */
 	size_t entries_cap;
-	const char **items;         /* flat field items of all entries */
+	const char **items; /* flat field items of all entries */
 	size_t *lens;
 	size_t items_cap;
-	const char **argv;          /* commit scratch */
+	const char **argv; /* commit scratch */
 	size_t *argvlen;
 	size_t argv_cap;
 } he_redis_stream;
