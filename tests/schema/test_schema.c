@@ -329,3 +329,181 @@ Test(schema, migrate_again_applies_nothing, .timeout = 60)
 	free(before);
 	free(after);
 }
+
+/* ---- health_events_apply ----------------------------------------------- */
+
+/*
+ * The reference: the batch applied one element at a time, read then write,
+ * exactly as DESIGN §6 words it (CAS when the row is in p_expected[i],
+ * else health-only; the row right after element i, or not_found). Plain
+ * and slow on purpose: schema/002's function must give the same rows and
+ * leave the same table, through its loop (< 16 elements) and its
+ * set-based path (>= 16) alike.
+ */
+static const char reference_sql[] =
+    "CREATE FUNCTION pg_temp.apply_reference(p_game_ids text[], "
+    "    p_summaries text[], p_expected text[], p_to text[]) "
+    "RETURNS TABLE (o_ord integer, o_outcome text, o_status text, "
+    "    o_engine_health text, o_current_turn integer) "
+    "LANGUAGE plpgsql AS $$ "
+    "DECLARE r runtime_records; "
+    "BEGIN "
+    "  FOR i IN 1 .. coalesce(array_length(p_game_ids, 1), 0) LOOP "
+    "    o_ord := i; "
+    "    SELECT * INTO r FROM runtime_records t "
+    "     WHERE t.game_id = p_game_ids[i]; "
+    "    IF NOT FOUND THEN "
+    "      o_outcome := 'not_found'; o_status := NULL; "
+    "      o_engine_health := NULL; o_current_turn := NULL; "
+    "    ELSE "
+    "      o_outcome := CASE WHEN p_to[i] IS NULL THEN 'health' "
+    "                        WHEN r.status = p_expected[i] "
+    "                        THEN 'transitioned' ELSE 'conflict' END; "
+    "      IF o_outcome = 'transitioned' THEN r.status := p_to[i]; END IF; "
+    "      UPDATE runtime_records t SET status = r.status, "
+    "             engine_health = p_summaries[i], updated_at = now() "
+    "       WHERE t.game_id = p_game_ids[i]; "
+    "      o_status := r.status; o_engine_health := p_summaries[i]; "
+    "      o_current_turn := r.current_turn; "
+    "    END IF; "
+    "    RETURN NEXT; "
+    "  END LOOP; "
+    "END $$";
+
+/* A candidate that must be caught: every CAS is treated as lost. */
+static const char broken_sql[] =
+    "CREATE FUNCTION pg_temp.apply_broken(a text[], b text[], c text[], "
+    "    d text[]) "
+    "RETURNS TABLE (o_ord integer, o_outcome text, o_status text, "
+    "    o_engine_health text, o_current_turn integer) "
+    "LANGUAGE sql AS $$ SELECT * FROM health_events_apply(a, b, "
+    "    array_fill(NULL::text, ARRAY[cardinality(c)]), d) $$";
+
+/*
+ * pg_temp.equivalence(candidate, batches, prefix): random batches
+ * (0..59 elements over 8 games, 6 of them with rows in random statuses,
+ * some NULL ids) through the reference, undone, then through the
+ * candidate; the rows returned and the table afterwards must match.
+ * Returns NULL when every batch agrees, else the first difference.
+ */
+static const char equivalence_sql[] =
+    "CREATE FUNCTION pg_temp.equivalence(candidate text, batches integer, "
+    "    pfx text) RETURNS text LANGUAGE plpgsql AS $$ "
+    "DECLARE "
+    "  n int; r int; ids text[]; sums text[]; ex text[]; tos text[]; "
+    "  a text; b text; ta text; tb text; "
+    "  types text[][] := ARRAY[ "
+    "    ['healthy', NULL, NULL], "
+    "    ['healthy', 'engine_unreachable', 'running'], "
+    "    ['exited', 'running', 'engine_unreachable'], "
+    "    ['oom', 'running', 'engine_unreachable'], "
+    "    ['probe_failed', NULL, NULL], "
+    "    ['disappeared', 'running', 'engine_unreachable']]; "
+    "  sts text[] := ARRAY['running', 'engine_unreachable', 'finished', "
+    "                      'stopped', 'starting']; "
+    "  rows_sql text := 'SELECT string_agg(concat_ws('','', game_id, "
+    "    status, engine_health, current_turn), '';'' ORDER BY game_id) "
+    "    FROM runtime_records WHERE game_id LIKE $1'; "
+    "BEGIN "
+    "  FOR it IN 1 .. batches LOOP "
+    "    DELETE FROM runtime_records WHERE game_id LIKE pfx || '%'; "
+    "    INSERT INTO runtime_records (game_id, status, current_turn) "
+    "      SELECT pfx || i, sts[1 + floor(random() * 5)::int], i "
+    "        FROM generate_series(1, 6) AS i; "
+    "    n := floor(random() * 60)::int; "
+    "    ids := '{}'; sums := '{}'; ex := '{}'; tos := '{}'; "
+    "    FOR i IN 1 .. n LOOP "
+    "      r := 1 + floor(random() * 6)::int; "
+    "      ids := ids || CASE WHEN random() < 0.05 THEN NULL "
+    "                    ELSE pfx || (1 + floor(random() * 8)::int) END; "
+    "      sums := sums || types[r][1]; "
+    "      ex := ex || types[r][2]; "
+    "      tos := tos || types[r][3]; "
+    "    END LOOP; "
+    "    BEGIN "
+    "      SELECT string_agg(x::text, ';' ORDER BY x.o_ord) INTO a "
+    "        FROM pg_temp.apply_reference(ids, sums, ex, tos) AS x; "
+    "      EXECUTE rows_sql INTO ta USING pfx || '%'; "
+    "      RAISE EXCEPTION 'undo'; "
+    "    EXCEPTION WHEN raise_exception THEN NULL; "
+    "    END; "
+    "    EXECUTE format('SELECT string_agg(x::text, '';'' ORDER BY "
+    "        x.o_ord) FROM %s($1, $2, $3, $4) AS x', candidate) "
+    "      INTO b USING ids, sums, ex, tos; "
+    "    EXECUTE rows_sql INTO tb USING pfx || '%'; "
+    "    IF a IS DISTINCT FROM b OR ta IS DISTINCT FROM tb THEN "
+    "      RETURN format('batch %s (%s elements) differs: rows %s / %s; "
+    "          table %s / %s', it, n, a, b, ta, tb); "
+    "    END IF; "
+    "  END LOOP; "
+    "  RETURN NULL; "
+    "END $$";
+
+/* Run a statement that must succeed (no result wanted). */
+static void exec_ok(const char *sql)
+{
+	PGresult *res = run(sql, 0, NULL);
+
+	cr_assert(PQresultStatus(res) == PGRES_COMMAND_OK ||
+		      PQresultStatus(res) == PGRES_TUPLES_OK,
+		  "%.60s...: %s", sql, PQresultErrorMessage(res));
+	PQclear(res);
+}
+
+/*
+ * Compare `candidate` with the reference on `batches` random batches,
+ * inside a transaction that is rolled back. Returns NULL when they agree,
+ * else the first difference (malloc'd). The seed is logged, so a failure
+ * can be replayed.
+ */
+static char *compare_with_reference(const char *candidate, int batches)
+{
+	char seed[32], count[16];
+	const char *params[3] = {candidate, count, game_id("equiv-")};
+	PGresult *res;
+	char *diff = NULL;
+
+	snprintf(seed, sizeof(seed), "%.6f",
+		 (double)(getpid() % 1000000) / 1000000.0);
+	snprintf(count, sizeof(count), "%d", batches);
+	cr_log_info("%s: %d random batches, setseed(%s)", candidate, batches,
+		    seed);
+	exec_ok(reference_sql);
+	exec_ok(equivalence_sql);
+	exec_ok("BEGIN");
+	params[0] = seed;
+	res = run("SELECT setseed($1::float8)", 1, params);
+	cr_assert(PQresultStatus(res) == PGRES_TUPLES_OK, "%s",
+		  PQresultErrorMessage(res));
+	PQclear(res);
+	params[0] = candidate;
+	res = run("SELECT pg_temp.equivalence($1, $2::integer, $3)", 3, params);
+	cr_assert(PQresultStatus(res) == PGRES_TUPLES_OK, "equivalence: %s",
+		  PQresultErrorMessage(res));
+	if (!PQgetisnull(res, 0, 0))
+		diff = strdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	exec_ok("ROLLBACK");
+	return diff;
+}
+
+Test(schema, apply_matches_sequential_reference)
+{
+	char *diff = compare_with_reference("health_events_apply", 200);
+
+	cr_expect(diff == NULL,
+		  "health_events_apply differs from the sequential reference: "
+		  "%s",
+		  diff);
+	free(diff);
+}
+
+Test(schema, apply_reference_check_catches_a_difference)
+{
+	char *diff;
+
+	exec_ok(broken_sql);
+	diff = compare_with_reference("pg_temp.apply_broken", 200);
+	cr_expect(diff != NULL, "a function that never transitions passed");
+	free(diff);
+}
