@@ -4,49 +4,32 @@
  * a missing game, another flow owning rows, malformed entries, and a
  * restart.
  */
-#include "helpers.h"
+#include "apphost_proc.h"
 #include "real_services.h"
+#include "redis_pg.h"
 
 #include <criterion/criterion.h>
-#include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 static redisContext *redis;
 static PGconn *pg;
-static char prefix[96], stream[128], lobby[128], dead[128],
-	offset_key[160], logfile[256];
+static th_keys K;
+static char logfile[256];
 
 static void setup(void)
 {
-	real_services *rs = rs_new();
-	RS_REQUIRE(rs);
-	rs_free(rs);
-	redis = rs_redis();
-	pg = rs_pg();
-	cr_assert(redis && pg, "servers configured but unreachable");
-	snprintf(prefix, sizeof(prefix), "%s", th_unique("e2e"));
-	snprintf(stream, sizeof(stream), "%s:in", prefix);
-	snprintf(lobby, sizeof(lobby), "%s:lobby", prefix);
-	snprintf(dead, sizeof(dead), "%s:dead", prefix);
-	snprintf(offset_key, sizeof(offset_key),
-		 "gamemaster:stream_offsets:%s", prefix);
+	rs_connect(&redis, &pg);
+	th_keys_init(&K, "e2e");
 	snprintf(logfile, sizeof(logfile), "/tmp/apphost-e2e-%d.log",
 		 (int)getpid());
 }
 
 static void teardown(void)
 {
-	if (redis)
-		redisFree(redis);
-	if (pg)
-		PQfinish(pg);
-	redis = NULL;
-	pg = NULL;
+	rs_disconnect(&redis, &pg);
 }
 
 TestSuite(e2e, .init = setup, .fini = teardown, .timeout = 120);
@@ -54,34 +37,9 @@ TestSuite(e2e, .init = setup, .fini = teardown, .timeout = 120);
 /* Start apphost with health_events.so on this test's streams. */
 static pid_t spawn(void)
 {
-	const char *bin = getenv("APPHOST_BIN"), *so = getenv("HE_SO");
-	cr_assert(bin && so, "APPHOST_BIN and HE_SO must be set by meson");
-	pid_t pid = fork();
-	cr_assert_neq(pid, -1);
-	if (pid == 0) {
-		FILE *f = freopen(logfile, "a", stderr);
-		(void)f;
-		setenv("APPHOST_COMPONENTS", so, 1);
-		setenv("HEALTH_EVENTS_STREAM", stream, 1);
-		setenv("HEALTH_EVENTS_LOBBY_STREAM", lobby, 1);
-		setenv("HEALTH_EVENTS_DEAD_LETTER_STREAM", dead, 1);
-		setenv("HEALTH_EVENTS_OFFSET_LABEL", prefix, 1);
-		setenv("HEALTH_EVENTS_BLOCK_MS", "1000", 1);
-		setenv("APPHOST_LOG_LEVEL", "debug", 1);
-		execl(bin, bin, (char *)NULL);
-		_exit(127);
-	}
-	return pid;
-}
+	static const char *const env[] = {"APPHOST_LOG_LEVEL=debug", NULL};
 
-/* SIGTERM and wait; returns the exit status. */
-static int terminate(pid_t pid)
-{
-	kill(pid, SIGTERM);
-	int st = 0;
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	return ap_spawn_he(&K, logfile, env);
 }
 
 static const char *g(const char *name)
@@ -89,48 +47,28 @@ static const char *g(const char *name)
 	static char buf[16][192];
 	static int k;
 	char *b = buf[k++ % 16];
-	snprintf(b, 192, "%s:%s", prefix, name);
+	snprintf(b, 192, "%s:%s", K.prefix, name);
 	return b;
 }
 
 static char *ev(const char *game, const char *type)
 {
-	return th_xadd(redis, stream, "game_id", game, "event_type", type,
+	return th_xadd(redis, K.stream, "game_id", game, "event_type", type,
 		       "occurred_at", "2026-11-26T00:00:00Z", NULL);
-}
-
-static char *row(const char *game)
-{
-	return th_sql_value(pg,
-			    "SELECT status || '/' || engine_health || '/' || "
-			    "current_turn FROM runtime_records WHERE game_id = $1",
-			    game);
 }
 
 static void expect_row(const char *game, const char *want)
 {
-	char *r = row(game);
+	char *r = th_row(pg, game);
 	cr_expect_str_eq(r ? r : "(none)", want, "row of %s", game);
 	free(r);
-}
-
-static char *payload(const char *game, const char *status, const char *health,
-		     int turn)
-{
-	char *p;
-	cr_assert(asprintf(&p,
-			   "{\"game_id\":\"%s\",\"runtime_status\":\"%s\","
-			   "\"engine_health_summary\":\"%s\",\"current_turn\":"
-			   "%d,\"player_turn_stats\":null}",
-			   game, status, health, turn) > 0);
-	return p;
 }
 
 /* The lobby entries' payloads for one game, in order. */
 static int lobby_payloads(const char *game, const char **out, int max,
 			  redisReply **keep)
 {
-	redisReply *l = th_xrange(redis, lobby);
+	redisReply *l = th_xrange(redis, K.lobby);
 	int n = 0;
 	for (size_t i = 0; i < l->elements && n < max; i++)
 		if (strcmp(th_field(l->element[i], "game_id"), game) == 0) {
@@ -149,11 +87,11 @@ static void expect_last_payload(const char *game, const char *status,
 	const char *p[8];
 	redisReply *keep;
 	int n = lobby_payloads(game, p, 8, &keep);
-	char *want = payload(game, status, health, turn);
+	char want[512];
+	th_payload(want, sizeof(want), game, status, health, turn);
 	cr_expect_eq(n, count, "snapshots for %s", game);
 	if (n)
 		cr_expect_str_eq(p[n - 1], want, "last snapshot of %s", game);
-	free(want);
 	freeReplyObject(keep);
 }
 
@@ -195,17 +133,17 @@ Test(e2e, every_event_type_missing_game_other_flows_and_malformed)
 		free(ev(g(cases[i].game), cases[i].type));
 	free(ev(g("probe"), "probe_failed")); /* a repeat: suppressed */
 	free(ev(g("nobody"), "container_oom")); /* no row */
-	free(th_xadd(redis, stream, "event_type", "container_oom", NULL));
-	free(th_xadd(redis, stream, "game_id", "", "event_type",
+	free(th_xadd(redis, K.stream, "event_type", "container_oom", NULL));
+	free(th_xadd(redis, K.stream, "game_id", "", "event_type",
 		     "container_oom", NULL));
-	free(th_xadd(redis, stream, "game_id", g("oom"), "event_type",
+	free(th_xadd(redis, K.stream, "game_id", g("oom"), "event_type",
 		     "container_melted", NULL));
 	char big[300];
 	memset(big, 'x', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
-	char *last = th_xadd(redis, stream, "game_id", big, "event_type",
+	char *last = th_xadd(redis, K.stream, "game_id", big, "event_type",
 			     "probe_failed", NULL);
-	cr_assert(th_wait_offset(redis, offset_key, last, 20000),
+	cr_assert(th_wait_offset(redis, K.offset_key, last, 20000),
 		  "the offset reached the last entry (log: %s)", logfile);
 
 	for (size_t i = 0; i < ncases; i++) {
@@ -222,10 +160,10 @@ Test(e2e, every_event_type_missing_game_other_flows_and_malformed)
 	expect_last_payload(g("probe"), "running", "probe_failed", 5, 1);
 	expect_last_payload(g("nobody"), "", "", 0, 0);
 
-	redisReply *l = th_xrange(redis, lobby);
+	redisReply *l = th_xrange(redis, K.lobby);
 	cr_expect_eq(l->elements, ncases, "one snapshot per game, no more");
 	freeReplyObject(l);
-	redisReply *d = th_xrange(redis, dead);
+	redisReply *d = th_xrange(redis, K.dead);
 	cr_assert_eq(d->elements, 4, "four malformed entries dead-lettered");
 	const char *reasons[] = {"missing game_id", "empty game_id",
 				 "unknown event_type", "longer than 256"};
@@ -243,11 +181,12 @@ Test(e2e, every_event_type_missing_game_other_flows_and_malformed)
 	       g("back"), NULL);
 	free(last);
 	last = ev(g("back"), "container_exited");
-	cr_assert(th_wait_offset(redis, offset_key, last, 20000));
+	cr_assert(th_wait_offset(redis, K.offset_key, last, 20000));
 	expect_last_payload(g("back"), "generation_in_progress", "exited", 10,
 			    2);
 
-	cr_assert_eq(terminate(pid), 0, "SIGTERM exits 0 (log: %s)", logfile);
+	cr_assert_eq(ap_terminate(pid), 0, "SIGTERM exits 0 (log: %s)",
+		     logfile);
 	free(last);
 }
 
@@ -256,17 +195,17 @@ Test(e2e, a_restart_resumes_after_the_saved_offset)
 	th_insert_game(pg, g("r"), "running", 1);
 	pid_t pid = spawn();
 	char *id = ev(g("r"), "container_oom");
-	cr_assert(th_wait_offset(redis, offset_key, id, 20000));
-	cr_assert_eq(terminate(pid), 0);
+	cr_assert(th_wait_offset(redis, K.offset_key, id, 20000));
+	cr_assert_eq(ap_terminate(pid), 0);
 	free(id);
 
 	pid = spawn();
 	id = ev(g("r"), "container_oom"); /* CAS lost; summary unchanged */
-	cr_assert(th_wait_offset(redis, offset_key, id, 20000));
+	cr_assert(th_wait_offset(redis, K.offset_key, id, 20000));
 	free(id);
 	id = ev(g("r"), "container_oom");
-	cr_assert(th_wait_offset(redis, offset_key, id, 20000));
-	cr_assert_eq(terminate(pid), 0);
+	cr_assert(th_wait_offset(redis, K.offset_key, id, 20000));
+	cr_assert_eq(ap_terminate(pid), 0);
 	/*
 	 * 1 before the restart; the first entry was not replayed; the empty
 	 * cache after the restart gives exactly one extra snapshot (D4).

@@ -4,14 +4,10 @@
 #include "real_services.h"
 
 #include <criterion/criterion.h>
-#include <errno.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 fx F;
@@ -28,17 +24,9 @@ const struct mevent model_events[EV_COUNT] = {
 
 void fx_setup(void)
 {
-	real_services *rs = rs_new();
-	RS_REQUIRE(rs);
-	rs_free(rs);
 	memset(&F, 0, sizeof(F));
-	fx_reconnect();
-	snprintf(F.prefix, sizeof(F.prefix), "%s", th_unique("faults"));
-	snprintf(F.stream, sizeof(F.stream), "%s:in", F.prefix);
-	snprintf(F.lobby, sizeof(F.lobby), "%s:lobby", F.prefix);
-	snprintf(F.dead, sizeof(F.dead), "%s:dead", F.prefix);
-	snprintf(F.offset_key, sizeof(F.offset_key),
-		 "gamemaster:stream_offsets:%s", F.prefix);
+	rs_connect(&F.redis, &F.pg);
+	th_keys_init(&F.keys, "faults");
 	snprintf(F.log, sizeof(F.log), "/tmp/apphost-faults-%d.log",
 		 (int)getpid());
 	unlink(F.log);
@@ -50,93 +38,55 @@ void fx_teardown(void)
 	for (int i = 0; i < F.nchildren; i++)
 		if (F.children[i] > 0)
 			fx_kill9(F.children[i]);
-	if (F.prefix[0]) {
+	if (F.keys.prefix[0]) {
 		(void)fx_services("start-redis");
 		(void)fx_services("start-postgres");
 	}
-	if (F.redis)
-		redisFree(F.redis);
-	if (F.pg)
-		PQfinish(F.pg);
-	F.redis = NULL;
-	F.pg = NULL;
+	rs_disconnect(&F.redis, &F.pg);
 }
 
 void fx_reconnect(void)
 {
-	if (F.redis)
-		redisFree(F.redis);
-	if (F.pg)
-		PQfinish(F.pg);
-	F.redis = rs_redis();
-	F.pg = rs_pg();
-	cr_assert(F.redis && F.pg, "servers configured but unreachable");
+	rs_disconnect(&F.redis, &F.pg);
+	rs_connect(&F.redis, &F.pg);
 }
 
 pid_t fx_spawn(const char *const *env)
 {
-	const char *bin = getenv("APPHOST_BIN"), *so = getenv("HE_SO");
-	cr_assert(bin && so, "APPHOST_BIN and HE_SO must be set by meson");
-	pid_t pid = fork();
-	cr_assert_neq(pid, -1);
-	if (pid == 0) {
-		/* Hold no pipe of the test runner open when orphaned. */
-		FILE *f = freopen(F.log, "a", stderr);
-		FILE *o = freopen("/dev/null", "w", stdout);
-		(void)f;
-		(void)o;
-		setenv("APPHOST_COMPONENTS", so, 1);
-		setenv("HEALTH_EVENTS_STREAM", F.stream, 1);
-		setenv("HEALTH_EVENTS_LOBBY_STREAM", F.lobby, 1);
-		setenv("HEALTH_EVENTS_DEAD_LETTER_STREAM", F.dead, 1);
-		setenv("HEALTH_EVENTS_OFFSET_LABEL", F.prefix, 1);
-		setenv("HEALTH_EVENTS_BLOCK_MS", "500", 1);
-		setenv("APPHOST_LOG_LEVEL", "debug", 1);
-		for (size_t i = 0; env && env[i]; i++)
-			putenv((char *)env[i]);
-		execl(bin, bin, (char *)NULL);
-		_exit(127);
+	const char *all[16] = {"HEALTH_EVENTS_BLOCK_MS=500",
+			       "APPHOST_LOG_LEVEL=debug"};
+	size_t n = 2;
+
+	for (size_t i = 0; env && env[i]; i++) {
+		cr_assert_lt(n, 15, "too many settings");
+		all[n++] = env[i];
 	}
 	cr_assert_lt(F.nchildren, FX_MAX_CHILDREN, "too many spawns");
+	pid_t pid = ap_spawn_he(&F.keys, F.log, all);
 	F.children[F.nchildren++] = pid;
 	return pid;
 }
 
-static int reap(pid_t pid, int options, int *st)
+/* pid is reaped: fx_teardown need not kill it. */
+static void forget(pid_t pid)
 {
-	pid_t r;
-	while ((r = waitpid(pid, st, options)) < 0 && errno == EINTR)
-		;
-	for (int i = 0; r == pid && i < F.nchildren; i++)
+	for (int i = 0; i < F.nchildren; i++)
 		if (F.children[i] == pid)
 			F.children[i] = 0;
-	return r;
 }
 
 int fx_terminate(pid_t pid, int wait_ms, double *elapsed_ms)
 {
-	double t0 = th_now_ms();
-	int st = 0;
-	kill(pid, SIGTERM);
-	while (reap(pid, WNOHANG, &st) == 0) {
-		if (th_now_ms() - t0 > wait_ms) {
-			fx_kill9(pid);
-			if (elapsed_ms)
-				*elapsed_ms = th_now_ms() - t0;
-			return -1;
-		}
-		usleep(5000);
-	}
-	if (elapsed_ms)
-		*elapsed_ms = th_now_ms() - t0;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	int rc = ap_terminate_within(pid, wait_ms, elapsed_ms);
+
+	forget(pid);
+	return rc;
 }
 
 void fx_kill9(pid_t pid)
 {
-	int st;
-	kill(pid, SIGKILL);
-	(void)reap(pid, 0, &st);
+	ap_kill9(pid);
+	forget(pid);
 }
 
 int fx_services(const char *cmd)
@@ -149,34 +99,9 @@ int fx_services(const char *cmd)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-size_t fx_log_count(const char *needle, ...)
-{
-	const char *needles[8];
-	size_t nn = 0, count = 0;
-	va_list ap;
-	va_start(ap, needle);
-	for (const char *s = needle; s && nn < 8; s = va_arg(ap, const char *))
-		needles[nn++] = s;
-	va_end(ap);
-	FILE *f = fopen(F.log, "r");
-	if (!f)
-		return 0;
-	char *line = NULL;
-	size_t cap = 0;
-	while (getline(&line, &cap, f) >= 0) {
-		size_t k = 0;
-		while (k < nn && strstr(line, needles[k]))
-			k++;
-		count += k == nn;
-	}
-	free(line);
-	fclose(f);
-	return count;
-}
-
 char *fx_offset(char *buf, size_t cap)
 {
-	redisReply *r = redisCommand(F.redis, "GET %s", F.offset_key);
+	redisReply *r = redisCommand(F.redis, "GET %s", F.keys.offset_key);
 	cr_assert_not_null(r, "GET offset: %s", F.redis->errstr);
 	snprintf(buf, cap, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
 	freeReplyObject(r);
@@ -214,7 +139,7 @@ const char *fx_game(int i)
 	static char buf[8][160];
 	static int k;
 	char *b = buf[k++ % 8];
-	snprintf(b, 160, "%s:g%04d", F.prefix, i);
+	snprintf(b, 160, "%s:g%04d", F.keys.prefix, i);
 	return b;
 }
 
@@ -249,7 +174,7 @@ void fx_insert_games(int n, bool finished, mgame *model)
 	       "'engine_unreachable', 'engine_unreachable', 'starting', "
 	       "'stopped', 'finished'])[i % 10 + 1] END, i % 97 "
 	       "FROM generate_series(0, $2::integer - 1) i",
-	       F.prefix, count, fin, NULL);
+	       F.keys.prefix, count, fin, NULL);
 	for (int i = 0; i < n; i++) {
 		memset(&model[i], 0, sizeof(model[i]));
 		snprintf(model[i].status, sizeof(model[i].status), "%s",
@@ -275,20 +200,11 @@ bool model_apply(mgame *g, int ev)
 	return publish;
 }
 
-void fx_payload(char *out, size_t cap, const char *game, const mgame *g)
-{
-	snprintf(out, cap,
-		 "{\"game_id\":\"%s\",\"runtime_status\":\"%s\","
-		 "\"engine_health_summary\":\"%s\",\"current_turn\":%d,"
-		 "\"player_turn_stats\":null}",
-		 game, g->status, g->health, g->turn);
-}
-
 void fx_write_entries(fx_entry *e, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		const char *argv[] = {"XADD",
-				      F.stream,
+				      F.keys.stream,
 				      "*",
 				      "game_id",
 				      fx_game(e[i].game),
@@ -311,8 +227,9 @@ void fx_write_entries(fx_entry *e, size_t n)
 /* Game index of "<prefix>:gNNNN", or -1. */
 static int game_index(const char *id)
 {
-	size_t pl = strlen(F.prefix);
-	if (strncmp(id, F.prefix, pl) != 0 || strncmp(id + pl, ":g", 2) != 0)
+	size_t pl = strlen(F.keys.prefix);
+	if (strncmp(id, F.keys.prefix, pl) != 0 ||
+	    strncmp(id + pl, ":g", 2) != 0)
 		return -1;
 	return atoi(id + pl + 2);
 }
@@ -320,7 +237,7 @@ static int game_index(const char *id)
 void fx_expect_rows(const mgame *model, int n)
 {
 	char like[128];
-	snprintf(like, sizeof(like), "%s:g%%", F.prefix);
+	snprintf(like, sizeof(like), "%s:g%%", F.keys.prefix);
 	const char *params[1] = {like};
 	PGresult *res = PQexecParams(
 	    F.pg,
@@ -351,7 +268,7 @@ void fx_expect_rows(const mgame *model, int n)
 
 void fx_expect_last_snapshots(const mgame *model, int n)
 {
-	redisReply *l = th_xrange(F.redis, F.lobby);
+	redisReply *l = th_xrange(F.redis, F.keys.lobby);
 	const char **last = calloc((size_t)n, sizeof(*last));
 	for (size_t i = 0; i < l->elements; i++) {
 		int g = game_index(th_field(l->element[i], "game_id"));
@@ -361,7 +278,8 @@ void fx_expect_last_snapshots(const mgame *model, int n)
 	int bad = 0;
 	for (int i = 0; i < n; i++) {
 		char want[512];
-		fx_payload(want, sizeof(want), fx_game(i), &model[i]);
+		th_payload(want, sizeof(want), fx_game(i), model[i].status,
+			   model[i].health, model[i].turn);
 		if (!last[i] || strcmp(last[i], want) != 0) {
 			if (bad++ < 5)
 				cr_log_error("last snapshot of %s: %s, row %s",
@@ -401,13 +319,14 @@ void fx_expect_lobby_sequence(const mgame *initial, int ngames,
 	const fx_entry **acc = malloc(n * sizeof(*acc));
 	const char **acc_payload = malloc(n * sizeof(*acc_payload));
 	size_t k = 0, at = 0, repeats = 0;
-	redisReply *l = th_xrange(F.redis, F.lobby);
+	redisReply *l = th_xrange(F.redis, F.keys.lobby);
 	for (size_t i = 0; i < n; i++) {
 		if (!model_apply(&m[e[i].game], e[i].ev))
 			continue;
 		char want[512];
-		fx_payload(want, sizeof(want), fx_game(e[i].game),
-			   &m[e[i].game]);
+		const mgame *g = &m[e[i].game];
+		th_payload(want, sizeof(want), fx_game(e[i].game), g->status,
+			   g->health, g->turn);
 		/* A repeat (at-least-once) must be one seen before, unchanged.
 		 */
 		const char *src;

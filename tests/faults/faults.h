@@ -10,7 +10,8 @@
 #ifndef TEST_FAULTS_H
 #define TEST_FAULTS_H
 
-#include "helpers.h"
+#include "apphost_proc.h"
+#include "redis_pg.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -22,12 +23,8 @@
 typedef struct fx {
 	redisContext *redis;
 	PGconn *pg;
-	char prefix[96];      /* game ids start with it */
-	char stream[128];     /* HEALTH_EVENTS_STREAM */
-	char lobby[128];      /* HEALTH_EVENTS_LOBBY_STREAM */
-	char dead[128];	      /* HEALTH_EVENTS_DEAD_LETTER_STREAM */
-	char offset_key[160]; /* gamemaster:stream_offsets:<prefix> */
-	char log[256];	      /* apphost's stderr, appended */
+	th_keys keys;  /* streams, offset key; game ids start with prefix */
+	char log[256]; /* apphost's stderr, appended */
 	pid_t children[FX_MAX_CHILDREN]; /* spawned, 0 once reaped */
 	int nchildren;
 } fx;
@@ -57,8 +54,6 @@ void fx_kill9(pid_t pid);
 
 /* scripts/services CMD (stop-redis, restart-postgres, ...); exit code. */
 int fx_services(const char *cmd);
-/* Lines of F.log containing every one of the NULL-terminated needles. */
-size_t fx_log_count(const char *needle, ...);
 
 /* GET the offset into buf ("" when unset); returns buf. */
 char *fx_offset(char *buf, size_t cap);
@@ -97,15 +92,14 @@ void fx_insert_games(int n, bool finished, mgame *model);
  * or summary differs from the last published one; finished forgets).
  */
 bool model_apply(mgame *g, int ev);
-/* The snapshot payload for a row (DESIGN §6 step 4). */
-void fx_payload(char *out, size_t cap, const char *game, const mgame *g);
 
 /* One written entry: game index, event type, id. */
 typedef struct fx_entry {
 	int game, ev;
 	char id[32];
 } fx_entry;
-/* XADD entries[0..n) (game and ev set) to F.stream, pipelined; fills id. */
+/* XADD entries[0..n) (game and ev set) to F.keys.stream, pipelined; fills id.
+ */
 void fx_write_entries(fx_entry *e, size_t n);
 
 /* Assert every row equals model[0..n). */

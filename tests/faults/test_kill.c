@@ -56,7 +56,7 @@ Test(faults_kill, sigkill_ten_times_replays_and_never_skips)
 		      mid_run, KILLS);
 
 	pid_t pid = fx_spawn(env);
-	cr_assert(th_wait_offset(F.redis, F.offset_key, last, 120000),
+	cr_assert(th_wait_offset(F.redis, F.keys.offset_key, last, 120000),
 		  "the offset reached the last entry (log: %s)", F.log);
 	cr_expect_eq(fx_terminate(pid, 15000, NULL), 0, "SIGTERM exits 0");
 
@@ -64,7 +64,7 @@ Test(faults_kill, sigkill_ten_times_replays_and_never_skips)
 		(void)model_apply(&model[e[i].game], e[i].ev);
 	fx_expect_rows(model, GAMES);
 	fx_expect_last_snapshots(model, GAMES);
-	redisReply *d = th_xrange(F.redis, F.dead);
+	redisReply *d = th_xrange(F.redis, F.keys.dead);
 	cr_expect_eq(d->elements, 0, "nothing dead-lettered");
 	freeReplyObject(d);
 }

@@ -20,13 +20,13 @@
 TestSuite(faults_malformed, .init = fx_setup, .fini = fx_teardown,
 	  .timeout = 120);
 
-/* XADD F.stream * with binary-safe items; returns the id (static). */
+/* XADD F.keys.stream * with binary-safe items; returns the id (static). */
 static const char *xadd_raw(int nitems, const char **items, const size_t *lens)
 {
 	static char id[8][32];
 	static int k;
-	const char *argv[16] = {"XADD", F.stream, "*"};
-	size_t argvlen[16] = {4, strlen(F.stream), 1};
+	const char *argv[16] = {"XADD", F.keys.stream, "*"};
+	size_t argvlen[16] = {4, strlen(F.keys.stream), 1};
 	for (int i = 0; i < nitems; i++) {
 		argv[3 + i] = items[i];
 		argvlen[3 + i] = lens ? lens[i] : strlen(items[i]);
@@ -89,12 +89,12 @@ Test(faults_malformed, each_form_is_dead_lettered_and_the_offset_moves_on)
 	fx_entry good = {0, 3, ""};
 	fx_write_entries(&good, 1);
 	free(big);
-	cr_assert(th_wait_offset(F.redis, F.offset_key, good.id, 20000),
+	cr_assert(th_wait_offset(F.redis, F.keys.offset_key, good.id, 20000),
 		  "the offset moves past every malformed entry (log: %s)",
 		  F.log);
 	cr_expect_eq(fx_terminate(pid, 15000, NULL), 0);
 
-	redisReply *d = th_xrange(F.redis, F.dead);
+	redisReply *d = th_xrange(F.redis, F.keys.dead);
 	cr_assert_eq(d->elements, FORMS, "every malformed entry dead-lettered");
 	for (size_t i = 0; i < FORMS; i++) {
 		const char *r = th_field(d->element[i], "reason");
@@ -107,7 +107,7 @@ Test(faults_malformed, each_form_is_dead_lettered_and_the_offset_moves_on)
 	const char *details = th_field(d->element[3], "details");
 	cr_expect(details && strlen(details) == mib, "1 MiB value kept");
 	freeReplyObject(d);
-	cr_expect_eq(fx_log_count("warn", "dead", NULL), FORMS,
+	cr_expect_eq(ap_log_count(F.log, "warn", "dead", NULL), FORMS,
 		     "one warning per dead letter (log: %s)", F.log);
 
 	(void)model_apply(&model[0], good.ev);
@@ -116,13 +116,15 @@ Test(faults_malformed, each_form_is_dead_lettered_and_the_offset_moves_on)
 
 Test(faults_malformed, odd_field_count_through_core_and_real_commit)
 {
+	rs_require_servers();
 	real_services *rs = rs_new();
-	RS_REQUIRE(rs);
 	he_config cfg = {.block_ms = 100, .batch = 16};
-	snprintf(cfg.stream, sizeof(cfg.stream), "%s", F.stream);
-	snprintf(cfg.lobby_stream, sizeof(cfg.lobby_stream), "%s", F.lobby);
-	snprintf(cfg.dead_stream, sizeof(cfg.dead_stream), "%s", F.dead);
-	snprintf(cfg.offset_key, sizeof(cfg.offset_key), "%s", F.offset_key);
+	snprintf(cfg.stream, sizeof(cfg.stream), "%s", F.keys.stream);
+	snprintf(cfg.lobby_stream, sizeof(cfg.lobby_stream), "%s",
+		 F.keys.lobby);
+	snprintf(cfg.dead_stream, sizeof(cfg.dead_stream), "%s", F.keys.dead);
+	snprintf(cfg.offset_key, sizeof(cfg.offset_key), "%s",
+		 F.keys.offset_key);
 
 	/* A hand-made entry with 3 items, then a good one. */
 	static const char *const odd[] = {"game_id", "g1", "event_type"};
@@ -153,7 +155,7 @@ Test(faults_malformed, odd_field_count_through_core_and_real_commit)
 	char off[64];
 	cr_expect_str_eq(fx_offset(off, sizeof(off)), "1-2",
 			 "the offset moves past the odd entry");
-	redisReply *d = th_xrange(F.redis, F.dead);
+	redisReply *d = th_xrange(F.redis, F.keys.dead);
 	cr_assert_eq(d->elements, 1);
 	const char *r = th_field(d->element[0], "reason");
 	cr_expect(r && strstr(r, "odd number of field items (3)"), "reason %s",
@@ -164,7 +166,7 @@ Test(faults_malformed, odd_field_count_through_core_and_real_commit)
 	const char *et = th_field(d->element[0], "event_type");
 	cr_expect(et && et[0] == '\0', "dangling field padded");
 	freeReplyObject(d);
-	redisReply *l = th_xrange(F.redis, F.lobby);
+	redisReply *l = th_xrange(F.redis, F.keys.lobby);
 	cr_expect_eq(l->elements, 1, "the good entry's snapshot");
 	freeReplyObject(l);
 

@@ -34,8 +34,9 @@ static fx_entry *make_entries(size_t n)
 /* Wait for the end, stop, and compare rows and lobby with the model. */
 static void finish(pid_t pid, const fx_entry *e, size_t n)
 {
-	cr_assert(th_wait_offset(F.redis, F.offset_key, e[n - 1].id, 60000),
-		  "the offset reached the last entry (log: %s)", F.log);
+	cr_assert(
+	    th_wait_offset(F.redis, F.keys.offset_key, e[n - 1].id, 60000),
+	    "the offset reached the last entry (log: %s)", F.log);
 	cr_expect_eq(fx_terminate(pid, 15000, NULL), 0, "SIGTERM exits 0");
 	mgame model[GAMES];
 	memcpy(model, initial, sizeof(model));
@@ -108,7 +109,7 @@ Test(faults_outage, postgres_restarted_mid_batch)
 	static const char *const env[] = {"HEALTH_EVENTS_BATCH=16", NULL};
 	pid_t pid = fx_spawn(env);
 	fx_write_entries(e, 1);
-	cr_assert(th_wait_offset(F.redis, F.offset_key, e[0].id, 20000),
+	cr_assert(th_wait_offset(F.redis, F.keys.offset_key, e[0].id, 20000),
 		  "consumer running (log: %s)", F.log);
 
 	/* Hold the row of the next batch's first game: apply blocks on it. */
@@ -129,10 +130,12 @@ Test(faults_outage, postgres_restarted_mid_batch)
 		  RECOVERY_MS, F.log);
 	fx_reconnect();
 	finish(pid, e, N);
-	cr_expect_geq(fx_log_count("dependency failing", "postgres", NULL), 1,
-		      "the outage was logged");
-	cr_expect_geq(fx_log_count("dependency recovered", "postgres", NULL), 1,
-		      "the recovery was logged");
+	cr_expect_geq(
+	    ap_log_count(F.log, "dependency failing", "postgres", NULL), 1,
+	    "the outage was logged");
+	cr_expect_geq(
+	    ap_log_count(F.log, "dependency recovered", "postgres", NULL), 1,
+	    "the recovery was logged");
 	free(e);
 }
 
@@ -150,7 +153,7 @@ static void stop_while_down(const char *down, const char *up)
 					  NULL};
 	pid_t pid = fx_spawn(env);
 	fx_write_entries(e, 1);
-	cr_assert(th_wait_offset(F.redis, F.offset_key, e[0].id, 20000),
+	cr_assert(th_wait_offset(F.redis, F.keys.offset_key, e[0].id, 20000),
 		  "consumer running (log: %s)", F.log);
 	cr_assert_eq(fx_services(down), 0, "scripts/services %s", down);
 	if (strcmp(down, "stop-postgres") == 0)

@@ -13,8 +13,9 @@
  *     why; one whose start fails gets the previous build restarted;
  *   - 50 swaps in a row keep threads, fds and mapped copies bounded.
  */
-#include "helpers.h"
+#include "apphost_proc.h"
 #include "real_services.h"
+#include "redis_pg.h"
 
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -27,52 +28,35 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #define WAIT_MS 30000 /* generous: a loaded 2-core box */
 
 static redisContext *redis;
 static PGconn *pg;
-static char prefix[96], stream[128], lobby[128], dead[128], offset_key[160];
-static char dir[64], so_path[128], logfile[128];
+static th_keys K;
+static char dir[64], so_path[128], so_env[160], logfile[128];
 static pid_t pid;
 
 static void setup(void)
 {
-	real_services *rs = rs_new();
-	RS_REQUIRE(rs);
-	rs_free(rs);
-	redis = rs_redis();
-	pg = rs_pg();
-	cr_assert(redis && pg, "servers configured but unreachable");
-	snprintf(prefix, sizeof(prefix), "%s", th_unique("hotswap"));
-	snprintf(stream, sizeof(stream), "%s:in", prefix);
-	snprintf(lobby, sizeof(lobby), "%s:lobby", prefix);
-	snprintf(dead, sizeof(dead), "%s:dead", prefix);
-	snprintf(offset_key, sizeof(offset_key), "gamemaster:stream_offsets:%s",
-		 prefix);
+	rs_connect(&redis, &pg);
+	th_keys_init(&K, "hotswap");
 	snprintf(dir, sizeof(dir), "/tmp/hotswap-test-XXXXXX");
 	cr_assert_not_null(mkdtemp(dir));
 	snprintf(so_path, sizeof(so_path), "%s/health_events.so", dir);
+	snprintf(so_env, sizeof(so_env), "APPHOST_COMPONENTS=%s", so_path);
 	snprintf(logfile, sizeof(logfile), "%s/apphost.log", dir);
 	pid = 0;
 }
 
 static void teardown(void)
 {
-	if (pid > 0) {
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-	}
+	if (pid > 0)
+		ap_kill9(pid);
 	/* The log stays for a look after a failure; the builds go. */
 	unlink(so_path);
-	if (redis)
-		redisFree(redis);
-	if (pg)
-		PQfinish(pg);
-	redis = NULL;
-	pg = NULL;
+	rs_disconnect(&redis, &pg);
 }
 
 TestSuite(hotswap, .init = setup, .fini = teardown, .timeout = 240);
@@ -156,54 +140,15 @@ static void put_inplace(const char *src)
 /* ---- the apphost log ------------------------------------------------------
  */
 
-/* The n-th (0-based) log line containing needle, malloc()ed, or NULL. */
-static char *log_line(const char *needle, size_t nth)
-{
-	FILE *f = fopen(logfile, "r");
-	char *line = NULL, *found = NULL;
-	size_t cap = 0, k = 0;
-	if (!f)
-		return NULL;
-	while (getline(&line, &cap, f) > 0)
-		if (strstr(line, needle) && k++ == nth) {
-			found = strdup(line);
-			break;
-		}
-	free(line);
-	fclose(f);
-	return found;
-}
-
 static size_t log_count(const char *needle)
 {
-	FILE *f = fopen(logfile, "r");
-	char *line = NULL;
-	size_t cap = 0, k = 0;
-	if (!f)
-		return 0;
-	while (getline(&line, &cap, f) > 0)
-		if (strstr(line, needle))
-			k++;
-	free(line);
-	fclose(f);
-	return k;
+	return ap_log_count(logfile, needle, NULL);
 }
 
 /* Wait until `needle` is on n lines; returns the n-th line (malloc). */
 static char *wait_log(const char *needle, size_t n)
 {
-	double end = th_now_ms() + WAIT_MS;
-	do {
-		char *l = log_line(needle, n - 1);
-		if (l)
-			return l;
-		cr_assert(pid <= 0 || waitpid(pid, NULL, WNOHANG) == 0,
-			  "apphost exited (log: %s)", logfile);
-		usleep(20000);
-	} while (th_now_ms() < end);
-	cr_assert_fail("no %zu lines with \"%s\" in %d ms (log: %s)", n, needle,
-		       WAIT_MS, logfile);
-	return NULL;
+	return ap_wait_log(logfile, needle, n, pid, WAIT_MS);
 }
 
 #define SWAPPED "apphost component swapped "
@@ -225,55 +170,32 @@ static void private_dir(char *out, size_t len)
 
 static void spawn(void)
 {
-	const char *bin = env("APPHOST_BIN");
-	pid = fork();
-	cr_assert_neq(pid, -1);
-	if (pid == 0) {
-		FILE *f = freopen(logfile, "a", stderr);
-		(void)f;
-		setenv("APPHOST_HOT_SWAP", "1", 1);
-		setenv("APPHOST_COMPONENTS", so_path, 1);
-		setenv("APPHOST_HTTP_ADDR", "", 1);
-		setenv("HEALTH_EVENTS_STREAM", stream, 1);
-		setenv("HEALTH_EVENTS_LOBBY_STREAM", lobby, 1);
-		setenv("HEALTH_EVENTS_DEAD_LETTER_STREAM", dead, 1);
-		setenv("HEALTH_EVENTS_OFFSET_LABEL", prefix, 1);
-		setenv("HEALTH_EVENTS_BLOCK_MS", "1000", 1);
-		setenv("APPHOST_LOG_LEVEL", "info", 1);
-		execl(bin, bin, (char *)NULL);
-		_exit(127);
-	}
+	const char *const env[] = {
+	    "APPHOST_HOT_SWAP=1",     so_env, "APPHOST_HTTP_ADDR=",
+	    "APPHOST_LOG_LEVEL=info", NULL,
+	};
+
+	pid = ap_spawn_he(&K, logfile, env);
 	free(wait_log("hot swap: watching", 1));
 }
 
 /* SIGTERM and wait; returns the exit status. */
 static int terminate(void)
 {
-	int st = 0;
-	kill(pid, SIGTERM);
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
+	int rc = ap_terminate(pid);
+
 	pid = 0;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	return rc;
 }
 
 /* One entry through the host: proves the running build serves. */
 static void feed(const char *game, const char *type)
 {
 	char *id =
-	    th_xadd(redis, stream, "game_id", game, "event_type", type, NULL);
-	cr_assert(th_wait_offset(redis, offset_key, id, WAIT_MS),
+	    th_xadd(redis, K.stream, "game_id", game, "event_type", type, NULL);
+	cr_assert(th_wait_offset(redis, K.offset_key, id, WAIT_MS),
 		  "entry %s not processed (log: %s)", id, logfile);
 	free(id);
-}
-
-static char *row(const char *game)
-{
-	return th_sql_value(pg,
-			    "SELECT status || '/' || engine_health || '/' || "
-			    "current_turn FROM runtime_records WHERE game_id = "
-			    "$1",
-			    game);
 }
 
 /*
@@ -284,7 +206,7 @@ static char *row(const char *game)
 static void start_one_game(char *game, size_t glen, int turn, char *pdir,
 			   size_t plen)
 {
-	snprintf(game, glen, "%s:g", prefix);
+	snprintf(game, glen, "%s:g", K.prefix);
 	th_insert_game(pg, game, "running", turn);
 	put_rename(env("HE_SO"));
 	spawn();
@@ -330,8 +252,8 @@ static int kind_of(const char *type)
 
 static int game_index(const char *game_id)
 {
-	size_t n = strlen(prefix);
-	if (strncmp(game_id, prefix, n) != 0 || strncmp(game_id + n, ":g", 2))
+	size_t n = strlen(K.prefix);
+	if (strncmp(game_id, K.prefix, n) != 0 || strncmp(game_id + n, ":g", 2))
 		return -1;
 	return atoi(game_id + n + 2);
 }
@@ -352,18 +274,6 @@ static void model_apply(struct game *g, const char *type, const char *id)
 		g->want[g->nwant++] = strdup(id);
 		g->last_pub = g->health;
 	}
-}
-
-static char *payload(const char *game, const char *status, const char *health,
-		     int turn)
-{
-	char *p;
-	cr_assert(asprintf(&p,
-			   "{\"game_id\":\"%s\",\"runtime_status\":\"%s\","
-			   "\"engine_health_summary\":\"%s\",\"current_turn\":"
-			   "%d,\"player_turn_stats\":null}",
-			   game, status, health, turn) > 0);
-	return p;
 }
 
 /* ---- the writer
@@ -399,10 +309,10 @@ static void *write_entries(void *arg)
 		uint32_t r = (seed >> 8) % total, k = 0;
 		while (r >= (uint32_t)kinds[k].weight)
 			r -= (uint32_t)kinds[k++].weight;
-		snprintf(game, sizeof(game), "%s:g%03u", prefix,
+		snprintf(game, sizeof(game), "%s:g%03u", K.prefix,
 			 (seed >> 20) % NGAMES);
-		const char *argv[] = {"XADD",	    stream, "*",
-				      "game_id",    game,   "event_type",
+		const char *argv[] = {"XADD",	    K.stream, "*",
+				      "game_id",    game,     "event_type",
 				      kinds[k].type};
 		redisReply *rep = redisCommandArgv(c, 7, argv, NULL);
 		if (!rep || rep->type != REDIS_REPLY_STRING) {
@@ -431,7 +341,7 @@ Test(hotswap, swaps_under_load_skip_no_entry)
 	char gid[160];
 
 	for (int i = 0; i < NGAMES; i++) {
-		snprintf(gid, sizeof(gid), "%s:g%03d", prefix, i);
+		snprintf(gid, sizeof(gid), "%s:g%03d", K.prefix, i);
 		th_insert_game(pg, gid, "running", i);
 		snprintf(games[i].status, sizeof(games[i].status), "running");
 		games[i].health = "";
@@ -470,14 +380,14 @@ Test(hotswap, swaps_under_load_skip_no_entry)
 	cr_assert_str_empty(w.error, "writer: %s", w.error);
 	size_t written = atomic_load(&w.written);
 	cr_expect_lt(during, written, "the load went on through every swap");
-	cr_assert(th_wait_offset(redis, offset_key, w.last, 60000),
+	cr_assert(th_wait_offset(redis, K.offset_key, w.last, 60000),
 		  "the offset reached the last entry %s (log: %s)", w.last,
 		  logfile);
 	size_t swaps = log_count(SWAPPED);
 	cr_expect_eq(log_count(REFUSED), 0, "no refusals (log: %s)", logfile);
 
 	/* The model, from the stream as the host read it. */
-	redisReply *in = th_xrange(redis, stream);
+	redisReply *in = th_xrange(redis, K.stream);
 	cr_assert_eq(in->elements, written);
 	cr_assert_str_eq(in->element[in->elements - 1]->element[0]->str,
 			 w.last);
@@ -491,11 +401,11 @@ Test(hotswap, swaps_under_load_skip_no_entry)
 
 	/* Lobby: per game, the model's snapshots in order, plus at most
 	 * one redundant one per swap; the last equals the row. */
-	redisReply *out = th_xrange(redis, lobby);
+	redisReply *out = th_xrange(redis, K.lobby);
 	size_t extra_total = 0;
 	for (int gi = 0; gi < NGAMES; gi++) {
 		struct game *g = &games[gi];
-		snprintf(gid, sizeof(gid), "%s:g%03d", prefix, gi);
+		snprintf(gid, sizeof(gid), "%s:g%03d", K.prefix, gi);
 		/* Walk both in stream order: a snapshot is the model's next
 		 * one, a later one (those before it are missing), or extra. */
 		size_t next = 0, missing = 0, extra = 0;
@@ -524,24 +434,25 @@ Test(hotswap, swaps_under_load_skip_no_entry)
 			      extra);
 		extra_total += extra;
 
-		char *r = row(gid), want_row[160];
+		char *r = th_row(pg, gid), want_row[160];
 		int wn = snprintf(want_row, sizeof(want_row), "%s/%s/%d",
 				  g->status, g->health, g->turn);
 		cr_assert(wn > 0 && (size_t)wn < sizeof(want_row));
 		cr_expect_str_eq(r ? r : "(none)", want_row, "row of %s", gid);
 		free(r);
 		if (g->nwant) {
-			char *p = payload(gid, g->status, g->health, g->turn);
+			char p[512];
+			th_payload(p, sizeof(p), gid, g->status, g->health,
+				   g->turn);
 			cr_expect_str_eq(last ? last : "(none)", p,
 					 "Lobby's last snapshot of %s", gid);
-			free(p);
 		}
 		for (size_t k = 0; k < g->nwant; k++)
 			free(g->want[k]);
 		free(g->want);
 	}
 	freeReplyObject(out);
-	redisReply *d = th_cmd(redis, "XLEN", dead, NULL);
+	redisReply *d = th_cmd(redis, "XLEN", K.dead, NULL);
 	cr_expect_eq(d->integer, 0, "no dead letters");
 	freeReplyObject(d);
 	cr_log_info("%zu entries, %zu swaps, %zu redundant snapshots", written,
@@ -622,7 +533,7 @@ Test(hotswap, broken_replacements_leave_the_old_build_serving)
 	feed(game, "container_exited");
 	free(he);
 
-	char *r = row(game);
+	char *r = th_row(pg, game);
 	cr_expect_str_eq(r, "engine_unreachable/exited/3");
 	free(r);
 	cr_expect_eq(log_count(SWAPPED), 1, "only the good build swapped");
@@ -706,7 +617,7 @@ Test(hotswap, fifty_swaps_keep_threads_fds_and_maps_bounded)
 	cr_expect_eq(dir_entries(pdir), 1, "one copy left in %s", pdir);
 	cr_expect_eq(log_count("trigger=SIGHUP"), 50);
 	cr_expect_eq(log_count(REFUSED), 0);
-	char *r = row(game);
+	char *r = th_row(pg, game);
 	cr_expect_str_eq(r, "running/probe_failed/1");
 	free(r);
 	cr_assert_eq(terminate(), 0, "SIGTERM exits 0 (log: %s)", logfile);

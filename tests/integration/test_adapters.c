@@ -2,9 +2,9 @@
  * Suite integration: the PostgreSQL record store and the Redis stream
  * adapter against the real servers of scripts/services.
  */
-#include "helpers.h"
 #include "real_services.h"
 #include "record_store_pg.h"
+#include "redis_pg.h"
 #include "stream_redis.h"
 
 #include <criterion/criterion.h>
@@ -22,22 +22,14 @@ static PGconn *pg;
 
 static void setup(void)
 {
+	rs_connect(&redis, &pg);
 	rs = rs_new();
-	RS_REQUIRE(rs);
-	redis = rs_redis();
-	pg = rs_pg();
-	cr_assert(redis && pg, "servers configured but unreachable");
 }
 
 static void teardown(void)
 {
-	if (redis)
-		redisFree(redis);
-	if (pg)
-		PQfinish(pg);
+	rs_disconnect(&redis, &pg);
 	rs_free(rs);
-	redis = NULL;
-	pg = NULL;
 	rs = NULL;
 }
 

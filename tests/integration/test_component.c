@@ -3,8 +3,8 @@
  * ABI (init/start/stop/export/import) with a services table that hands
  * out real connections.
  */
-#include "helpers.h"
 #include "real_services.h"
+#include "redis_pg.h"
 
 #include <apphost/component.h>
 #include <criterion/criterion.h>
@@ -53,43 +53,28 @@ static real_services *rs;
 static redisContext *redis;
 static PGconn *pg;
 static plugin he;
-static char stream[128], lobby[128], dead[128], label[128], offset_key[160];
-static char prefix[96];
+static th_keys K;
 
 static void setup(void)
 {
+	rs_connect(&redis, &pg);
 	rs = rs_new();
-	RS_REQUIRE(rs);
-	redis = rs_redis();
-	pg = rs_pg();
-	cr_assert(redis && pg, "servers configured but unreachable");
 	he = load();
-	snprintf(prefix, sizeof(prefix), "%s", th_unique("comp"));
-	snprintf(stream, sizeof(stream), "%s:in", prefix);
-	snprintf(lobby, sizeof(lobby), "%s:lobby", prefix);
-	snprintf(dead, sizeof(dead), "%s:dead", prefix);
-	snprintf(label, sizeof(label), "%s", prefix);
-	snprintf(offset_key, sizeof(offset_key),
-		 "gamemaster:stream_offsets:%s", prefix);
-	rs_config_set(rs, "HEALTH_EVENTS_STREAM", stream);
-	rs_config_set(rs, "HEALTH_EVENTS_LOBBY_STREAM", lobby);
-	rs_config_set(rs, "HEALTH_EVENTS_DEAD_LETTER_STREAM", dead);
-	rs_config_set(rs, "HEALTH_EVENTS_OFFSET_LABEL", label);
+	th_keys_init(&K, "comp");
+	rs_config_set(rs, "HEALTH_EVENTS_STREAM", K.stream);
+	rs_config_set(rs, "HEALTH_EVENTS_LOBBY_STREAM", K.lobby);
+	rs_config_set(rs, "HEALTH_EVENTS_DEAD_LETTER_STREAM", K.dead);
+	rs_config_set(rs, "HEALTH_EVENTS_OFFSET_LABEL", K.prefix);
 	rs_config_set(rs, "HEALTH_EVENTS_BLOCK_MS", "5000");
 }
 
 static void teardown(void)
 {
-	if (redis)
-		redisFree(redis);
-	if (pg)
-		PQfinish(pg);
+	rs_disconnect(&redis, &pg);
 	if (he.dl)
 		dlclose(he.dl);
 	rs_free(rs);
 	memset(&he, 0, sizeof(he));
-	redis = NULL;
-	pg = NULL;
 	rs = NULL;
 }
 
@@ -100,7 +85,7 @@ static char *game(const char *name)
 	static char buf[8][160];
 	static int k;
 	char *b = buf[k++ % 8];
-	snprintf(b, 160, "%s:%s", prefix, name);
+	snprintf(b, 160, "%s:%s", K.prefix, name);
 	return b;
 }
 
@@ -112,12 +97,14 @@ static void *start(void)
 	return st;
 }
 
-static size_t xlen(const char *key)
+/* XADD one entry for game(name) and wait until it is processed. */
+static void feed(const char *name, const char *type)
 {
-	redisReply *r = th_cmd(redis, "XLEN", key, NULL);
-	size_t n = (size_t)r->integer;
-	freeReplyObject(r);
-	return n;
+	char *id = th_xadd(redis, K.stream, "game_id", game(name), "event_type",
+			   type, NULL);
+	cr_assert(th_wait_offset(redis, K.offset_key, id, 10000),
+		  "entry %s not processed", id);
+	free(id);
 }
 
 Test(component, init_refuses_a_bad_number_naming_key_and_value)
@@ -134,16 +121,17 @@ Test(component, processes_publishes_and_stops_promptly_while_blocked)
 {
 	th_insert_game(pg, game("a"), "running", 7);
 	th_insert_game(pg, game("b"), "engine_unreachable", 2);
-	th_xadd(redis, stream, "game_id", game("a"), "event_type",
+	th_xadd(redis, K.stream, "game_id", game("a"), "event_type",
 		"container_oom", NULL);
-	th_xadd(redis, stream, "game_id", game("b"), "event_type",
+	th_xadd(redis, K.stream, "game_id", game("b"), "event_type",
 		"probe_recovered", NULL);
-	th_xadd(redis, stream, "game_id", game("missing"), "event_type",
+	th_xadd(redis, K.stream, "game_id", game("missing"), "event_type",
 		"probe_failed", NULL);
-	char *last = th_xadd(redis, stream, "event_type", "container_oom", NULL);
+	char *last =
+	    th_xadd(redis, K.stream, "event_type", "container_oom", NULL);
 
 	void *st = start();
-	cr_assert(th_wait_offset(redis, offset_key, last, 10000),
+	cr_assert(th_wait_offset(redis, K.offset_key, last, 10000),
 		  "offset reached the last entry");
 	char *row = th_sql_value(pg,
 				 "SELECT status || '/' || engine_health FROM "
@@ -157,15 +145,12 @@ Test(component, processes_publishes_and_stops_promptly_while_blocked)
 			   game("b"));
 	cr_assert_str_eq(row, "running/healthy");
 	free(row);
-	cr_assert_eq(xlen(lobby), 2);
-	cr_assert_eq(xlen(dead), 1);
-	redisReply *l = th_xrange(redis, lobby);
+	cr_assert_eq(th_xlen(redis, K.lobby), 2);
+	cr_assert_eq(th_xlen(redis, K.dead), 1);
+	redisReply *l = th_xrange(redis, K.lobby);
 	char want[512];
-	snprintf(want, sizeof(want),
-		 "{\"game_id\":\"%s\",\"runtime_status\":\"engine_unreachable\","
-		 "\"engine_health_summary\":\"oom\",\"current_turn\":7,"
-		 "\"player_turn_stats\":null}",
-		 game("a"));
+	th_payload(want, sizeof(want), game("a"), "engine_unreachable", "oom",
+		   7);
 	cr_assert_str_eq(th_field(l->element[0], "payload"), want);
 	freeReplyObject(l);
 
@@ -182,39 +167,34 @@ Test(component, processes_publishes_and_stops_promptly_while_blocked)
 Test(component, a_restart_replays_nothing_and_publishes_one_extra_snapshot)
 {
 	th_insert_game(pg, game("r"), "running", 1);
-	th_xadd(redis, stream, "game_id", game("r"), "event_type",
+	th_xadd(redis, K.stream, "game_id", game("r"), "event_type",
 		"probe_failed", NULL);
-	char *id = th_xadd(redis, stream, "game_id", game("r"), "event_type",
+	char *id = th_xadd(redis, K.stream, "game_id", game("r"), "event_type",
 			   "probe_failed", NULL);
 	void *st = start();
-	cr_assert(th_wait_offset(redis, offset_key, id, 10000));
-	cr_assert_eq(xlen(lobby), 1, "a repeated summary is suppressed");
+	cr_assert(th_wait_offset(redis, K.offset_key, id, 10000));
+	cr_assert_eq(th_xlen(redis, K.lobby), 1,
+		     "a repeated summary is suppressed");
 	cr_assert_eq(he.stop(st), 0);
 	free(id);
 
 	st = start(); /* a restart: empty dedupe cache, saved offset */
-	id = th_xadd(redis, stream, "game_id", game("r"), "event_type",
-		     "probe_failed", NULL);
-	cr_assert(th_wait_offset(redis, offset_key, id, 10000));
-	cr_assert_eq(xlen(lobby), 2,
+	feed("r", "probe_failed");
+	cr_assert_eq(th_xlen(redis, K.lobby), 2,
 		     "processed entries are not published again; exactly "
 		     "one extra snapshot after the restart");
-	free(id);
-	id = th_xadd(redis, stream, "game_id", game("r"), "event_type",
-		     "probe_failed", NULL);
-	cr_assert(th_wait_offset(redis, offset_key, id, 10000));
-	cr_assert_eq(xlen(lobby), 2, "then suppressed again");
+	feed("r", "probe_failed");
+	cr_assert_eq(th_xlen(redis, K.lobby), 2, "then suppressed again");
 	cr_assert_eq(he.stop(st), 0);
-	free(id);
 }
 
 Test(component, export_import_carries_the_dedupe_cache)
 {
 	th_insert_game(pg, game("h"), "running", 1);
-	char *id = th_xadd(redis, stream, "game_id", game("h"), "event_type",
+	char *id = th_xadd(redis, K.stream, "game_id", game("h"), "event_type",
 			   "probe_failed", NULL);
 	void *old = start();
-	cr_assert(th_wait_offset(redis, offset_key, id, 10000));
+	cr_assert(th_wait_offset(redis, K.offset_key, id, 10000));
 	void *buf = NULL;
 	size_t len = 0;
 	cr_assert_eq(he.export_(old, &buf, &len), 0);
@@ -227,10 +207,8 @@ Test(component, export_import_carries_the_dedupe_cache)
 	free(buf);
 	cr_assert_eq(he.start(st), 0);
 	free(id);
-	id = th_xadd(redis, stream, "game_id", game("h"), "event_type",
-		     "probe_failed", NULL);
-	cr_assert(th_wait_offset(redis, offset_key, id, 10000));
-	cr_assert_eq(xlen(lobby), 1, "the imported cache suppresses a repeat");
+	feed("h", "probe_failed");
+	cr_assert_eq(th_xlen(redis, K.lobby), 1,
+		     "the imported cache suppresses a repeat");
 	cr_assert_eq(he.stop(st), 0);
-	free(id);
 }

@@ -1,10 +1,10 @@
 /* ops.c -- see ops.h. */
 #include "ops.h"
 
+#include "apphost_proc.h"
+
 #include <criterion/criterion.h>
-#include <errno.h>
 #include <netinet/in.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,20 +14,12 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The file's text, or "" when it cannot be read (curl wrote nothing). */
 static char *slurp(const char *path)
 {
-	FILE *f = fopen(path, "r");
-	char *s = NULL;
-	size_t n = 0;
-	if (!f)
-		return strdup("");
-	FILE *m = open_memstream(&s, &n);
-	int c;
-	while ((c = fgetc(f)) != EOF)
-		fputc(c, m);
-	fclose(m);
-	fclose(f);
-	return s;
+	char *s = ap_read_file(path);
+
+	return s ? s : strdup("");
 }
 
 ops_resp ops_http(int port, const char *path, const char *extra)
@@ -101,33 +93,6 @@ bool ops_wait_status(int port, const char *path, int want, int timeout_ms)
 			return false;
 		usleep(100 * 1000);
 	}
-}
-
-pid_t ops_spawn(const char *logfile, const char *const *env)
-{
-	const char *bin = getenv("APPHOST_BIN"), *so = getenv("HE_SO");
-	cr_assert(bin && so, "APPHOST_BIN and HE_SO must be set by meson");
-	pid_t pid = fork();
-	cr_assert_neq(pid, -1);
-	if (pid == 0) {
-		FILE *f = freopen(logfile, "a", stderr);
-		(void)f;
-		setenv("APPHOST_COMPONENTS", so, 1);
-		for (size_t i = 0; env && env[i]; i++)
-			putenv((char *)env[i]);
-		execl(bin, bin, (char *)NULL);
-		_exit(127);
-	}
-	return pid;
-}
-
-int ops_terminate(pid_t pid)
-{
-	kill(pid, SIGTERM);
-	int st = 0;
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
 int ops_sh(const char *fmt, ...)

@@ -1,13 +1,13 @@
 /*
  * ops.h -- helpers for the ops suite: a real HTTP client (curl(1)), free
- * ports, reading Prometheus samples, an apphost subprocess.
+ * ports, reading Prometheus samples, shell commands. (apphost as a
+ * subprocess: tests/server/apphost_proc.h.)
  */
 #ifndef TEST_OPS_H
 #define TEST_OPS_H
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <sys/types.h>
 
 /* One HTTP exchange: status code (0 when curl failed) and body. */
 typedef struct ops_resp {
@@ -35,15 +35,6 @@ double ops_sample(const char *exposition, const char *series);
 /* Poll path until it answers want_status (or timeout_ms); true if so. */
 bool ops_wait_status(int port, const char *path, int want_status,
 		     int timeout_ms);
-
-/*
- * Start apphost (APPHOST_BIN) with the component HE_SO; env is a
- * NULL-terminated list of "KEY=VALUE" set in the child on top of the
- * test's environment; stderr goes to logfile.
- */
-pid_t ops_spawn(const char *logfile, const char *const *env);
-/* SIGTERM and wait; the exit status (128 + signal when killed). */
-int ops_terminate(pid_t pid);
 
 /* Run a shell command; its exit status. */
 int ops_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -5,9 +5,10 @@
  * started again (scripts/services stop-postgres / start-postgres on an
  * instance of this test's own, never the shared one).
  */
-#include "helpers.h"
+#include "apphost_proc.h"
 #include "ops.h"
 #include "real_services.h"
+#include "redis_pg.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -15,36 +16,20 @@
 #include <string.h>
 #include <unistd.h>
 
-static char prefix[96], stream[128], lobby[128], dead[128], offset_key[160],
-    logfile[256], run_dir[512];
-static char env_buf[12][600];
-static const char *env[13];
+static th_keys K;
+static char logfile[256], run_dir[512];
+static char env_buf[4][600];
+static const char *env[5];
 
-static void require_servers(void)
-{
-	real_services *rs = rs_new();
-	RS_REQUIRE(rs);
-	rs_free(rs);
-}
-
-/* The child's environment: this test's streams, a free HTTP port. */
+/* The child's settings beyond K's streams: these servers, a free HTTP
+ * port (returned), JSON log lines. */
 static int setup_env(const char *redis_url, const char *pg_dsn)
 {
 	int port = ops_free_port(), n = 0;
-	snprintf(prefix, sizeof(prefix), "%s", th_unique("ops"));
-	snprintf(stream, sizeof(stream), "%s:in", prefix);
-	snprintf(lobby, sizeof(lobby), "%s:lobby", prefix);
-	snprintf(dead, sizeof(dead), "%s:dead", prefix);
-	snprintf(offset_key, sizeof(offset_key), "gamemaster:stream_offsets:%s",
-		 prefix);
+	th_keys_init(&K, "ops");
 	snprintf(logfile, sizeof(logfile), "/tmp/apphost-ops-%d.log",
 		 (int)getpid());
 #define ENV(...) snprintf(env_buf[n], sizeof(env_buf[n]), __VA_ARGS__), n++
-	ENV("HEALTH_EVENTS_STREAM=%s", stream);
-	ENV("HEALTH_EVENTS_LOBBY_STREAM=%s", lobby);
-	ENV("HEALTH_EVENTS_DEAD_LETTER_STREAM=%s", dead);
-	ENV("HEALTH_EVENTS_OFFSET_LABEL=%s", prefix);
-	ENV("HEALTH_EVENTS_BLOCK_MS=1000");
 	ENV("APPHOST_HTTP_ADDR=127.0.0.1:%d", port);
 	ENV("APPHOST_LOG_FORMAT=json");
 	ENV("APPHOST_REDIS_URL=%s", redis_url);
@@ -90,38 +75,37 @@ static void expect_json_log(void)
 
 Test(scrape, counters_match_the_scenario)
 {
-	require_servers();
-	redisContext *redis = rs_redis();
-	PGconn *pg = rs_pg();
-	cr_assert(redis && pg, "servers configured but unreachable");
+	redisContext *redis;
+	PGconn *pg;
+	rs_connect(&redis, &pg);
 	int port = setup_env(getenv("APPHOST_REDIS_URL"),
 			     getenv("APPHOST_POSTGRES_DSN"));
 	char g1[160], g2[160], g3[160];
-	snprintf(g1, sizeof(g1), "%s:g1", prefix);
-	snprintf(g2, sizeof(g2), "%s:g2", prefix);
-	snprintf(g3, sizeof(g3), "%s:missing", prefix);
+	snprintf(g1, sizeof(g1), "%s:g1", K.prefix);
+	snprintf(g2, sizeof(g2), "%s:g2", K.prefix);
+	snprintf(g3, sizeof(g3), "%s:missing", K.prefix);
 	th_insert_game(pg, g1, "running", 1);
 	th_insert_game(pg, g2, "running", 2);
 
-	pid_t pid = ops_spawn(logfile, env);
+	pid_t pid = ap_spawn_he(&K, logfile, env);
 	cr_assert(ops_wait_status(port, "/readyz", 200, 20000),
 		  "ready within 20 s (log: %s)", logfile);
 	cr_expect_eq(metric(port, "apphost_component_up{component="
 				  "\"health_events\"}"),
 		     1);
 
-	free(th_xadd(redis, stream, "game_id", g1, "event_type",
+	free(th_xadd(redis, K.stream, "game_id", g1, "event_type",
 		     "container_oom", NULL)); /* transitioned, published */
-	free(th_xadd(redis, stream, "game_id", g1, "event_type",
+	free(th_xadd(redis, K.stream, "game_id", g1, "event_type",
 		     "container_oom", NULL)); /* conflict, suppressed */
-	free(th_xadd(redis, stream, "game_id", g2, "event_type", "probe_failed",
-		     NULL)); /* health only, published */
-	free(th_xadd(redis, stream, "game_id", g3, "event_type",
+	free(th_xadd(redis, K.stream, "game_id", g2, "event_type",
+		     "probe_failed", NULL)); /* health only, published */
+	free(th_xadd(redis, K.stream, "game_id", g3, "event_type",
 		     "container_exited", NULL)); /* not found */
-	free(th_xadd(redis, stream, "event_type", "container_oom", NULL));
-	char *last = th_xadd(redis, stream, "game_id", g1, "event_type",
+	free(th_xadd(redis, K.stream, "event_type", "container_oom", NULL));
+	char *last = th_xadd(redis, K.stream, "game_id", g1, "event_type",
 			     "container_melted", NULL); /* dead letters */
-	cr_assert(th_wait_offset(redis, offset_key, last, 20000),
+	cr_assert(th_wait_offset(redis, K.offset_key, last, 20000),
 		  "offset reached the last entry (log: %s)", logfile);
 	free(last);
 
@@ -193,11 +177,10 @@ Test(scrape, counters_match_the_scenario)
 	cr_expect_eq(r.status, 200, "still serving");
 	ops_resp_free(&r);
 
-	cr_expect_eq(ops_terminate(pid), 0, "SIGTERM exits 0 (log: %s)",
+	cr_expect_eq(ap_terminate(pid), 0, "SIGTERM exits 0 (log: %s)",
 		     logfile);
 	expect_json_log();
-	redisFree(redis);
-	PQfinish(pg);
+	rs_disconnect(&redis, &pg);
 }
 
 /* ---- readiness across a PostgreSQL outage -------------------------------- */
@@ -220,7 +203,7 @@ static void stop_private(void)
 
 Test(scrape, readyz_503_while_postgres_is_stopped, .fini = stop_private)
 {
-	require_servers();
+	rs_require_servers();
 	cr_assert(getenv("APPHOST_SRC"), "APPHOST_SRC must be set by meson");
 	snprintf(run_dir, sizeof(run_dir), "%s/ops-run-%d",
 		 getenv("OPS_RUN_BASE") ? getenv("OPS_RUN_BASE") : "/tmp",
@@ -249,7 +232,7 @@ Test(scrape, readyz_503_while_postgres_is_stopped, .fini = stop_private)
 		     0);
 
 	int port = setup_env(redis_url, pg_dsn);
-	pid_t pid = ops_spawn(logfile, env);
+	pid_t pid = ap_spawn_he(&K, logfile, env);
 	cr_assert(ops_wait_status(port, "/readyz", 200, 20000),
 		  "ready within 20 s (log: %s)", logfile);
 
@@ -268,6 +251,6 @@ Test(scrape, readyz_503_while_postgres_is_stopped, .fini = stop_private)
 	cr_expect(ops_wait_status(port, "/readyz", 200, 20000),
 		  "200 again after PostgreSQL is back (log: %s)", logfile);
 	cr_expect_geq(metric(port, "health_events_reconnects_total"), 1);
-	cr_expect_eq(ops_terminate(pid), 0, "SIGTERM exits 0 (log: %s)",
+	cr_expect_eq(ap_terminate(pid), 0, "SIGTERM exits 0 (log: %s)",
 		     logfile);
 }

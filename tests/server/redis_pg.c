@@ -1,5 +1,5 @@
-/* helpers.c -- see helpers.h. */
-#include "helpers.h"
+/* redis_pg.c -- see redis_pg.h. */
+#include "redis_pg.h"
 
 #include <criterion/criterion.h>
 #include <stdarg.h>
@@ -13,10 +13,12 @@ static redisReply *vcmd(redisContext *c, const char *first, va_list ap)
 {
 	const char *argv[64];
 	int argc = 0;
-	for (const char *a = first; a && argc < 64; a = va_arg(ap, const char *))
+	for (const char *a = first; a && argc < 64;
+	     a = va_arg(ap, const char *))
 		argv[argc++] = a;
 	redisReply *r = redisCommandArgv(c, argc, argv, NULL);
-	cr_assert_not_null(r, "redis command %s failed: %s", argv[0], c->errstr);
+	cr_assert_not_null(r, "redis command %s failed: %s", argv[0],
+			   c->errstr);
 	return r;
 }
 
@@ -63,6 +65,16 @@ redisReply *th_xrange(redisContext *c, const char *stream)
 	return r;
 }
 
+size_t th_xlen(redisContext *c, const char *stream)
+{
+	redisReply *r = th_cmd(c, "XLEN", stream, NULL);
+	cr_assert_eq(r->type, REDIS_REPLY_INTEGER, "XLEN %s: %s", stream,
+		     r->str ? r->str : "");
+	size_t n = (size_t)r->integer;
+	freeReplyObject(r);
+	return n;
+}
+
 const char *th_field(const redisReply *entry, const char *field)
 {
 	const redisReply *f = entry->element[1];
@@ -92,12 +104,12 @@ char *th_sql_value(PGconn *c, const char *sql, const char *param)
 {
 	const char *params[1] = {param};
 	PGresult *res =
-		PQexecParams(c, sql, param ? 1 : 0, NULL, params, NULL, NULL, 0);
+	    PQexecParams(c, sql, param ? 1 : 0, NULL, params, NULL, NULL, 0);
 	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "SQL failed: %s: %s",
 		     sql, PQresultErrorMessage(res));
 	char *v = PQntuples(res) && !PQgetisnull(res, 0, 0)
-			  ? strdup(PQgetvalue(res, 0, 0))
-			  : NULL;
+		      ? strdup(PQgetvalue(res, 0, 0))
+		      : NULL;
 	PQclear(res);
 	return v;
 }
@@ -111,6 +123,36 @@ void th_insert_game(PGconn *c, const char *game_id, const char *status,
 	       "INSERT INTO runtime_records (game_id, status, current_turn) "
 	       "VALUES ($1, $2, $3::integer)",
 	       game_id, status, turn, NULL);
+}
+
+char *th_row(PGconn *c, const char *game_id)
+{
+	return th_sql_value(c,
+			    "SELECT status || '/' || engine_health || '/' || "
+			    "current_turn FROM runtime_records WHERE game_id = "
+			    "$1",
+			    game_id);
+}
+
+void th_payload(char *out, size_t cap, const char *game, const char *status,
+		const char *health, int turn)
+{
+	int n = snprintf(out, cap,
+			 "{\"game_id\":\"%s\",\"runtime_status\":\"%s\","
+			 "\"engine_health_summary\":\"%s\",\"current_turn\":%d,"
+			 "\"player_turn_stats\":null}",
+			 game, status, health, turn);
+	cr_assert(n > 0 && (size_t)n < cap, "payload of %s: %d bytes", game, n);
+}
+
+void th_keys_init(th_keys *k, const char *tag)
+{
+	snprintf(k->prefix, sizeof(k->prefix), "%s", th_unique(tag));
+	snprintf(k->stream, sizeof(k->stream), "%s:in", k->prefix);
+	snprintf(k->lobby, sizeof(k->lobby), "%s:lobby", k->prefix);
+	snprintf(k->dead, sizeof(k->dead), "%s:dead", k->prefix);
+	snprintf(k->offset_key, sizeof(k->offset_key),
+		 "gamemaster:stream_offsets:%s", k->prefix);
 }
 
 double th_now_ms(void)

@@ -1,6 +1,7 @@
 /* real_services.c -- see real_services.h. */
 #include "real_services.h"
 
+#include <criterion/criterion.h>
 #include <hiredis/hiredis.h>
 #include <libpq-fe.h>
 #include <pthread.h>
@@ -11,7 +12,7 @@
 #include <time.h>
 
 #define MAX_CONFIG 32
-#define MAX_LINES 4096
+#define MAX_LINES  4096
 
 struct real_services {
 	apphost_services svc;
@@ -66,6 +67,34 @@ PGconn *rs_pg(void)
 		return NULL;
 	}
 	return c;
+}
+
+void rs_require_servers(void)
+{
+	if (getenv("APPHOST_REDIS_URL") && getenv("APPHOST_POSTGRES_DSN"))
+		return;
+	if (getenv("CI"))
+		cr_assert_fail("APPHOST_REDIS_URL/APPHOST_POSTGRES_DSN unset "
+			       "under CI");
+	cr_skip_test("servers not configured: run via scripts/test");
+}
+
+void rs_connect(redisContext **redis, PGconn **pg)
+{
+	rs_require_servers();
+	*redis = rs_redis();
+	*pg = rs_pg();
+	cr_assert(*redis && *pg, "servers configured but unreachable");
+}
+
+void rs_disconnect(redisContext **redis, PGconn **pg)
+{
+	if (*redis)
+		redisFree(*redis);
+	if (*pg)
+		PQfinish(*pg);
+	*redis = NULL;
+	*pg = NULL;
 }
 
 static void slog(void *host, int level, const char *msg, const char *fmt, ...)
@@ -162,16 +191,16 @@ real_services *rs_new(void)
 	real_services *rs = calloc(1, sizeof(*rs));
 	pthread_mutex_init(&rs->mu, NULL);
 	rs->svc = (apphost_services){
-		.size = sizeof(apphost_services),
-		.host = rs,
-		.log = slog,
-		.log_enabled = slog_enabled,
-		.config_get = sconfig,
-		.redis_lease = sredis_lease,
-		.redis_release = sredis_release,
-		.pg_lease = spg_lease,
-		.pg_release = spg_release,
-		.now_ns = snow,
+	    .size = sizeof(apphost_services),
+	    .host = rs,
+	    .log = slog,
+	    .log_enabled = slog_enabled,
+	    .config_get = sconfig,
+	    .redis_lease = sredis_lease,
+	    .redis_release = sredis_release,
+	    .pg_lease = spg_lease,
+	    .pg_release = spg_release,
+	    .now_ns = snow,
 	};
 	return rs;
 }
