@@ -218,17 +218,30 @@ static int wait_exit(pid_t pid, int timeout_ms)
 	return -1;
 }
 
+/*
+ * apphost with env, read until it runs: its stderr pipe in *fd, what it
+ * wrote so far in buf (cap bytes, *len of them).
+ */
+static pid_t start_running(char *const env[], int *fd, char *buf, size_t cap,
+			   size_t *len)
+{
+	pid_t pid = spawn(env, fd);
+
+	buf[0] = '\0';
+	*len = 0;
+	cr_assert(wait_for(*fd, buf, cap, len, "apphost running", 10000),
+		  "no 'running' line:\n%s", buf);
+	return pid;
+}
+
 Test(cli, sigterm_stops_and_exits_0)
 {
 	static char buf[65536];
-	size_t len = 0;
+	size_t len;
 	int fd, rc;
-	pid_t pid = spawn(env_with(comp_path("good")), &fd);
+	pid_t pid = start_running(env_with(comp_path("good")), &fd, buf,
+				  sizeof(buf), &len);
 
-	buf[0] = '\0';
-	cr_assert(
-	    wait_for(fd, buf, sizeof(buf), &len, "apphost running", 10000),
-	    "no 'running' line:\n%s", buf);
 	cr_assert(strstr(buf, "good good started") != NULL, "%s", buf);
 	kill(pid, SIGTERM);
 	rc = wait_exit(pid, 10000);
@@ -243,14 +256,11 @@ Test(cli, sigterm_stops_and_exits_0)
 Test(cli, sighup_logged_and_ignored)
 {
 	static char buf[65536];
-	size_t len = 0;
+	size_t len;
 	int fd, rc;
-	pid_t pid = spawn(env_with(comp_path("good")), &fd);
+	pid_t pid = start_running(env_with(comp_path("good")), &fd, buf,
+				  sizeof(buf), &len);
 
-	buf[0] = '\0';
-	cr_assert(
-	    wait_for(fd, buf, sizeof(buf), &len, "apphost running", 10000),
-	    "%s", buf);
 	kill(pid, SIGHUP);
 	cr_assert(
 	    wait_for(fd, buf, sizeof(buf), &len, "hot swap not enabled", 5000),
@@ -261,21 +271,27 @@ Test(cli, sighup_logged_and_ignored)
 	close(fd);
 }
 
+/* apphost with the slowstop component (stop takes 20 s) and the given
+ * APPHOST_SHUTDOWN_TIMEOUT_MS, running (as start_running). */
+static pid_t start_slowstop(const char *timeout_ms, int *fd, char *buf,
+			    size_t cap, size_t *len)
+{
+	static char timeout[64];
+	char *env[] = {env_comps, "TEST_SLOW_STOP_MS=20000", timeout, NULL};
+
+	snprintf(timeout, sizeof(timeout), "APPHOST_SHUTDOWN_TIMEOUT_MS=%s",
+		 timeout_ms);
+	env_with(comp_path("slowstop"));
+	return start_running(env, fd, buf, cap, len);
+}
+
 Test(cli, second_signal_exits_at_once)
 {
 	static char buf[65536];
-	char *env[] = {env_comps, "TEST_SLOW_STOP_MS=20000",
-		       "APPHOST_SHUTDOWN_TIMEOUT_MS=30000", NULL};
-	size_t len = 0;
+	size_t len;
 	int fd, rc;
-	pid_t pid;
+	pid_t pid = start_slowstop("30000", &fd, buf, sizeof(buf), &len);
 
-	env_with(comp_path("slowstop"));
-	pid = spawn(env, &fd);
-	buf[0] = '\0';
-	cr_assert(
-	    wait_for(fd, buf, sizeof(buf), &len, "apphost running", 10000),
-	    "%s", buf);
 	kill(pid, SIGTERM);
 	cr_assert(wait_for(fd, buf, sizeof(buf), &len, "stopping", 5000), "%s",
 		  buf);
@@ -291,18 +307,10 @@ Test(cli, second_signal_exits_at_once)
 Test(cli, stop_overrun_exits_1)
 {
 	static char buf[65536];
-	char *env[] = {env_comps, "TEST_SLOW_STOP_MS=20000",
-		       "APPHOST_SHUTDOWN_TIMEOUT_MS=300", NULL};
-	size_t len = 0;
+	size_t len;
 	int fd, rc;
-	pid_t pid;
+	pid_t pid = start_slowstop("300", &fd, buf, sizeof(buf), &len);
 
-	env_with(comp_path("slowstop"));
-	pid = spawn(env, &fd);
-	buf[0] = '\0';
-	cr_assert(
-	    wait_for(fd, buf, sizeof(buf), &len, "apphost running", 10000),
-	    "%s", buf);
 	kill(pid, SIGTERM);
 	rc = wait_exit(pid, 5000);
 	wait_for(fd, buf, sizeof(buf), &len, "exiting with failure", 1000);

@@ -105,25 +105,37 @@ static const char *svc_config_get(void *host, const char *key)
 	return v;
 }
 
-static int svc_redis_lease(void *host, uint32_t timeout_ms,
-			   struct redisContext **out)
+/* Count a lease that succeeded (rc == 0); returns rc. */
+static int leased(mock_host *m, int rc)
 {
-	mock_host *m = host;
-	int rc;
-
-	pthread_mutex_lock(&m->mu);
-	mock_redis_connect_fn fn = m->redis_connect;
-	void *ud = m->redis_ud;
-	rc = m->fail_redis;
-	pthread_mutex_unlock(&m->mu);
-	if (rc == 0)
-		rc = fn != NULL ? fn(ud, out) : APPHOST_ECONN;
 	if (rc == 0) {
 		pthread_mutex_lock(&m->mu);
 		m->leases_out++;
 		pthread_mutex_unlock(&m->mu);
 	}
 	return rc;
+}
+
+/* Count a release; the caller holds m->mu. */
+static void released_locked(mock_host *m, bool broken)
+{
+	m->leases_out--;
+	m->broken += broken;
+}
+
+static int svc_redis_lease(void *host, uint32_t timeout_ms,
+			   struct redisContext **out)
+{
+	mock_host *m = host;
+
+	pthread_mutex_lock(&m->mu);
+	int rc = m->fail_redis;
+	mock_redis_connect_fn fn = m->redis_connect;
+	void *ud = m->redis_ud;
+	pthread_mutex_unlock(&m->mu);
+	if (rc == 0)
+		rc = fn != NULL ? fn(ud, out) : APPHOST_ECONN;
+	return leased(m, rc);
 }
 
 static void svc_redis_release(void *host, struct redisContext *c, bool broken)
@@ -133,8 +145,7 @@ static void svc_redis_release(void *host, struct redisContext *c, bool broken)
 	if (c == NULL)
 		return;
 	pthread_mutex_lock(&m->mu);
-	m->leases_out--;
-	m->broken += broken;
+	released_locked(m, broken);
 	mock_redis_close_fn fn = m->redis_close;
 	void *ud = m->redis_ud;
 	pthread_mutex_unlock(&m->mu);
@@ -145,21 +156,15 @@ static void svc_redis_release(void *host, struct redisContext *c, bool broken)
 static int svc_pg_lease(void *host, uint32_t timeout_ms, struct pg_conn **out)
 {
 	mock_host *m = host;
-	int rc;
 
 	pthread_mutex_lock(&m->mu);
+	int rc = m->fail_pg;
 	mock_pg_connect_fn fn = m->pg_connect;
 	void *ud = m->pg_ud;
-	rc = m->fail_pg;
 	pthread_mutex_unlock(&m->mu);
 	if (rc == 0)
 		rc = fn != NULL ? fn(ud, out) : APPHOST_ECONN;
-	if (rc == 0) {
-		pthread_mutex_lock(&m->mu);
-		m->leases_out++;
-		pthread_mutex_unlock(&m->mu);
-	}
-	return rc;
+	return leased(m, rc);
 }
 
 static void svc_pg_release(void *host, struct pg_conn *c, bool broken)
@@ -169,8 +174,7 @@ static void svc_pg_release(void *host, struct pg_conn *c, bool broken)
 	if (c == NULL)
 		return;
 	pthread_mutex_lock(&m->mu);
-	m->leases_out--;
-	m->broken += broken;
+	released_locked(m, broken);
 	mock_pg_close_fn fn = m->pg_close;
 	void *ud = m->pg_ud;
 	pthread_mutex_unlock(&m->mu);
