@@ -19,6 +19,22 @@ typedef struct he_config {
 } he_config;
 
 /*
+ * One XREAD blocks at most this long, whatever HEALTH_EVENTS_BLOCK_MS
+ * says: the idle consumer re-checks both servers after each XREAD, and
+ * readiness must be re-checked at least every 5 s. A longer BLOCK_MS
+ * just means several XREADs in a row; a shorter one is used as is.
+ */
+#define HE_BLOCK_MAX_PER_READ_MS 2000u
+
+/* The BLOCK of one XREAD: min(block_ms, HE_BLOCK_MAX_PER_READ_MS). */
+static inline unsigned he_config_read_block_ms(const he_config *cfg)
+{
+	return cfg->block_ms < HE_BLOCK_MAX_PER_READ_MS
+		   ? cfg->block_ms
+		   : HE_BLOCK_MAX_PER_READ_MS;
+}
+
+/*
  * Fill *cfg from svc->config_get, defaults for unset keys. Returns 0, or
  * HE_EINVAL after logging one error that names the key and the value.
  * Main thread (init).

@@ -122,7 +122,8 @@ static int ensure_conn(he_redis_stream *s)
 		return r == APPHOST_ETIMEDOUT ? HE_ETIMEDOUT : HE_ECONN;
 	}
 	/* A socket timeout shorter than BLOCK would read as an I/O error. */
-	redisSetTimeout(s->c, ms_tv(s->cfg->block_ms + IO_TIMEOUT_MS));
+	redisSetTimeout(s->c,
+			ms_tv(he_config_read_block_ms(s->cfg) + IO_TIMEOUT_MS));
 	const char *argv[] = {"CLIENT", "ID"};
 	redisReply *rep;
 	if ((r = command(s, "CLIENT ID", 2, argv, NULL, &rep)) < 0)
@@ -243,7 +244,7 @@ int he_redis_read(he_redis_stream *s, const char *after,
 		return r;
 	char count[16], block[16];
 	snprintf(count, sizeof(count), "%u", s->cfg->batch);
-	snprintf(block, sizeof(block), "%u", s->cfg->block_ms);
+	snprintf(block, sizeof(block), "%u", he_config_read_block_ms(s->cfg));
 	const char *argv[] = {"XREAD", "COUNT",	  count,	  "BLOCK",
 			      block,   "STREAMS", s->cfg->stream, after};
 	redisReply *rep;

@@ -159,7 +159,8 @@ Test(component, processes_publishes_and_stops_promptly_while_blocked)
 	cr_assert_eq(he.stop(st), 0);
 	double took = th_now_ms() - t0;
 	cr_log_info("stop while blocked took %.1f ms", took);
-	cr_assert_lt(took, 2500, "stop waited out XREAD BLOCK (%.0f ms)", took);
+	/* below the 2 s that one XREAD may block: the stop woke it */
+	cr_assert_lt(took, 1000, "stop waited out XREAD BLOCK (%.0f ms)", took);
 	cr_assert_eq(rs_leases_out(rs), 0, "every lease returned");
 	free(last);
 }

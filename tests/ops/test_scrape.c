@@ -18,12 +18,14 @@
 
 static th_keys K;
 static char logfile[256], run_dir[512];
-static char env_buf[4][600];
-static const char *env[5];
+static char env_buf[5][600];
+static const char *env[6];
 
 /* The child's settings beyond K's streams: these servers, a free HTTP
  * port (returned), JSON log lines. */
-static int setup_env(const char *redis_url, const char *pg_dsn)
+/* block_ms: HEALTH_EVENTS_BLOCK_MS, or NULL for the suite's default. */
+static int setup_env(const char *redis_url, const char *pg_dsn,
+		     const char *block_ms)
 {
 	int port = ops_free_port(), n = 0;
 	th_keys_init(&K, "ops");
@@ -34,6 +36,8 @@ static int setup_env(const char *redis_url, const char *pg_dsn)
 	ENV("APPHOST_LOG_FORMAT=json");
 	ENV("APPHOST_REDIS_URL=%s", redis_url);
 	ENV("APPHOST_POSTGRES_DSN=%s", pg_dsn);
+	if (block_ms)
+		ENV("HEALTH_EVENTS_BLOCK_MS=%s", block_ms);
 #undef ENV
 	for (int i = 0; i < n; i++)
 		env[i] = env_buf[i];
@@ -79,7 +83,7 @@ Test(scrape, counters_match_the_scenario)
 	PGconn *pg;
 	rs_connect(&redis, &pg);
 	int port = setup_env(getenv("APPHOST_REDIS_URL"),
-			     getenv("APPHOST_POSTGRES_DSN"));
+			     getenv("APPHOST_POSTGRES_DSN"), NULL);
 	char g1[160], g2[160], g3[160];
 	snprintf(g1, sizeof(g1), "%s:g1", K.prefix);
 	snprintf(g2, sizeof(g2), "%s:g2", K.prefix);
@@ -231,14 +235,15 @@ Test(scrape, readyz_503_while_postgres_is_stopped, .fini = stop_private)
 			    pg_dsn, getenv("APPHOST_SRC")),
 		     0);
 
-	int port = setup_env(redis_url, pg_dsn);
+	/* a BLOCK far longer than 5 s: readiness must stay fresh anyway */
+	int port = setup_env(redis_url, pg_dsn, "60000");
 	pid_t pid = ap_spawn_he(&K, logfile, env);
 	cr_assert(ops_wait_status(port, "/readyz", 200, 20000),
 		  "ready within 20 s (log: %s)", logfile);
 
 	services("stop-postgres");
 	/* idle: no entries arrive, yet readiness notices within ~5 s */
-	cr_expect(ops_wait_status(port, "/readyz", 503, 15000),
+	cr_expect(ops_wait_status(port, "/readyz", 503, 8000),
 		  "503 while PostgreSQL is down (log: %s)", logfile);
 	ops_resp r = ops_http(port, "/readyz", NULL);
 	cr_expect(strstr(r.body, "health_events: postgres"), "%s", r.body);
