@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,37 +144,75 @@ void test_ctx_free(struct apphost_ctx *ctx)
 	free(ctx);
 }
 
+/*
+ * environ with extra_env ("K=V", NULL-terminated, may be NULL; no key
+ * twice) laid over it: a malloc()ed vector of borrowed strings, built
+ * before the child exists so nothing runs between fork and exec.
+ */
+static char **env_over(char *const extra_env[])
+{
+	size_t n = 0, k = 0, j = 0;
+	char **v;
+
+	while (environ[n] != NULL)
+		n++;
+	while (extra_env != NULL && extra_env[k] != NULL)
+		k++;
+	v = calloc(n + k + 1, sizeof(*v));
+	cr_assert_not_null(v);
+	for (size_t i = 0; i < n; i++) {
+		size_t klen = strcspn(environ[i], "=");
+		size_t x = 0;
+
+		while (x < k && !(strncmp(extra_env[x], environ[i], klen) == 0 &&
+				  extra_env[x][klen] == '='))
+			x++;
+		if (x == k) /* not overridden */
+			v[j++] = environ[i];
+	}
+	for (size_t x = 0; x < k; x++)
+		v[j++] = extra_env[x];
+	return v;
+}
+
+pid_t spawn_cmd(char *const argv[], char *const extra_env[], bool to_stdout,
+		int *rfd)
+{
+	posix_spawn_file_actions_t fa;
+	char **envp = env_over(extra_env);
+	int pfd[2], rc;
+	pid_t pid;
+
+	cr_assert_eq(pipe2(pfd, O_CLOEXEC), 0, "pipe2: %s", strerror(errno));
+	cr_assert_eq(posix_spawn_file_actions_init(&fa), 0);
+	if (to_stdout)
+		cr_assert_eq(posix_spawn_file_actions_adddup2(&fa, pfd[1], 1),
+			     0);
+	cr_assert_eq(posix_spawn_file_actions_adddup2(&fa, pfd[1], 2), 0);
+	rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, envp);
+	posix_spawn_file_actions_destroy(&fa);
+	free(envp);
+	close(pfd[1]);
+	cr_assert_eq(rc, 0, "posix_spawn %s: %s", argv[0], strerror(rc));
+	*rfd = pfd[0];
+	return pid;
+}
+
 int run_cmd(char *const argv[], char *const extra_env[], char **out)
 {
-	int pfd[2];
-	pid_t pid;
-	int status;
+	int fd, status;
+	pid_t pid = spawn_cmd(argv, extra_env, true, &fd);
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *m;
 	char chunk[4096];
 	ssize_t n;
 
-	if (pipe2(pfd, O_CLOEXEC) < 0)
-		return -1;
-	pid = fork();
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		dup2(pfd[1], 1);
-		dup2(pfd[1], 2);
-		for (size_t i = 0; extra_env != NULL && extra_env[i] != NULL;
-		     i++)
-			putenv(extra_env[i]);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	close(pfd[1]);
 	m = open_memstream(&buf, &len);
-	while ((n = read(pfd[0], chunk, sizeof(chunk))) > 0)
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
 		fwrite(chunk, 1, (size_t)n, m);
 	fclose(m);
-	close(pfd[0]);
+	close(fd);
 	if (waitpid(pid, &status, 0) < 0) {
 		free(buf);
 		return -1;

@@ -31,6 +31,16 @@ char *log_captured(void);
 struct apphost_ctx *test_ctx_new(void);
 void test_ctx_free(struct apphost_ctx *ctx);
 
+/*
+ * Start argv[0] (a path) with extra environment entries over this
+ * process's ("K=V", NULL-terminated, may be NULL), by posix_spawn with an
+ * environment built beforehand. Its stderr (and stdout when to_stdout)
+ * goes to a pipe whose read end is *rfd. Returns the pid; the caller
+ * reaps it and closes *rfd. Asserts on failure.
+ */
+pid_t spawn_cmd(char *const argv[], char *const extra_env[], bool to_stdout,
+		int *rfd);
+
 /* Run argv with extra environment entries ("K=V", NULL-terminated, may
  * be NULL). Captures stdout+stderr into *out (malloc()ed). Returns the
  * exit status, 128+N when killed by signal N, or -1. */
