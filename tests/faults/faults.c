@@ -40,6 +40,7 @@ void fx_teardown(void)
 			fx_kill9(F.children[i]);
 	if (F.keys.prefix[0]) {
 		(void)fx_services("start-redis");
+		(void)fx_services("thaw-postgres"); /* harmless if not frozen */
 		(void)fx_services("start-postgres");
 	}
 	rs_disconnect(&F.redis, &F.pg);
