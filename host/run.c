@@ -43,6 +43,10 @@ static void on_stop_signal(uv_signal_t *h, int signum)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	/* SIGHUP is SIG_DFL now too, which would kill the host mid-stop
+	 * (a terminal hang-up, systemd's ExecReload): ignore it. */
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGHUP, &sa, NULL);
 	apphost_log(APPHOST_LOG_INFO, NULL, "stopping",
 		    "signal=%s components=%zu timeout_ms=%u",
 		    signum == SIGINT ? "SIGINT" : "SIGTERM", r->list->n,

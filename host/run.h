@@ -7,7 +7,8 @@
  *   the same again   while stopping: exit at once with 128 + signal
  *                    (130 for SIGINT, 143 for SIGTERM), no cleanup.
  *   SIGHUP           hooks->on_sighup (hot swap plugs in here); without a
- *                    hook it logs "hot swap not enabled".
+ *                    hook it logs "hot swap not enabled"; ignored once
+ *                    stopping began.
  *   SIGPIPE          ignored (hiredis writes to closed sockets).
  */
 #ifndef APPHOST_HOST_RUN_H

@@ -157,24 +157,9 @@ Test(cli, config_file_and_bad_line)
 /* Spawn apphost with stderr on a pipe. */
 static pid_t spawn(char *const env[], int *errfd)
 {
-	int pfd[2];
-	pid_t pid;
+	char *argv[] = {bin(), NULL};
 
-	cr_assert_eq(pipe2(pfd, O_CLOEXEC), 0);
-	pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		char *argv[] = {bin(), NULL};
-
-		dup2(pfd[1], 2);
-		for (size_t i = 0; env[i] != NULL; i++)
-			putenv(env[i]);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	close(pfd[1]);
-	*errfd = pfd[0];
-	return pid;
+	return spawn_cmd(argv, env, false, errfd);
 }
 
 /* Read from fd into buf until `want` appears or timeout; true if found. */
@@ -271,18 +256,48 @@ Test(cli, sighup_logged_and_ignored)
 	close(fd);
 }
 
-/* apphost with the slowstop component (stop takes 20 s) and the given
+/* apphost with the slowstop component (stop takes stop_ms) and the given
  * APPHOST_SHUTDOWN_TIMEOUT_MS, running (as start_running). */
-static pid_t start_slowstop(const char *timeout_ms, int *fd, char *buf,
-			    size_t cap, size_t *len)
+static pid_t start_slowstop_ms(const char *stop_ms, const char *timeout_ms,
+			       int *fd, char *buf, size_t cap, size_t *len)
 {
-	static char timeout[64];
-	char *env[] = {env_comps, "TEST_SLOW_STOP_MS=20000", timeout, NULL};
+	static char timeout[64], stop[64];
+	char *env[] = {env_comps, stop, timeout, NULL};
 
+	snprintf(stop, sizeof(stop), "TEST_SLOW_STOP_MS=%s", stop_ms);
 	snprintf(timeout, sizeof(timeout), "APPHOST_SHUTDOWN_TIMEOUT_MS=%s",
 		 timeout_ms);
 	env_with(comp_path("slowstop"));
 	return start_running(env, fd, buf, cap, len);
+}
+
+/* As start_slowstop_ms with a 20 s stop. */
+static pid_t start_slowstop(const char *timeout_ms, int *fd, char *buf,
+			    size_t cap, size_t *len)
+{
+	return start_slowstop_ms("20000", timeout_ms, fd, buf, cap, len);
+}
+
+/* A SIGHUP (a terminal hang-up, systemd's ExecReload) while the
+ * components stop must not kill the host half way through the stop. */
+Test(cli, sighup_while_stopping_is_ignored)
+{
+	static char buf[65536];
+	size_t len;
+	int fd, rc;
+	pid_t pid = start_slowstop_ms("1500", "30000", &fd, buf, sizeof(buf),
+				      &len);
+
+	kill(pid, SIGTERM);
+	cr_assert(wait_for(fd, buf, sizeof(buf), &len, "stopping", 5000), "%s",
+		  buf);
+	kill(pid, SIGHUP);
+	rc = wait_exit(pid, 20000);
+	wait_for(fd, buf, sizeof(buf), &len, "apphost stopped", 2000);
+	cr_assert_eq(rc, 0, "exit %d:\n%s", rc, buf);
+	cr_assert(strstr(buf, "component stopped name=slowstop") != NULL, "%s",
+		  buf);
+	close(fd);
 }
 
 Test(cli, second_signal_exits_at_once)
