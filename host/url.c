@@ -276,6 +276,11 @@ char *apphost_redact(const char *s)
 		for (size_t k = 0; k < alen; k++)
 			if (auth[k] == '@')
 				at = auth + k;
+		/* A password may hold an unescaped '/', '?' or '#' (such a
+		 * URL is refused, and its value logged): with no '@' before
+		 * them take the last '@'. Hiding too much is the safe side. */
+		if (at == NULL)
+			at = strrchr(auth, '@');
 		if (at != NULL) {
 			const char *colon =
 			    memchr(auth, ':', (size_t)(at - auth));

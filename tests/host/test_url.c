@@ -85,6 +85,13 @@ ParameterizedTestParameters(url, redact)
 	    {"redis://alice:secret@h/0", "redis://alice:***@h/0"},
 	    {"redis://secret@h/0", "redis://***@h/0"},
 	    {"redis://:p@ss@h/0", "redis://:***@h/0"},
+	    /* unescaped '/', '?', '#' in a password: the URL is refused
+	     * and logged, so it must be hidden all the same */
+	    {"redis://:pa/ss@h:1/0", "redis://:***@h:1/0"},
+	    {"redis://:pa?ss@h/0", "redis://:***@h/0"},
+	    {"redis://u:p#w@h/0", "redis://u:***@h/0"},
+	    {"redis://se/cret@h/0", "redis://***@h/0"},
+	    {"postgresql://bob:se/cret@db/gm", "postgresql://bob:***@db/gm"},
 	    {"postgresql://bob:secret@db:5432/gm",
 	     "postgresql://bob:***@db:5432/gm"},
 	    {"postgresql://bob@db/gm", "postgresql://bob@db/gm"},
