@@ -32,6 +32,11 @@ static void put_lit(out *o, const char *s)
 static void put_json_string(out *o, const char *s, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
+	/* the characters JSON escapes with a backslash and one letter */
+	static const char short_esc[0x80] = {
+	    ['"'] = '"',  ['\\'] = '\\', ['\b'] = 'b', ['\f'] = 'f',
+	    ['\n'] = 'n', ['\r'] = 'r',	 ['\t'] = 't',
+	};
 	const unsigned char *p = (const unsigned char *)s;
 	size_t i = 0, run = 0; /* run: bytes copied verbatim, pending */
 
@@ -53,45 +58,18 @@ static void put_json_string(out *o, const char *s, size_t len)
 		}
 		put(o, s + i - run, run);
 		run = 0;
-		switch (c) {
-		case '"':
-			memcpy(esc, "\\\"", 2);
+		if (c < 0x80 && short_esc[c] != 0) { /* \" \\ \b \f \n \r \t */
+			esc[0] = '\\';
+			esc[1] = short_esc[c];
 			el = 2;
-			break;
-		case '\\':
-			memcpy(esc, "\\\\", 2);
-			el = 2;
-			break;
-		case '\b':
-			memcpy(esc, "\\b", 2);
-			el = 2;
-			break;
-		case '\f':
-			memcpy(esc, "\\f", 2);
-			el = 2;
-			break;
-		case '\n':
-			memcpy(esc, "\\n", 2);
-			el = 2;
-			break;
-		case '\r':
-			memcpy(esc, "\\r", 2);
-			el = 2;
-			break;
-		case '\t':
-			memcpy(esc, "\\t", 2);
-			el = 2;
-			break;
-		default:
-			if (c < 0x20) {
-				memcpy(esc, "\\u00", 4);
-				esc[4] = hex[c >> 4];
-				esc[5] = hex[c & 15];
-				el = 6;
-			} else { /* malformed UTF-8 byte */
-				memcpy(esc, "\\ufffd", 6);
-				el = 6;
-			}
+		} else if (c < 0x20) {
+			memcpy(esc, "\\u00", 4);
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			el = 6;
+		} else { /* malformed UTF-8 byte */
+			memcpy(esc, "\\ufffd", 6);
+			el = 6;
 		}
 		put(o, esc, el);
 		i++;
