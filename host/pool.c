@@ -227,6 +227,9 @@ int apphost_pool_lease(struct apphost_pool *p, uint32_t timeout_ms,
 		s->conn = NULL;
 		s->leased = false;
 		p->leased--;
+		/* The slot is free again: a waiter must not sleep out its
+		 * timeout if we return in the backoff window below. */
+		pthread_cond_signal(&p->cv);
 	}
 
 	/* Need a new connection in slot s (still free, lock held). */

@@ -24,7 +24,26 @@ struct fake {
 	atomic_bool down;
 	atomic_bool stale; /* prepare fails */
 	atomic_int next_id;
+	/* while set, connect / prepare wait (counted in in_*) */
+	atomic_bool hold_connect, hold_prepare;
+	atomic_int in_connect, in_prepare;
 };
+
+/* Wait while *hold is set, counted in *in. */
+static void held(atomic_bool *hold, atomic_int *in)
+{
+	atomic_fetch_add(in, 1);
+	while (atomic_load(hold))
+		usleep(1000);
+}
+
+/* Wait until *n >= want (a few seconds at most). */
+static void await_count(atomic_int *n, int want)
+{
+	for (int i = 0; i < 5000 && atomic_load(n) < want; i++)
+		usleep(1000);
+	cr_assert_geq(atomic_load(n), want);
+}
 
 static int fake_connect(void *arg, uint32_t timeout_ms, void **conn, char *err,
 			size_t errlen)
@@ -33,6 +52,7 @@ static int fake_connect(void *arg, uint32_t timeout_ms, void **conn, char *err,
 	int *c;
 
 	atomic_fetch_add(&f->connects, 1);
+	held(&f->hold_connect, &f->in_connect);
 	if (atomic_load(&f->down)) {
 		snprintf(err, errlen, "Connection refused");
 		return APPHOST_ECONN;
@@ -47,6 +67,7 @@ static int fake_prepare(void *arg, void *conn)
 {
 	struct fake *f = arg;
 
+	held(&f->hold_prepare, &f->in_prepare);
 	return atomic_load(&f->stale) ? APPHOST_EIO : 0;
 }
 
@@ -210,6 +231,80 @@ Test(pool, down_server_backs_off_and_logs_once)
 	cr_assert(strstr(log, "fake reachable again addr=fake:9") != NULL, "%s",
 		  log);
 	free(log);
+	apphost_pool_free(p);
+}
+
+struct leaser {
+	struct apphost_pool *p;
+	int rc;
+	uint64_t ms; /* how long the lease took */
+	atomic_bool done;
+};
+
+static void *lease_thread(void *arg)
+{
+	struct leaser *l = arg;
+	uint64_t t0 = apphost_now_ns();
+	void *c = NULL;
+
+	l->rc = apphost_pool_lease(l->p, 10000, "t", &c);
+	l->ms = (apphost_now_ns() - t0) / 1000000u;
+	if (c != NULL)
+		apphost_pool_release(l->p, c, false);
+	atomic_store(&l->done, true);
+	return NULL;
+}
+
+/*
+ * A lease that drops a stale idle connection while the server is in its
+ * backoff window frees a slot: a lease waiting for one must be woken (it
+ * fails at once with APPHOST_ECONN) instead of sleeping out its timeout.
+ */
+Test(pool, stale_drop_in_backoff_wakes_waiter)
+{
+	struct fake f = {0};
+	struct apphost_pool *p;
+	struct leaser probe = {0}, stale = {0}, waiter = {0};
+	bool woken;
+	pthread_t tp, ts, tw;
+	void *a, *b;
+
+	cr_assert_eq(apphost_pool_new(&fake_ops, &f, "fake:0", 2, &p), 0);
+	probe.p = stale.p = waiter.p = p;
+	cr_assert_eq(apphost_pool_lease(p, 100, "t", &a), 0); /* slot 0 */
+	/* Two failed connects on slot 1: the next window is 400 ms. */
+	atomic_store(&f.down, true);
+	cr_assert_eq(apphost_pool_lease(p, 100, "t", &b), APPHOST_ECONN);
+	usleep(150 * 1000);
+	cr_assert_eq(apphost_pool_lease(p, 100, "t", &b), APPHOST_ECONN);
+	usleep(250 * 1000);
+	/* A probe holds slot 1 connecting; slot 0 goes idle. */
+	atomic_store(&f.hold_connect, true);
+	pthread_create(&tp, NULL, lease_thread, &probe);
+	await_count(&f.in_connect, 4);
+	apphost_pool_release(p, a, false);
+	/* A lease takes idle slot 0, finds it stale; one waits meanwhile. */
+	atomic_store(&f.stale, true);
+	atomic_store(&f.hold_prepare, true);
+	pthread_create(&ts, NULL, lease_thread, &stale);
+	await_count(&f.in_prepare, 1);
+	pthread_create(&tw, NULL, lease_thread, &waiter);
+	usleep(50 * 1000);
+	atomic_store(&f.hold_prepare, false);
+	/* Its lease timeout is 10 s: 5 s tells a wake-up from sleeping it
+	 * out (after which it would probe, and wait on the held connect). */
+	for (int i = 0; i < 500 && !atomic_load(&waiter.done); i++)
+		usleep(10 * 1000);
+	woken = atomic_load(&waiter.done);
+	atomic_store(&f.hold_connect, false);
+	pthread_join(ts, NULL);
+	pthread_join(tw, NULL);
+	pthread_join(tp, NULL);
+	cr_assert(woken, "the waiter was not woken when a slot came free");
+	cr_assert_eq(stale.rc, APPHOST_ECONN);
+	cr_assert_eq(waiter.rc, APPHOST_ECONN);
+	cr_assert_eq(probe.rc, APPHOST_ECONN);
+	cr_assert_eq(apphost_pool_leased(p), 0);
 	apphost_pool_free(p);
 }
 
