@@ -451,7 +451,6 @@ void apphost_log_signal_safe(int level, const char *msg)
 	*p++ = '.';
 	p = put_num(p, ts.tv_nsec / 1000000L, 3);
 	*p++ = 'Z';
-	*p++ = ' ';
 	lv = apphost_log_level_name(level);
 	if (atomic_load(&log_format) == APPHOST_LOG_JSON) {
 		/* msg is a constant: no quote, backslash or control char */
@@ -469,6 +468,7 @@ void apphost_log_signal_safe(int level, const char *msg)
 		write_all(atomic_load(&log_fd), buf, (size_t)(p - buf));
 		return;
 	}
+	*p++ = ' ';
 	p = put_str(p, lv);
 	for (size_t i = strlen(lv); i < 5; i++)
 		*p++ = ' ';

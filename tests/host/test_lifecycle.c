@@ -240,3 +240,23 @@ Test(log, format_and_level)
 	cr_assert_eq(apphost_log_level_parse("WARN"), APPHOST_LOG_WARN);
 	cr_assert_eq(apphost_log_level_parse("loud"), APPHOST_EINVAL);
 }
+
+/* The signal handler's line in JSON: the same shape as the others. */
+Test(log, signal_safe_json)
+{
+	static const char rest[] =
+	    "\",\"level\":\"error\",\"component\":\"apphost\",\"msg\":"
+	    "\"from a handler\",\"fields\":{}}\n";
+	char *log;
+
+	log_capture_start();
+	apphost_log_set_format(APPHOST_LOG_JSON);
+	apphost_log_signal_safe(APPHOST_LOG_ERROR, "from a handler");
+	apphost_log_set_format(APPHOST_LOG_TEXT);
+	log = log_captured();
+	/* {"ts":"2026-11-26T20:31:02.123Z","level":"error",... */
+	cr_assert(strncmp(log, "{\"ts\":\"", 7) == 0, "%s", log);
+	cr_assert_eq(log[7 + 23], 'Z', "%s", log);
+	cr_assert_str_eq(log + 7 + 24, rest);
+	free(log);
+}
