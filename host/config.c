@@ -22,7 +22,7 @@ const struct apphost_config_key apphost_config_keys[] = {
     {"APPHOST_SHUTDOWN_TIMEOUT_MS", "10000",
      "deadline for stopping all components"},
     {"APPHOST_HOT_SWAP", "0",
-     "1: watch component files and swap on change (dev; not built yet)"},
+     "1: watch component files and swap on change, SIGHUP swaps (dev)"},
     {"APPHOST_POOL_SIZE", "8",
      "connections per pool (one Redis, one PostgreSQL), 1..1024"},
     {"APPHOST_HTTP_ADDR", "127.0.0.1:9464",

@@ -55,7 +55,6 @@ int apphost_comp_start(struct apphost_comp *c, char *err, size_t errlen)
 			 apphost_strerror(rc));
 		return rc;
 	}
-	c->started = true;
 	c->state = APPHOST_COMP_RUNNING;
 	return 0;
 }

@@ -55,7 +55,6 @@ struct apphost_comp {
 	apphost_import_fn import_state; /* NULL unless exported */
 
 	enum apphost_comp_state state;
-	bool started; /* start returned 0 at some point */
 	void *cstate; /* the component's own state from init */
 
 	struct apphost_svc_host svc_host; /* svc.host points here */
