@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "metrics.h"
 
 int apphost_comp_init(struct apphost_comp *c, const struct apphost_ctx *ctx,
 		      char *err, size_t errlen)
@@ -285,6 +286,7 @@ int apphost_lifecycle_start_all(struct apphost_comp_list *l,
 			apphost_lifecycle_stop_all(l, timeout_ms);
 			return rc;
 		}
+		apphost_status_set_up(l->v[i]->name, true);
 		apphost_log(APPHOST_LOG_INFO, NULL, "component started",
 			    "name=%s", l->v[i]->name);
 	}
@@ -325,7 +327,10 @@ int apphost_lifecycle_stop_all(struct apphost_comp_list *l, uint32_t timeout_ms)
 			    (unsigned long long)((apphost_now_ns() - start) /
 						 1000000u));
 			result = APPHOST_ETIMEDOUT;
-		} else if (rc < 0) {
+			continue; /* still running: still up */
+		}
+		apphost_status_set_up(c->name, false);
+		if (rc < 0) {
 			apphost_log(APPHOST_LOG_ERROR, NULL,
 				    "component stop failed",
 				    "name=%s err=\"%s\"", c->name, err);

@@ -85,7 +85,8 @@ int apphost_lifecycle_init_all(struct apphost_comp_list *l,
 			       uint32_t timeout_ms);
 
 /*
- * Start every component in order. On a failure every initialised one
+ * Start every component in order, marking each up for /readyz and
+ * apphost_component_up (metrics.h). On a failure every initialised one
  * (started or not) is stopped in reverse order within timeout_ms and the
  * failure is returned. Logs. Main thread.
  */
@@ -96,7 +97,8 @@ int apphost_lifecycle_start_all(struct apphost_comp_list *l,
  * Stop every READY/RUNNING component in reverse order, all within
  * timeout_ms. A stop still running at the deadline is logged as an error
  * and left behind (STUCK); components after it still get a short grace
- * (timeout/10, 100..1000 ms) so a prompt stop is not skipped. Returns 0,
+ * (timeout/10, 100..1000 ms) so a prompt stop is not skipped. Each one
+ * that returned is marked down (metrics.h). Returns 0,
  * APPHOST_ETIMEDOUT if any overran, or the first stop error. Logs.
  * Main thread.
  */

@@ -334,8 +334,6 @@ int main(int argc, char **argv)
 	}
 	if (apphost_lifecycle_start_all(&comps, ctx.shutdown_timeout_ms) < 0)
 		goto out;
-	for (size_t i = 0; i < comps.n; i++)
-		apphost_status_set_up(comps.v[i]->name, true);
 	if (hs != NULL)
 		apphost_hotswap_hooks(hs, &hooks);
 	rc = apphost_run(&comps, &ctx, hs != NULL ? &hooks : NULL);

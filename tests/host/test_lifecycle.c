@@ -7,6 +7,7 @@
 #include "helpers.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "metrics.h"
 
 static char order_log[600];
 
@@ -45,7 +46,8 @@ Test(lifecycle, all_in_order)
 {
 	struct apphost_comp_list l;
 	struct apphost_ctx *ctx = test_ctx_new();
-	char *got;
+	char *got, ready[512];
+	size_t len;
 
 	cr_assert_eq(apphost_lifecycle_load_all(csv_of(five, 5), &l), 0);
 	cr_assert_eq(l.n, 5);
@@ -53,7 +55,18 @@ Test(lifecycle, all_in_order)
 	cr_assert_eq(apphost_lifecycle_start_all(&l, 1000), 0);
 	for (size_t i = 0; i < 5; i++)
 		cr_assert_eq(l.v[i]->state, APPHOST_COMP_RUNNING);
+	/* /readyz and apphost_component_up follow the list. */
+	cr_assert(apphost_status_ready(ready, sizeof(ready)), "%s", ready);
 	cr_assert_eq(apphost_lifecycle_stop_all(&l, 1000), 0);
+	cr_assert(!apphost_status_ready(ready, sizeof(ready)));
+	cr_assert(strstr(ready, "order1: not started\n") != NULL, "%s", ready);
+	cr_assert_eq(apphost_metrics_render(apphost_metrics_default(), &got,
+					    &len),
+		     0);
+	cr_assert(strstr(got, "apphost_component_up{component=\"order5\"} 0\n") !=
+		      NULL,
+		  "%s", got);
+	free(got);
 	got = orders();
 	cr_assert_str_eq(got, "init order1\ninit order2\ninit order3\n"
 			      "init order4\ninit order5\n"
