@@ -131,6 +131,29 @@ static const char *get_or(const struct apphost_config *cfg, const char *key,
 }
 
 /*
+ * Apply APPHOST_LOG_LEVEL and APPHOST_LOG_FORMAT where they parse.
+ * Returns 0, or APPHOST_EINVAL when one does not (logged when `report`).
+ */
+static int log_settings(const struct apphost_config *cfg, bool report)
+{
+	const char *lv = get_or(cfg, "APPHOST_LOG_LEVEL", "info");
+	const char *fm = get_or(cfg, "APPHOST_LOG_FORMAT", "text");
+	int level = apphost_log_level_parse(lv);
+	int format = apphost_log_format_parse(fm);
+
+	if (level >= 0)
+		apphost_log_set_level(level);
+	if (format >= 0)
+		apphost_log_set_format(format);
+	if (report && level < 0)
+		bad_value("APPHOST_LOG_LEVEL", lv,
+			  "expected debug, info, warn or error");
+	else if (report && format < 0)
+		bad_value("APPHOST_LOG_FORMAT", fm, "expected text or json");
+	return level < 0 || format < 0 ? APPHOST_EINVAL : 0;
+}
+
+/*
  * Serve /healthz, /readyz, /metrics on APPHOST_HTTP_ADDR: unset means the
  * default address, where a busy port is only a warning (several hosts on
  * one machine); set but empty disables; an explicit address that cannot
@@ -225,13 +248,7 @@ int main(int argc, char **argv)
 	}
 	/* The level first, so the file's own warnings are filtered by it
 	 * when it comes from the environment. */
-	v = get_or(cfg, "APPHOST_LOG_LEVEL", "info");
-	if (apphost_log_level_parse(v) >= 0)
-		apphost_log_set_level(apphost_log_level_parse(v));
-	if (apphost_log_format_parse(get_or(cfg, "APPHOST_LOG_FORMAT", "text")) >=
-	    0)
-		apphost_log_set_format(apphost_log_format_parse(
-		    get_or(cfg, "APPHOST_LOG_FORMAT", "text")));
+	(void)log_settings(cfg, false);
 	if (config_path != NULL) {
 		rc = apphost_config_load_file(cfg, config_path, err,
 					      sizeof(err), warn_cb);
@@ -242,26 +259,11 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
-	v = get_or(cfg, "APPHOST_LOG_LEVEL", "info");
-	if (apphost_log_level_parse(v) >= 0)
-		apphost_log_set_level(apphost_log_level_parse(v));
+	if (log_settings(cfg, true) < 0)
+		goto out;
 	if (config_path != NULL)
 		apphost_log(APPHOST_LOG_DEBUG, NULL, "configuration read",
 			    "file=%s", config_path);
-	rc = apphost_log_level_parse(v);
-	if (rc < 0) {
-		bad_value("APPHOST_LOG_LEVEL", v,
-			  "expected debug, info, warn or error");
-		goto out;
-	}
-	apphost_log_set_level(rc);
-	v = get_or(cfg, "APPHOST_LOG_FORMAT", "text");
-	rc = apphost_log_format_parse(v);
-	if (rc < 0) {
-		bad_value("APPHOST_LOG_FORMAT", v, "expected text or json");
-		goto out;
-	}
-	apphost_log_set_format(rc);
 
 	if (apphost_config_get_u32(cfg, "APPHOST_SHUTDOWN_TIMEOUT_MS", 10000, 1,
 				   3600000, &ctx.shutdown_timeout_ms, err,

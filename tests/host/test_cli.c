@@ -128,6 +128,23 @@ Test(cli, bad_url_named_without_password)
 	free(out);
 }
 
+Test(cli, bad_log_settings_named)
+{
+	char *argv[] = {bin(), "--check", NULL};
+	char *lv[] = {"APPHOST_COMPONENTS=x.so", "APPHOST_LOG_LEVEL=loud", NULL};
+	char *fm[] = {"APPHOST_COMPONENTS=x.so", "APPHOST_LOG_FORMAT=xml", NULL};
+	char *out;
+
+	cr_assert_eq(run_cmd(argv, lv, &out), 1);
+	cr_assert(strstr(out, "key=APPHOST_LOG_LEVEL value=\"loud\"") != NULL,
+		  "%s", out);
+	free(out);
+	cr_assert_eq(run_cmd(argv, fm, &out), 1);
+	cr_assert(strstr(out, "key=APPHOST_LOG_FORMAT value=\"xml\"") != NULL,
+		  "%s", out);
+	free(out);
+}
+
 Test(cli, config_file_and_bad_line)
 {
 	char path[600], env_cfg[700];
