@@ -125,7 +125,8 @@ static void line_time(struct line *l)
 	line_puts_escaped(l, tbuf);
 }
 
-/* ---- JSON ----------------------------------------------------------------- */
+/* ---- JSON -----------------------------------------------------------------
+ */
 
 int apphost_log_format_parse(const char *s)
 {
@@ -140,9 +141,9 @@ int apphost_log_format_parse(const char *s)
 
 void apphost_log_set_format(int format)
 {
-	atomic_store(&log_format,
-		     format == APPHOST_LOG_JSON ? APPHOST_LOG_JSON
-						: APPHOST_LOG_TEXT);
+	atomic_store(&log_format, format == APPHOST_LOG_JSON
+				      ? APPHOST_LOG_JSON
+				      : APPHOST_LOG_TEXT);
 }
 
 /* Write s[0..n) as the inside of a JSON string. */

@@ -14,8 +14,8 @@
 #include <uv.h>
 
 #include "config.h"
-#include "http.h"
 #include "hotswap.h"
+#include "http.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "metrics.h"
@@ -279,7 +279,8 @@ int main(int argc, char **argv)
 	if (hot_swap) {
 		if (apphost_hotswap_new(&hs, err, sizeof(err)) < 0) {
 			apphost_log(APPHOST_LOG_ERROR, NULL,
-				    "hot swap: cannot start", "err=\"%s\"", err);
+				    "hot swap: cannot start", "err=\"%s\"",
+				    err);
 			goto out;
 		}
 		apphost_log(APPHOST_LOG_INFO, NULL,

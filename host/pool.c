@@ -11,7 +11,7 @@
 #include "log.h"
 #include "metrics.h"
 
-#define BACKOFF_MIN_MS	       100
+#define BACKOFF_MIN_MS 100
 /* Capped at 1 s: a server that comes back is used again within ~1 s. */
 #define BACKOFF_MAX_MS	       1000
 #define CONNECT_TIMEOUT_MIN_MS 200
@@ -58,21 +58,18 @@ static void pool_metrics(struct apphost_pool *p)
 	    "Leases refused: timeout (pool exhausted) or unreachable (server "
 	    "down or in its reconnect backoff).";
 
-	(void)apphost_metrics_get(r, APPHOST_METRIC_COUNTER,
-				  "apphost_pool_leases_total",
-				  "Connections leased to components.", pool,
-				  NULL, 0, &p->m_leases);
+	(void)apphost_metrics_get(
+	    r, APPHOST_METRIC_COUNTER, "apphost_pool_leases_total",
+	    "Connections leased to components.", pool, NULL, 0, &p->m_leases);
 	(void)apphost_metrics_get(r, APPHOST_METRIC_COUNTER,
 				  "apphost_pool_lease_failures_total",
 				  fail_help, timeout, NULL, 0, &p->m_timeouts);
-	(void)apphost_metrics_get(r, APPHOST_METRIC_COUNTER,
-				  "apphost_pool_lease_failures_total",
-				  fail_help, unreachable, NULL, 0,
-				  &p->m_unreachable);
-	(void)apphost_metrics_get(r, APPHOST_METRIC_GAUGE,
-				  "apphost_pool_connections",
-				  "Open connections, leased or idle.", pool,
-				  NULL, 0, &p->m_conns);
+	(void)apphost_metrics_get(
+	    r, APPHOST_METRIC_COUNTER, "apphost_pool_lease_failures_total",
+	    fail_help, unreachable, NULL, 0, &p->m_unreachable);
+	(void)apphost_metrics_get(
+	    r, APPHOST_METRIC_GAUGE, "apphost_pool_connections",
+	    "Open connections, leased or idle.", pool, NULL, 0, &p->m_conns);
 }
 
 static void set_who(struct slot *s, const char *who)

@@ -41,12 +41,12 @@ extern "C" {
 
 /* ---- versions --------------------------------------------------------- */
 
-#define APPHOST_MAGIC 0x41504831u /* "APH1" */
+#define APPHOST_MAGIC	  0x41504831u /* "APH1" */
 #define APPHOST_ABI_MAJOR 1
 #define APPHOST_ABI_MINOR 1
 
 #if defined(__GNUC__)
-#define APPHOST_EXPORT __attribute__((visibility("default")))
+#define APPHOST_EXPORT	     __attribute__((visibility("default")))
 #define APPHOST_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
 #define APPHOST_EXPORT
@@ -57,14 +57,14 @@ extern "C" {
 
 enum {
 	APPHOST_OK = 0,
-	APPHOST_EINVAL = -1,  /* bad argument or configuration value */
-	APPHOST_ENOMEM = -2,  /* allocation failed */
+	APPHOST_EINVAL = -1,	/* bad argument or configuration value */
+	APPHOST_ENOMEM = -2,	/* allocation failed */
 	APPHOST_ETIMEDOUT = -3, /* a deadline passed (lease wait, stop) */
-	APPHOST_ECONN = -4,   /* a server could not be reached */
-	APPHOST_EIO = -5,     /* a server or connection failed mid-request */
-	APPHOST_ESTATE = -6,  /* called in the wrong lifecycle state */
-	APPHOST_ENOTSUP = -7, /* optional feature not provided */
-	APPHOST_EPROTO = -8,  /* a server answered something unexpected */
+	APPHOST_ECONN = -4,	/* a server could not be reached */
+	APPHOST_EIO = -5,	/* a server or connection failed mid-request */
+	APPHOST_ESTATE = -6,	/* called in the wrong lifecycle state */
+	APPHOST_ENOTSUP = -7,	/* optional feature not provided */
+	APPHOST_EPROTO = -8,	/* a server answered something unexpected */
 };
 
 /* Text for an APPHOST_E* code. Static string; any thread. */
@@ -87,25 +87,28 @@ static inline const char *apphost_strerror(int code)
 /* ---- the magic block -------------------------------------------------- */
 
 typedef struct apphost_magic {
-	uint32_t magic;         /* APPHOST_MAGIC */
-	uint16_t abi_major;     /* APPHOST_ABI_MAJOR the component was built with */
-	uint16_t abi_minor;     /* APPHOST_ABI_MINOR the component was built with */
+	uint32_t magic;	    /* APPHOST_MAGIC */
+	uint16_t abi_major; /* APPHOST_ABI_MAJOR the component was built with */
+	uint16_t abi_minor; /* APPHOST_ABI_MINOR the component was built with */
 	uint32_t services_size; /* sizeof(apphost_services) it was built with */
-	const char *name;       /* component name, used in every log line */
-	const char *version;    /* component version string */
+	const char *name;	/* component name, used in every log line */
+	const char *version;	/* component version string */
 } apphost_magic;
 
 /*
  * APPHOST_COMPONENT(name, version): define the exported magic function.
  * Use exactly once per component, at file scope.
  */
-#define APPHOST_COMPONENT(name_, version_)                                   \
+#define APPHOST_COMPONENT(name_, version_)                                     \
 	APPHOST_EXPORT const apphost_magic *apphost_component_magic(void)      \
 	{                                                                      \
 		static const apphost_magic m = {                               \
-			APPHOST_MAGIC, APPHOST_ABI_MAJOR, APPHOST_ABI_MINOR,   \
-			(uint32_t)sizeof(struct apphost_services), (name_),    \
-			(version_)};                                           \
+		    APPHOST_MAGIC,                                             \
+		    APPHOST_ABI_MAJOR,                                         \
+		    APPHOST_ABI_MINOR,                                         \
+		    (uint32_t)sizeof(struct apphost_services),                 \
+		    (name_),                                                   \
+		    (version_)};                                               \
 		return &m;                                                     \
 	}                                                                      \
 	extern int apphost_component_magic_declared_
@@ -119,8 +122,8 @@ enum apphost_log_level {
 	APPHOST_LOG_ERROR = 3,
 };
 
-struct redisContext; /* hiredis */
-struct pg_conn;      /* libpq's PGconn */
+struct redisContext;   /* hiredis */
+struct pg_conn;	       /* libpq's PGconn */
 struct apphost_metric; /* one metric time series, owned by the host */
 
 /*
@@ -212,8 +215,7 @@ typedef struct apphost_services {
 	/* Gauge: set to v. Lock-free; m NULL is a no-op. Any thread. */
 	void (*metric_set)(void *host, struct apphost_metric *m, double v);
 	/* Histogram: record one observation. Lock-free; NULL no-op. */
-	void (*metric_observe)(void *host, struct apphost_metric *m,
-			       double v);
+	void (*metric_observe)(void *host, struct apphost_metric *m, double v);
 
 	/*
 	 * Report readiness for /readyz. A running component that never
@@ -277,10 +279,10 @@ APPHOST_EXPORT int apphost_component_import(void *state, const void *buf,
 					    size_t len);
 
 /* Symbol names, for the host's dlsym. */
-#define APPHOST_SYM_MAGIC "apphost_component_magic"
-#define APPHOST_SYM_INIT "apphost_component_init"
-#define APPHOST_SYM_START "apphost_component_start"
-#define APPHOST_SYM_STOP "apphost_component_stop"
+#define APPHOST_SYM_MAGIC  "apphost_component_magic"
+#define APPHOST_SYM_INIT   "apphost_component_init"
+#define APPHOST_SYM_START  "apphost_component_start"
+#define APPHOST_SYM_STOP   "apphost_component_stop"
 #define APPHOST_SYM_EXPORT "apphost_component_export"
 #define APPHOST_SYM_IMPORT "apphost_component_import"
 

@@ -72,9 +72,8 @@ static int lobby_payloads(const char *game, const char **out, int max,
 	int n = 0;
 	for (size_t i = 0; i < l->elements && n < max; i++)
 		if (strcmp(th_field(l->element[i], "game_id"), game) == 0) {
-			cr_assert_str_eq(
-				th_field(l->element[i], "event_type"),
-				"runtime_snapshot_update");
+			cr_assert_str_eq(th_field(l->element[i], "event_type"),
+					 "runtime_snapshot_update");
 			out[n++] = th_field(l->element[i], "payload");
 		}
 	*keep = l;
@@ -101,22 +100,21 @@ Test(e2e, every_event_type_missing_game_other_flows_and_malformed)
 		const char *game, *status, *type, *want_row;
 		int turn;
 	} cases[] = {
-		{"oom", "running", "container_oom", "engine_unreachable/oom", 7},
-		{"exited", "running", "container_exited",
-		 "engine_unreachable/exited", 1},
-		{"gone", "running", "container_disappeared",
-		 "engine_unreachable/disappeared", 2},
-		{"back", "engine_unreachable", "probe_recovered",
-		 "running/healthy", 3},
-		{"started", "starting", "container_started",
-		 "starting/healthy", 0},
-		{"unhealthy", "running", "inspect_unhealthy",
-		 "running/unhealthy", 4},
-		{"probe", "running", "probe_failed", "running/probe_failed", 5},
-		{"stopped", "stopped", "probe_failed", "stopped/probe_failed", 6},
-		{"finished", "finished", "container_oom", "finished/oom", 8},
-		{"busy", "running", "container_oom",
-		 "generation_in_progress/oom", 9},
+	    {"oom", "running", "container_oom", "engine_unreachable/oom", 7},
+	    {"exited", "running", "container_exited",
+	     "engine_unreachable/exited", 1},
+	    {"gone", "running", "container_disappeared",
+	     "engine_unreachable/disappeared", 2},
+	    {"back", "engine_unreachable", "probe_recovered", "running/healthy",
+	     3},
+	    {"started", "starting", "container_started", "starting/healthy", 0},
+	    {"unhealthy", "running", "inspect_unhealthy", "running/unhealthy",
+	     4},
+	    {"probe", "running", "probe_failed", "running/probe_failed", 5},
+	    {"stopped", "stopped", "probe_failed", "stopped/probe_failed", 6},
+	    {"finished", "finished", "container_oom", "finished/oom", 8},
+	    {"busy", "running", "container_oom", "generation_in_progress/oom",
+	     9},
 	};
 	size_t ncases = sizeof(cases) / sizeof(cases[0]);
 	for (size_t i = 0; i < ncases; i++)
@@ -131,7 +129,7 @@ Test(e2e, every_event_type_missing_game_other_flows_and_malformed)
 	pid_t pid = spawn();
 	for (size_t i = 0; i < ncases; i++)
 		free(ev(g(cases[i].game), cases[i].type));
-	free(ev(g("probe"), "probe_failed")); /* a repeat: suppressed */
+	free(ev(g("probe"), "probe_failed"));	/* a repeat: suppressed */
 	free(ev(g("nobody"), "container_oom")); /* no row */
 	free(th_xadd(redis, K.stream, "event_type", "container_oom", NULL));
 	free(th_xadd(redis, K.stream, "game_id", "", "event_type",

@@ -158,7 +158,7 @@ static void stop_while_down(const char *down, const char *up)
 	cr_assert_eq(fx_services(down), 0, "scripts/services %s", down);
 	if (strstr(down, "postgres")) /* a batch to retry, or in flight */
 		fx_write_entries(e + 1, GAMES - 1);
-	usleep(1500000);			    /* into the retry loop */
+	usleep(1500000); /* into the retry loop */
 	double ms;
 	int rc = fx_terminate(pid, TIMEOUT_MS + 5000, &ms);
 	cr_log_info("%s: SIGTERM -> exit %d after %.0f ms", down, rc, ms);

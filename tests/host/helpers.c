@@ -164,8 +164,9 @@ static char **env_over(char *const extra_env[])
 		size_t klen = strcspn(environ[i], "=");
 		size_t x = 0;
 
-		while (x < k && !(strncmp(extra_env[x], environ[i], klen) == 0 &&
-				  extra_env[x][klen] == '='))
+		while (x < k &&
+		       !(strncmp(extra_env[x], environ[i], klen) == 0 &&
+			 extra_env[x][klen] == '='))
 			x++;
 		if (x == k) /* not overridden */
 			v[j++] = environ[i];

@@ -131,8 +131,10 @@ Test(cli, bad_url_named_without_password)
 Test(cli, bad_log_settings_named)
 {
 	char *argv[] = {bin(), "--check", NULL};
-	char *lv[] = {"APPHOST_COMPONENTS=x.so", "APPHOST_LOG_LEVEL=loud", NULL};
-	char *fm[] = {"APPHOST_COMPONENTS=x.so", "APPHOST_LOG_FORMAT=xml", NULL};
+	char *lv[] = {"APPHOST_COMPONENTS=x.so", "APPHOST_LOG_LEVEL=loud",
+		      NULL};
+	char *fm[] = {"APPHOST_COMPONENTS=x.so", "APPHOST_LOG_FORMAT=xml",
+		      NULL};
 	char *out;
 
 	cr_assert_eq(run_cmd(argv, lv, &out), 1);
@@ -302,8 +304,8 @@ Test(cli, sighup_while_stopping_is_ignored)
 	static char buf[65536];
 	size_t len;
 	int fd, rc;
-	pid_t pid = start_slowstop_ms("1500", "30000", &fd, buf, sizeof(buf),
-				      &len);
+	pid_t pid =
+	    start_slowstop_ms("1500", "30000", &fd, buf, sizeof(buf), &len);
 
 	kill(pid, SIGTERM);
 	cr_assert(wait_for(fd, buf, sizeof(buf), &len, "stopping", 5000), "%s",

@@ -60,12 +60,12 @@ Test(lifecycle, all_in_order)
 	cr_assert_eq(apphost_lifecycle_stop_all(&l, 1000), 0);
 	cr_assert(!apphost_status_ready(ready, sizeof(ready)));
 	cr_assert(strstr(ready, "order1: not started\n") != NULL, "%s", ready);
-	cr_assert_eq(apphost_metrics_render(apphost_metrics_default(), &got,
-					    &len),
-		     0);
-	cr_assert(strstr(got, "apphost_component_up{component=\"order5\"} 0\n") !=
-		      NULL,
-		  "%s", got);
+	cr_assert_eq(
+	    apphost_metrics_render(apphost_metrics_default(), &got, &len), 0);
+	cr_assert(
+	    strstr(got, "apphost_component_up{component=\"order5\"} 0\n") !=
+		NULL,
+	    "%s", got);
 	free(got);
 	got = orders();
 	cr_assert_str_eq(got, "init order1\ninit order2\ninit order3\n"

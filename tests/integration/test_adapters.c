@@ -58,12 +58,12 @@ Test(pg_store, applies_cas_fallback_health_and_not_found_in_order)
 	he_pg_store_init(&st, rs_services(rs));
 	he_record_store port = he_pg_store_port(&st);
 	he_mutation ops[] = {
-		op(g1, "oom", "running", "engine_unreachable"),
-		op(g2, "oom", "running", "engine_unreachable"),
-		op(g3, "probe_failed", NULL, NULL),
-		op(missing, "healthy", NULL, NULL),
-		op(g1, "healthy", "engine_unreachable", "running"),
-		op(g1, "probe_failed", NULL, NULL),
+	    op(g1, "oom", "running", "engine_unreachable"),
+	    op(g2, "oom", "running", "engine_unreachable"),
+	    op(g3, "probe_failed", NULL, NULL),
+	    op(missing, "healthy", NULL, NULL),
+	    op(g1, "healthy", "engine_unreachable", "running"),
+	    op(g1, "probe_failed", NULL, NULL),
 	};
 	he_mutation_result res[6];
 	int r = port.apply(port.ctx, ops, 6, res);
@@ -85,9 +85,10 @@ Test(pg_store, applies_cas_fallback_health_and_not_found_in_order)
 	cr_assert_str_eq(res[5].row.engine_health, "probe_failed");
 
 	char *h = th_sql_value(
-		pg, "SELECT status || '/' || engine_health FROM runtime_records "
-		    "WHERE game_id = $1",
-		g1);
+	    pg,
+	    "SELECT status || '/' || engine_health FROM runtime_records "
+	    "WHERE game_id = $1",
+	    g1);
 	cr_assert_str_eq(h, "running/probe_failed");
 	free(h);
 	he_pg_store_close(&st);
@@ -158,8 +159,8 @@ Test(redis_stream, reads_commits_publishes_and_saves_offset)
 	char payload[] = "{\"game_id\":\"g1\"}";
 	he_snapshot_msg snap = {"g1", 2, e[0].id, payload, strlen(payload)};
 	he_dead_letter dead = {&e[1], "missing game_id"};
-	he_outbox box = {.snapshots = &snap, .nsnapshots = 1, .dead = &dead,
-			 .ndead = 1};
+	he_outbox box = {
+	    .snapshots = &snap, .nsnapshots = 1, .dead = &dead, .ndead = 1};
 	snprintf(box.last_id, sizeof(box.last_id), "%s", id2);
 	cr_assert_eq(port.commit(port.ctx, &box), 0, "%s", s.err);
 
@@ -192,8 +193,8 @@ Test(redis_stream, reads_commits_publishes_and_saves_offset)
 Test(redis_stream, a_refused_xadd_never_advances_the_offset)
 {
 	he_config cfg = unique_config();
-	freeReplyObject(th_cmd(redis, "SET", cfg.lobby_stream, "not a stream",
-			       NULL));
+	freeReplyObject(
+	    th_cmd(redis, "SET", cfg.lobby_stream, "not a stream", NULL));
 	he_redis_stream s;
 	he_redis_stream_init(&s, rs_services(rs), &cfg);
 	he_stream_port port = he_redis_stream_port(&s);
@@ -223,7 +224,7 @@ Test(redis_stream, detects_an_offset_older_than_the_trimmed_stream)
 		ids[i] = th_xadd(redis, cfg.stream, "game_id", "g",
 				 "event_type", "probe_failed", NULL);
 	freeReplyObject(
-		th_cmd(redis, "XTRIM", cfg.stream, "MAXLEN", "2", NULL));
+	    th_cmd(redis, "XTRIM", cfg.stream, "MAXLEN", "2", NULL));
 	he_redis_stream s;
 	he_redis_stream_init(&s, rs_services(rs), &cfg);
 	char first[48];
@@ -274,7 +275,9 @@ Test(redis_stream, client_unblock_wakes_a_blocked_xread)
 	cr_assert_eq(woke, 1, "CLIENT UNBLOCK found the reader");
 	cr_assert_eq(rd.rc, 0);
 	cr_assert_eq(rd.n, 0);
-	/* one XREAD blocks at most HE_BLOCK_MAX_PER_READ_MS (2 s): well below */
-	cr_assert_lt(rd.ms, 1000, "woken before BLOCK ran out (%.0f ms)", rd.ms);
+	/* one XREAD blocks at most HE_BLOCK_MAX_PER_READ_MS (2 s): well below
+	 */
+	cr_assert_lt(rd.ms, 1000, "woken before BLOCK ran out (%.0f ms)",
+		     rd.ms);
 	he_redis_stream_close(&s);
 }

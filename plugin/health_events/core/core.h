@@ -14,12 +14,12 @@
 
 /* What happened to one entry. */
 typedef enum he_entry_outcome {
-	HE_ENTRY_TRANSITIONED = 1, /* CAS won */
-	HE_ENTRY_CONFLICT,         /* CAS lost -> health-only fallback (D2) */
+	HE_ENTRY_TRANSITIONED = 1,   /* CAS won */
+	HE_ENTRY_CONFLICT,	     /* CAS lost -> health-only fallback (D2) */
 	HE_ENTRY_INVALID_TRANSITION, /* transition table refused -> fallback */
-	HE_ENTRY_HEALTH_ONLY,      /* type without transition (D3) */
-	HE_ENTRY_NOT_FOUND,        /* no row: warned, nothing published */
-	HE_ENTRY_DEAD_LETTERED,    /* undecodable: sent to the dead letters */
+	HE_ENTRY_HEALTH_ONLY,	     /* type without transition (D3) */
+	HE_ENTRY_NOT_FOUND,	     /* no row: warned, nothing published */
+	HE_ENTRY_DEAD_LETTERED,	     /* undecodable: sent to the dead letters */
 } he_entry_outcome;
 
 /* Stable lower-case name of an outcome ("transitioned", ...). */
@@ -27,9 +27,9 @@ const char *he_entry_outcome_name(he_entry_outcome o);
 
 typedef struct he_entry_report {
 	he_entry_outcome outcome;
-	bool published;         /* a snapshot went into the outbox */
+	bool published;		/* a snapshot went into the outbox */
 	const char *event_type; /* table name of the type, or NULL if dead */
-	const char *reason;     /* dead-letter reason, or NULL; owned by the
+	const char *reason;	/* dead-letter reason, or NULL; owned by the
 				 * outbox: valid until it is cleared */
 } he_entry_report;
 
@@ -93,14 +93,14 @@ void he_core_set_transition_fn(he_core *c, he_core_transition_fn fn);
 
 /* Counters since he_core_new (monotonic; read from any thread). */
 typedef struct he_core_stats {
-	uint64_t entries;       /* entries processed (batches that applied) */
-	uint64_t transitioned;  /* HE_ENTRY_TRANSITIONED */
-	uint64_t conflicts;     /* HE_ENTRY_CONFLICT + INVALID_TRANSITION */
-	uint64_t health_only;   /* HE_ENTRY_HEALTH_ONLY */
-	uint64_t not_found;     /* HE_ENTRY_NOT_FOUND */
+	uint64_t entries;	/* entries processed (batches that applied) */
+	uint64_t transitioned;	/* HE_ENTRY_TRANSITIONED */
+	uint64_t conflicts;	/* HE_ENTRY_CONFLICT + INVALID_TRANSITION */
+	uint64_t health_only;	/* HE_ENTRY_HEALTH_ONLY */
+	uint64_t not_found;	/* HE_ENTRY_NOT_FOUND */
 	uint64_t dead_lettered; /* HE_ENTRY_DEAD_LETTERED */
-	uint64_t published;     /* snapshots put into an outbox */
-	uint64_t suppressed;    /* decodable, found, not published (D4) */
+	uint64_t published;	/* snapshots put into an outbox */
+	uint64_t suppressed;	/* decodable, found, not published (D4) */
 } he_core_stats;
 void he_core_get_stats(he_core *c, he_core_stats *out);
 

@@ -20,11 +20,11 @@ enum {
 	HE_EINVAL = -1,
 	HE_ENOMEM = -2,
 	HE_ETIMEDOUT = -3,
-	HE_ECONN = -4,    /* server unreachable: retry later */
-	HE_EIO = -5,      /* request failed mid-way: retry later */
+	HE_ECONN = -4, /* server unreachable: retry later */
+	HE_EIO = -5,   /* request failed mid-way: retry later */
 	HE_ESTATE = -6,
 	HE_ENOTSUP = -7,
-	HE_EPROTO = -8,   /* server answered something unexpected */
+	HE_EPROTO = -8,	  /* server answered something unexpected */
 	HE_ENOENT = -20,  /* no such key (offset not saved yet) */
 	HE_EREFUSED = -21 /* server refused the command (e.g. WRONGTYPE) */
 };
@@ -48,8 +48,8 @@ typedef struct he_stream_entry {
 
 /* ---- runtime_records row and the mutation the core asks for ------------ */
 
-#define HE_STATUS_MAX 32   /* longest status name + NUL */
-#define HE_HEALTH_MAX 128  /* longest engine_health we carry + NUL */
+#define HE_STATUS_MAX 32  /* longest status name + NUL */
+#define HE_HEALTH_MAX 128 /* longest engine_health we carry + NUL */
 
 typedef struct he_row {
 	char status[HE_STATUS_MAX];
@@ -68,7 +68,7 @@ typedef struct he_mutation {
 	size_t game_id_len;
 	const char *summary;  /* NUL-terminated */
 	const char *expected; /* NULL: health-only */
-	const char *to;       /* NULL: health-only */
+	const char *to;	      /* NULL: health-only */
 } he_mutation;
 
 typedef enum he_apply_outcome {
@@ -109,14 +109,14 @@ typedef struct he_snapshot_msg {
 	const char *game_id; /* borrowed from the entry */
 	size_t game_id_len;
 	const char *source_id; /* the input entry id, borrowed */
-	char *payload;         /* owned by the outbox, NUL-terminated JSON */
+	char *payload;	       /* owned by the outbox, NUL-terminated JSON */
 	size_t payload_len;
 } he_snapshot_msg;
 
 /* An undecodable entry for the dead-letter stream. */
 typedef struct he_dead_letter {
 	const he_stream_entry *entry; /* borrowed: its original fields */
-	const char *reason;           /* owned by the outbox */
+	const char *reason;	      /* owned by the outbox */
 } he_dead_letter;
 
 /*
