@@ -240,19 +240,25 @@ static void sb_put(struct sbuf *b, const char *s, size_t n)
 	b->p[b->len] = '\0';
 }
 
-/* Is s[i..] the keyword "password" at a token boundary? */
-static bool at_password_kw(const char *s, size_t i)
+/*
+ * Length of the keyword "password" or "sslpassword" (libpq's key for the
+ * client key's passphrase) starting at s[i] on a token boundary, else 0.
+ */
+static size_t password_kw_len(const char *s, size_t i)
 {
-	if (strncasecmp(s + i, "password", 8) != 0)
-		return false;
+	static const char *const kws[] = {"password", "sslpassword"};
+
 	if (i > 0) {
 		char prev = s[i - 1];
 
 		if (!(isspace((unsigned char)prev) || prev == '?' ||
 		      prev == '&'))
-			return false;
+			return 0;
 	}
-	return true;
+	for (size_t k = 0; k < sizeof(kws) / sizeof(kws[0]); k++)
+		if (strncasecmp(s + i, kws[k], strlen(kws[k])) == 0)
+			return strlen(kws[k]);
+	return 0;
 }
 
 char *apphost_redact(const char *s)
@@ -300,8 +306,10 @@ char *apphost_redact(const char *s)
 	}
 
 	while (i < n) {
-		if (at_password_kw(s, i)) {
-			size_t j = i + 8;
+		size_t kw = password_kw_len(s, i);
+
+		if (kw) {
+			size_t j = i + kw;
 
 			while (j < n && isspace((unsigned char)s[j]))
 				j++;
