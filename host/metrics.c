@@ -1,6 +1,8 @@
 /* metrics.c -- see metrics.h. */
 #include "metrics.h"
 
+#include "strbuf.h"
+
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -354,42 +356,13 @@ out:
 
 /* ---- exposition ---------------------------------------------------------- */
 
-struct buf {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
-
-static void buf_put(struct buf *b, const char *s, size_t n)
+static void buf_str(struct apphost_strbuf *b, const char *s)
 {
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		char *p;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		p = realloc(b->p, cap);
-		if (p == NULL) {
-			b->oom = true;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void buf_str(struct buf *b, const char *s)
-{
-	buf_put(b, s, strlen(s));
+	apphost_strbuf_put(b, s, strlen(s));
 }
 
 /* HELP text escapes \ and newline; label values also ". */
-static void buf_escaped(struct buf *b, const char *s, bool quote)
+static void buf_escaped(struct apphost_strbuf *b, const char *s, bool quote)
 {
 	for (; *s != '\0'; s++) {
 		if (*s == '\\')
@@ -399,12 +372,12 @@ static void buf_escaped(struct buf *b, const char *s, bool quote)
 		else if (quote && *s == '"')
 			buf_str(b, "\\\"");
 		else
-			buf_put(b, s, 1);
+			apphost_strbuf_put(b, s, 1);
 	}
 }
 
 /* A sample value: shortest text that reads back as the same double. */
-static void buf_double(struct buf *b, double v)
+static void buf_double(struct apphost_strbuf *b, double v)
 {
 	char t[40];
 
@@ -420,7 +393,7 @@ static void buf_double(struct buf *b, double v)
 	buf_str(b, t);
 }
 
-static void buf_u64(struct buf *b, uint64_t v)
+static void buf_u64(struct apphost_strbuf *b, uint64_t v)
 {
 	char t[24];
 
@@ -429,8 +402,9 @@ static void buf_u64(struct buf *b, uint64_t v)
 }
 
 /* name{labels[,le="..."]} -- braces only when there is a label. */
-static void buf_series_name(struct buf *b, const struct apphost_metric *m,
-			    const char *suffix, const char *le)
+static void buf_series_name(struct apphost_strbuf *b,
+			    const struct apphost_metric *m, const char *suffix,
+			    const char *le)
 {
 	const struct family *f = m->fam;
 
@@ -455,13 +429,14 @@ static void buf_series_name(struct buf *b, const struct apphost_metric *m,
 	buf_str(b, "}");
 }
 
-static void render_histogram(struct buf *b, const struct apphost_metric *m)
+static void render_histogram(struct apphost_strbuf *b,
+			     const struct apphost_metric *m)
 {
 	const struct family *f = m->fam;
 	uint64_t cum = 0;
 
 	for (size_t i = 0; i <= f->nb; i++) {
-		struct buf le = {0};
+		struct apphost_strbuf le = {0};
 
 		cum += atomic_load_explicit(&m->count[i], memory_order_relaxed);
 		if (i < f->nb)
@@ -494,7 +469,7 @@ int apphost_metrics_render(struct apphost_metrics *r, char **out, size_t *len)
 {
 	static const char *const type_name[] = {"counter", "gauge",
 						"histogram"};
-	struct buf b = {0};
+	struct apphost_strbuf b = {0};
 
 	*out = NULL;
 	*len = 0;
@@ -525,13 +500,8 @@ int apphost_metrics_render(struct apphost_metrics *r, char **out, size_t *len)
 		}
 		pthread_mutex_unlock(&r->mu);
 	}
-	if (b.oom) {
-		free(b.p);
-		return APPHOST_ENOMEM;
-	}
-	*out = b.p;
-	*len = b.len;
-	return 0;
+	*out = apphost_strbuf_take(&b, len);
+	return *out != NULL ? 0 : APPHOST_ENOMEM;
 }
 
 /* ---- the default registry ------------------------------------------------ */

@@ -1,6 +1,8 @@
 /* url.c -- see url.h. */
 #include "url.h"
 
+#include "strbuf.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
@@ -211,35 +213,6 @@ fail:
 
 /* ---- redaction --------------------------------------------------------- */
 
-struct sbuf {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
-
-static void sb_put(struct sbuf *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 64;
-		char *np;
-
-		while (b->len + n + 1 > cap)
-			cap *= 2;
-		np = realloc(b->p, cap);
-		if (np == NULL) {
-			b->oom = true;
-			return;
-		}
-		b->p = np;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
 /*
  * Length of the keyword "password" or "sslpassword" (libpq's key for the
  * client key's passphrase) starting at s[i] on a token boundary, else 0.
@@ -263,14 +236,14 @@ static size_t password_kw_len(const char *s, size_t i)
 
 char *apphost_redact(const char *s)
 {
-	struct sbuf b = {0};
+	struct apphost_strbuf b = {0};
 	size_t i = 0, n;
 	const char *sep;
 
 	if (s == NULL)
 		return NULL;
 	n = strlen(s);
-	sb_put(&b, "", 0);
+	apphost_strbuf_put(&b, "", 0);
 
 	/* scheme://user:password@ -> scheme://user:***@ */
 	sep = strstr(s, "://");
@@ -292,14 +265,15 @@ char *apphost_redact(const char *s)
 			    memchr(auth, ':', (size_t)(at - auth));
 
 			if (colon != NULL) {
-				sb_put(&b, s, (size_t)(colon + 1 - s));
-				sb_put(&b, REDACTED, 3);
+				apphost_strbuf_put(&b, s,
+						   (size_t)(colon + 1 - s));
+				apphost_strbuf_put(&b, REDACTED, 3);
 				i = (size_t)(at - s);
 			} else if (strncasecmp(s, "redis", 5) == 0) {
 				/* redis://secret@host: a lone userinfo is
 				 * the password to Redis users. */
-				sb_put(&b, s, (size_t)(auth - s));
-				sb_put(&b, REDACTED, 3);
+				apphost_strbuf_put(&b, s, (size_t)(auth - s));
+				apphost_strbuf_put(&b, REDACTED, 3);
 				i = (size_t)(at - s);
 			}
 		}
@@ -317,8 +291,8 @@ char *apphost_redact(const char *s)
 				j++;
 				while (j < n && isspace((unsigned char)s[j]))
 					j++;
-				sb_put(&b, s + i, j - i);
-				sb_put(&b, REDACTED, 3);
+				apphost_strbuf_put(&b, s + i, j - i);
+				apphost_strbuf_put(&b, REDACTED, 3);
 				if (j < n && s[j] == '\'') { /* quoted value */
 					j++;
 					while (j < n && s[j] != '\'') {
@@ -338,12 +312,8 @@ char *apphost_redact(const char *s)
 				continue;
 			}
 		}
-		sb_put(&b, s + i, 1);
+		apphost_strbuf_put(&b, s + i, 1);
 		i++;
 	}
-	if (b.oom) {
-		free(b.p);
-		return NULL;
-	}
-	return b.p;
+	return apphost_strbuf_take(&b, NULL);
 }
