@@ -175,16 +175,8 @@ int he_pg_store_ping(he_pg_store *s)
 /* Append to scratch buffer k, growing it. */
 static int put(he_pg_store *s, int k, size_t *len, const char *p, size_t n)
 {
-	if (*len + n + 1 > s->cap[k]) {
-		size_t cap = s->cap[k] ? s->cap[k] : 4096;
-		while (cap < *len + n + 1)
-			cap *= 2;
-		char *b = realloc(s->buf[k], cap);
-		if (!b)
-			return HE_ENOMEM;
-		s->buf[k] = b;
-		s->cap[k] = cap;
-	}
+	if (he_grow((void **)&s->buf[k], &s->cap[k], *len + n + 1, 1) < 0)
+		return HE_ENOMEM;
 	memcpy(s->buf[k] + *len, p, n);
 	*len += n;
 	s->buf[k][*len] = '\0';

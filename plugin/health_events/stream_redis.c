@@ -161,22 +161,6 @@ static int bad_reply(he_redis_stream *s, const char *what)
 	return HE_EPROTO;
 }
 
-/* Grow a scratch array to hold n elements of size sz. */
-static int grow(void **p, size_t *cap, size_t n, size_t sz)
-{
-	if (n <= *cap)
-		return HE_OK;
-	size_t c = *cap ? *cap : 64;
-	while (c < n)
-		c *= 2;
-	void *q = realloc(*p, c * sz);
-	if (!q)
-		return HE_ENOMEM;
-	*p = q;
-	*cap = c;
-	return HE_OK;
-}
-
 /*
  * Point he_stream_entry items at the reply's strings (no copies): one
  * flat items/lens array for the whole batch.
@@ -202,11 +186,11 @@ static int parse_entries(he_redis_stream *s, const redisReply *rep, size_t *n)
 			total += ent->element[1]->elements;
 	}
 	size_t items_cap = s->items_cap, lens_cap = s->items_cap;
-	if (grow((void **)&s->entries, &s->entries_cap, list->elements,
-		 sizeof(*s->entries)) < 0 ||
-	    grow((void **)&s->items, &items_cap, total, sizeof(*s->items)) <
+	if (he_grow((void **)&s->entries, &s->entries_cap, list->elements,
+		    sizeof(*s->entries)) < 0 ||
+	    he_grow((void **)&s->items, &items_cap, total, sizeof(*s->items)) <
 		0 ||
-	    grow((void **)&s->lens, &lens_cap, total, sizeof(*s->lens)) < 0)
+	    he_grow((void **)&s->lens, &lens_cap, total, sizeof(*s->lens)) < 0)
 		return HE_ENOMEM;
 	s->items_cap = items_cap < lens_cap ? items_cap : lens_cap;
 	size_t at = 0;
@@ -366,8 +350,8 @@ int he_redis_check_gap(he_redis_stream *s, const char *offset, char *first_id,
 static int argv_reserve(he_redis_stream *s, size_t n)
 {
 	size_t a = s->argv_cap, b = s->argv_cap;
-	if (grow((void **)&s->argv, &a, n, sizeof(*s->argv)) < 0 ||
-	    grow((void **)&s->argvlen, &b, n, sizeof(*s->argvlen)) < 0)
+	if (he_grow((void **)&s->argv, &a, n, sizeof(*s->argv)) < 0 ||
+	    he_grow((void **)&s->argvlen, &b, n, sizeof(*s->argvlen)) < 0)
 		return HE_ENOMEM;
 	s->argv_cap = a < b ? a : b;
 	return HE_OK;

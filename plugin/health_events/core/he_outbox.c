@@ -7,8 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Grow *arr (element size `sz`, capacity *cap) to hold `need`. */
-static int grow(void **arr, size_t *cap, size_t need, size_t sz)
+int he_grow(void **arr, size_t *cap, size_t need, size_t sz)
 {
 	if (need <= *cap)
 		return 0;
@@ -26,11 +25,11 @@ static int grow(void **arr, size_t *cap, size_t need, size_t sz)
 int he_outbox_reserve(he_outbox *box, size_t more_snapshots, size_t more_dead)
 {
 	int rc =
-	    grow((void **)&box->snapshots, &box->snapshots_cap,
-		 box->nsnapshots + more_snapshots, sizeof(*box->snapshots));
+	    he_grow((void **)&box->snapshots, &box->snapshots_cap,
+		    box->nsnapshots + more_snapshots, sizeof(*box->snapshots));
 	if (rc == 0)
-		rc = grow((void **)&box->dead, &box->dead_cap,
-			  box->ndead + more_dead, sizeof(*box->dead));
+		rc = he_grow((void **)&box->dead, &box->dead_cap,
+			     box->ndead + more_dead, sizeof(*box->dead));
 	return rc;
 }
 

@@ -31,6 +31,13 @@ enum {
 /* Text for an HE_E* code. Static string; any thread. */
 const char *he_strerror(int code);
 
+/*
+ * Grow the malloc()ed array *arr (elements of `sz` bytes, capacity *cap)
+ * to hold at least `need`, doubling. 0, or HE_ENOMEM with *arr and *cap
+ * unchanged. The one growth helper of the plugin's scratch buffers.
+ */
+int he_grow(void **arr, size_t *cap, size_t need, size_t sz);
+
 /* ---- one entry of the input stream, as read ---------------------------- */
 
 /*
