@@ -15,6 +15,14 @@ const struct apphost_config_key apphost_config_keys[] = {
      "comma-separated .so paths, initialised and started in order"},
     {"APPHOST_REDIS_URL", "redis://127.0.0.1:6379/0",
      "shared Redis, redis://[[user]:password@]host:port/db"},
+    {"APPHOST_REDIS_SENTINELS", "",
+     "comma-separated host:port of Redis Sentinels; set: the primary comes "
+     "from them and APPHOST_REDIS_URL gives only password and db"},
+    {"APPHOST_REDIS_SENTINEL_MASTER", "",
+     "the master name the Sentinels monitor (required with "
+     "APPHOST_REDIS_SENTINELS)"},
+    {"APPHOST_REDIS_SENTINEL_PASSWORD", "",
+     "password for AUTH to each Sentinel (empty: none)"},
     {"APPHOST_POSTGRES_DSN", "",
      "shared PostgreSQL, libpq conninfo or URI (empty: libpq defaults "
      "and PG* variables)"},

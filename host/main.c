@@ -22,6 +22,7 @@
 #include "pool_pg.h"
 #include "pool_redis.h"
 #include "run.h"
+#include "sentinel.h"
 #include "services.h"
 #include "url.h"
 
@@ -193,6 +194,65 @@ static int start_http(const struct apphost_config *cfg,
 	return 0;
 }
 
+/*
+ * The Redis pool: APPHOST_REDIS_URL, and with APPHOST_REDIS_SENTINELS the
+ * Sentinels (then the URL gives only password and db). A bad or
+ * incomplete setting is logged with its key. 0 or negative.
+ */
+static int redis_pool(const struct apphost_config *cfg, uint32_t pool_size,
+		      struct apphost_redis_pool **out)
+{
+	const char *url = get_or(cfg, "APPHOST_REDIS_URL", DEFAULT_REDIS_URL);
+	const char *list = get_or(cfg, "APPHOST_REDIS_SENTINELS", "");
+	const char *master = get_or(cfg, "APPHOST_REDIS_SENTINEL_MASTER", "");
+	const char *pw = get_or(cfg, "APPHOST_REDIS_SENTINEL_PASSWORD", "");
+	struct apphost_redis_sentinel sen = {list, master, pw};
+	struct apphost_sentinel_addr *addrs;
+	struct apphost_redis_url u;
+	char err[512];
+	size_t n;
+
+	if (list[0] == '\0' && (master[0] != '\0' || pw[0] != '\0')) {
+		bad_value("APPHOST_REDIS_SENTINELS", list,
+			  master[0] != '\0'
+			      ? "required with APPHOST_REDIS_SENTINEL_MASTER"
+			      : "required with "
+				"APPHOST_REDIS_SENTINEL_PASSWORD");
+		return APPHOST_EINVAL;
+	}
+	if (list[0] != '\0') {
+		/* Say which key is wrong: check each on its own first. */
+		if (apphost_sentinels_parse(list, &addrs, &n, err,
+					    sizeof(err)) < 0) {
+			bad_value("APPHOST_REDIS_SENTINELS", list, err);
+			return APPHOST_EINVAL;
+		}
+		free(addrs);
+		if (master[0] == '\0') {
+			bad_value("APPHOST_REDIS_SENTINEL_MASTER", master,
+				  "required with APPHOST_REDIS_SENTINELS");
+			return APPHOST_EINVAL;
+		}
+		if (apphost_sentinel_master_check(master, err, sizeof(err)) <
+		    0) {
+			bad_value("APPHOST_REDIS_SENTINEL_MASTER", master, err);
+			return APPHOST_EINVAL;
+		}
+	}
+	if (apphost_redis_url_parse(url, &u, err, sizeof(err)) < 0) {
+		bad_value("APPHOST_REDIS_URL", url, err);
+		return APPHOST_EINVAL;
+	}
+	apphost_redis_url_clear(&u);
+	if (apphost_redis_pool_new_sentinel(url, list[0] != '\0' ? &sen : NULL,
+					    pool_size, out, err,
+					    sizeof(err)) < 0) {
+		bad_value("APPHOST_REDIS_URL", url, err);
+		return APPHOST_EINVAL;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -297,12 +357,8 @@ int main(int argc, char **argv)
 	}
 
 	ctx.cfg = cfg;
-	v = get_or(cfg, "APPHOST_REDIS_URL", DEFAULT_REDIS_URL);
-	if (apphost_redis_pool_new(v, pool_size, &ctx.redis, err, sizeof(err)) <
-	    0) {
-		bad_value("APPHOST_REDIS_URL", v, err);
+	if (redis_pool(cfg, pool_size, &ctx.redis) < 0)
 		goto out;
-	}
 	v = get_or(cfg, "APPHOST_POSTGRES_DSN", "");
 	if (apphost_pg_pool_new(v, pool_size, &ctx.pg, err, sizeof(err)) < 0) {
 		bad_value("APPHOST_POSTGRES_DSN", v, err);

@@ -548,6 +548,14 @@ static pthread_mutex_t status_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct status *statuses;
 static atomic_bool stopping;
 
+/* The host's own conditions (apphost_status_set_host), under status_mu. */
+#define HOST_CONDITIONS 8
+static struct {
+	const char *what; /* NULL: unused */
+	bool ok;
+	char reason[201];
+} host_conditions[HOST_CONDITIONS];
+
 /* Under status_mu: the entry for name, created on first use (or NULL). */
 static struct status *status_find(const char *name)
 {
@@ -611,6 +619,27 @@ void apphost_status_set_ready(const char *name, bool ready, const char *reason)
 	pthread_mutex_unlock(&status_mu);
 }
 
+void apphost_status_set_host(const char *what, bool ok, const char *reason)
+{
+	pthread_mutex_lock(&status_mu);
+	for (size_t i = 0; what != NULL && i < HOST_CONDITIONS; i++) {
+		if (host_conditions[i].what != NULL &&
+		    strcmp(host_conditions[i].what, what) != 0)
+			continue;
+		host_conditions[i].what = what;
+		host_conditions[i].ok = ok;
+		snprintf(host_conditions[i].reason,
+			 sizeof(host_conditions[i].reason), "%s",
+			 reason != NULL && reason[0] != '\0' ? reason
+							     : "not ready");
+		for (char *p = host_conditions[i].reason; *p != '\0'; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				*p = ' ';
+		break;
+	}
+	pthread_mutex_unlock(&status_mu);
+}
+
 void apphost_status_set_stopping(void)
 {
 	atomic_store(&stopping, true);
@@ -641,6 +670,12 @@ bool apphost_status_ready(char *buf, size_t cap)
 		ok = false;
 	}
 	pthread_mutex_lock(&status_mu);
+	for (size_t i = 0; i < HOST_CONDITIONS; i++)
+		if (host_conditions[i].what != NULL && !host_conditions[i].ok) {
+			put_line(buf, cap, "%s: %s\n", host_conditions[i].what,
+				 host_conditions[i].reason);
+			ok = false;
+		}
 	if (statuses == NULL) {
 		put_line(buf, cap, "no component started yet\n");
 		ok = false;

@@ -18,6 +18,7 @@
  *   apphost_component_up{component}   1 while started, 0 after its stop
  *   apphost_hot_swaps_total           completed hot swaps
  *   apphost_pool_*{pool}              see pool.c
+ *   apphost_redis_primary_changes_total  see pool_redis.c
  *
  * NOTE for host/hotswap.c: call apphost_metrics_hot_swap_inc() once per
  * swap that completed (new instance started), and
@@ -105,6 +106,14 @@ void apphost_status_set_up(const char *name, bool up);
  * set_ready). `reason` (may be NULL) is copied, truncated to 200 bytes.
  */
 void apphost_status_set_ready(const char *name, bool ready, const char *reason);
+
+/*
+ * A condition of the host's own (not a component), e.g. "redis" while no
+ * primary is known: while not ok, /readyz is not ready and shows
+ * "<what>: <reason>". Entries are made on first use (at most 8 names;
+ * `what` is a short constant) and kept. `reason` is copied.
+ */
+void apphost_status_set_host(const char *what, bool ok, const char *reason);
 
 /* The host is stopping (SIGINT/SIGTERM): /readyz answers 503 from now. */
 void apphost_status_set_stopping(void);

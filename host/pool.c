@@ -23,7 +23,9 @@ struct slot {
 	void *conn; /* NULL: free slot (no connection) */
 	bool leased;
 	bool connecting; /* reserved by a lease that is connecting */
-	char who[64];	 /* lessee, for diagnostics */
+	/* Holder while leased; kept after release as the last lessee, so
+	 * the next lease knows whether the lessee changes. */
+	char who[64];
 };
 
 struct apphost_pool {
@@ -72,9 +74,24 @@ static void pool_metrics(struct apphost_pool *p)
 	    "Open connections, leased or idle.", pool, NULL, 0, &p->m_conns);
 }
 
+static const char *holder(const char *who)
+{
+	return who != NULL ? who : "apphost";
+}
+
 static void set_who(struct slot *s, const char *who)
 {
-	snprintf(s->who, sizeof(s->who), "%s", who != NULL ? who : "apphost");
+	snprintf(s->who, sizeof(s->who), "%s", holder(who));
+}
+
+/* Whether `who` differs from the slot's holder or last lessee (compared
+ * as stored, i.e. truncated like s->who). */
+static bool other_lessee(const struct slot *s, const char *who)
+{
+	char w[sizeof(s->who)];
+
+	snprintf(w, sizeof(w), "%s", holder(who));
+	return strcmp(s->who, w) != 0;
 }
 
 static uint64_t mono_ns(void)
@@ -205,11 +222,13 @@ int apphost_pool_lease(struct apphost_pool *p, uint32_t timeout_ms,
 	}
 
 	if (connected) {
+		bool new_lessee = other_lessee(s, who);
+
 		s->leased = true;
 		set_who(s, who);
 		p->leased++;
 		pthread_mutex_unlock(&p->mu);
-		if (p->ops->prepare(p->arg, s->conn) == 0) {
+		if (p->ops->prepare(p->arg, s->conn, new_lessee) == 0) {
 			apphost_metric_add(p->m_leases, 1);
 			*out = s->conn;
 			return 0;
@@ -272,27 +291,39 @@ int apphost_pool_lease(struct apphost_pool *p, uint32_t timeout_ms,
 	return 0;
 }
 
-void apphost_pool_release(struct apphost_pool *p, void *conn, bool broken)
+int apphost_pool_release(struct apphost_pool *p, void *conn, const char *who,
+			 bool broken)
 {
 	struct slot *s = NULL;
 
 	if (conn == NULL)
-		return;
+		return 0;
 	pthread_mutex_lock(&p->mu);
 	for (unsigned i = 0; i < p->max; i++)
 		if (p->slots[i].conn == conn && p->slots[i].leased)
 			s = &p->slots[i];
 	if (s == NULL) {
 		pthread_mutex_unlock(&p->mu);
-		apphost_log(APPHOST_LOG_ERROR, NULL,
+		apphost_log(APPHOST_LOG_ERROR, who,
 			    "release of a connection not leased from the pool",
 			    "pool=%s", p->ops->kind);
-		return;
+		return APPHOST_EINVAL;
+	}
+	if (other_lessee(s, who)) {
+		char holder_name[sizeof(s->who)];
+
+		/* Someone else's lease: its holder still uses it. */
+		snprintf(holder_name, sizeof(holder_name), "%s", s->who);
+		pthread_mutex_unlock(&p->mu);
+		apphost_log(APPHOST_LOG_ERROR, who,
+			    "release refused: the connection is leased to "
+			    "another holder",
+			    "pool=%s holder=%s", p->ops->kind, holder_name);
+		return APPHOST_EINVAL;
 	}
 	if (broken)
 		s->conn = NULL;
 	s->leased = false;
-	s->who[0] = '\0';
 	p->leased--;
 	pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);
@@ -300,6 +331,7 @@ void apphost_pool_release(struct apphost_pool *p, void *conn, bool broken)
 		p->ops->close(p->arg, conn);
 		apphost_metric_add(p->m_conns, -1);
 	}
+	return 0;
 }
 
 unsigned apphost_pool_leased(struct apphost_pool *p)

@@ -37,11 +37,13 @@ struct apphost_pool_ops {
 	int (*connect)(void *arg, uint32_t timeout_ms, void **conn, char *err,
 		       size_t errlen);
 	/*
-	 * Make an idle connection ready for a new lessee (reset timeouts,
-	 * check its state). Returns 0, or negative: the pool closes it and
-	 * connects anew. Called without the pool lock.
+	 * Make an idle connection ready for its next lessee: reset timeouts,
+	 * check that nothing of the last lessee's is left in flight, and
+	 * when new_lessee (another component held it last) reset the
+	 * session state it may have left behind. Returns 0, or negative: the
+	 * pool closes it and connects anew. Called without the pool lock.
 	 */
-	int (*prepare)(void *arg, void *conn);
+	int (*prepare)(void *arg, void *conn, bool new_lessee);
 	/* Close and free a connection. Called without the pool lock. */
 	void (*close)(void *arg, void *conn);
 };
@@ -58,7 +60,8 @@ int apphost_pool_new(const struct apphost_pool_ops *ops, void *arg,
 		     const char *addr, unsigned max, struct apphost_pool **out);
 
 /*
- * Lease a connection for `who` (a component name, for log lines). Waits
+ * Lease a connection for `who` (a component name: the lease's holder, and
+ * the name in log lines; NULL means "apphost"). Waits
  * up to timeout_ms for a free slot. Returns 0 and *out (exclusive until
  * apphost_pool_release), APPHOST_ETIMEDOUT when the pool stayed exhausted
  * (logged as an error), or APPHOST_ECONN when a connection could not be
@@ -68,11 +71,14 @@ int apphost_pool_lease(struct apphost_pool *p, uint32_t timeout_ms,
 		       const char *who, void **out);
 
 /*
- * Return a leased connection; broken=true closes it (the next lease
- * connects anew). conn NULL is a no-op; a pointer the pool did not lease
- * is logged and ignored.
+ * Return a connection leased by `who`; broken=true closes it (the next
+ * lease connects anew). Returns 0 (also for conn NULL, a no-op), or
+ * APPHOST_EINVAL, logged as an error, when the pool did not lease conn or
+ * leased it to another holder: the release is refused and the connection
+ * stays with its holder.
  */
-void apphost_pool_release(struct apphost_pool *p, void *conn, bool broken);
+int apphost_pool_release(struct apphost_pool *p, void *conn, const char *who,
+			 bool broken);
 
 /* Connections currently leased (for tests and diagnostics). */
 unsigned apphost_pool_leased(struct apphost_pool *p);

@@ -2,14 +2,18 @@
  * sees a PGresult. */
 #include "pool_pg.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libpq-fe.h>
 
 #include "pool.h"
 #include "url.h"
+
+#define RESET_TIMEOUT_MS 5000
 
 struct apphost_pg_pool {
 	char *dsn;
@@ -36,10 +40,12 @@ static int pg_connect(void *arg, uint32_t timeout_ms, void **conn, char *err,
 {
 	struct apphost_pg_pool *p = arg;
 	char cto[16];
-	/* Ours first, the DSN (expanded from dbname) overrides them. */
+	/* Ours first, the DSN (expanded from dbname) overrides them; then
+	 * the encoding, which overrides the DSN: every component sends and
+	 * expects UTF-8, whatever the database's own encoding. */
 	const char *keys[] = {"connect_timeout", "fallback_application_name",
-			      "dbname", NULL};
-	const char *vals[] = {cto, "apphost", p->dsn, NULL};
+			      "dbname", "client_encoding", NULL};
+	const char *vals[] = {cto, "apphost", p->dsn, "UTF8", NULL};
 	PGconn *c;
 
 	/* Whole seconds; libpq treats anything below 2 as 2. */
@@ -59,7 +65,50 @@ static int pg_connect(void *arg, uint32_t timeout_ms, void **conn, char *err,
 	return 0;
 }
 
-static int pg_prepare(void *arg, void *conn)
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Run a command that returns no rows, waiting at most timeout_ms (a
+ * server that hangs must not hold up a lease). 0 or APPHOST_EIO. */
+static int exec_within(PGconn *c, const char *sql, uint32_t timeout_ms)
+{
+	uint64_t deadline = mono_ms() + timeout_ms;
+	PGresult *r;
+	int rc = 0;
+
+	if (PQsendQuery(c, sql) != 1)
+		return APPHOST_EIO;
+	while (PQisBusy(c)) {
+		uint64_t now = mono_ms();
+		struct pollfd pfd = {.fd = PQsocket(c), .events = POLLIN};
+
+		if (now >= deadline ||
+		    poll(&pfd, 1, (int)(deadline - now)) < 0 ||
+		    PQconsumeInput(c) != 1)
+			return APPHOST_EIO; /* mid-query: the pool closes it */
+	}
+	while ((r = PQgetResult(c)) != NULL) {
+		if (PQresultStatus(r) != PGRES_COMMAND_OK)
+			rc = APPHOST_EIO;
+		PQclear(r);
+	}
+	return rc;
+}
+
+/*
+ * A connection goes to its next lessee as new: idle (no transaction, no
+ * pipeline), and when another component held it last, DISCARD ALL drops
+ * the session state the last one left: temporary tables (which would be
+ * searched before the real ones), prepared statements, settings, LISTENs,
+ * advisory locks. A lessee that prepares statements must therefore
+ * prepare them after each lease (or handle 42P05 when one survived).
+ */
+static int pg_prepare(void *arg, void *conn, bool new_lessee)
 {
 	PGconn *c = conn;
 
@@ -68,6 +117,8 @@ static int pg_prepare(void *arg, void *conn)
 	    PQtransactionStatus(c) != PQTRANS_IDLE ||
 	    PQpipelineStatus(c) != PQ_PIPELINE_OFF)
 		return APPHOST_EIO;
+	if (new_lessee)
+		return exec_within(c, "DISCARD ALL", RESET_TIMEOUT_MS);
 	return 0;
 }
 
@@ -150,10 +201,10 @@ int apphost_pg_pool_lease(struct apphost_pg_pool *p, uint32_t timeout_ms,
 	return rc;
 }
 
-void apphost_pg_pool_release(struct apphost_pg_pool *p, struct pg_conn *c,
-			     bool broken)
+int apphost_pg_pool_release(struct apphost_pg_pool *p, struct pg_conn *c,
+			    const char *who, bool broken)
 {
-	apphost_pool_release(p->pool, c, broken);
+	return apphost_pool_release(p->pool, c, who, broken);
 }
 
 unsigned apphost_pg_pool_leased(struct apphost_pg_pool *p)

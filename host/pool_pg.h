@@ -3,10 +3,13 @@
  * (APPHOST_POSTGRES_DSN). See pool.h for leasing, backoff and logging.
  *
  * Connections are made with the DSN (conninfo or URI; empty: libpq
- * defaults and PG* variables) plus connect_timeout and
- * fallback_application_name=apphost unless the DSN sets them. At lease
- * time a connection that is not CONNECTION_OK, not idle (in a transaction)
- * or still in pipeline mode is discarded and replaced. Any thread.
+ * defaults and PG* variables; libpq's multi-host form host=a,b port=p,q
+ * target_session_attrs=read-write finds the primary) plus connect_timeout
+ * and fallback_application_name=apphost unless the DSN sets them, and
+ * always client_encoding=UTF8. At lease time a connection that is not
+ * CONNECTION_OK, not idle (in a transaction) or still in pipeline mode is
+ * discarded and replaced; one that another component held last is reset
+ * with DISCARD ALL. Any thread.
  */
 #ifndef APPHOST_HOST_POOL_PG_H
 #define APPHOST_HOST_POOL_PG_H
@@ -36,8 +39,8 @@ int apphost_pg_pool_lease(struct apphost_pg_pool *p, uint32_t timeout_ms,
 			  const char *who, struct pg_conn **out);
 
 /* As apphost_pool_release. */
-void apphost_pg_pool_release(struct apphost_pg_pool *p, struct pg_conn *c,
-			     bool broken);
+int apphost_pg_pool_release(struct apphost_pg_pool *p, struct pg_conn *c,
+			    const char *who, bool broken);
 
 /* Connections currently leased. */
 unsigned apphost_pg_pool_leased(struct apphost_pg_pool *p);

@@ -6,7 +6,9 @@
  * when the URL names a user) when the URL has a password, SELECT db when
  * db != 0, and a 5 s command timeout re-applied at every lease. A context
  * with c->err set at lease time is discarded (hiredis contexts cannot be
- * reused after an error). Any thread.
+ * reused after an error), and so is one with anything unsent or unread
+ * or a MULTI left open; every lease selects the configured db again and
+ * drops WATCHes (one pipelined round trip). Any thread.
  */
 #ifndef APPHOST_HOST_POOL_REDIS_H
 #define APPHOST_HOST_POOL_REDIS_H
@@ -30,16 +32,43 @@ int apphost_redis_pool_new(const char *url, unsigned max,
 			   struct apphost_redis_pool **out, char *err,
 			   size_t errlen);
 
-/* Server address for log lines ("host:port/db", no secret). Owned by p. */
+/* Where the Sentinels are (APPHOST_REDIS_SENTINEL*); strings are copied. */
+struct apphost_redis_sentinel {
+	const char *sentinels; /* "host:port,host:port" (sentinel.h) */
+	const char *master;    /* the master name they monitor */
+	const char *password;  /* AUTH to each Sentinel; NULL or "": none */
+};
+
+/*
+ * As apphost_redis_pool_new; with sen (not NULL) the primary's address
+ * comes from the Sentinels and `url` gives only password (user) and db.
+ * Each new connection asks them in turn (500 ms each at most, the one
+ * that answered last first), connects, AUTHs, checks ROLE is master and
+ * SELECTs the db; idle connections to an address that is no longer the
+ * primary are dropped at lease time. A change of primary is logged once
+ * ("redis primary changed from=... to=...") and counted in
+ * apphost_redis_primary_changes_total; while no primary is known /readyz
+ * says "redis: no primary known". An error in sen is APPHOST_EINVAL with
+ * the reason in err (the caller names the key).
+ */
+int apphost_redis_pool_new_sentinel(const char *url,
+				    const struct apphost_redis_sentinel *sen,
+				    unsigned max,
+				    struct apphost_redis_pool **out, char *err,
+				    size_t errlen);
+
+/* Server address for log lines ("host:port/db", or with Sentinel
+ * "sentinel:<master>@h1:p1,h2:p2/db"; no secret). Owned by p. */
 const char *apphost_redis_pool_addr(const struct apphost_redis_pool *p);
 
 /* As apphost_pool_lease, for a redisContext. */
 int apphost_redis_pool_lease(struct apphost_redis_pool *p, uint32_t timeout_ms,
 			     const char *who, struct redisContext **out);
 
-/* As apphost_pool_release. */
-void apphost_redis_pool_release(struct apphost_redis_pool *p,
-				struct redisContext *c, bool broken);
+/* As apphost_pool_release (a context with c->err set counts as broken). */
+int apphost_redis_pool_release(struct apphost_redis_pool *p,
+			       struct redisContext *c, const char *who,
+			       bool broken);
 
 /* Connections currently leased. */
 unsigned apphost_redis_pool_leased(struct apphost_redis_pool *p);

@@ -63,7 +63,7 @@ static void svc_redis_release(void *host, struct redisContext *c, bool broken)
 
 	if (c == NULL || h->ctx->redis == NULL)
 		return;
-	apphost_redis_pool_release(h->ctx->redis, c, broken);
+	(void)apphost_redis_pool_release(h->ctx->redis, c, h->name, broken);
 }
 
 static int svc_pg_lease(void *host, uint32_t timeout_ms, struct pg_conn **out)
@@ -84,7 +84,7 @@ static void svc_pg_release(void *host, struct pg_conn *c, bool broken)
 
 	if (c == NULL || h->ctx->pg == NULL)
 		return;
-	apphost_pg_pool_release(h->ctx->pg, c, broken);
+	(void)apphost_pg_pool_release(h->ctx->pg, c, h->name, broken);
 }
 
 static uint64_t svc_now_ns(void *host)

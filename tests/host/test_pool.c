@@ -4,6 +4,7 @@
 #include <hiredis/hiredis.h>
 #include <libpq-fe.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,8 @@ struct fake {
 	/* while set, connect / prepare wait (counted in in_*) */
 	atomic_bool hold_connect, hold_prepare;
 	atomic_int in_connect, in_prepare;
+	atomic_int prepares, new_lessees; /* prepare calls, and how many
+					     were told the lessee changed */
 };
 
 /* Wait while *hold is set, counted in *in. */
@@ -63,11 +66,14 @@ static int fake_connect(void *arg, uint32_t timeout_ms, void **conn, char *err,
 	return 0;
 }
 
-static int fake_prepare(void *arg, void *conn)
+static int fake_prepare(void *arg, void *conn, bool new_lessee)
 {
 	struct fake *f = arg;
 
 	held(&f->hold_prepare, &f->in_prepare);
+	atomic_fetch_add(&f->prepares, 1);
+	if (new_lessee)
+		atomic_fetch_add(&f->new_lessees, 1);
 	return atomic_load(&f->stale) ? APPHOST_EIO : 0;
 }
 
@@ -99,13 +105,13 @@ Test(pool, leases_are_distinct_and_reused)
 	cr_assert_eq(apphost_pool_lease(p, 100, "t", &b), 0);
 	cr_assert_neq(a, b);
 	cr_assert_eq(apphost_pool_leased(p), 2);
-	apphost_pool_release(p, a, false);
+	apphost_pool_release(p, a, "t", false);
 	cr_assert_eq(apphost_pool_lease(p, 100, "t", &c), 0);
 	cr_assert_eq(c, a, "an idle connection is reused");
 	cr_assert_eq(atomic_load(&f.connects), 2, "connections made lazily");
-	apphost_pool_release(p, b, false);
-	apphost_pool_release(p, c, false);
-	apphost_pool_release(p, NULL, false);
+	apphost_pool_release(p, b, "t", false);
+	apphost_pool_release(p, c, "t", false);
+	apphost_pool_release(p, NULL, "t", false);
 	apphost_pool_free(p);
 	cr_assert_eq(atomic_load(&f.closes), 2);
 	apphost_pool_free(NULL);
@@ -134,8 +140,8 @@ Test(pool, exhaustion_waits_then_times_out)
 			      "for 300 ms") != NULL,
 		  "%s", log);
 	free(log);
-	apphost_pool_release(p, a, false);
-	apphost_pool_release(p, b, false);
+	apphost_pool_release(p, a, "t", false);
+	apphost_pool_release(p, b, "t", false);
 	apphost_pool_free(p);
 }
 
@@ -149,7 +155,7 @@ static void *release_later(void *arg)
 	struct releaser *r = arg;
 
 	usleep(100 * 1000);
-	apphost_pool_release(r->p, r->conn, false);
+	apphost_pool_release(r->p, r->conn, "t", false);
 	return NULL;
 }
 
@@ -169,7 +175,7 @@ Test(pool, waiter_gets_released_connection)
 	cr_assert_eq(apphost_pool_lease(p, 5000, "t", &b), 0);
 	cr_assert_eq(b, a);
 	pthread_join(t, NULL);
-	apphost_pool_release(p, b, false);
+	apphost_pool_release(p, b, "t", false);
 	apphost_pool_free(p);
 }
 
@@ -183,17 +189,17 @@ Test(pool, broken_release_reconnects)
 	cr_assert_eq(apphost_pool_new(&fake_ops, &f, "fake:0", 1, &p), 0);
 	cr_assert_eq(apphost_pool_lease(p, 100, "t", &a), 0);
 	ida = *(int *)a;
-	apphost_pool_release(p, a, true);
+	apphost_pool_release(p, a, "t", true);
 	cr_assert_eq(atomic_load(&f.closes), 1);
 	cr_assert_eq(apphost_pool_lease(p, 100, "t", &b), 0);
 	cr_assert_neq(*(int *)b, ida);
 	cr_assert_eq(atomic_load(&f.connects), 2);
 	/* A stale idle connection is replaced at lease time too. */
-	apphost_pool_release(p, b, false);
+	apphost_pool_release(p, b, "t", false);
 	atomic_store(&f.stale, true);
 	cr_assert_eq(apphost_pool_lease(p, 100, "t", &a), 0);
 	cr_assert_eq(atomic_load(&f.connects), 3);
-	apphost_pool_release(p, a, false);
+	apphost_pool_release(p, a, "t", false);
 	apphost_pool_free(p);
 }
 
@@ -221,7 +227,7 @@ Test(pool, down_server_backs_off_and_logs_once)
 	atomic_store(&f.down, false);
 	usleep(250 * 1000); /* second window: 200 ms */
 	cr_assert_eq(apphost_pool_lease(p, 1000, "t", &a), 0);
-	apphost_pool_release(p, a, false);
+	apphost_pool_release(p, a, "t", false);
 	log = log_captured();
 	for (s = log; (s = strstr(s, "fake unreachable addr=fake:9")) != NULL;
 	     s++)
@@ -250,7 +256,7 @@ static void *lease_thread(void *arg)
 	l->rc = apphost_pool_lease(l->p, 10000, "t", &c);
 	l->ms = (apphost_now_ns() - t0) / 1000000u;
 	if (c != NULL)
-		apphost_pool_release(l->p, c, false);
+		apphost_pool_release(l->p, c, "t", false);
 	atomic_store(&l->done, true);
 	return NULL;
 }
@@ -282,7 +288,7 @@ Test(pool, stale_drop_in_backoff_wakes_waiter)
 	atomic_store(&f.hold_connect, true);
 	pthread_create(&tp, NULL, lease_thread, &probe);
 	await_count(&f.in_connect, 4);
-	apphost_pool_release(p, a, false);
+	apphost_pool_release(p, a, "t", false);
 	/* A lease takes idle slot 0, finds it stale; one waits meanwhile. */
 	atomic_store(&f.stale, true);
 	atomic_store(&f.hold_prepare, true);
@@ -315,8 +321,60 @@ Test(pool, foreign_release_ignored)
 	int x;
 
 	cr_assert_eq(apphost_pool_new(&fake_ops, &f, "fake:0", 1, &p), 0);
-	apphost_pool_release(p, &x, true);
+	cr_assert_eq(apphost_pool_release(p, &x, "t", true), APPHOST_EINVAL);
 	cr_assert_eq(atomic_load(&f.closes), 0);
+	apphost_pool_free(p);
+}
+
+/* A lease belongs to its holder: anyone else's release is refused. */
+Test(pool, release_by_another_holder_refused)
+{
+	struct fake f = {0};
+	struct apphost_pool *p;
+	void *a;
+	char *log;
+
+	cr_assert_eq(apphost_pool_new(&fake_ops, &f, "fake:0", 1, &p), 0);
+	cr_assert_eq(apphost_pool_lease(p, 100, "alpha", &a), 0);
+	cr_assert_eq(apphost_pool_release(p, a, "beta", true), APPHOST_EINVAL);
+	cr_assert_eq(apphost_pool_leased(p), 1, "still alpha's");
+	cr_assert_eq(atomic_load(&f.closes), 0, "not closed under alpha");
+	log = log_captured();
+	cr_assert(strstr(log, "error beta release refused: the connection is "
+			      "leased to another holder pool=fake "
+			      "holder=alpha") != NULL,
+		  "%s", log);
+	free(log);
+	cr_assert_eq(apphost_pool_release(p, a, NULL, false), APPHOST_EINVAL,
+		     "nor by the host");
+	cr_assert_eq(apphost_pool_release(p, a, "alpha", false), 0);
+	cr_assert_eq(apphost_pool_leased(p), 0);
+	cr_assert_eq(apphost_pool_release(p, a, "alpha", false), APPHOST_EINVAL,
+		     "a second release of the same lease");
+	apphost_pool_free(p);
+}
+
+/* prepare hears whether the lessee changed, to reset session state. */
+Test(pool, prepare_told_when_the_lessee_changes)
+{
+	struct fake f = {0};
+	struct apphost_pool *p;
+	void *a;
+
+	cr_assert_eq(apphost_pool_new(&fake_ops, &f, "fake:0", 1, &p), 0);
+	cr_assert_eq(apphost_pool_lease(p, 100, "alpha", &a), 0);
+	cr_assert_eq(atomic_load(&f.prepares), 0, "a new connection is clean");
+	apphost_pool_release(p, a, "alpha", false);
+	cr_assert_eq(apphost_pool_lease(p, 100, "alpha", &a), 0);
+	cr_assert_eq(atomic_load(&f.prepares), 1);
+	cr_assert_eq(atomic_load(&f.new_lessees), 0, "same lessee");
+	apphost_pool_release(p, a, "alpha", false);
+	cr_assert_eq(apphost_pool_lease(p, 100, "beta", &a), 0);
+	cr_assert_eq(atomic_load(&f.new_lessees), 1, "beta after alpha");
+	apphost_pool_release(p, a, "beta", false);
+	cr_assert_eq(apphost_pool_lease(p, 100, "alpha", &a), 0);
+	cr_assert_eq(atomic_load(&f.new_lessees), 2, "alpha after beta");
+	apphost_pool_release(p, a, "alpha", false);
 	apphost_pool_free(p);
 }
 
@@ -367,21 +425,21 @@ Test(redis, leases_exclusive_and_broken_reconnects)
 	redisSetTimeout(b, (struct timeval){.tv_sec = 60});
 	cr_assert_eq(apphost_redis_pool_lease(p, 200, "t", &c),
 		     APPHOST_ETIMEDOUT);
-	apphost_redis_pool_release(p, a, true);
+	apphost_redis_pool_release(p, a, "t", true);
 	cr_assert_eq(apphost_redis_pool_lease(p, 2000, "t", &c), 0);
 	cr_assert_neq(redis_client_id(c), ida, "broken release reused");
-	apphost_redis_pool_release(p, c, false);
+	apphost_redis_pool_release(p, c, "t", false);
 	cr_assert_eq(apphost_redis_pool_lease(p, 2000, "t", &a), 0);
 	cr_assert_eq(a, c, "a healthy release is reused");
-	apphost_redis_pool_release(p, a, false);
-	apphost_redis_pool_release(p, b, false);
+	apphost_redis_pool_release(p, a, "t", false);
+	apphost_redis_pool_release(p, b, "t", false);
 	cr_assert_eq(apphost_redis_pool_leased(p), 0);
 	cr_assert_eq(apphost_redis_pool_lease(p, 2000, "t", &a), 0);
 	cr_assert_eq(apphost_redis_pool_lease(p, 2000, "t", &b), 0);
 	cr_assert_eq(rcv_timeout_ms(a), 5000);
 	cr_assert_eq(rcv_timeout_ms(b), 5000);
-	apphost_redis_pool_release(p, a, false);
-	apphost_redis_pool_release(p, b, false);
+	apphost_redis_pool_release(p, a, "t", false);
+	apphost_redis_pool_release(p, b, "t", false);
 	apphost_redis_pool_free(p);
 }
 
@@ -432,6 +490,135 @@ Test(redis, unreachable_port_fails_fast)
 	apphost_redis_pool_free(p);
 }
 
+/* Run a command given as NULL-terminated strings; asserts a reply. */
+static redisReply *rcmd(redisContext *c, ...)
+{
+	const char *argv[8];
+	int argc = 0;
+	va_list ap;
+	redisReply *r;
+
+	va_start(ap, c);
+	while (argc < 8 && (argv[argc] = va_arg(ap, const char *)) != NULL)
+		argc++;
+	va_end(ap);
+	r = redisCommandArgv(c, argc, argv, NULL);
+	cr_assert_not_null(r, "%s: %s", argv[0], c->errstr);
+	return r;
+}
+
+/* The db the server says this connection uses (CLIENT INFO). */
+static long redis_db(redisContext *c)
+{
+	redisReply *r = rcmd(c, "CLIENT", "INFO", NULL);
+	const char *db;
+	long n;
+
+	cr_assert_eq(r->type, REDIS_REPLY_STRING);
+	db = strstr(r->str, " db=");
+	cr_assert_not_null(db, "%s", r->str);
+	n = strtol(db + 4, NULL, 10);
+	freeReplyObject(r);
+	return n;
+}
+
+/* A lessee's SELECT does not follow the connection to the next lease. */
+Test(redis, lease_selects_the_configured_db_again)
+{
+	const char *url = need_env("APPHOST_REDIS_URL");
+	struct apphost_redis_pool *p;
+	redisContext *a, *b;
+	char err[256], u3[512];
+	const char *slash = strrchr(url, '/');
+
+	cr_assert(slash != NULL && slash > url + 8, "%s", url);
+	snprintf(u3, sizeof(u3), "%.*s/3", (int)(slash - url), url);
+	cr_assert_eq(apphost_redis_pool_new(u3, 1, &p, err, sizeof(err)), 0,
+		     "%s", err);
+	cr_assert_eq(apphost_redis_pool_lease(p, 2000, "alpha", &a), 0);
+	cr_assert_eq(redis_db(a), 3);
+	freeReplyObject(rcmd(a, "SELECT", "7", NULL));
+	cr_assert_eq(redis_db(a), 7);
+	apphost_redis_pool_release(p, a, "alpha", false);
+	cr_assert_eq(apphost_redis_pool_lease(p, 2000, "alpha", &b), 0);
+	cr_assert_eq(b, a, "the connection itself is kept");
+	cr_assert_eq(redis_db(b), 3, "db 3 selected again");
+	apphost_redis_pool_release(p, b, "alpha", false);
+	apphost_redis_pool_free(p);
+}
+
+/* An open MULTI, a reply never read, a command never sent: each would
+ * reach the next lessee; the connection is replaced instead. */
+Test(redis, lease_discards_open_multi_and_unread_replies)
+{
+	const char *url = need_env("APPHOST_REDIS_URL");
+	struct apphost_redis_pool *p;
+	redisContext *a, *b;
+	const char *multi[] = {"MULTI"}, *ping[] = {"PING"};
+	char err[256];
+	long long id;
+	int done;
+
+	cr_assert_eq(apphost_redis_pool_new(url, 1, &p, err, sizeof(err)), 0,
+		     "%s", err);
+	for (int how = 0; how < 3; how++) {
+		cr_assert_eq(apphost_redis_pool_lease(p, 2000, "alpha", &a), 0);
+		id = redis_client_id(a);
+		if (how == 0) { /* MULTI left open */
+			freeReplyObject(redisCommandArgv(a, 1, multi, NULL));
+		} else { /* PING sent, reply unread / not even sent */
+			redisAppendCommandArgv(a, 1, ping, NULL);
+			if (how == 1) {
+				do
+					cr_assert_eq(redisBufferWrite(a, &done),
+						     REDIS_OK);
+				while (!done);
+				usleep(50 * 1000); /* the PONG is on its way */
+			}
+		}
+		apphost_redis_pool_release(p, a, "alpha", false);
+		cr_assert_eq(apphost_redis_pool_lease(p, 2000, "alpha", &b), 0);
+		cr_assert_neq(redis_client_id(b), id, "case %d: reused", how);
+		redisReply *r = redisCommandArgv(b, 1, ping, NULL);
+
+		cr_assert_not_null(r);
+		cr_assert_eq(r->type, REDIS_REPLY_STATUS, "case %d", how);
+		cr_assert_str_eq(r->str, "PONG");
+		freeReplyObject(r);
+		apphost_redis_pool_release(p, b, "alpha", false);
+	}
+	apphost_redis_pool_free(p);
+}
+
+/* Through the services table a lease is its component's: another
+ * component's release is refused and the lease stays out. */
+Test(redis, release_by_another_component_refused)
+{
+	const char *url = need_env("APPHOST_REDIS_URL");
+	struct apphost_ctx *ctx = test_ctx_new();
+	struct apphost_svc_host ha = {.ctx = ctx, .name = "alpha"};
+	struct apphost_svc_host hb = {.ctx = ctx, .name = "beta"};
+	apphost_services sa, sb;
+	redisContext *c;
+	char err[256], *log;
+
+	apphost_redis_pool_free(ctx->redis);
+	cr_assert_eq(
+	    apphost_redis_pool_new(url, 2, &ctx->redis, err, sizeof(err)), 0);
+	apphost_services_fill(&sa, &ha);
+	apphost_services_fill(&sb, &hb);
+	cr_assert_eq(sa.redis_lease(sa.host, 2000, &c), 0);
+	sb.redis_release(sb.host, c, true);
+	cr_assert_eq(apphost_redis_pool_leased(ctx->redis), 1);
+	cr_assert_gt(redis_client_id(c), 0, "still connected, still alpha's");
+	log = log_captured();
+	cr_assert(strstr(log, "beta release refused") != NULL, "%s", log);
+	free(log);
+	sa.redis_release(sa.host, c, false);
+	cr_assert_eq(apphost_redis_pool_leased(ctx->redis), 0);
+	test_ctx_free(ctx);
+}
+
 /* ---- PostgreSQL ---------------------------------------------------------- */
 
 TestSuite(postgres, .init = log_capture_start);
@@ -458,7 +645,7 @@ Test(postgres, leases_exclusive_and_broken_reconnects)
 	pida = pg_pid(a);
 	cr_assert_neq(pida, pg_pid(b));
 	cr_assert_eq(apphost_pg_pool_lease(p, 200, "t", &c), APPHOST_ETIMEDOUT);
-	apphost_pg_pool_release(p, a, true);
+	apphost_pg_pool_release(p, a, "t", true);
 	cr_assert_eq(apphost_pg_pool_lease(p, 5000, "t", &c), 0);
 	cr_assert_neq(pg_pid(c), pida, "broken release reused");
 	/* Left in a transaction: replaced at the next lease. */
@@ -466,12 +653,165 @@ Test(postgres, leases_exclusive_and_broken_reconnects)
 	cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK);
 	PQclear(r);
 	pida = pg_pid(c);
-	apphost_pg_pool_release(p, c, false);
+	apphost_pg_pool_release(p, c, "t", false);
 	cr_assert_eq(apphost_pg_pool_lease(p, 5000, "t", &a), 0);
 	cr_assert_eq(PQtransactionStatus(a), PQTRANS_IDLE);
 	cr_assert_neq(pg_pid(a), pida);
-	apphost_pg_pool_release(p, a, false);
-	apphost_pg_pool_release(p, b, false);
+	apphost_pg_pool_release(p, a, "t", false);
+	apphost_pg_pool_release(p, b, "t", false);
+	apphost_pg_pool_free(p);
+}
+
+static char *pg_value(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+	char *v;
+
+	cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s: %s", sql,
+		     PQerrorMessage(c));
+	v = strdup(PQgetisnull(r, 0, 0) ? "(null)" : PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return v;
+}
+
+static void pg_ok(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+
+	cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s: %s", sql,
+		     PQerrorMessage(c));
+	PQclear(r);
+}
+
+static void expect_value(PGconn *c, const char *sql, const char *want)
+{
+	char *v = pg_value(c, sql);
+
+	cr_expect_str_eq(v, want, "%s", sql);
+	free(v);
+}
+
+/*
+ * Session state stays with its lessee: the same component finds its
+ * prepared statement again, another one gets the connection as new (no
+ * temporary table shadowing a real one, no statement, default settings).
+ */
+Test(postgres, session_reset_when_the_lessee_changes)
+{
+	const char *dsn = need_env("APPHOST_POSTGRES_DSN");
+	struct apphost_pg_pool *p;
+	PGconn *a;
+	char err[256];
+	int pid;
+
+	cr_assert_eq(apphost_pg_pool_new(dsn, 1, &p, err, sizeof(err)), 0, "%s",
+		     err);
+	cr_assert_eq(apphost_pg_pool_lease(p, 5000, "alpha", &a), 0);
+	pid = pg_pid(a);
+	pg_ok(a, "CREATE TEMP TABLE hygiene_t (x int)");
+	pg_ok(a, "PREPARE hygiene_s AS SELECT 1");
+	pg_ok(a, "SET application_name = 'left-behind'");
+	apphost_pg_pool_release(p, a, "alpha", false);
+
+	cr_assert_eq(apphost_pg_pool_lease(p, 5000, "alpha", &a), 0);
+	cr_assert_eq(pg_pid(a), pid);
+	expect_value(a, "SELECT count(*) FROM pg_prepared_statements", "1");
+	apphost_pg_pool_release(p, a, "alpha", false);
+
+	cr_assert_eq(apphost_pg_pool_lease(p, 5000, "beta", &a), 0);
+	cr_assert_eq(pg_pid(a), pid, "the connection itself is kept");
+	expect_value(a, "SELECT to_regclass('pg_temp.hygiene_t')::text",
+		     "(null)");
+	expect_value(a, "SELECT count(*) FROM pg_prepared_statements", "0");
+	expect_value(a, "SHOW application_name", "apphost");
+	apphost_pg_pool_release(p, a, "beta", false);
+	apphost_pg_pool_free(p);
+}
+
+/* Whatever the database's encoding and the DSN say, the text a component
+ * sends is read as UTF-8: a UTF-8 game id finds its row in LATIN1. */
+Test(postgres, client_encoding_is_utf8)
+{
+	const char *dsn = need_env("APPHOST_POSTGRES_DSN");
+	const char *id = "g-\xc3\xa9t\xc3\xa9"; /* "g-été" in UTF-8 */
+	struct apphost_pg_pool *p;
+	PGconn *admin, *c;
+	PGresult *r;
+	char db[64], ddsn[1024], sql[256], err[256];
+	const char *params[1] = {id};
+
+	admin = PQconnectdb(dsn);
+	cr_assert_eq(PQstatus(admin), CONNECTION_OK, "%s",
+		     PQerrorMessage(admin));
+	snprintf(db, sizeof(db), "hygiene_latin1_%ld", (long)getpid());
+	snprintf(sql, sizeof(sql),
+		 "CREATE DATABASE %s ENCODING 'LATIN1' TEMPLATE template0 "
+		 "LC_COLLATE 'C' LC_CTYPE 'C'",
+		 db);
+	pg_ok(admin, sql);
+	/* The DSN asks for LATIN1 too: the pool's UTF8 wins. */
+	snprintf(ddsn, sizeof(ddsn), "%s dbname=%s client_encoding=LATIN1",
+		 strncmp(dsn, "postgres", 8) == 0 ? "" : dsn, db);
+	if (strncmp(dsn, "postgres", 8) == 0) {
+		/* URI: rebuild as conninfo from its parts. */
+		PQconninfoOption *o = PQconninfoParse(dsn, NULL), *k;
+		size_t used = 0;
+
+		cr_assert_not_null(o);
+		for (k = o; k->keyword != NULL; k++)
+			if (k->val != NULL && strcmp(k->keyword, "dbname") != 0)
+				used += (size_t)snprintf(
+				    ddsn + used, sizeof(ddsn) - used,
+				    "%s='%s' ", k->keyword, k->val);
+		snprintf(ddsn + used, sizeof(ddsn) - used,
+			 "dbname=%s client_encoding=LATIN1", db);
+		PQconninfoFree(o);
+	}
+	cr_assert_eq(apphost_pg_pool_new(ddsn, 1, &p, err, sizeof(err)), 0,
+		     "%s", err);
+	cr_assert_eq(apphost_pg_pool_lease(p, 5000, "t", &c), 0);
+	expect_value(c, "SHOW client_encoding", "UTF8");
+	pg_ok(c, "CREATE TABLE rows_t (game_id text PRIMARY KEY)");
+	r = PQexecParams(c, "INSERT INTO rows_t VALUES ($1)", 1, NULL, params,
+			 NULL, NULL, 0);
+	cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s",
+		     PQerrorMessage(c));
+	PQclear(r);
+	/* Stored as LATIN1: each 'é' is one byte there. */
+	expect_value(c,
+		     "SELECT length(game_id) || '/' || octet_length(game_id) "
+		     "FROM rows_t",
+		     "5/5");
+	r = PQexecParams(c, "SELECT count(*) FROM rows_t WHERE game_id = $1", 1,
+			 NULL, params, NULL, NULL, 0);
+	cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+	cr_expect_str_eq(PQgetvalue(r, 0, 0), "1", "the UTF-8 id finds it");
+	PQclear(r);
+	apphost_pg_pool_release(p, c, "t", false);
+	apphost_pg_pool_free(p);
+	snprintf(sql, sizeof(sql), "DROP DATABASE %s", db);
+	pg_ok(admin, sql);
+	PQfinish(admin);
+}
+
+/* libpq's multi-host form goes through the pool: the first host is down,
+ * the second (the primary) serves the lease. */
+Test(postgres, multi_host_dsn_skips_a_dead_host)
+{
+	const char *port = need_env("APPHOST_PG_PORT");
+	struct apphost_pg_pool *p;
+	PGconn *c;
+	char dsn[256], err[256];
+
+	snprintf(dsn, sizeof(dsn),
+		 "host=127.0.0.1,127.0.0.1 port=1,%s user=postgres "
+		 "dbname=postgres target_session_attrs=read-write",
+		 port);
+	cr_assert_eq(apphost_pg_pool_new(dsn, 1, &p, err, sizeof(err)), 0, "%s",
+		     err);
+	cr_assert_eq(apphost_pg_pool_lease(p, 5000, "t", &c), 0);
+	cr_assert_str_eq(PQport(c), port);
+	apphost_pg_pool_release(p, c, "t", false);
 	apphost_pg_pool_free(p);
 }
 

@@ -1,0 +1,65 @@
+/*
+ * sentinel.h -- asking Redis Sentinel for the primary, as the Sentinel
+ * client guidelines describe: try the Sentinels in turn (short timeouts),
+ * ask SENTINEL get-master-addr-by-name, remember the one that answered and
+ * ask it first next time; then confirm on the primary itself with ROLE
+ * (pool_redis.c does that on its own connection).
+ *
+ * The list parser does no I/O; apphost_sentinel_ask connects. Nothing
+ * here logs: errors come back as text (never holding a password).
+ */
+#ifndef APPHOST_HOST_SENTINEL_H
+#define APPHOST_HOST_SENTINEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <apphost/component.h>
+
+#define APPHOST_SENTINEL_DEFAULT_PORT 26379
+#define APPHOST_SENTINEL_MAX	      64
+
+/* One Sentinel's address. */
+struct apphost_sentinel_addr {
+	char host[256]; /* name or address; IPv6 without brackets */
+	uint16_t port;
+};
+
+/*
+ * Parse a comma-separated list of host[:port] ([v6]:port; port default
+ * 26379; blanks around entries ignored) into *out (malloc()ed, *n
+ * entries; the caller frees it). Returns 0, APPHOST_EINVAL with the
+ * entry and reason in err ("entry 2 \"h:x\": port must be 1..65535"),
+ * or APPHOST_ENOMEM. Any thread.
+ */
+int apphost_sentinels_parse(const char *list,
+			    struct apphost_sentinel_addr **out, size_t *n,
+			    char *err, size_t errlen);
+
+/*
+ * Check a master name (1..128 bytes, no blank or control character).
+ * Returns 0 or APPHOST_EINVAL with the reason in err. Any thread.
+ */
+int apphost_sentinel_master_check(const char *name, char *err, size_t errlen);
+
+/*
+ * "host:port" (or "[v6]:port") of a into buf (always NUL-terminated).
+ * Returns buf. Any thread.
+ */
+char *apphost_sentinel_addr_text(const char *host, unsigned port, char *buf,
+				 size_t cap);
+
+/*
+ * Ask the Sentinel at s for the address of `master`: connect (at most
+ * timeout_ms, also per reply), AUTH with `password` when not NULL, then
+ * SENTINEL get-master-addr-by-name. Returns 0 with the address in host and
+ * *port, APPHOST_ECONN when the Sentinel cannot be reached or
+ * answered nothing usable, or APPHOST_EPROTO when it does not know the
+ * master (nil) or refused; the reason is in err. Blocks; any thread.
+ */
+int apphost_sentinel_ask(const struct apphost_sentinel_addr *s,
+			 const char *master, const char *password,
+			 uint32_t timeout_ms, char *host, size_t hostcap,
+			 uint16_t *port, char *err, size_t errlen);
+
+#endif
