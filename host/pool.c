@@ -237,10 +237,17 @@ int apphost_pool_lease(struct apphost_pool *p, uint32_t timeout_ms,
 		apphost_log(APPHOST_LOG_DEBUG, who,
 			    "discarding stale connection", "pool=%s addr=%s",
 			    p->ops->kind, p->addr);
-		p->ops->close(p->arg, s->conn);
+		void *stale;
+
+		/* Out of the slot first: apphost_pool_each must not see it
+		 * while it is being closed. */
+		pthread_mutex_lock(&p->mu);
+		stale = s->conn;
+		s->conn = NULL;
+		pthread_mutex_unlock(&p->mu);
+		p->ops->close(p->arg, stale);
 		apphost_metric_add(p->m_conns, -1);
 		pthread_mutex_lock(&p->mu);
-		s->conn = NULL;
 		s->leased = false;
 		p->leased--;
 		/* The slot is free again: a waiter must not sleep out its
@@ -332,6 +339,16 @@ int apphost_pool_release(struct apphost_pool *p, void *conn, const char *who,
 		apphost_metric_add(p->m_conns, -1);
 	}
 	return 0;
+}
+
+void apphost_pool_each(struct apphost_pool *p,
+		       void (*fn)(void *arg, void *conn), void *arg)
+{
+	pthread_mutex_lock(&p->mu);
+	for (unsigned i = 0; i < p->max; i++)
+		if (p->slots[i].conn != NULL)
+			fn(arg, p->slots[i].conn);
+	pthread_mutex_unlock(&p->mu);
 }
 
 unsigned apphost_pool_leased(struct apphost_pool *p)

@@ -80,6 +80,16 @@ int apphost_pool_lease(struct apphost_pool *p, uint32_t timeout_ms,
 int apphost_pool_release(struct apphost_pool *p, void *conn, const char *who,
 			 bool broken);
 
+/*
+ * Call fn(arg, conn) for every open connection, leased or idle, under the
+ * pool lock: fn must be quick, must not block nor call into the pool,
+ * and may only do what is safe on a connection another thread is using
+ * (pool_redis.c shuts down the sockets of connections to a former
+ * primary, so that their lessees see the connection drop). Any thread.
+ */
+void apphost_pool_each(struct apphost_pool *p,
+		       void (*fn)(void *arg, void *conn), void *arg);
+
 /* Connections currently leased (for tests and diagnostics). */
 unsigned apphost_pool_leased(struct apphost_pool *p);
 

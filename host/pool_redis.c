@@ -2,11 +2,16 @@
  * this file sees a redisReply. */
 #include "pool_redis.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <hiredis/hiredis.h>
 
@@ -18,6 +23,8 @@
 
 /* Per Sentinel: a stuck one must not hold up asking the next. */
 #define SENTINEL_TIMEOUT_MS 500
+/* The watcher's pause before trying the Sentinels again. */
+#define WATCH_RETRY_MS 1000
 
 enum primary_state {
 	PRIMARY_INIT,	 /* not asked yet */
@@ -41,7 +48,15 @@ struct apphost_redis_pool {
 	enum primary_state state;
 	struct apphost_metric *m_changes;
 	atomic_uint nonce;
+
+	/* The watcher: SUBSCRIBE +switch-master on a Sentinel (started at
+	 * the first connect, under mu; wake[1] written to stop it). */
+	bool watching;
+	pthread_t watcher;
+	int wake[2];
 };
+
+static void watch_start(struct apphost_redis_pool *p);
 
 static struct timeval ms_tv(uint32_t ms)
 {
@@ -191,6 +206,7 @@ static int redis_connect(void *arg, uint32_t timeout_ms, void **conn, char *err,
 
 	snprintf(host, sizeof(host), "%s", p->url.host);
 	if (p->nsentinels > 0) {
+		watch_start(p);
 		rc = discover(p, timeout_ms, host, sizeof(host), &port, err,
 			      errlen);
 		if (rc < 0) {
@@ -270,6 +286,189 @@ static int redis_connect(void *arg, uint32_t timeout_ms, void **conn, char *err,
 fail:
 	redisFree(c);
 	return rc;
+}
+
+/* ---- the Sentinel watcher -----------------------------------------------
+ *
+ * A lessee may hold its connection for a long time (the consumer does).
+ * When the Sentinels switch the primary while the old one is still up (a
+ * switchover, SENTINEL FAILOVER), nothing tells that lessee: the old
+ * primary goes on accepting writes until the Sentinels turn it into a
+ * replica, seconds later. So, as the Sentinel client guidelines suggest,
+ * a thread subscribes to +switch-master and, on a switch of our master,
+ * records the new primary and shuts down the socket of every pooled
+ * connection to another address: each lessee sees its connection drop,
+ * gives it back as broken, and its next lease finds the new primary.
+ */
+
+static void kick_one(void *arg, void *conn)
+{
+	struct apphost_redis_pool *p = arg;
+	redisContext *c = conn;
+	char at[300];
+
+	if (c->tcp.host == NULL)
+		return;
+	apphost_sentinel_addr_text(c->tcp.host, (unsigned)c->tcp.port, at,
+				   sizeof(at));
+	/* p->primary is only written by primary_state(); reading it here
+	 * under the pool lock after our own update is what we want. */
+	pthread_mutex_lock(&p->mu);
+	bool stale = strcmp(at, p->primary) != 0;
+	pthread_mutex_unlock(&p->mu);
+	if (stale)
+		(void)shutdown(c->fd, SHUT_RDWR);
+}
+
+/* One +switch-master message: "<name> <old ip> <old port> <ip> <port>". */
+static void on_message(struct apphost_redis_pool *p, const redisReply *r)
+{
+	char name[160], oldip[256], ip[256], at[300];
+	unsigned oldport, port;
+
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+	    r->element[0]->type != REDIS_REPLY_STRING ||
+	    strcmp(r->element[0]->str, "message") != 0 ||
+	    r->element[2]->type != REDIS_REPLY_STRING)
+		return;
+	if (sscanf(r->element[2]->str, "%159s %255s %u %255s %u", name, oldip,
+		   &oldport, ip, &port) != 5 ||
+	    strcmp(name, p->master) != 0 || port == 0 || port > 65535)
+		return;
+	primary_state(p, true,
+		      apphost_sentinel_addr_text(ip, port, at, sizeof(at)),
+		      NULL);
+	apphost_pool_each(p->pool, kick_one, p);
+}
+
+/* Wait up to ms for a stop; true when asked to stop. */
+static bool stop_asked(struct apphost_redis_pool *p, int ms)
+{
+	struct pollfd w = {.fd = p->wake[0], .events = POLLIN};
+
+	return poll(&w, 1, ms) > 0;
+}
+
+/* A subscribed connection to the first Sentinel that takes it, or NULL. */
+static redisContext *subscribe(struct apphost_redis_pool *p)
+{
+	size_t first;
+
+	pthread_mutex_lock(&p->mu);
+	first = p->first;
+	pthread_mutex_unlock(&p->mu);
+	for (size_t k = 0; k < p->nsentinels; k++) {
+		const struct apphost_sentinel_addr *s =
+		    &p->sentinels[(first + k) % p->nsentinels];
+		redisContext *c = redisConnectWithTimeout(
+		    s->host, s->port, ms_tv(SENTINEL_TIMEOUT_MS));
+		char err[256];
+		const char *argv[] = {"SUBSCRIBE", "+switch-master"};
+		redisReply *r = NULL;
+
+		if (c == NULL)
+			continue;
+		if (c->err)
+			goto next;
+		redisSetTimeout(c, ms_tv(SENTINEL_TIMEOUT_MS));
+		(void)redisEnableKeepAlive(c);
+		if (p->sentinel_password != NULL) {
+			const char *auth[] = {"AUTH", p->sentinel_password};
+
+			if (command_ok(c, 2, auth, err, sizeof(err)) < 0)
+				goto next;
+		}
+		r = redisCommandArgv(c, 2, argv, NULL);
+		if (r != NULL && r->type == REDIS_REPLY_ARRAY) {
+			freeReplyObject(r);
+			return c;
+		}
+	next:
+		if (r != NULL)
+			freeReplyObject(r);
+		redisFree(c);
+	}
+	return NULL;
+}
+
+static void *watch(void *arg)
+{
+	struct apphost_redis_pool *p = arg;
+
+	for (;;) {
+		redisContext *c = subscribe(p);
+
+		if (c == NULL) {
+			if (stop_asked(p, WATCH_RETRY_MS))
+				return NULL;
+			continue;
+		}
+		for (;;) {
+			struct pollfd fds[2] = {
+			    {.fd = c->fd, .events = POLLIN},
+			    {.fd = p->wake[0], .events = POLLIN},
+			};
+			void *reply = NULL;
+
+			if (poll(fds, 2, -1) < 0 && errno != EINTR)
+				break;
+			if (fds[1].revents != 0) {
+				redisFree(c);
+				return NULL;
+			}
+			if (fds[0].revents == 0)
+				continue;
+			if (redisBufferRead(c) != REDIS_OK)
+				break;
+			while (redisGetReplyFromReader(c, &reply) == REDIS_OK &&
+			       reply != NULL) {
+				on_message(p, reply);
+				freeReplyObject(reply);
+				reply = NULL;
+			}
+			if (c->err)
+				break;
+		}
+		redisFree(c);
+		if (stop_asked(p, WATCH_RETRY_MS))
+			return NULL;
+	}
+}
+
+/* Start the watcher once (Sentinel mode, at the first connect). */
+static void watch_start(struct apphost_redis_pool *p)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&p->mu);
+	if (!p->watching) {
+		rc = pipe2(p->wake, O_CLOEXEC);
+		if (rc == 0) {
+			rc = pthread_create(&p->watcher, NULL, watch, p);
+			if (rc != 0) {
+				close(p->wake[0]);
+				close(p->wake[1]);
+			}
+		}
+		p->watching = rc == 0;
+	}
+	pthread_mutex_unlock(&p->mu);
+	if (rc != 0)
+		apphost_log(APPHOST_LOG_WARN, NULL,
+			    "redis sentinel watch not started: a switchover "
+			    "is noticed at the next error only",
+			    "master=%s", p->master);
+}
+
+static void watch_stop(struct apphost_redis_pool *p)
+{
+	if (!p->watching)
+		return;
+	(void)!write(p->wake[1], "x", 1);
+	pthread_join(p->watcher, NULL);
+	close(p->wake[0]);
+	close(p->wake[1]);
+	p->watching = false;
 }
 
 /* Whether c is connected to the primary last found (Sentinel mode). */
@@ -505,6 +704,7 @@ void apphost_redis_pool_free(struct apphost_redis_pool *p)
 {
 	if (p == NULL)
 		return;
+	watch_stop(p);
 	apphost_pool_free(p->pool);
 	pool_clear(p);
 }

@@ -116,7 +116,7 @@ int apphost_sentinels_parse(const char *list,
 		while (e > s && isspace((unsigned char)e[-1]))
 			e--;
 		if (!parse_one(s, (size_t)(e - s), &v[k], &why)) {
-			snprintf(err, errlen, "entry %zu \"%.*s\": %s", k + 1,
+			snprintf(err, errlen, "entry %zu '%.*s': %s", k + 1,
 				 (int)(e - s > 64 ? 64 : e - s), s, why);
 			free(v);
 			return APPHOST_EINVAL;

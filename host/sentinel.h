@@ -29,7 +29,7 @@ struct apphost_sentinel_addr {
  * Parse a comma-separated list of host[:port] ([v6]:port; port default
  * 26379; blanks around entries ignored) into *out (malloc()ed, *n
  * entries; the caller frees it). Returns 0, APPHOST_EINVAL with the
- * entry and reason in err ("entry 2 \"h:x\": port must be 1..65535"),
+ * entry and reason in err ("entry 2 'h:x': port must be 1..65535"),
  * or APPHOST_ENOMEM. Any thread.
  */
 int apphost_sentinels_parse(const char *list,
