@@ -74,10 +74,12 @@ static int fail(he_pg_store *s, const char *what, PGresult *res)
 	set_err(s, what, res);
 	const char *state =
 	    res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-	PQclear(res);
+	/* 25006: a read-only server (a standby, a demoted primary). */
 	bool lost = PQstatus(s->conn) != CONNECTION_OK ||
 		    (state && strncmp(state, "08", 2) == 0) ||
-		    (state && strncmp(state, "57P", 3) == 0);
+		    (state && strncmp(state, "57P", 3) == 0) ||
+		    (state && strcmp(state, "25006") == 0);
+	PQclear(res); /* state points into it */
 	if (lost || PQtransactionStatus(s->conn) != PQTRANS_IDLE) {
 		drop(s, true);
 		return HE_ECONN;

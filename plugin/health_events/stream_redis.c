@@ -95,10 +95,19 @@ static int io_fail(he_redis_stream *s, const char *what)
 	return HE_ECONN;
 }
 
+/* Refused. A server that is not (or no longer) the primary is a broken
+ * connection: given back, so that the next lease finds the primary. */
 static int refused(he_redis_stream *s, const char *what, const redisReply *r)
 {
+	static const char *const gone[] = {"READONLY ", "LOADING ",
+					   "MASTERDOWN ", "UNBLOCKED "};
 	snprintf(s->err, sizeof(s->err), "%s: %.*s", what,
 		 r && r->str ? (int)r->len : 0, r && r->str ? r->str : "");
+	for (size_t i = 0; r && r->type == REDIS_REPLY_ERROR && i < 4; i++)
+		if (strncmp(r->str, gone[i], strlen(gone[i])) == 0) {
+			drop(s, true);
+			return HE_ECONN;
+		}
 	return HE_EREFUSED;
 }
 
@@ -433,6 +442,8 @@ static int read_transaction(he_redis_stream *s, size_t n)
 			r = refused(s, i ? "XADD" : "MULTI", rep);
 		}
 		freeReplyObject(rep);
+		if (!s->c) /* refused() gave a non-primary's connection back */
+			return r;
 	}
 	return r;
 }
