@@ -749,24 +749,20 @@ Test(postgres, client_encoding_is_utf8)
 		 "LC_COLLATE 'C' LC_CTYPE 'C'",
 		 db);
 	pg_ok(admin, sql);
-	/* The DSN asks for LATIN1 too: the pool's UTF8 wins. */
-	snprintf(ddsn, sizeof(ddsn), "%s dbname=%s client_encoding=LATIN1",
-		 strncmp(dsn, "postgres", 8) == 0 ? "" : dsn, db);
-	if (strncmp(dsn, "postgres", 8) == 0) {
-		/* URI: rebuild as conninfo from its parts. */
-		PQconninfoOption *o = PQconninfoParse(dsn, NULL), *k;
-		size_t used = 0;
+	/* The server's DSN (conninfo or URI) as conninfo, on the new
+	 * database, asking for LATIN1 too: the pool's UTF8 must win. */
+	PQconninfoOption *o = PQconninfoParse(dsn, NULL);
+	size_t used = 0;
 
-		cr_assert_not_null(o);
-		for (k = o; k->keyword != NULL; k++)
-			if (k->val != NULL && strcmp(k->keyword, "dbname") != 0)
-				used += (size_t)snprintf(
-				    ddsn + used, sizeof(ddsn) - used,
-				    "%s='%s' ", k->keyword, k->val);
-		snprintf(ddsn + used, sizeof(ddsn) - used,
-			 "dbname=%s client_encoding=LATIN1", db);
-		PQconninfoFree(o);
-	}
+	cr_assert_not_null(o);
+	for (PQconninfoOption *k = o; k->keyword != NULL; k++)
+		if (k->val != NULL && strcmp(k->keyword, "dbname") != 0)
+			used +=
+			    (size_t)snprintf(ddsn + used, sizeof(ddsn) - used,
+					     "%s='%s' ", k->keyword, k->val);
+	snprintf(ddsn + used, sizeof(ddsn) - used,
+		 "dbname=%s client_encoding=LATIN1", db);
+	PQconninfoFree(o);
 	cr_assert_eq(apphost_pg_pool_new(ddsn, 1, &p, err, sizeof(err)), 0,
 		     "%s", err);
 	cr_assert_eq(apphost_pg_pool_lease(p, 5000, "t", &c), 0);
