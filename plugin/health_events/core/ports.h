@@ -26,7 +26,11 @@ enum {
 	HE_ENOTSUP = -7,
 	HE_EPROTO = -8,	  /* server answered something unexpected */
 	HE_ENOENT = -20,  /* no such key (offset not saved yet) */
-	HE_EREFUSED = -21 /* server refused the command (e.g. WRONGTYPE) */
+	HE_EREFUSED = -21, /* server refused the command (e.g. WRONGTYPE) */
+	HE_EFENCED = -22,  /* a newer leader exists: this write was refused */
+	HE_EMOVED = -23	   /* the saved offset is not the one this batch
+			    * follows (lost by a failover, or reset): re-read
+			    * it before going on */
 };
 /* Text for an HE_E* code. Static string; any thread. */
 const char *he_strerror(int code);
