@@ -152,7 +152,9 @@ static void acquired(he_leader *l, uint64_t epoch, uint64_t sent_ns)
 /* Leadership ends; returns true (the caller wakes the consumer). */
 static bool lost(he_leader *l, const char *reason)
 {
-	LOG(l, APPHOST_LOG_WARN, "leadership lost",
+	/* Stopping is the planned way to lose it; the others are news. */
+	LOG(l, strcmp(reason, "stopping") ? APPHOST_LOG_WARN : APPHOST_LOG_INFO,
+	    "leadership lost",
 	    "epoch=%llu instance=%s reason=%s", (unsigned long long)l->epoch,
 	    l->cfg->instance_id, reason);
 	l->epoch = 0;

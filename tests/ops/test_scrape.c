@@ -251,11 +251,16 @@ Test(scrape, readyz_503_while_postgres_is_stopped, .fini = stop_private)
 	r = ops_http(port, "/healthz", NULL);
 	cr_expect_eq(r.status, 200, "alive while not ready");
 	ops_resp_free(&r);
+	/* it cannot renew: it stops writing and steps down by itself */
+	free(ap_wait_log(logfile, "\"renew_failed\"", 1, pid, 8000));
+	cr_expect_eq(metric(port, "health_events_leader"), 0);
 
 	services("start-postgres");
 	cr_expect(ops_wait_status(port, "/readyz", 200, 20000),
 		  "200 again after PostgreSQL is back (log: %s)", logfile);
 	cr_expect_geq(metric(port, "health_events_reconnects_total"), 1);
+	free(ap_wait_log(logfile, "leadership acquired", 2, pid, 10000));
+	cr_expect_eq(metric(port, "health_events_leader"), 1);
 	cr_expect_eq(ap_terminate(pid), 0, "SIGTERM exits 0 (log: %s)",
 		     logfile);
 }
