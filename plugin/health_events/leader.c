@@ -37,7 +37,7 @@ struct he_leader {
 	uint64_t epoch;	      /* held epoch, 0: standby */
 	uint64_t valid_until; /* monotonic ns: writes stop after this */
 	uint64_t fenced;      /* the consumer's refused epoch, 0: none */
-	unsigned long long min_epoch; /* highest fence seen in Redis */
+	unsigned long long min_epoch; /* above the highest fence seen */
 	char holder_seen[256];	      /* the other holder, last poll */
 	bool failing;		      /* lease calls failing (logged once) */
 
@@ -339,6 +339,14 @@ uint64_t he_leader_wait(he_leader *l, const atomic_bool *stop,
 	return e;
 }
 
+bool he_leader_failing(he_leader *l)
+{
+	uv_mutex_lock(&l->mu);
+	bool f = l->failing;
+	uv_mutex_unlock(&l->mu);
+	return f;
+}
+
 void he_leader_kick(he_leader *l)
 {
 	uv_mutex_lock(&l->mu);
@@ -350,8 +358,9 @@ void he_leader_fenced(he_leader *l, uint64_t epoch, unsigned long long fence)
 {
 	uv_mutex_lock(&l->mu);
 	metric_add(l, l->m_fenced);
-	if (fence > l->min_epoch)
-		l->min_epoch = fence;
+	/* Strictly above: someone may still write with the fence's epoch. */
+	if (fence && fence + 1 > l->min_epoch)
+		l->min_epoch = fence + 1;
 	if (l->epoch == epoch)
 		l->fenced = epoch;
 	uv_cond_broadcast(&l->cv);

@@ -305,3 +305,35 @@ Test(scrape, leader_and_standby_are_ready_and_say_which)
 		cr_expect_eq(ap_terminate(pid[i]), 0);
 	rs_disconnect(&redis, &pg);
 }
+
+/* A database without the lease functions (migrations not applied): the
+ * instance could never lead, so it must not say it is ready. */
+Test(scrape, a_standby_that_cannot_ask_for_the_lease_is_not_ready)
+{
+	redisContext *redis;
+	PGconn *pg;
+	rs_connect(&redis, &pg);
+	char db[64], dsn[512];
+	snprintf(db, sizeof(db), "ops_nomig_%d", (int)getpid());
+	char sql[128];
+	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", db);
+	th_sql(pg, sql, NULL);
+	const char *base = getenv("APPHOST_POSTGRES_DSN");
+	const char *slash = strrchr(base, '/');
+	cr_assert_not_null(slash);
+	snprintf(dsn, sizeof(dsn), "%.*s/%s", (int)(slash - base), base, db);
+	int port = setup_env(getenv("APPHOST_REDIS_URL"), dsn, NULL);
+	pid_t pid = ap_spawn_he(&K, logfile, env);
+	free(ap_wait_log(logfile, "lease calls failing", 1, pid, 20000));
+	bool said = false;
+	for (int i = 0; i < 80 && !said; i++, usleep(100000)) {
+		ops_resp h = ops_http(port, "/readyz", NULL);
+		said = h.status == 503 && strstr(h.body, "lease calls");
+		ops_resp_free(&h);
+	}
+	cr_expect(said, "not ready without the lease (log: %s)", logfile);
+	cr_expect_eq(ap_terminate(pid), 0);
+	snprintf(sql, sizeof(sql), "DROP DATABASE %s", db);
+	th_sql(pg, sql, NULL);
+	rs_disconnect(&redis, &pg);
+}
