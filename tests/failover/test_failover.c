@@ -824,6 +824,65 @@ static void readonly_is_broken(void)
 		      log);
 }
 
+/*
+ * 4. The promoted replica lacks the consumer's last commit: its link is
+ * cut (the replication user switched off on the primary) after the input
+ * reached it but before the consumer commits, then the primary is
+ * killed. The consumer must resume from the offset the new primary holds
+ * and publish again what was lost, its dedupe entries forgotten.
+ */
+static void lose_consumer_writes(void)
+{
+	int primary = sentinel_primary(), replica = other(primary);
+	const char *last = writer_pause();
+	char port[16], id[160], *saved;
+	redisContext *c;
+
+	await_replica(replica);
+	await_offset_is(primary, last);
+	await_replicated(primary);
+	saved = offset_at(replica);
+	cr_assert_str_eq(saved, last);
+	/* The input reaches the replica; the consumer's commit must not. */
+	cr_assert_eq(kill(C.apphost, SIGSTOP), 0);
+	c = rconnect(primary);
+	cr_assert_not_null(c);
+	for (int i = 0; i < NLOST; i++) {
+		game_id(id, sizeof(id), "l", i);
+		free(th_xadd(c, C.k.stream, "game_id", id, "event_type",
+			     "container_exited", NULL));
+	}
+	char *input_last = th_xadd(c, C.k.stream, "game_id", id, "event_type",
+				   "probe_failed", NULL);
+
+	await_replicated(primary);
+	freeReplyObject(th_cmd(c, "ACL", "SETUSER", "repl", "off", NULL));
+	freeReplyObject(th_cmd(c, "CLIENT", "KILL", "TYPE", "replica", NULL));
+	cr_assert_eq(kill(C.apphost, SIGCONT), 0);
+	await_offset_is(primary, input_last);
+	redisFree(c);
+	char *kept = offset_at(replica);
+
+	cr_assert_str_eq(kept, saved, "the replica got the commit after all");
+	free(kept);
+
+	snprintf(port, sizeof(port), "%d", primary);
+	cr_assert_eq(cluster("redis-kill", port), 0);
+	double promote = await_promotion(replica);
+
+	writer_resume();
+	double resume = await_offset_moves(replica, saved, "lost writes");
+
+	printf("failover: redis lost the consumer's writes: promotion %.0f "
+	       "ms, resume %.0f ms\n",
+	       promote, resume);
+	cr_log_info("lost writes: promoted after %.0f ms, resumed %.0f ms "
+		    "after",
+		    promote, resume);
+	free(saved);
+	free(input_last);
+}
+
 Test(failover, redis_sentinel_and_postgres_standby, .init = setup,
      .fini = teardown, .timeout = 170)
 {
@@ -842,6 +901,7 @@ Test(failover, redis_sentinel_and_postgres_standby, .init = setup,
 	kill_redis_primary(pool);
 	promote_pg_standby(sentinel_primary());
 	switchover();
+	lose_consumer_writes();
 
 	const char *last = writer_pause();
 	int primary = sentinel_primary();
@@ -853,6 +913,6 @@ Test(failover, redis_sentinel_and_postgres_standby, .init = setup,
 	C.apphost = 0;
 	cr_log_info("%lu entries written", W.written);
 	check_final(primary, C.pg[1]);
-	cr_expect_eq(ap_log_count(C.log, "redis primary changed", NULL), 2);
+	cr_expect_eq(ap_log_count(C.log, "redis primary changed", NULL), 3);
 	apphost_redis_pool_free(pool);
 }
