@@ -206,13 +206,13 @@ static int redis_connect(void *arg, uint32_t timeout_ms, void **conn, char *err,
 
 	snprintf(host, sizeof(host), "%s", p->url.host);
 	if (p->nsentinels > 0) {
-		watch_start(p);
 		rc = discover(p, timeout_ms, host, sizeof(host), &port, err,
 			      errlen);
 		if (rc < 0) {
 			primary_state(p, false, NULL, err);
 			return rc;
 		}
+		watch_start(p); /* after: it asks the one that answered */
 	}
 	c = redisConnectWithTimeout(host, port, ms_tv(timeout_ms));
 	if (c == NULL) {

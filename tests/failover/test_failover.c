@@ -48,6 +48,7 @@ static struct {
 	int sentinels[3];
 	int pg[2];
 	char sentinel_list[128];
+	char sentinel_password[64];
 	char dsn[256];
 	th_keys k;
 	char log[700];
@@ -84,6 +85,9 @@ static void read_env(void)
 	cr_assert_eq(sscanf(strstr(env, "PG_PORTS="), "PG_PORTS='%d %d'",
 			    &C.pg[0], &C.pg[1]),
 		     2);
+	cr_assert_eq(sscanf(strstr(env, "SENTINEL_PASSWORD="),
+			    "SENTINEL_PASSWORD='%63[^']'", C.sentinel_password),
+		     1);
 	free(env);
 	snprintf(C.sentinel_list, sizeof(C.sentinel_list),
 		 "127.0.0.1:%d, 127.0.0.1:%d,127.0.0.1:%d", C.sentinels[0],
@@ -145,11 +149,30 @@ static redisContext *rconnect(int port)
 	return c;
 }
 
+/* A connection to Sentinel i, authenticated; NULL when down. */
+static redisContext *sconnect(int i)
+{
+	redisContext *c = rconnect(C.sentinels[i]);
+	redisReply *r;
+
+	if (c == NULL)
+		return NULL;
+	r = redisCommand(c, "AUTH %s", C.sentinel_password);
+	if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+		if (r != NULL)
+			freeReplyObject(r);
+		redisFree(c);
+		return NULL;
+	}
+	freeReplyObject(r);
+	return c;
+}
+
 /* The primary's port as the first Sentinel that answers names it; 0. */
 static int sentinel_primary(void)
 {
 	for (int i = 0; i < 3; i++) {
-		redisContext *c = rconnect(C.sentinels[i]);
+		redisContext *c = sconnect(i);
 		redisReply *r;
 		int port = 0;
 
@@ -481,33 +504,68 @@ static void check_final(int redis_port, int pg_port)
 /* ---- the host's own view: the pool ----------------------------------------
  */
 
-/* The Sentinel-backed pool in this process, outside apphost: it finds
- * the primary past a dead Sentinel, refuses an unknown master, and
- * counts a change of primary. */
+/* errorstat_ERR of the node on port: how many -ERR replies it sent. */
+static long err_replies(int port)
+{
+	redisContext *c = rconnect(port);
+	redisReply *r;
+	const char *at;
+	long n = 0;
+
+	cr_assert_not_null(c);
+	r = th_cmd(c, "INFO", "errorstats", NULL);
+	at = strstr(r->str, "errorstat_ERR:count=");
+	if (at != NULL)
+		n = atol(at + strlen("errorstat_ERR:count="));
+	freeReplyObject(r);
+	redisFree(c);
+	return n;
+}
+
+/*
+ * The Sentinel-backed pool in this process, outside apphost: it finds
+ * the primary past an entry that is no Sentinel (the primary itself,
+ * which answers SENTINEL with -ERR), asks the one that answered first
+ * next time, authenticates to the Sentinels, refuses an unknown master
+ * or a wrong password, and keeps /readyz not ready without a primary.
+ */
 static void pool_checks(struct apphost_redis_pool **pool)
 {
 	struct apphost_redis_pool *bad;
-	struct apphost_redis_sentinel sen = {C.sentinel_list, "fomaster", NULL};
-	struct apphost_redis_sentinel wrong = {C.sentinel_list, "nosuch", NULL};
-	char list[160], err[512], r[16];
+	struct apphost_redis_sentinel sen = {C.sentinel_list, "fomaster",
+					     C.sentinel_password};
+	struct apphost_redis_sentinel wrong = {C.sentinel_list, "nosuch",
+					       C.sentinel_password};
+	struct apphost_redis_sentinel nopw = {C.sentinel_list, "fomaster",
+					      "wrong-password"};
+	char list[160], err[512], r[16], ready[512];
 	redisContext *c;
+	long errs;
 
-	snprintf(list, sizeof(list), "127.0.0.1:1,%s", C.sentinel_list);
+	snprintf(list, sizeof(list), "127.0.0.1:%d,%s", C.redis[0],
+		 C.sentinel_list);
 	sen.sentinels = list;
 	cr_assert_eq(apphost_redis_pool_new_sentinel("redis://127.0.0.1:9/0",
 						     &sen, 2, pool, err,
 						     sizeof(err)),
 		     0, "%s", err);
 	cr_assert(strncmp(apphost_redis_pool_addr(*pool),
-			  "sentinel:fomaster@127.0.0.1:1,", 30) == 0,
+			  "sentinel:fomaster@127.0.0.1:", 28) == 0,
 		  "%s", apphost_redis_pool_addr(*pool));
-	cr_assert_eq(apphost_redis_pool_lease(*pool, 3000, "t", &c), 0);
-	cr_assert_eq(c->tcp.port, C.redis[0], "the primary, not the URL's");
-	redisReply *rr = redisCommand(c, "ROLE");
+	errs = err_replies(C.redis[0]);
+	for (int i = 0; i < 3; i++) { /* three new connections */
+		cr_assert_eq(apphost_redis_pool_lease(*pool, 3000, "t", &c), 0);
+		cr_assert_eq(c->tcp.port, C.redis[0],
+			     "the primary, not the URL's");
+		redisReply *rr = redisCommand(c, "ROLE");
 
-	cr_assert_str_eq(rr->element[0]->str, "master");
-	freeReplyObject(rr);
-	apphost_redis_pool_release(*pool, c, "t", false);
+		cr_assert_str_eq(rr->element[0]->str, "master");
+		freeReplyObject(rr);
+		apphost_redis_pool_release(*pool, c, "t", true);
+	}
+	cr_expect_eq(err_replies(C.redis[0]) - errs, 1,
+		     "the first entry was asked again, not the Sentinel that "
+		     "answered");
 	role(C.redis[1], r, sizeof(r));
 	cr_assert_str_eq(r, "slave");
 
@@ -516,11 +574,15 @@ static void pool_checks(struct apphost_redis_pool **pool)
 		     0, "%s", err);
 	cr_assert_eq(apphost_redis_pool_lease(bad, 2000, "t", &c),
 		     APPHOST_ECONN);
-	char ready[512];
-
 	cr_assert_not(apphost_status_ready(ready, sizeof(ready)));
 	cr_assert(strstr(ready, "redis: no primary known") != NULL, "%s",
 		  ready);
+	apphost_redis_pool_free(bad);
+	cr_assert_eq(apphost_redis_pool_new_sentinel("redis://x/0", &nopw, 1,
+						     &bad, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(apphost_redis_pool_lease(bad, 2000, "t", &c),
+		     APPHOST_ECONN);
 	apphost_redis_pool_free(bad);
 }
 
@@ -574,11 +636,12 @@ static void migrate(void)
 
 static pid_t spawn_apphost(void)
 {
-	char sentinels[200], dsn[300];
+	char sentinels[200], dsn[300], pw[100];
 	const char *extra[] = {
 	    "APPHOST_REDIS_URL=redis://127.0.0.1:1/0", /* host:port unused */
 	    sentinels,
 	    "APPHOST_REDIS_SENTINEL_MASTER=fomaster",
+	    pw,
 	    dsn,
 	    "APPHOST_HTTP_ADDR=",
 	    "APPHOST_LOG_LEVEL=info",
@@ -589,6 +652,8 @@ static pid_t spawn_apphost(void)
 	snprintf(sentinels, sizeof(sentinels), "APPHOST_REDIS_SENTINELS=%s",
 		 C.sentinel_list);
 	snprintf(dsn, sizeof(dsn), "APPHOST_POSTGRES_DSN=%s", C.dsn);
+	snprintf(pw, sizeof(pw), "APPHOST_REDIS_SENTINEL_PASSWORD=%s",
+		 C.sentinel_password);
 	return ap_spawn_he(&C.k, C.log, extra);
 }
 
@@ -736,7 +801,7 @@ static void switchover(void)
 		    th_now_ms() - t0);
 	await_offset_is(old, last);
 	await_replicated(old);
-	s = rconnect(C.sentinels[1]);
+	s = sconnect(1);
 	cr_assert_not_null(s);
 	/* Refused (-NOGOODSLAVE) until this Sentinel's own view of the
 	 * replica, refreshed by INFO every few seconds, is healthy. */
