@@ -127,16 +127,20 @@ static void primary_state(struct apphost_redis_pool *p, bool known,
 {
 	char from[sizeof(p->primary)];
 	enum primary_state was;
+	bool changed;
 
+	/* Compared and set at once: of two threads that find the same new
+	 * primary, one counts and logs the change. */
 	pthread_mutex_lock(&p->mu);
 	was = p->state;
 	snprintf(from, sizeof(from), "%s", p->primary);
+	changed = known && from[0] != '\0' && strcmp(from, addr) != 0;
 	p->state = known ? PRIMARY_KNOWN : PRIMARY_UNKNOWN;
 	if (known)
 		snprintf(p->primary, sizeof(p->primary), "%s", addr);
 	pthread_mutex_unlock(&p->mu);
 
-	if (known && from[0] != '\0' && strcmp(from, addr) != 0) {
+	if (changed) {
 		apphost_metric_add(p->m_changes, 1);
 		apphost_log(APPHOST_LOG_WARN, NULL, "redis primary changed",
 			    "master=%s from=%s to=%s", p->master, from, addr);
@@ -220,14 +224,18 @@ static int redis_connect(void *arg, uint32_t timeout_ms, void **conn, char *err,
 		return APPHOST_ENOMEM;
 	}
 	if (c->err) {
-		if (p->nsentinels > 0)
+		if (p->nsentinels > 0) {
+			/* Their answer is stale (the primary died, no
+			 * promotion yet): none is known for now. */
 			snprintf(err, errlen,
 				 "primary %s named by sentinels: %s",
 				 apphost_sentinel_addr_text(host, port, at,
 							    sizeof(at)),
 				 c->errstr);
-		else
+			primary_state(p, false, NULL, err);
+		} else {
 			snprintf(err, errlen, "%s", c->errstr);
+		}
 		redisFree(c);
 		return APPHOST_ECONN;
 	}
@@ -301,9 +309,14 @@ fail:
  * gives it back as broken, and its next lease finds the new primary.
  */
 
+struct kick {
+	const char *primary; /* "host:port" */
+};
+
+/* Shut down c's socket unless it is connected to k->primary. */
 static void kick_one(void *arg, void *conn)
 {
-	struct apphost_redis_pool *p = arg;
+	const struct kick *k = arg;
 	redisContext *c = conn;
 	char at[300];
 
@@ -311,12 +324,9 @@ static void kick_one(void *arg, void *conn)
 		return;
 	apphost_sentinel_addr_text(c->tcp.host, (unsigned)c->tcp.port, at,
 				   sizeof(at));
-	/* p->primary is only written by primary_state(); reading it here
-	 * under the pool lock after our own update is what we want. */
-	pthread_mutex_lock(&p->mu);
-	bool stale = strcmp(at, p->primary) != 0;
-	pthread_mutex_unlock(&p->mu);
-	if (stale)
+	/* The fd stays open (the pool lock keeps it from being closed);
+	 * its lessee's next read or write fails and it releases it. */
+	if (strcmp(at, k->primary) != 0)
 		(void)shutdown(c->fd, SHUT_RDWR);
 }
 
@@ -335,10 +345,12 @@ static void on_message(struct apphost_redis_pool *p, const redisReply *r)
 		   &oldport, ip, &port) != 5 ||
 	    strcmp(name, p->master) != 0 || port == 0 || port > 65535)
 		return;
-	primary_state(p, true,
-		      apphost_sentinel_addr_text(ip, port, at, sizeof(at)),
-		      NULL);
-	apphost_pool_each(p->pool, kick_one, p);
+	struct kick k = {
+	    apphost_sentinel_addr_text(ip, port, at, sizeof(at)),
+	};
+
+	primary_state(p, true, k.primary, NULL);
+	apphost_pool_each(p->pool, kick_one, &k);
 }
 
 /* Wait up to ms for a stop; true when asked to stop. */
