@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
@@ -25,6 +26,9 @@
 #define SENTINEL_TIMEOUT_MS 500
 /* The watcher's pause before trying the Sentinels again. */
 #define WATCH_RETRY_MS 1000
+/* The watcher PINGs a silent Sentinel, and gives it up when it stays so. */
+#define WATCH_PING_MS 500
+#define WATCH_DEAD_MS 2000
 
 enum primary_state {
 	PRIMARY_INIT,	 /* not asked yet */
@@ -330,27 +334,43 @@ static void kick_one(void *arg, void *conn)
 		(void)shutdown(c->fd, SHUT_RDWR);
 }
 
+/* The Sentinels now name host:port: record it and, when that is a
+ * change, drop every pooled connection to another address. */
+static void switched(struct apphost_redis_pool *p, const char *host,
+		     unsigned port)
+{
+	char at[300];
+	struct kick k = {
+	    apphost_sentinel_addr_text(host, port, at, sizeof(at))};
+	bool same;
+
+	/* Only a new address is news: the same one says nothing of whether
+	 * it is reachable (the connect path finds that out). */
+	pthread_mutex_lock(&p->mu);
+	same = strcmp(p->primary, k.primary) == 0;
+	pthread_mutex_unlock(&p->mu);
+	if (same)
+		return;
+	primary_state(p, true, k.primary, NULL);
+	apphost_pool_each(p->pool, kick_one, &k);
+}
+
 /* One +switch-master message: "<name> <old ip> <old port> <ip> <port>". */
 static void on_message(struct apphost_redis_pool *p, const redisReply *r)
 {
-	char name[160], oldip[256], ip[256], at[300];
+	char name[160], oldip[256], ip[256];
 	unsigned oldport, port;
 
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
 	    r->element[0]->type != REDIS_REPLY_STRING ||
 	    strcmp(r->element[0]->str, "message") != 0 ||
 	    r->element[2]->type != REDIS_REPLY_STRING)
-		return;
+		return; /* the SUBSCRIBE confirmation, a PING's pong */
 	if (sscanf(r->element[2]->str, "%159s %255s %u %255s %u", name, oldip,
 		   &oldport, ip, &port) != 5 ||
 	    strcmp(name, p->master) != 0 || port == 0 || port > 65535)
 		return;
-	struct kick k = {
-	    apphost_sentinel_addr_text(ip, port, at, sizeof(at)),
-	};
-
-	primary_state(p, true, k.primary, NULL);
-	apphost_pool_each(p->pool, kick_one, &k);
+	switched(p, ip, port);
 }
 
 /* Wait up to ms for a stop; true when asked to stop. */
@@ -361,41 +381,38 @@ static bool stop_asked(struct apphost_redis_pool *p, int ms)
 	return poll(&w, 1, ms) > 0;
 }
 
-/* A subscribed connection to the first Sentinel that takes it, or NULL. */
-static redisContext *subscribe(struct apphost_redis_pool *p)
+/*
+ * A connection to the first Sentinel from *at on that takes it (*at is
+ * then its index), subscribed. Before
+ * subscribing it asks for the primary, so that a switch published while
+ * no watcher listened (the last Sentinel died, say) is caught up on.
+ */
+static redisContext *subscribe(struct apphost_redis_pool *p, size_t *at)
 {
-	size_t first;
-
-	pthread_mutex_lock(&p->mu);
-	first = p->first;
-	pthread_mutex_unlock(&p->mu);
 	for (size_t k = 0; k < p->nsentinels; k++) {
 		const struct apphost_sentinel_addr *s =
-		    &p->sentinels[(first + k) % p->nsentinels];
-		redisContext *c = redisConnectWithTimeout(
-		    s->host, s->port, ms_tv(SENTINEL_TIMEOUT_MS));
-		char err[256];
+		    &p->sentinels[(*at + k) % p->nsentinels];
 		const char *argv[] = {"SUBSCRIBE", "+switch-master"};
-		redisReply *r = NULL;
+		char err[256], host[256];
+		uint16_t port;
+		redisContext *c;
+		redisReply *r;
 
-		if (c == NULL)
+		if (apphost_sentinel_connect(s, p->sentinel_password,
+					     SENTINEL_TIMEOUT_MS, &c, err,
+					     sizeof(err)) < 0)
 			continue;
-		if (c->err)
-			goto next;
-		redisSetTimeout(c, ms_tv(SENTINEL_TIMEOUT_MS));
 		(void)redisEnableKeepAlive(c);
-		if (p->sentinel_password != NULL) {
-			const char *auth[] = {"AUTH", p->sentinel_password};
-
-			if (command_ok(c, 2, auth, err, sizeof(err)) < 0)
-				goto next;
-		}
+		if (apphost_sentinel_get_master(c, p->master, host,
+						sizeof(host), &port, err,
+						sizeof(err)) == 0)
+			switched(p, host, port);
 		r = redisCommandArgv(c, 2, argv, NULL);
 		if (r != NULL && r->type == REDIS_REPLY_ARRAY) {
 			freeReplyObject(r);
+			*at = (*at + k) % p->nsentinels;
 			return c;
 		}
-	next:
 		if (r != NULL)
 			freeReplyObject(r);
 		redisFree(c);
@@ -403,46 +420,95 @@ static redisContext *subscribe(struct apphost_redis_pool *p)
 	return NULL;
 }
 
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/*
+ * Read messages until the connection fails or a stop is asked (true).
+ * A Sentinel that hangs sends nothing, not even a FIN: after
+ * WATCH_PING_MS of silence a PING goes out (allowed while subscribed),
+ * and after WATCH_DEAD_MS the connection is given up for the next one.
+ */
+static bool listen_on(struct apphost_redis_pool *p, redisContext *c)
+{
+	uint64_t last_rx = mono_ms();
+	bool pinged = false;
+
+	for (;;) {
+		struct pollfd fds[2] = {
+		    {.fd = c->fd, .events = POLLIN},
+		    {.fd = p->wake[0], .events = POLLIN},
+		};
+		void *reply = NULL;
+		int n = poll(fds, 2, WATCH_PING_MS);
+
+		if (n < 0 && errno != EINTR)
+			return false;
+		if (fds[1].revents != 0)
+			return true;
+		if (n <= 0 || fds[0].revents == 0) {
+			uint64_t idle = mono_ms() - last_rx;
+			const char *ping[] = {"PING"};
+			int done = 0;
+
+			if (idle >= WATCH_DEAD_MS)
+				return false;
+			if (pinged || idle < WATCH_PING_MS)
+				continue;
+			if (redisAppendCommandArgv(c, 1, ping, NULL) !=
+			    REDIS_OK)
+				return false;
+			while (!done)
+				if (redisBufferWrite(c, &done) != REDIS_OK)
+					return false;
+			pinged = true;
+			continue;
+		}
+		if (redisBufferRead(c) != REDIS_OK)
+			return false;
+		last_rx = mono_ms();
+		pinged = false;
+		while (redisGetReplyFromReader(c, &reply) == REDIS_OK &&
+		       reply != NULL) {
+			on_message(p, reply);
+			freeReplyObject(reply);
+			reply = NULL;
+		}
+		if (c->err)
+			return false;
+	}
+}
+
 static void *watch(void *arg)
 {
 	struct apphost_redis_pool *p = arg;
+	size_t at;
 
+	/* First the Sentinel that answered the discovery; after a failure
+	 * the next one, not the one that just failed. */
+	pthread_mutex_lock(&p->mu);
+	at = p->first;
+	pthread_mutex_unlock(&p->mu);
 	for (;;) {
-		redisContext *c = subscribe(p);
+		redisContext *c = subscribe(p, &at);
+		bool stop = false;
 
-		if (c == NULL) {
-			if (stop_asked(p, WATCH_RETRY_MS))
-				return NULL;
-			continue;
+		if (c != NULL) {
+			stop = listen_on(p, c);
+			redisFree(c);
+			/* Nor should a discovery ask the failed one first. */
+			pthread_mutex_lock(&p->mu);
+			if (p->first == at)
+				p->first = (at + 1) % p->nsentinels;
+			pthread_mutex_unlock(&p->mu);
+			at = (at + 1) % p->nsentinels;
 		}
-		for (;;) {
-			struct pollfd fds[2] = {
-			    {.fd = c->fd, .events = POLLIN},
-			    {.fd = p->wake[0], .events = POLLIN},
-			};
-			void *reply = NULL;
-
-			if (poll(fds, 2, -1) < 0 && errno != EINTR)
-				break;
-			if (fds[1].revents != 0) {
-				redisFree(c);
-				return NULL;
-			}
-			if (fds[0].revents == 0)
-				continue;
-			if (redisBufferRead(c) != REDIS_OK)
-				break;
-			while (redisGetReplyFromReader(c, &reply) == REDIS_OK &&
-			       reply != NULL) {
-				on_message(p, reply);
-				freeReplyObject(reply);
-				reply = NULL;
-			}
-			if (c->err)
-				break;
-		}
-		redisFree(c);
-		if (stop_asked(p, WATCH_RETRY_MS))
+		if (stop || stop_asked(p, WATCH_RETRY_MS))
 			return NULL;
 	}
 }

@@ -168,83 +168,101 @@ static struct timeval ms_tv(uint32_t ms)
 	return tv;
 }
 
-int apphost_sentinel_ask(const struct apphost_sentinel_addr *s,
-			 const char *master, const char *password,
-			 uint32_t timeout_ms, char *host, size_t hostcap,
-			 uint16_t *port, char *err, size_t errlen)
+int apphost_sentinel_connect(const struct apphost_sentinel_addr *s,
+			     const char *password, uint32_t timeout_ms,
+			     struct redisContext **out, char *err,
+			     size_t errlen)
 {
 	redisContext *c =
 	    redisConnectWithTimeout(s->host, s->port, ms_tv(timeout_ms));
-	redisReply *r = NULL;
-	int rc = APPHOST_ECONN;
+	redisReply *r;
 
+	*out = NULL;
 	if (c == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return APPHOST_ENOMEM;
 	}
 	if (c->err) {
 		snprintf(err, errlen, "%s", c->errstr);
-		goto out;
+		redisFree(c);
+		return APPHOST_ECONN;
 	}
 	redisSetTimeout(c, ms_tv(timeout_ms));
 	if (password != NULL) {
 		const char *argv[] = {"AUTH", password};
+		int rc = 0;
 
 		r = redisCommandArgv(c, 2, argv, NULL);
 		if (r == NULL) {
 			snprintf(err, errlen, "AUTH: %s", c->errstr);
-			goto out;
-		}
-		if (r->type == REDIS_REPLY_ERROR) {
+			rc = APPHOST_ECONN;
+		} else if (r->type == REDIS_REPLY_ERROR) {
 			/* The server's text names no password. */
 			snprintf(err, errlen, "AUTH refused: %.*s",
 				 (int)(r->len > 200 ? 200 : r->len), r->str);
 			rc = APPHOST_EPROTO;
-			goto out;
 		}
-		freeReplyObject(r);
+		if (r != NULL)
+			freeReplyObject(r);
+		if (rc < 0) {
+			redisFree(c);
+			return rc;
+		}
 	}
-	const char *argv[] = {"SENTINEL", "get-master-addr-by-name", master};
+	*out = c;
+	return 0;
+}
 
-	r = redisCommandArgv(c, 3, argv, NULL);
+int apphost_sentinel_get_master(struct redisContext *c, const char *master,
+				char *host, size_t hostcap, uint16_t *port,
+				char *err, size_t errlen)
+{
+	const char *argv[] = {"SENTINEL", "get-master-addr-by-name", master};
+	redisReply *r = redisCommandArgv(c, 3, argv, NULL);
+	unsigned long p = 0;
+	char *end = NULL;
+	int rc = APPHOST_EPROTO;
+
 	if (r == NULL) {
 		snprintf(err, errlen, "SENTINEL: %s", c->errstr);
-		goto out;
+		return APPHOST_ECONN;
 	}
 	if (r->type == REDIS_REPLY_NIL) {
 		snprintf(err, errlen, "does not know master %.128s", master);
-		rc = APPHOST_EPROTO;
-		goto out;
-	}
-	if (r->type == REDIS_REPLY_ERROR) {
+	} else if (r->type == REDIS_REPLY_ERROR) {
 		snprintf(err, errlen, "SENTINEL refused: %.*s",
 			 (int)(r->len > 200 ? 200 : r->len), r->str);
-		rc = APPHOST_EPROTO;
-		goto out;
-	}
-	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-	    r->element[0]->type != REDIS_REPLY_STRING ||
-	    r->element[1]->type != REDIS_REPLY_STRING ||
-	    r->element[0]->len == 0 || r->element[0]->len >= hostcap) {
+	} else if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+		   r->element[0]->type != REDIS_REPLY_STRING ||
+		   r->element[1]->type != REDIS_REPLY_STRING ||
+		   r->element[0]->len == 0 || r->element[0]->len >= hostcap) {
 		snprintf(err, errlen, "SENTINEL: unexpected reply");
-		rc = APPHOST_EPROTO;
-		goto out;
-	}
-	char *end;
-	unsigned long p = strtoul(r->element[1]->str, &end, 10);
-
-	if (*end != '\0' || p == 0 || p > 65535) {
+	} else if ((p = strtoul(r->element[1]->str, &end, 10)) == 0 ||
+		   *end != '\0' || p > 65535) {
 		snprintf(err, errlen, "SENTINEL: bad port \"%.16s\"",
 			 r->element[1]->str);
-		rc = APPHOST_EPROTO;
-		goto out;
+	} else {
+		memcpy(host, r->element[0]->str, r->element[0]->len + 1);
+		*port = (uint16_t)p;
+		rc = 0;
 	}
-	memcpy(host, r->element[0]->str, r->element[0]->len + 1);
-	*port = (uint16_t)p;
-	rc = 0;
-out:
-	if (r != NULL)
-		freeReplyObject(r);
+	freeReplyObject(r);
+	return rc;
+}
+
+int apphost_sentinel_ask(const struct apphost_sentinel_addr *s,
+			 const char *master, const char *password,
+			 uint32_t timeout_ms, char *host, size_t hostcap,
+			 uint16_t *port, char *err, size_t errlen)
+{
+	redisContext *c;
+	int rc =
+	    apphost_sentinel_connect(s, password, timeout_ms, &c, err, errlen);
+
+	if (rc < 0)
+		return rc;
+	rc = apphost_sentinel_get_master(c, master, host, hostcap, port, err,
+					 errlen);
 	redisFree(c);
 	return rc;
 }

@@ -49,6 +49,31 @@ int apphost_sentinel_master_check(const char *name, char *err, size_t errlen);
 char *apphost_sentinel_addr_text(const char *host, unsigned port, char *buf,
 				 size_t cap);
 
+struct redisContext;
+
+/*
+ * Connect to the Sentinel at s (at most timeout_ms, also the timeout of
+ * each reply later) and AUTH with `password` when not NULL. Returns 0
+ * and *out (the caller redisFree()s it), APPHOST_ECONN when it cannot be
+ * reached, or APPHOST_EPROTO when it refused the password; the reason
+ * is in err. Blocks; any thread.
+ */
+int apphost_sentinel_connect(const struct apphost_sentinel_addr *s,
+			     const char *password, uint32_t timeout_ms,
+			     struct redisContext **out, char *err,
+			     size_t errlen);
+
+/*
+ * SENTINEL get-master-addr-by-name on a connection from
+ * apphost_sentinel_connect. Returns 0 with the address in host and
+ * *port, APPHOST_ECONN when the connection failed, or APPHOST_EPROTO when
+ * the Sentinel does not know the master (nil), refused, or answered
+ * nonsense; the reason is in err. Blocks; the connection's thread.
+ */
+int apphost_sentinel_get_master(struct redisContext *c, const char *master,
+				char *host, size_t hostcap, uint16_t *port,
+				char *err, size_t errlen);
+
 /*
  * Ask the Sentinel at s for the address of `master`: connect (at most
  * timeout_ms, also per reply), AUTH with `password` when not NULL, then

@@ -16,7 +16,8 @@
  *   2. The PostgreSQL primary is fenced read-only (SQLSTATE 25006 must
  *      make the consumer let go), stopped, and the standby promoted
  *      (libpq's target_session_attrs=read-write finds it).
- *   3. A switchover (SENTINEL FAILOVER) with the old primary alive.
+ *   3. A switchover (SENTINEL FAILOVER) with the old primary alive, while
+ *      the Sentinel apphost listens to for switches hangs.
  *   4. Redis loses the consumer's last writes: the replica's link is cut
  *      (its ACL user switched off on the primary) after it has the input
  *      but before the consumer commits; then the primary is killed and
@@ -175,10 +176,24 @@ static redisContext *sconnect(int i)
 	return c;
 }
 
-/* The primary's port as the first Sentinel that answers names it; 0. */
+/* SIGSTOP or SIGCONT Sentinel i (a Sentinel that hangs). */
+static void sentinel_signal(int i, int sig)
+{
+	char path[700], *pid;
+
+	snprintf(path, sizeof(path), "%s/sentinel-%d/sentinel.pid", C.dir,
+		 C.sentinels[i]);
+	pid = ap_read_file(path);
+	cr_assert_not_null(pid, "no %s", path);
+	cr_assert_eq(kill((pid_t)atol(pid), sig), 0);
+	free(pid);
+}
+
+/* The primary's port as the first Sentinel that answers names it; 0.
+ * Asked last to first: step 3 hangs the first. */
 static int sentinel_primary(void)
 {
-	for (int i = 0; i < 3; i++) {
+	for (int i = 2; i >= 0; i--) {
 		redisContext *c = sconnect(i);
 		redisReply *r;
 		int port = 0;
@@ -789,7 +804,8 @@ static void await_replica(int port)
 }
 
 /*
- * 3. A switchover (SENTINEL FAILOVER): the primary, alive, is demoted.
+ * 3. A switchover (SENTINEL FAILOVER) while the first Sentinel hangs
+ * (SIGSTOP): the primary, alive, is demoted.
  * The consumer's blocked XREAD gets -UNBLOCKED and any write -READONLY:
  * both mark the connection broken, so the next lease asks the Sentinels
  * (retried on the same connection, it would read a replica forever).
@@ -808,6 +824,9 @@ static void switchover(void)
 		    th_now_ms() - t0);
 	await_offset_is(old, last);
 	await_replicated(old);
+	/* The Sentinel apphost listens to (the first in its list) hangs: it
+	 * must notice and listen to another. */
+	sentinel_signal(0, SIGSTOP);
 	s = sconnect(1);
 	cr_assert_not_null(s);
 	/* Refused (-NOGOODSLAVE) until this Sentinel's own view of the
@@ -829,6 +848,8 @@ static void switchover(void)
 
 	writer_resume();
 	double resume = await_offset_moves(next, last, "switchover");
+
+	sentinel_signal(0, SIGCONT);
 
 	printf("failover: redis switchover: promotion %.0f ms, resume %.0f "
 	       "ms\n",
