@@ -11,6 +11,9 @@
 
 #include <apphost/component.h>
 
+/* Shown in place of a Redis URL that does not parse. */
+#define APPHOST_REDIS_URL_UNPARSABLE "(unparsable redis:// URL: value withheld)"
+
 /* A parsed redis://[[user]:password@]host[:port][/db] URL. */
 struct apphost_redis_url {
 	char host[256]; /* name or address; IPv6 without brackets */
