@@ -221,8 +221,10 @@ typedef struct apphost_services {
 	 * Report readiness for /readyz. A running component that never
 	 * calls this counts as ready; once it calls, the last report stands
 	 * (ready=false with a short plain-text `reason`, copied, e.g.
-	 * "postgres unreachable: connection refused"; no secrets). Call it
-	 * on changes, not per entry. Any thread, from init on.
+	 * "postgres unreachable: connection refused"; no secrets). /readyz
+	 * answers anyone, so it shows only the generic head before the
+	 * first ':' ("postgres unreachable"); the whole reason is logged.
+	 * Call it on changes, not per entry. Any thread, from init on.
 	 */
 	void (*set_ready)(void *host, bool ready, const char *reason);
 } apphost_services;
