@@ -505,8 +505,12 @@ int apphost_comp_load(const char *path, struct apphost_comp **out, char *err,
 
 		if (e != NULL && strncmp(e, name, n) == 0 && e[n] == ':')
 			e += n + 1 + (e[n + 1] == ' ');
-		snprintf(err, errlen, "%s: dlopen failed: %s", path,
-			 e != NULL ? e : "unknown error");
+		snprintf(err, errlen, "%s: dlopen failed: %s%s", path,
+			 e != NULL ? e : "unknown error",
+			 access("/proc/self/fd", X_OK) != 0
+			     ? " (components load through /proc/self/fd: is "
+			       "/proc mounted?)"
+			     : "");
 		close(fd);
 		free(real);
 		return APPHOST_EINVAL;

@@ -8,9 +8,9 @@
  *     is always withheld;
  *   - a refusal's reason is one of the redactor's fixed phrases;
  *   - no password or sslpassword libpq parsed survives in the text shown,
- *     unless it also occurs in a value that is shown
- *     (password "db" with host "db"), or is short or made of the syntax's
- *     characters (password "=" is in every "key=value");
+ *     unless it also occurs in an option that is shown (password "db"
+ *     with host "db", sslpassword "dbname"), or is short or made of the
+ * syntax's characters (password "=" is in every "key=value");
  *   - the text shown parses back with PQconninfoParse, holds no secret
  *     option, and keeps every other option libpq parsed with its value
  *     (values the generic redactor masked excepted).
@@ -44,13 +44,25 @@ static bool is_secret(const PQconninfoOption *o)
 	       strcmp(o->keyword, "sslpassword") == 0;
 }
 
-/* Does `needle` occur in a non-secret value of opts? */
-static bool in_shown_value(const PQconninfoOption *opts, const char *needle)
+/* Does `needle` occur in what is shown of a non-secret option of opts:
+ * its keyword, its value, or its value as the generic redactor masks it? */
+static bool in_shown_option(const PQconninfoOption *opts, const char *needle)
 {
-	for (const PQconninfoOption *o = opts; o->keyword != NULL; o++)
-		if (o->val != NULL && !is_secret(o) &&
+	for (const PQconninfoOption *o = opts; o->keyword != NULL; o++) {
+		char *red;
+		bool in;
+
+		if (o->val == NULL || is_secret(o))
+			continue;
+		if (strstr(o->keyword, needle) != NULL ||
 		    strstr(o->val, needle) != NULL)
 			return true;
+		red = apphost_redact(o->val);
+		in = red != NULL && strstr(red, needle) != NULL;
+		free(red);
+		if (in)
+			return true;
+	}
 	return false;
 }
 
@@ -151,7 +163,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		 * occur by chance across "key=value" boundaries; the parse-
 		 * back check below covers those exactly. */
 		if (strlen(o->val) >= 6 && strpbrk(o->val, "= '\\") == NULL &&
-		    !in_shown_value(opts, o->val) &&
+		    !in_shown_option(opts, o->val) &&
 		    strstr(APPHOST_DSN_UNPARSABLE, o->val) == NULL)
 			check(strstr(shown, o->val) == NULL,
 			      "a password survives in the text shown");
