@@ -388,7 +388,7 @@ Test(strict, file_swapped_during_load_never_loads_the_other)
 	cr_assert_eq(chmod(s.b, 0777), 0);
 	snprintf(path, sizeof(path), "%s", s.a);
 	cr_assert_eq(pthread_create(&t, NULL, swap_loop, &s), 0);
-	for (int i = 0; i < 1000; i++) {
+	for (int i = 0; i < 5000; i++) {
 		struct apphost_comp *c = NULL;
 
 		if (apphost_comp_load(path, &c, err, sizeof(err)) != 0) {
