@@ -81,7 +81,7 @@ static int walk_dirs(const char *real, const char *path, uid_t euid,
 	char *copy, *save = NULL, *tok, why[160], shown[PATH_MAX];
 	struct stat st;
 	const char *w;
-	int dfd, nfd, rc = 0;
+	int dfd, nfd, rc = 0, eno = 0;
 
 	dfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	copy = strdup(real);
@@ -115,6 +115,7 @@ static int walk_dirs(const char *real, const char *path, uid_t euid,
 			break;
 		nfd = openat(dfd, tok,
 			     O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		eno = errno;
 		snprintf(shown + strlen(shown), sizeof(shown) - strlen(shown),
 			 "%s%s", strcmp(shown, "/") == 0 ? "" : "/", tok);
 		if (nfd < 0) {
@@ -122,10 +123,10 @@ static int walk_dirs(const char *real, const char *path, uid_t euid,
 				 "%s: directory %s: %s (changed while being "
 				 "checked?)",
 				 path, shown,
-				 errno == ELOOP ? "now a symbolic link"
-						: strerror(errno));
-			rc = errno == ELOOP || errno == ENOTDIR ? APPHOST_EINVAL
-								: APPHOST_EIO;
+				 eno == ELOOP ? "now a symbolic link"
+					      : strerror(eno));
+			rc = eno == ELOOP || eno == ENOTDIR ? APPHOST_EINVAL
+							    : APPHOST_EIO;
 			break;
 		}
 		close(dfd);
