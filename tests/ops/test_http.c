@@ -281,8 +281,9 @@ Test(http, trickling_clients_neither_block_healthz_nor_stay)
 			close(t.fd[i]);
 	cr_assert_gt(all_closed_ms, 0,
 		     "trickling connections still open after 20 s");
-	cr_log_info("tricklers: %d served, all closed after %d ms", open_early,
-		    all_closed_ms);
+	cr_log_info("tricklers: /healthz in %d ms, %d served, all closed "
+		    "after %d ms",
+		    took, open_early, all_closed_ms);
 
 	r = ops_http(port, "/healthz", NULL);
 	cr_expect_eq(r.status, 200);
