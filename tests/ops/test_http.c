@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "http.h"
+#include "log.h"
 #include "metrics.h"
 #include "ops.h"
 
@@ -59,6 +60,10 @@ Test(http, readyz_follows_components)
 	apphost_status_set_up("b", true);
 	/* anyone may ask: the generic head only, the server's text is for
 	 * the log */
+	FILE *logf = tmpfile();
+	char logtext[1024] = "";
+	cr_assert_not_null(logf);
+	int prev_fd = apphost_log_set_fd(fileno(logf));
 	apphost_status_set_ready("b", false,
 				 "postgres failing:\nFATAL:  password "
 				 "authentication failed for user \"gm\"");
@@ -66,6 +71,13 @@ Test(http, readyz_follows_components)
 	cr_expect_eq(r.status, 503);
 	cr_expect_str_eq(r.body, "b: postgres failing\n");
 	ops_resp_free(&r);
+	(void)apphost_log_set_fd(prev_fd);
+	rewind(logf);
+	logtext[fread(logtext, 1, sizeof(logtext) - 1, logf)] = '\0';
+	fclose(logf);
+	cr_expect(strstr(logtext, "b not ready") != NULL &&
+		      strstr(logtext, "password authentication failed") != NULL,
+		  "details not logged: %s", logtext);
 	apphost_status_set_ready("b", false, ": only details");
 	r = ops_http(port, "/readyz", NULL);
 	cr_expect_str_eq(r.body, "b: not ready\n");
