@@ -125,9 +125,10 @@ static void bad_value(const char *key, const char *value, const char *why)
 }
 
 /*
- * A URL or DSN that does not parse: nothing of its text is shown, since a
- * malformed one cannot be told apart from its password ("redis:/:pw@h").
- * `why` is the parser's fixed reason, which quotes nothing of it.
+ * A URL or DSN that does not parse, shown as its own module allows
+ * (`shown`: at most host:port/db, or a "value withheld" note): a malformed
+ * one cannot be told apart from its password ("redis:/:pw@h"). `why` is
+ * the parser's fixed reason, which quotes nothing of it.
  */
 static void bad_secret(const char *key, const char *shown, const char *why)
 {
@@ -313,8 +314,10 @@ int main(int argc, char **argv)
 	v = get_or(cfg, "APPHOST_REDIS_URL", DEFAULT_REDIS_URL);
 	if (apphost_redis_pool_new(v, pool_size, &ctx.redis, err, sizeof(err)) <
 	    0) {
-		bad_secret("APPHOST_REDIS_URL", APPHOST_REDIS_URL_UNPARSABLE,
-			   err);
+		char shown[300];
+
+		apphost_redis_url_shown(v, shown, sizeof(shown));
+		bad_secret("APPHOST_REDIS_URL", shown, err);
 		goto out;
 	}
 	v = get_or(cfg, "APPHOST_POSTGRES_DSN", "");
