@@ -1007,5 +1007,11 @@ Test(failover, redis_sentinel_and_postgres_standby, .init = setup,
 	cr_log_info("%lu entries written", W.written);
 	check_final(primary, C.pg[1]);
 	cr_expect_eq(ap_log_count(C.log, "redis primary changed", NULL), 3);
+	/* One line per change of state, however many leases failed: at
+	 * most once for each of the two kills. */
+	size_t unknown = ap_log_count(C.log, "redis primary unknown", NULL);
+
+	cr_expect(unknown >= 1 && unknown <= 2, "%zu \"primary unknown\" lines",
+		  unknown);
 	apphost_redis_pool_free(pool);
 }

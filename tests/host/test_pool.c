@@ -724,6 +724,7 @@ Test(postgres, session_reset_when_the_lessee_changes)
 		     "(null)");
 	expect_value(a, "SELECT count(*) FROM pg_prepared_statements", "0");
 	expect_value(a, "SHOW application_name", "apphost");
+	expect_value(a, "SHOW client_encoding", "UTF8"); /* kept by RESET */
 	apphost_pg_pool_release(p, a, "beta", false);
 	apphost_pg_pool_free(p);
 }
