@@ -159,6 +159,23 @@ bool mem_store_set_status(mem_store *s, const char *game_id, const char *status)
 	return true;
 }
 
+bool mem_store_delete(mem_store *s, const char *game_id)
+{
+	size_t len = strlen(game_id);
+	row_node **p = &s->buckets[hash_n(game_id, len) % s->nbuckets];
+	for (; *p != NULL; p = &(*p)->next) {
+		row_node *r = *p;
+		if (r->len == len && memcmp(r->game_id, game_id, len) == 0) {
+			*p = r->next;
+			free(r->game_id);
+			free(r);
+			s->nrows--;
+			return true;
+		}
+	}
+	return false;
+}
+
 bool mem_store_get_n(mem_store *s, const char *game_id, size_t len, he_row *out)
 {
 	row_node *r = find(s, game_id, len);

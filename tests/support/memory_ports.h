@@ -35,6 +35,8 @@ int mem_store_put_n(mem_store *s, const char *game_id, size_t len,
 /* Set only the status of an existing row; false when there is none. */
 bool mem_store_set_status(mem_store *s, const char *game_id,
 			  const char *status);
+/* Delete a row (never inside an apply); false when there is none. */
+bool mem_store_delete(mem_store *s, const char *game_id);
 /* Copy a row out; false when there is none. */
 bool mem_store_get(mem_store *s, const char *game_id, he_row *out);
 bool mem_store_get_n(mem_store *s, const char *game_id, size_t len,

@@ -28,14 +28,15 @@
 #include <string.h>
 
 #define FINISHED	"finished"
+#define STOPPED		"stopped"
 #define LOG_GAME_ID_MAX (HE_GAME_ID_MAX * 4 + 8)
 #define LOG_ID_MAX	64 /* bytes of an entry id echoed */
 
 /* What the last published summary of an entry's game is, in the batch. */
 enum last_kind {
 	LAST_CACHE, /* as in the dedupe cache */
-	LAST_NONE,  /* none (dropped in this batch: finished) */
-	LAST_ROW,   /* results[last_op].row.engine_health */
+	LAST_NONE, /* none (dropped in this batch: finished, stopped, no row) */
+	LAST_ROW,  /* results[last_op].row.engine_health */
 };
 
 typedef struct item {
@@ -44,7 +45,7 @@ typedef struct item {
 	int32_t prev; /* earlier decodable item of the same game, or -1 */
 	bool invalid; /* the transition check refused the CAS */
 	bool publish;
-	bool finished;
+	bool finished;	    /* row finished, stopped or gone: drop the game */
 	uint8_t last_after; /* enum last_kind after this entry */
 	int32_t last_op;    /* for LAST_ROW */
 	char *reason;	    /* dead letter reason (malloc) until moved */
@@ -290,8 +291,12 @@ static int decide(he_core *c, size_t n)
 
 		it->last_after = before;
 		it->last_op = before_op;
-		if (r->outcome == HE_APPLY_NOT_FOUND)
+		if (r->outcome == HE_APPLY_NOT_FOUND) {
+			/* The row is gone (or never was): forget the game. */
+			it->finished = true;
+			it->last_after = LAST_NONE;
 			continue;
+		}
 		/* Bound the row's strings: the store is outside our control. */
 		he_mutation_result *w = &c->results[it->op];
 		w->row.status[HE_STATUS_MAX - 1] = '\0';
@@ -310,7 +315,8 @@ static int decide(he_core *c, size_t n)
 			it->last_after = LAST_ROW;
 			it->last_op = it->op;
 		}
-		it->finished = strcmp(r->row.status, FINISHED) == 0;
+		it->finished = strcmp(r->row.status, FINISHED) == 0 ||
+			       strcmp(r->row.status, STOPPED) == 0;
 		if (it->finished)
 			it->last_after = LAST_NONE;
 	}
