@@ -72,6 +72,7 @@ void he_redis_stream_close(he_redis_stream *s)
 	free(s->lens);
 	free(s->argv);
 	free(s->argvlen);
+	he_dead_fields_free(&s->dead);
 	s->entries = NULL;
 	s->items = NULL;
 	s->lens = NULL;
@@ -387,25 +388,18 @@ static int append_snapshot(he_redis_stream *s, const he_snapshot_msg *m)
 		   : HE_ENOMEM;
 }
 
-/* A dead letter: the original fields (paired up), source_id, reason. */
+/* A dead letter: the entry's fields and ours (he_deadletter.h). */
 static int append_dead(he_redis_stream *s, const he_dead_letter *d)
 {
-	const he_stream_entry *e = d->entry;
 	int argc = 0;
-	if (argv_reserve(s, e->nitems + 8) < 0)
+	if (he_dead_fields_build(&s->dead, d->entry, d->reason) < 0 ||
+	    argv_reserve(s, s->dead.n + 3) < 0)
 		return HE_ENOMEM;
 	ARGZ("XADD");
 	ARGZ(s->cfg->dead_stream);
 	ARGZ("*");
-	for (size_t i = 0; i < e->nitems; i++)
-		ARG(e->items[i], e->lens[i]);
-	if (e->nitems % 2)
-		ARG("",
-		    0); /* a field without its value: give it an empty one */
-	ARGZ("source_id");
-	ARGZ(e->id);
-	ARGZ("reason");
-	ARGZ(d->reason);
+	for (size_t i = 0; i < s->dead.n; i++)
+		ARG(s->dead.items[i].p, s->dead.items[i].len);
 	return redisAppendCommandArgv(s->c, argc, s->argv, s->argvlen) ==
 		       REDIS_OK
 		   ? HE_OK

@@ -8,6 +8,7 @@
 #define HE_STREAM_REDIS_H
 
 #include "config.h"
+#include "he_deadletter.h"
 #include "ports.h"
 
 #include <apphost/component.h>
@@ -28,6 +29,7 @@ typedef struct he_redis_stream {
 	const char **argv; /* commit scratch */
 	size_t *argvlen;
 	size_t argv_cap;
+	he_dead_fields dead; /* commit scratch: one dead letter's fields */
 } he_redis_stream;
 
 /* An XREAD id, split for comparisons. */

@@ -23,7 +23,7 @@ TestSuite(faults_malformed, .init = fx_setup, .fini = fx_teardown,
 /* XADD F.keys.stream * with binary-safe items; returns the id (static). */
 static const char *xadd_raw(int nitems, const char **items, const size_t *lens)
 {
-	static char id[8][32];
+	static char id[16][32];
 	static int k;
 	const char *argv[16] = {"XADD", F.keys.stream, "*"};
 	size_t argvlen[16] = {4, strlen(F.keys.stream), 1};
@@ -34,7 +34,7 @@ static const char *xadd_raw(int nitems, const char **items, const size_t *lens)
 	redisReply *r = redisCommandArgv(F.redis, 3 + nitems, argv, argvlen);
 	cr_assert(r && r->type == REDIS_REPLY_STRING, "XADD: %s",
 		  r && r->str ? r->str : F.redis->errstr);
-	char *out = id[k++ % 8];
+	char *out = id[k++ % 16];
 	snprintf(out, 32, "%s", r->str);
 	freeReplyObject(r);
 	return out;
@@ -58,6 +58,7 @@ Test(faults_malformed, each_form_is_dead_lettered_and_the_offset_moves_on)
 	    "empty game_id",
 	    "game_id longer than 256",
 	    "duplicate field game_id",
+	    "missing event_type",
 	};
 	enum { FORMS = sizeof(want) / sizeof(want[0]) };
 	const char *ids[FORMS];
@@ -86,6 +87,11 @@ Test(faults_malformed, each_form_is_dead_lettered_and_the_offset_moves_on)
 			  (const char *[]){"game_id", g, "game_id", "x",
 					   "event_type", "probe_failed"},
 			  NULL);
+	/* Fields of the consumer's names: kept, renamed, never doubled. */
+	ids[8] = xadd_raw(6,
+			  (const char *[]){"game_id", g, "reason", "spoofed",
+					   "source_id", "0-1"},
+			  NULL);
 	fx_entry good = {0, 3, ""};
 	fx_write_entries(&good, 1);
 	free(big);
@@ -103,9 +109,28 @@ Test(faults_malformed, each_form_is_dead_lettered_and_the_offset_moves_on)
 		const char *src = th_field(d->element[i], "source_id");
 		cr_expect(src && strcmp(src, ids[i]) == 0, "source_id %zu", i);
 	}
-	/* The 1 MiB value travels to the dead letter whole. */
+	/* An oversized entry travels cut to its first KiB, with its sizes. */
 	const char *details = th_field(d->element[3], "details");
-	cr_expect(details && strlen(details) == mib, "1 MiB value kept");
+	cr_expect(details && strlen(details) > 900 && strlen(details) < 1024,
+		  "1 MiB value cut to the head: %zu bytes",
+		  details ? strlen(details) : 0);
+	char bytes[32];
+	snprintf(bytes, sizeof(bytes), "%zu",
+		 7 + strlen(g) + 10 + 12 + 7 + mib);
+	cr_expect_str_eq(th_field(d->element[3], "entry_bytes"), bytes);
+	cr_expect_str_eq(th_field(d->element[3], "entry_fields"), "3");
+	cr_expect_null(th_field(d->element[2], "entry_bytes"),
+		       "a small entry is kept whole");
+	const redisReply *sp = d->element[8]->element[1];
+	size_t reasons = 0, sources = 0;
+	for (size_t i = 0; i + 1 < sp->elements; i += 2) {
+		reasons += strcmp(sp->element[i]->str, "reason") == 0;
+		sources += strcmp(sp->element[i]->str, "source_id") == 0;
+	}
+	cr_expect_eq(reasons, 1, "one reason field, the consumer's");
+	cr_expect_eq(sources, 1, "one source_id field, the consumer's");
+	cr_expect_str_eq(th_field(d->element[8], "orig_reason"), "spoofed");
+	cr_expect_str_eq(th_field(d->element[8], "orig_source_id"), "0-1");
 	freeReplyObject(d);
 	cr_expect_eq(ap_log_count(F.log, "warn", "dead", NULL), FORMS,
 		     "one warning per dead letter (log: %s)", F.log);

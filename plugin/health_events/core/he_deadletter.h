@@ -1,0 +1,54 @@
+/*
+ * he_deadletter.h -- the fields of one dead letter, as the stream adapter
+ * XADDs them. No I/O; the builder is used by one thread at a time.
+ *
+ * A dead letter is the entry's own fields, then the consumer's:
+ * `source_id` (the input entry id) and `reason`. The consumer's names are
+ * reserved: an entry field named `source_id`, `reason`, `entry_fields` or
+ * `entry_bytes`, or whose name starts with `orig_`, is kept as `orig_`
+ * followed by its name (so `reason` -> `orig_reason`, `orig_x` ->
+ * `orig_orig_x`: one `orig_` off gives the entry's name back). A reader
+ * can trust that the consumer's fields are the only ones of their names.
+ *
+ * An oversized entry (he_entry_oversized) is never copied whole: its
+ * first HE_DEAD_HEAD_MAX bytes of names and values (the field where the
+ * cut falls is cut, values binary as they came), then `entry_fields` (its
+ * number of fields) and `entry_bytes` (its bytes of names and values),
+ * then `source_id` and `reason`.
+ *
+ * Private to plugin/health_events and its tests.
+ */
+#ifndef HE_DEADLETTER_H
+#define HE_DEADLETTER_H
+
+#include "ports.h"
+
+#define HE_DEAD_HEAD_MAX 1024 /* bytes of an oversized entry kept */
+#define HE_DEAD_ESCAPE	 "orig_"
+
+/* One name or value: borrowed from the entry, or in the builder. */
+typedef struct he_dead_item {
+	const char *p;
+	size_t len;
+} he_dead_item;
+
+/* Reusable scratch; zero-initialise, free with he_dead_fields_free. */
+typedef struct he_dead_fields {
+	he_dead_item *items; /* items[0..n): name, value, name, value... */
+	size_t n, cap;
+	char *buf; /* escaped names and numbers */
+	size_t buf_cap;
+} he_dead_fields;
+
+/*
+ * Fill *f with the dead letter of entry `e` (`reason` NUL-terminated):
+ * an even number of items, borrowing from `e`, `reason` and f's own
+ * buffer; valid until the next build or free. 0 or HE_ENOMEM.
+ */
+int he_dead_fields_build(he_dead_fields *f, const he_stream_entry *e,
+			 const char *reason);
+
+/* Free the scratch and zero it; NULL is a no-op. */
+void he_dead_fields_free(he_dead_fields *f);
+
+#endif /* HE_DEADLETTER_H */
