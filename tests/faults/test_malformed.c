@@ -200,3 +200,95 @@ Test(faults_malformed, odd_field_count_through_core_and_real_commit)
 	mem_store_free(store);
 	rs_free(rs);
 }
+
+/* VmHWM (peak RSS) of a running process, in bytes; 0 if unreadable. */
+static size_t peak_rss(pid_t pid)
+{
+	char path[64], line[256];
+	size_t kib = 0;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmHWM: %zu kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib * 1024;
+}
+
+/*
+ * A backlog of 48 entries of 2 MiB and 8 of 50,000 fields: each is
+ * dead-lettered cut down, the offset moves past them, and apphost's peak
+ * RSS stays within 96 MiB (XREAD COUNT 256 of them would hold it all).
+ */
+Test(faults_malformed, large_entries_keep_memory_bounded)
+{
+	enum { BIG = 48, WIDE = 8, FIELDS = 50000 };
+	mgame model[1];
+	fx_insert_games(1, false, model);
+	const char *g = fx_game(0);
+	size_t vlen = 2 << 20;
+	char *big = malloc(vlen);
+	memset(big, 'v', vlen);
+	const char *argv[3 + 2 * FIELDS + 4] = {"XADD", F.keys.stream, "*"};
+	size_t lens[3 + 2 * FIELDS + 4] = {4, strlen(F.keys.stream), 1};
+	const char *head[] = {"game_id", g, "event_type", "probe_failed"};
+	for (int k = 0; k < 4; k++) {
+		argv[3 + k] = head[k];
+		lens[3 + k] = strlen(head[k]);
+	}
+	argv[7] = "details";
+	lens[7] = 7;
+	argv[8] = big;
+	lens[8] = vlen;
+	for (int i = 0; i < BIG; i++)
+		cr_assert_eq(redisAppendCommandArgv(F.redis, 9, argv, lens),
+			     REDIS_OK);
+	for (int i = 0; i < 2 * FIELDS; i++) {
+		argv[7 + i] = i % 2 ? "value" : "field";
+		lens[7 + i] = 5;
+	}
+	for (int i = 0; i < WIDE; i++)
+		cr_assert_eq(
+		    redisAppendCommandArgv(F.redis, 7 + 2 * FIELDS, argv, lens),
+		    REDIS_OK);
+	for (int i = 0; i < BIG + WIDE; i++) {
+		redisReply *r;
+		cr_assert_eq(redisGetReply(F.redis, (void **)&r), REDIS_OK);
+		cr_assert_eq(r->type, REDIS_REPLY_STRING, "XADD: %s",
+			     r->type == REDIS_REPLY_ERROR ? r->str : "?");
+		freeReplyObject(r);
+	}
+	free(big);
+	fx_entry good = {0, 3, ""};
+	fx_write_entries(&good, 1);
+
+	pid_t pid = fx_spawn(NULL);
+	cr_assert(th_wait_offset(F.redis, F.keys.offset_key, good.id, 60000),
+		  "the offset moves past the large entries (log: %s)", F.log);
+	size_t hwm = peak_rss(pid);
+	cr_expect_eq(fx_terminate(pid, 15000, NULL), 0);
+
+	redisReply *d = th_xrange(F.redis, F.keys.dead);
+	cr_assert_eq(d->elements, BIG + WIDE, "each dead-lettered");
+	for (size_t i = 0; i < d->elements; i++) {
+		const char *r = th_field(d->element[i], "reason");
+		cr_expect(r && strstr(r, i < BIG ? "field details longer"
+						 : "entry has 50002 fields"),
+			  "reason %zu: %s", i, r ? r : "(none)");
+		cr_expect_not_null(th_field(d->element[i], "entry_bytes"));
+		cr_expect_lt(d->element[i]->element[1]->elements, 400,
+			     "dead letter %zu cut down", i);
+	}
+	freeReplyObject(d);
+	freeReplyObject(
+	    th_cmd(F.redis, "DEL", F.keys.stream, F.keys.dead, NULL));
+	(void)model_apply(&model[0], good.ev);
+	fx_expect_rows(model, 1);
+#ifndef __SANITIZE_ADDRESS__ /* ASan's quarantine keeps freed memory */
+	cr_expect_leq(hwm, 96u << 20, "apphost peak RSS %zu MiB", hwm >> 20);
+#else
+	(void)hwm;
+#endif
+}
