@@ -74,6 +74,20 @@ static int fail(he_pg_store *s, const char *what, PGresult *res)
 	set_err(s, what, res);
 	const char *state =
 	    res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	/* Classes 22 (data exception) and 23 (integrity constraint): the
+	 * data is refused whatever the retry. Keep the primary message only
+	 * (no DETAIL or CONTEXT), on one line, for the dead letter. */
+	bool data = state && (strncmp(state, "22", 2) == 0 ||
+			      strncmp(state, "23", 2) == 0);
+	if (data) {
+		const char *m =
+		    PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+		snprintf(s->refusal, sizeof(s->refusal), "SQLSTATE %.5s: %s",
+			 state, m ? m : "");
+		for (char *p = s->refusal; *p; p++)
+			if (*p == '\n' || *p == '\r')
+				*p = ' ';
+	}
 	PQclear(res);
 	bool lost = PQstatus(s->conn) != CONNECTION_OK ||
 		    (state && strncmp(state, "08", 2) == 0) ||
@@ -82,7 +96,7 @@ static int fail(he_pg_store *s, const char *what, PGresult *res)
 		drop(s, true);
 		return HE_ECONN;
 	}
-	return HE_EIO;
+	return data ? HE_EDATA : HE_EIO;
 }
 
 static uint64_t mono_ns(void)
@@ -307,6 +321,7 @@ static int apply(void *ctx, const he_mutation *ops, size_t n,
 		 he_mutation_result *results)
 {
 	he_pg_store *s = ctx;
+	s->refusal[0] = '\0';
 	if (n == 0)
 		return HE_OK;
 	int r = build_arrays(s, ops, n);
@@ -327,7 +342,12 @@ static int apply(void *ctx, const he_mutation *ops, size_t n,
 	return r;
 }
 
+static const char *refusal(void *ctx)
+{
+	return ((he_pg_store *)ctx)->refusal;
+}
+
 he_record_store he_pg_store_port(he_pg_store *s)
 {
-	return (he_record_store){.ctx = s, .apply = apply};
+	return (he_record_store){.ctx = s, .apply = apply, .refusal = refusal};
 }

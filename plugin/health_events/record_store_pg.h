@@ -15,8 +15,9 @@ typedef struct he_pg_store {
 	const apphost_services *svc;
 	struct pg_conn *conn; /* leased lazily, NULL when not held */
 	const atomic_bool
-	    *abort_flag; /* set: stop waiting on a silent server */
-	char err[256];	 /* text of the last error, for the caller's log */
+	    *abort_flag;   /* set: stop waiting on a silent server */
+	char err[256];	   /* text of the last error, for the caller's log */
+	char refusal[160]; /* after HE_EDATA: SQLSTATE and primary message */
 	/* array-literal scratch buffers, reused across batches */
 	char *buf[4];
 	size_t cap[4];

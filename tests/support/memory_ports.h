@@ -53,6 +53,13 @@ void mem_store_fail(mem_store *s, int code);
 void mem_store_fail_after(mem_store *s, int k, int code);
 
 /*
+ * Every apply holding an op on game_id (up to 8 games) rolls back and
+ * fails with `code` (HE_EDATA: a data error; refusal() then names the
+ * game, on two lines).
+ */
+void mem_store_refuse(mem_store *s, const char *game_id, int code);
+
+/*
  * A concurrent flow. `before_apply` runs at the start of every apply
  * (op == NULL, index == -1); `on_conflict` runs for a status op whose
  * CAS check just failed, before the health-only fallback writes and the

@@ -17,6 +17,7 @@ const char *he_strerror(int code)
 	case HE_EPROTO: return "protocol error";
 	case HE_ENOENT: return "not found";
 	case HE_EREFUSED: return "refused by server";
+	case HE_EDATA: return "data refused by the store";
 	default: return "unknown error";
 	}
 }

@@ -26,7 +26,9 @@ enum {
 	HE_ENOTSUP = -7,
 	HE_EPROTO = -8,	  /* server answered something unexpected */
 	HE_ENOENT = -20,  /* no such key (offset not saved yet) */
-	HE_EREFUSED = -21 /* server refused the command (e.g. WRONGTYPE) */
+	HE_EREFUSED = -21, /* server refused the command (e.g. WRONGTYPE) */
+	HE_EDATA = -22	   /* the store refuses the data itself (SQLSTATE
+			    * classes 22, 23): retrying cannot help */
 };
 /* Text for an HE_E* code. Static string; any thread. */
 const char *he_strerror(int code);
@@ -101,12 +103,19 @@ typedef struct he_mutation_result {
  * NOT_FOUND. results[i].row is the row as stored right after op i (a
  * later op on the same game in the same batch sees op i's effect).
  * Returns 0, or a negative HE_E* code when nothing was applied (the
- * caller retries the same ops later). Called from one thread at a time.
+ * caller retries the same ops later). HE_EDATA: the data of some op is
+ * refused whatever the retry (the caller splits the batch to find it).
+ * Called from one thread at a time.
+ *
+ * refusal (may be NULL): after HE_EDATA, a short one-line text of why,
+ * safe to put in a dead letter (no connection details); owned by the
+ * store, valid until its next apply.
  */
 typedef struct he_record_store {
 	void *ctx;
 	int (*apply)(void *ctx, const he_mutation *ops, size_t n,
 		     he_mutation_result *results);
+	const char *(*refusal)(void *ctx);
 } he_record_store;
 
 /* ---- what a processed batch produces ----------------------------------- */
