@@ -221,8 +221,10 @@ typedef struct apphost_services {
 	 * Report readiness for /readyz. A running component that never
 	 * calls this counts as ready; once it calls, the last report stands
 	 * (ready=false with a short plain-text `reason`, copied, e.g.
-	 * "postgres unreachable: connection refused"; no secrets). Call it
-	 * on changes, not per entry. Any thread, from init on.
+	 * "postgres unreachable: connection refused"; no secrets; with
+	 * ready=true a non-empty `reason` is a note /readyz shows, e.g.
+	 * "standby"). Call it on changes, not per entry. Any thread, from
+	 * init on.
 	 */
 	void (*set_ready)(void *host, bool ready, const char *reason);
 } apphost_services;

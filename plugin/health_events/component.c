@@ -54,7 +54,7 @@ APPHOST_EXPORT int apphost_component_export(void *state, void **buf,
 APPHOST_EXPORT int apphost_component_import(void *state, const void *buf,
 					    size_t len)
 {
-	return he_core_import(he_consumer_core(state), buf, len) == HE_OK
+	return he_consumer_import(state, buf, len) == HE_OK
 		   ? APPHOST_OK
 		   : APPHOST_EINVAL;
 }

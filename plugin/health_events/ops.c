@@ -133,7 +133,7 @@ void he_ops_ready(he_ops *o, bool ready, const char *reason)
 {
 	if (!o->svc)
 		return;
-	if (!reason || ready)
+	if (!reason)
 		reason = "";
 	if (o->ready == (int)ready && strcmp(o->reason, reason) == 0)
 		return;

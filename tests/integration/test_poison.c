@@ -106,6 +106,18 @@ Test(poison, refused_entries_are_dead_lettered_and_the_rest_applies)
 
 	he_pg_store st;
 	he_pg_store_init(&st, rs_services(rs));
+	/* every apply of the split carries this holder's epoch */
+	const char *lp[] = {u, "test", "poison", "60000", "0"};
+	PGresult *lr = PQexecParams(pg,
+				    "SELECT o_epoch FROM health_events_lease("
+				    "$1, $2, $3, $4::integer, $5::bigint)",
+				    5, NULL, lp, NULL, NULL, 0);
+	cr_assert_eq(PQresultStatus(lr), PGRES_TUPLES_OK, "%s",
+		     PQresultErrorMessage(lr));
+	unsigned long long epoch = strtoull(PQgetvalue(lr, 0, 0), NULL, 10);
+	PQclear(lr);
+	cr_assert_gt(epoch, 0);
+	he_pg_store_set_fence(&st, u, epoch);
 	he_record_store store = he_pg_store_port(&st);
 	he_core *core;
 	cr_assert_eq(he_core_new(NULL, &core), 0);
@@ -144,8 +156,10 @@ Test(poison, refused_entries_are_dead_lettered_and_the_rest_applies)
 	snprintf(cfg.lobby_stream, sizeof(cfg.lobby_stream), "%s:lobby", u);
 	snprintf(cfg.dead_stream, sizeof(cfg.dead_stream), "%s:dead", u);
 	snprintf(cfg.offset_key, sizeof(cfg.offset_key), "%s:off", u);
+	snprintf(cfg.fence_key, sizeof(cfg.fence_key), "%s:fence", u);
 	he_redis_stream s;
 	he_redis_stream_init(&s, rs_services(rs), &cfg);
+	he_redis_stream_set_epoch(&s, epoch);
 	he_stream_port port = he_redis_stream_port(&s);
 	cr_assert_eq(port.commit(port.ctx, &box), 0, "%s", s.err);
 	redisReply *d = th_xrange(redis, cfg.dead_stream);
@@ -170,6 +184,22 @@ Test(poison, refused_entries_are_dead_lettered_and_the_rest_applies)
 	cr_assert_eq(r, HE_EIO, "%s", he_strerror(r));
 	cr_assert_eq(box.ndead, 0);
 	cr_assert_eq(box.nsnapshots, 0);
+
+	/* fenced mid-split: fenced, never a refusal */
+	th_sql(pg, "DELETE FROM he_test_refusals WHERE game_id = $1",
+	       b.games[30], NULL);
+	th_sql(pg,
+	       "UPDATE health_events_leader SET expires_at = now() - "
+	       "interval '1 hour' WHERE name = $1",
+	       u, NULL);
+	const char *lp2[] = {u, "test", "newer", "60000", "0"};
+	PQclear(PQexecParams(pg,
+			     "SELECT o_epoch FROM health_events_lease($1, $2, "
+			     "$3, $4::integer, $5::bigint)",
+			     5, NULL, lp2, NULL, NULL, 0));
+	r = he_core_process(core, b.e, N, &store, &box, rep);
+	cr_assert_eq(r, HE_EFENCED, "%s", he_strerror(r));
+	cr_assert_eq(box.ndead, 0);
 
 	he_outbox_free(&box);
 	he_core_free(core);

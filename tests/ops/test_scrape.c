@@ -259,3 +259,44 @@ Test(scrape, readyz_503_while_postgres_is_stopped, .fini = stop_private)
 	cr_expect_eq(ap_terminate(pid), 0, "SIGTERM exits 0 (log: %s)",
 		     logfile);
 }
+
+/* Two instances on one stream: the leader and the standby both ready. */
+Test(scrape, leader_and_standby_are_ready_and_say_which)
+{
+	redisContext *redis;
+	PGconn *pg;
+	rs_connect(&redis, &pg);
+	int port[2];
+	pid_t pid[2];
+	char log2[300];
+	port[0] = setup_env(getenv("APPHOST_REDIS_URL"),
+			    getenv("APPHOST_POSTGRES_DSN"), NULL);
+	pid[0] = ap_spawn_he(&K, logfile, env);
+	cr_assert(ops_wait_status(port[0], "/readyz", 200, 20000),
+		  "first instance ready (log: %s)", logfile);
+	/* the second: same keys, its own port */
+	port[1] = ops_free_port();
+	snprintf(env_buf[0], sizeof(env_buf[0]),
+		 "APPHOST_HTTP_ADDR=127.0.0.1:%d", port[1]);
+	snprintf(log2, sizeof(log2), "%s.2", logfile);
+	pid[1] = ap_spawn_he(&K, log2, env);
+	cr_assert(ops_wait_status(port[1], "/readyz", 200, 20000),
+		  "a standby is ready too (log: %s)", log2);
+
+	ops_resp r = ops_http(port[1], "/readyz", NULL);
+	cr_expect(strstr(r.body, "health_events: standby"), "standby: %s",
+		  r.body);
+	ops_resp_free(&r);
+	r = ops_http(port[0], "/readyz", NULL);
+	cr_expect(strstr(r.body, "health_events: leader"), "leader: %s",
+		  r.body);
+	ops_resp_free(&r);
+	cr_expect_eq(metric(port[0], "health_events_leader"), 1);
+	cr_expect_eq(metric(port[1], "health_events_leader"), 0);
+	cr_expect_geq(metric(port[0], "health_events_leader_epoch"), 1);
+	cr_expect_eq(metric(port[0], "health_events_leadership_changes_total"),
+		     1);
+	for (int i = 0; i < 2; i++)
+		cr_expect_eq(ap_terminate(pid[i]), 0);
+	rs_disconnect(&redis, &pg);
+}

@@ -161,3 +161,33 @@ Test(poison, a_batch_of_refused_entries)
 		cr_assert_eq(fx.reps[i].outcome, HE_ENTRY_DEAD_LETTERED);
 	cr_assert_str_eq(fx.box.last_id, "300-5");
 }
+
+/* The second apply of a split finds a newer leader: fenced, no refusal. */
+static void fence_after_first(mem_store *s, const he_mutation *op, long index,
+			      void *ud)
+{
+	(void)op;
+	(void)index;
+	(void)ud;
+	if (mem_store_apply_calls(s) == 2)
+		mem_store_fail(s, HE_EFENCED);
+}
+
+Test(poison, fenced_while_splitting_is_fenced)
+{
+	batch b;
+
+	mem_store_put(fx.ms, "g1", "running", "", 1);
+	mem_store_put(fx.ms, "bad", "running", "", 1);
+	mem_store_refuse(fx.ms, "bad", HE_EDATA);
+	mem_store_set_before_apply(fx.ms, fence_after_first, NULL);
+	b_init(&b, 300);
+	b_add(&b, "g1", "container_oom");
+	b_add(&b, "bad", "container_oom");
+	b_add(&b, "g1", "probe_failed");
+	cr_assert_eq(fx_run(&b), HE_EFENCED);
+	cr_assert_eq(mem_store_apply_calls(fx.ms), 2);
+	cr_assert_eq(fx.box.ndead, 0, "nothing dead-lettered");
+	cr_assert_eq(fx.box.nsnapshots, 0);
+	cr_assert_eq(he_core_cache_size(fx.core), 0);
+}

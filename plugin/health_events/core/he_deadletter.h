@@ -1,5 +1,5 @@
 /*
- * he_deadletter.h -- the fields of one dead letter, as the stream adapter
+ * he_deadletter.h -- the fields of dead letters, as the stream adapter
  * XADDs them. No I/O; the builder is used by one thread at a time.
  *
  * A dead letter is the entry's own fields, then the consumer's:
@@ -32,19 +32,41 @@ typedef struct he_dead_item {
 	size_t len;
 } he_dead_item;
 
-/* Reusable scratch; zero-initialise, free with he_dead_fields_free. */
+/*
+ * The fields of the dead letters of one commit: items[0..n) is every
+ * letter's name, value, name, value..., letter k from starts[k]. Reusable
+ * scratch; zero-initialise, free with he_dead_fields_free.
+ */
 typedef struct he_dead_fields {
-	he_dead_item *items; /* items[0..n): name, value, name, value... */
+	he_dead_item *items;
 	size_t n, cap;
-	char *buf; /* escaped names and numbers */
-	size_t buf_cap;
+	size_t *off; /* per item: its offset in buf, or SIZE_MAX: borrowed */
+	size_t off_cap;
+	size_t *starts; /* first item of each letter */
+	size_t nletters, starts_cap;
+	char *buf; /* escaped names and numbers of every letter */
+	size_t buf_len, buf_cap;
 } he_dead_fields;
 
+/* Forget every letter (keeps the scratch). */
+void he_dead_fields_reset(he_dead_fields *f);
+
 /*
- * Fill *f with the dead letter of entry `e` (`reason` NUL-terminated):
- * an even number of items, borrowing from `e`, `reason` and f's own
- * buffer; valid until the next build or free. 0 or HE_ENOMEM.
+ * Append the dead letter of entry `e` (`reason` NUL-terminated): an even
+ * number of items, borrowing from `e` and `reason`. 0 or HE_ENOMEM
+ * (nothing appended).
  */
+int he_dead_fields_add(he_dead_fields *f, const he_stream_entry *e,
+		       const char *reason);
+
+/*
+ * Letter k (< f->nletters): its items and their count. Valid until the
+ * next add, reset or free.
+ */
+void he_dead_fields_letter(he_dead_fields *f, size_t k,
+			   const he_dead_item **items, size_t *n);
+
+/* reset + add: one letter, in f->items[0..f->n). 0 or HE_ENOMEM. */
 int he_dead_fields_build(he_dead_fields *f, const he_stream_entry *e,
 			 const char *reason);
 

@@ -17,6 +17,8 @@ const char *he_strerror(int code)
 	case HE_EPROTO: return "protocol error";
 	case HE_ENOENT: return "not found";
 	case HE_EREFUSED: return "refused by server";
+	case HE_EFENCED: return "fenced by a newer leader";
+	case HE_EMOVED: return "saved offset moved";
 	case HE_EDATA: return "data refused by the store";
 	default: return "unknown error";
 	}
