@@ -43,17 +43,7 @@ TestSuite(pg_store, .init = setup, .fini = teardown);
 static unsigned long long take_lease(he_pg_store *st, const char *name,
 				     const char *token)
 {
-	PGresult *res;
-	const char *p[] = {name, "test", token, "60000", "0"};
-	res = PQexecParams(pg,
-			   "SELECT o_epoch FROM health_events_lease($1, $2, "
-			   "$3, $4::integer, $5::bigint)",
-			   5, NULL, p, NULL, NULL, 0);
-	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s",
-		     PQresultErrorMessage(res));
-	unsigned long long e = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
-	PQclear(res);
-	cr_assert_gt(e, 0, "lease %s not taken", name);
+	unsigned long long e = th_take_lease(pg, name, token);
 	if (st)
 		he_pg_store_set_fence(st, name, e);
 	return e;

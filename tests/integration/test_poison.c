@@ -107,16 +107,7 @@ Test(poison, refused_entries_are_dead_lettered_and_the_rest_applies)
 	he_pg_store st;
 	he_pg_store_init(&st, rs_services(rs));
 	/* every apply of the split carries this holder's epoch */
-	const char *lp[] = {u, "test", "poison", "60000", "0"};
-	PGresult *lr = PQexecParams(pg,
-				    "SELECT o_epoch FROM health_events_lease("
-				    "$1, $2, $3, $4::integer, $5::bigint)",
-				    5, NULL, lp, NULL, NULL, 0);
-	cr_assert_eq(PQresultStatus(lr), PGRES_TUPLES_OK, "%s",
-		     PQresultErrorMessage(lr));
-	unsigned long long epoch = strtoull(PQgetvalue(lr, 0, 0), NULL, 10);
-	PQclear(lr);
-	cr_assert_gt(epoch, 0);
+	unsigned long long epoch = th_take_lease(pg, u, "poison");
 	he_pg_store_set_fence(&st, u, epoch);
 	he_record_store store = he_pg_store_port(&st);
 	he_core *core;
@@ -192,11 +183,7 @@ Test(poison, refused_entries_are_dead_lettered_and_the_rest_applies)
 	       "UPDATE health_events_leader SET expires_at = now() - "
 	       "interval '1 hour' WHERE name = $1",
 	       u, NULL);
-	const char *lp2[] = {u, "test", "newer", "60000", "0"};
-	PQclear(PQexecParams(pg,
-			     "SELECT o_epoch FROM health_events_lease($1, $2, "
-			     "$3, $4::integer, $5::bigint)",
-			     5, NULL, lp2, NULL, NULL, 0));
+	cr_assert_gt(th_take_lease(pg, u, "newer"), epoch);
 	r = he_core_process(core, b.e, N, &store, &box, rep);
 	cr_assert_eq(r, HE_EFENCED, "%s", he_strerror(r));
 	cr_assert_eq(box.ndead, 0);
