@@ -438,7 +438,15 @@ static uint64_t standby(he_consumer *c)
 			else
 				dep_ok(c, DEP_REDIS);
 		}
-		check_pg(c, now);
+		/*
+		 * A standby that cannot ask for the lease (PostgreSQL down, or
+		 * the lease functions missing) could never take over: that is
+		 * PostgreSQL failing, for readiness and the logs alike.
+		 */
+		if (he_leader_failing(c->leader))
+			dep_failed(c, DEP_PG, HE_ECONN, "lease calls failing");
+		else
+			check_pg(c, now);
 	}
 	return 0;
 }

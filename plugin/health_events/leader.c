@@ -37,7 +37,7 @@ struct he_leader {
 	uint64_t epoch;	      /* held epoch, 0: standby */
 	uint64_t valid_until; /* monotonic ns: writes stop after this */
 	uint64_t fenced;      /* the consumer's refused epoch, 0: none */
-	unsigned long long min_epoch; /* highest fence seen in Redis */
+	unsigned long long min_epoch; /* above the highest fence seen */
 	char holder_seen[256];	      /* the other holder, last poll */
 	bool failing;		      /* lease calls failing (logged once) */
 
@@ -152,7 +152,9 @@ static void acquired(he_leader *l, uint64_t epoch, uint64_t sent_ns)
 /* Leadership ends; returns true (the caller wakes the consumer). */
 static bool lost(he_leader *l, const char *reason)
 {
-	LOG(l, APPHOST_LOG_WARN, "leadership lost",
+	/* Stopping is the planned way to lose it; the others are news. */
+	LOG(l, strcmp(reason, "stopping") ? APPHOST_LOG_WARN : APPHOST_LOG_INFO,
+	    "leadership lost",
 	    "epoch=%llu instance=%s reason=%s", (unsigned long long)l->epoch,
 	    l->cfg->instance_id, reason);
 	l->epoch = 0;
@@ -337,6 +339,14 @@ uint64_t he_leader_wait(he_leader *l, const atomic_bool *stop,
 	return e;
 }
 
+bool he_leader_failing(he_leader *l)
+{
+	uv_mutex_lock(&l->mu);
+	bool f = l->failing;
+	uv_mutex_unlock(&l->mu);
+	return f;
+}
+
 void he_leader_kick(he_leader *l)
 {
 	uv_mutex_lock(&l->mu);
@@ -348,8 +358,9 @@ void he_leader_fenced(he_leader *l, uint64_t epoch, unsigned long long fence)
 {
 	uv_mutex_lock(&l->mu);
 	metric_add(l, l->m_fenced);
-	if (fence > l->min_epoch)
-		l->min_epoch = fence;
+	/* Strictly above: someone may still write with the fence's epoch. */
+	if (fence && fence + 1 > l->min_epoch)
+		l->min_epoch = fence + 1;
 	if (l->epoch == epoch)
 		l->fenced = epoch;
 	uv_cond_broadcast(&l->cv);

@@ -53,6 +53,13 @@ uint64_t he_leader_epoch(he_leader *l);
 uint64_t he_leader_wait(he_leader *l, const atomic_bool *stop,
 			unsigned timeout_ms);
 
+/*
+ * Whether the last lease call failed (PostgreSQL down, or the lease
+ * functions missing: a migration not applied). A standby that cannot ask
+ * for the lease is not ready: it could never take over. Any thread.
+ */
+bool he_leader_failing(he_leader *l);
+
 /* Wake every he_leader_wait (the consumer is stopping). */
 void he_leader_kick(he_leader *l);
 

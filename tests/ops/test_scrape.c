@@ -251,11 +251,16 @@ Test(scrape, readyz_503_while_postgres_is_stopped, .fini = stop_private)
 	r = ops_http(port, "/healthz", NULL);
 	cr_expect_eq(r.status, 200, "alive while not ready");
 	ops_resp_free(&r);
+	/* it cannot renew: it stops writing and steps down by itself */
+	free(ap_wait_log(logfile, "\"renew_failed\"", 1, pid, 8000));
+	cr_expect_eq(metric(port, "health_events_leader"), 0);
 
 	services("start-postgres");
 	cr_expect(ops_wait_status(port, "/readyz", 200, 20000),
 		  "200 again after PostgreSQL is back (log: %s)", logfile);
 	cr_expect_geq(metric(port, "health_events_reconnects_total"), 1);
+	free(ap_wait_log(logfile, "leadership acquired", 2, pid, 10000));
+	cr_expect_eq(metric(port, "health_events_leader"), 1);
 	cr_expect_eq(ap_terminate(pid), 0, "SIGTERM exits 0 (log: %s)",
 		     logfile);
 }
@@ -298,5 +303,37 @@ Test(scrape, leader_and_standby_are_ready_and_say_which)
 		     1);
 	for (int i = 0; i < 2; i++)
 		cr_expect_eq(ap_terminate(pid[i]), 0);
+	rs_disconnect(&redis, &pg);
+}
+
+/* A database without the lease functions (migrations not applied): the
+ * instance could never lead, so it must not say it is ready. */
+Test(scrape, a_standby_that_cannot_ask_for_the_lease_is_not_ready)
+{
+	redisContext *redis;
+	PGconn *pg;
+	rs_connect(&redis, &pg);
+	char db[64], dsn[512];
+	snprintf(db, sizeof(db), "ops_nomig_%d", (int)getpid());
+	char sql[128];
+	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", db);
+	th_sql(pg, sql, NULL);
+	const char *base = getenv("APPHOST_POSTGRES_DSN");
+	const char *slash = strrchr(base, '/');
+	cr_assert_not_null(slash);
+	snprintf(dsn, sizeof(dsn), "%.*s/%s", (int)(slash - base), base, db);
+	int port = setup_env(getenv("APPHOST_REDIS_URL"), dsn, NULL);
+	pid_t pid = ap_spawn_he(&K, logfile, env);
+	free(ap_wait_log(logfile, "lease calls failing", 1, pid, 20000));
+	bool said = false;
+	for (int i = 0; i < 80 && !said; i++, usleep(100000)) {
+		ops_resp h = ops_http(port, "/readyz", NULL);
+		said = h.status == 503 && strstr(h.body, "lease calls");
+		ops_resp_free(&h);
+	}
+	cr_expect(said, "not ready without the lease (log: %s)", logfile);
+	cr_expect_eq(ap_terminate(pid), 0);
+	snprintf(sql, sizeof(sql), "DROP DATABASE %s", db);
+	th_sql(pg, sql, NULL);
 	rs_disconnect(&redis, &pg);
 }
