@@ -138,10 +138,9 @@ static PGresult *await(he_pg_store *s, const char *what, int sent)
 	bool ok = sent == 1;
 	while (ok && PQisBusy(s->conn)) {
 		if (s->timeout_ns && mono_ns() - t0 > s->timeout_ns) {
-			snprintf(
-			    s->err, sizeof(s->err),
-			    "%s: no answer within %llu ms", what,
-			    (unsigned long long)(s->timeout_ns / 1000000u));
+			snprintf(s->err, sizeof(s->err),
+				 "%s: no answer within %llu ms", what,
+				 (unsigned long long)(s->timeout_ns / 1000000u));
 			drop(s, true);
 			return NULL;
 		}
@@ -359,7 +358,7 @@ static int apply(void *ctx, const he_mutation *ops, size_t n,
 			 "health_events_apply: no lease epoch set");
 		return HE_EFENCED;
 	}
-	const char *params[6] = {s->lease,  s->epoch,  s->buf[0],
+	const char *params[6] = {s->lease,   s->epoch,	s->buf[0],
 				 s->buf[1], s->buf[2], s->buf[3]};
 	PGresult *res =
 	    await(s, "health_events_apply",

@@ -18,8 +18,8 @@ typedef struct he_pg_store {
 	const apphost_services *svc;
 	struct pg_conn *conn; /* leased lazily, NULL when not held */
 	const atomic_bool
-	    *abort_flag;     /* set: stop waiting on a silent server */
-	char err[256];	     /* text of the last error, for the caller's log */
+	    *abort_flag; /* set: stop waiting on a silent server */
+	char err[256];	 /* text of the last error, for the caller's log */
 	uint64_t timeout_ns; /* 0: wait as long as the server takes */
 	const char *lease;   /* fence of every apply: lease name and */
 	char epoch[24];	     /* epoch, decimal (he_pg_store_set_fence) */

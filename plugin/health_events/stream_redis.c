@@ -539,8 +539,8 @@ static int script_refusal(he_redis_stream *s, const redisReply *rep)
 		if (s->committing && strcmp(saved, s->committing) == 0)
 			return HE_OK;
 		snprintf(s->err, sizeof(s->err),
-			 "saved offset is \"%.64s\", not \"%.64s\"", saved,
-			 s->saved);
+			 "saved offset is \"%.64s\", not \"%.64s\"",
+			 saved, s->saved);
 		return HE_EMOVED;
 	}
 	return HE_OK;
@@ -557,19 +557,15 @@ int he_redis_take_over(he_redis_stream *s, char *out, size_t cap)
 		return r;
 	s->reconnected = false;
 	s->committing = NULL;
-	const char *argv[] = {"EVAL",
-			      take_over_script,
-			      "2",
-			      s->cfg->fence_key,
-			      s->cfg->offset_key,
-			      s->epoch};
+	const char *argv[] = {"EVAL",		 take_over_script,
+			      "2",		 s->cfg->fence_key,
+			      s->cfg->offset_key, s->epoch};
 	redisReply *rep;
 	if ((r = command(s, "EVAL take-over", 6, argv, NULL, &rep)) < 0)
 		return r;
 	if ((r = script_refusal(s, rep)) == HE_OK)
 		r = saved_offset(s, "EVAL take-over", rep, out,
-				 cap < sizeof(s->saved) ? cap
-							: sizeof(s->saved));
+				 cap < sizeof(s->saved) ? cap : sizeof(s->saved));
 	if (r == HE_OK || r == HE_ENOENT)
 		snprintf(s->saved, sizeof(s->saved), "%s", r ? "" : out);
 	freeReplyObject(rep);
@@ -678,8 +674,8 @@ static int commit(void *ctx, const he_outbox *box)
 	redisReply *rep;
 	s->committing = box->last_id;
 	for (int attempt = 0;; attempt++) {
-		if ((r = command(s, "EVALSHA commit", argc, s->argv, s->argvlen,
-				 &rep)) < 0)
+		if ((r = command(s, "EVALSHA commit", argc, s->argv,
+				 s->argvlen, &rep)) < 0)
 			return r;
 		/* A restarted or failed-over server has no scripts. */
 		if (attempt || rep->type != REDIS_REPLY_ERROR ||

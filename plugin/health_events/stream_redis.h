@@ -35,18 +35,19 @@ typedef struct he_redis_stream {
 	size_t argv_cap;
 	struct {
 		char s[24];
-	} * counts; /* item counts of the dead letters, as text */
+	} *counts; /* item counts of the dead letters, as text */
 	size_t counts_cap;
 	char nsnap[24];
-	char sha[48];		/* SHA1 of the commit script, once loaded */
-	char epoch[24];		/* this leader's epoch, decimal */
-	char saved[48];		/* the offset Redis holds, as last read or set
-				 * ("" when none is saved) */
+	char sha[48];	  /* SHA1 of the commit script, once loaded */
+	char epoch[24];	  /* this leader's epoch, decimal */
+	char saved[48];	  /* the offset Redis holds, as last read or set
+			   * ("" when none is saved) */
 	const char *committing; /* last_id of the commit in flight */
 	unsigned long long fence_seen; /* fence of the last FENCED refusal */
-	bool had_conn;		       /* a connection was leased before */
-	bool reconnected;    /* the current one replaced an earlier one */
-	he_dead_fields dead; /* commit scratch: one dead letter's fields */
+	bool had_conn;	  /* a connection was leased before */
+	bool reconnected; /* the current one replaced an earlier one */
+
+	he_dead_fields dead; /* commit scratch: the dead letters' fields */
 	he_batch_ctl batch;  /* XREAD COUNT within HE_BATCH_BYTES */
 	unsigned asked;	     /* COUNT of the last read that succeeded */
 	unsigned long long overflows; /* reads abandoned over the budget */

@@ -24,8 +24,8 @@ enum {
 	HE_EIO = -5,   /* request failed mid-way: retry later */
 	HE_ESTATE = -6,
 	HE_ENOTSUP = -7,
-	HE_EPROTO = -8,	   /* server answered something unexpected */
-	HE_ENOENT = -20,   /* no such key (offset not saved yet) */
+	HE_EPROTO = -8,	  /* server answered something unexpected */
+	HE_ENOENT = -20,  /* no such key (offset not saved yet) */
 	HE_EREFUSED = -21, /* server refused the command (e.g. WRONGTYPE) */
 	HE_EFENCED = -22,  /* a newer leader exists: this write was refused */
 	HE_EMOVED = -23,   /* the saved offset is not the one this batch
