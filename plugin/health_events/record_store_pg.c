@@ -86,8 +86,10 @@ static void set_err(he_pg_store *s, const char *what, const PGresult *res)
 static int fail(he_pg_store *s, const char *what, PGresult *res)
 {
 	set_err(s, what, res);
-	const char *state =
-	    res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	char code[6];
+	snprintf(code, sizeof(code), "%s", st ? st : "");
+	const char *state = st ? code : NULL; /* outlives PQclear(res) */
 	bool fenced = state && strcmp(state, SQLSTATE_FENCED) == 0;
 	/* Classes 22 (data exception) and 23 (integrity constraint): the
 	 * data is refused whatever the retry. Keep the primary message only

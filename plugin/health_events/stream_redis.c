@@ -590,7 +590,9 @@ static int build_commit(he_redis_stream *s, const he_outbox *box, int *argc)
 		if (he_dead_fields_add(&s->dead, box->dead[i].entry,
 				       box->dead[i].reason) < 0)
 			return HE_ENOMEM;
-	size_t need = 10 + 3 * box->nsnapshots + box->ndead + s->dead.n;
+	/* 11 fixed arguments, 3 per snapshot, a count and the items per
+	 * dead letter. */
+	size_t need = 11 + 3 * box->nsnapshots + box->ndead + s->dead.n;
 	if (argv_reserve(s, need) < 0)
 		return HE_ENOMEM;
 	size_t n = 0;

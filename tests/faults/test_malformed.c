@@ -295,3 +295,39 @@ Test(faults_malformed, large_entries_keep_memory_bounded)
 	(void)hwm;
 #endif
 }
+
+/*
+ * 5,000 empty fields: over the field cap, and a whole copy would not even
+ * fit the commit script's unpack (about 8,000 values): the dead letter is
+ * cut to its first items and the offset moves on.
+ */
+Test(faults_malformed, an_entry_of_empty_fields_is_cut_by_count)
+{
+	enum { FIELDS = 5000 };
+	mgame model[1];
+	fx_insert_games(1, false, model);
+	static const char *argv[3 + 2 * FIELDS] = {"XADD", F.keys.stream, "*"};
+	static size_t lens[3 + 2 * FIELDS] = {4, 0, 1};
+	lens[1] = strlen(F.keys.stream);
+	for (int i = 3; i < 3 + 2 * FIELDS; i++) {
+		argv[i] = "";
+		lens[i] = 0;
+	}
+	redisReply *r = redisCommandArgv(F.redis, 3 + 2 * FIELDS, argv, lens);
+	cr_assert(r && r->type == REDIS_REPLY_STRING, "XADD");
+	freeReplyObject(r);
+	fx_entry good = {0, 3, ""};
+	fx_write_entries(&good, 1);
+
+	pid_t pid = fx_spawn(NULL);
+	cr_assert(th_wait_offset(F.redis, F.keys.offset_key, good.id, 20000),
+		  "the offset moves past it (log: %s)", F.log);
+	cr_expect_eq(fx_terminate(pid, 15000, NULL), 0);
+	redisReply *d = th_xrange(F.redis, F.keys.dead);
+	cr_assert_eq(d->elements, 1);
+	cr_expect_str_eq(th_field(d->element[0], "entry_fields"), "5000");
+	cr_expect_str_eq(th_field(d->element[0], "reason"),
+			 "entry has 5000 fields, more than 256");
+	cr_expect_leq(d->element[0]->element[1]->elements, 80);
+	freeReplyObject(d);
+}

@@ -229,3 +229,48 @@ Test(deadletter, many_medium_fields_make_an_oversized_entry)
 	cr_assert_eq(he_decode(&e, &dec, reason), 0);
 	free(big);
 }
+
+/* 100,000 empty items: the head is cut by items, not only by bytes. */
+Test(deadletter, empty_fields_are_cut_by_count)
+{
+	enum { N = 100000 };
+	const char **it = malloc(N * sizeof(*it));
+	size_t *ln = calloc(N, sizeof(*ln));
+	for (size_t i = 0; i < N; i++)
+		it[i] = "";
+	he_stream_entry e = {"5-7", N, it, ln};
+
+	cr_assert_eq(he_dead_fields_build(&f, &e, "too many"), 0);
+	cr_assert_leq(f.n, HE_DEAD_HEAD_ITEMS + 8);
+	expect_value("entry_fields", "50000");
+	expect_value("entry_bytes", "0");
+	free(it);
+	free(ln);
+}
+
+/* Several letters in one builder: each keeps its own escaped names. */
+Test(deadletter, letters_of_one_commit_stay_apart)
+{
+	const char *a[] = {"reason", "first", "orig_x", "1"};
+	const char *b[] = {"source_id", "second"};
+	size_t la[4] = {0}, lb[2] = {0};
+	he_stream_entry ea = entry("1-1", 4, a, la);
+	he_stream_entry eb = entry("1-2", 2, b, lb);
+
+	he_dead_fields_reset(&f);
+	cr_assert_eq(he_dead_fields_add(&f, &ea, "ra"), 0);
+	cr_assert_eq(he_dead_fields_add(&f, &eb, "rb"), 0);
+	cr_assert_eq(f.nletters, 2);
+	const he_dead_item *it;
+	size_t n;
+	he_dead_fields_letter(&f, 0, &it, &n);
+	cr_assert_eq(n, 8);
+	cr_assert(it[0].len == 11 && memcmp(it[0].p, "orig_reason", 11) == 0);
+	cr_assert(it[2].len == 11 && memcmp(it[2].p, "orig_orig_x", 11) == 0);
+	cr_assert(it[7].len == 2 && memcmp(it[7].p, "ra", 2) == 0);
+	he_dead_fields_letter(&f, 1, &it, &n);
+	cr_assert_eq(n, 6);
+	cr_assert(it[0].len == 14 &&
+		  memcmp(it[0].p, "orig_source_id", 14) == 0);
+	cr_assert(it[3].len == 3 && memcmp(it[3].p, "1-2", 3) == 0);
+}

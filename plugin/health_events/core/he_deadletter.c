@@ -56,7 +56,8 @@ int he_dead_fields_add(he_dead_fields *f, const he_stream_entry *e,
 	/* Which items go in: all, or those that start in the first KiB. */
 	size_t keep = e->nitems, used = 0;
 	if (cut)
-		for (keep = 0; keep < e->nitems && used < HE_DEAD_HEAD_MAX;
+		for (keep = 0; keep < e->nitems && keep < HE_DEAD_HEAD_ITEMS &&
+			       used < HE_DEAD_HEAD_MAX;
 		     keep++)
 			used += e->lens[keep];
 	size_t pairs = (keep + 1) / 2;

@@ -11,8 +11,10 @@
  * can trust that the consumer's fields are the only ones of their names.
  *
  * An oversized entry (he_entry_oversized) is never copied whole: its
- * first HE_DEAD_HEAD_MAX bytes of names and values (the field where the
- * cut falls is cut, values binary as they came), then `entry_fields` (its
+ * first HE_DEAD_HEAD_MAX bytes of names and values, in at most
+ * HE_DEAD_HEAD_ITEMS items (the field where the cut falls is cut, values
+ * binary as they came; the item cap keeps a letter of empty fields small
+ * enough for the commit script's unpack), then `entry_fields` (its
  * number of fields) and `entry_bytes` (its bytes of names and values),
  * then `source_id` and `reason`.
  *
@@ -23,8 +25,9 @@
 
 #include "ports.h"
 
-#define HE_DEAD_HEAD_MAX 1024 /* bytes of an oversized entry kept */
-#define HE_DEAD_ESCAPE	 "orig_"
+#define HE_DEAD_HEAD_MAX   1024 /* bytes of an oversized entry kept */
+#define HE_DEAD_HEAD_ITEMS 64	/* and at most this many of its items */
+#define HE_DEAD_ESCAPE	   "orig_"
 
 /* One name or value: borrowed from the entry, or in the builder. */
 typedef struct he_dead_item {
