@@ -56,7 +56,8 @@ static struct apphost_metric *metric(he_leader *l, int type, const char *name,
 				     const char *help)
 {
 	struct apphost_metric *m = NULL;
-	if (l->svc->size >= sizeof(apphost_services) && l->svc->metric_get &&
+	if (APPHOST_SVC_HAS(l->svc, metric_set) && l->svc->metric_get &&
+	    l->svc->metric_add && l->svc->metric_set &&
 	    l->svc->metric_get(l->svc->host, type, name, help, NULL, NULL, 0,
 			       &m) < 0)
 		m = NULL;

@@ -16,7 +16,7 @@
 TestSuite(faults_outage, .init = fx_setup, .fini = fx_teardown, .timeout = 180);
 
 #define GAMES	    100
-#define RECOVERY_MS 5000 /* the bound of issue 7 */
+#define RECOVERY_MS 5000 /* work resumes this soon after a server is back */
 
 static mgame initial[GAMES];
 
