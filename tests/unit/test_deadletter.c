@@ -121,10 +121,10 @@ Test(deadletter, an_oversized_entry_is_cut_to_its_head)
 	free(big);
 }
 
-/* 50,000 small fields: over the field cap, cut the same way. */
+/* 5,000 small fields: over the field cap, cut the same way. */
 Test(deadletter, too_many_fields_are_cut_to_the_head)
 {
-	enum { N = 100000 };
+	enum { N = 10000 };
 	const char **it = malloc(N * sizeof(*it));
 	size_t *ln = malloc(N * sizeof(*ln));
 	for (size_t i = 0; i < N; i++) {
@@ -135,12 +135,12 @@ Test(deadletter, too_many_fields_are_cut_to_the_head)
 	char reason[HE_REASON_MAX];
 	he_decoded dec;
 	cr_assert_eq(he_decode(&e, &dec, reason), HE_EINVAL);
-	cr_assert_str_eq(reason, "entry has 50000 fields, more than 256");
+	cr_assert_str_eq(reason, "entry has 5000 fields, more than 256");
 
 	cr_assert_eq(he_dead_fields_build(&f, &e, reason), 0);
 	cr_assert_lt(f.n, 2 * HE_DEAD_HEAD_MAX / 9 + 10);
-	expect_value("entry_fields", "50000");
-	expect_value("entry_bytes", "450000");
+	expect_value("entry_fields", "5000");
+	expect_value("entry_bytes", "45000");
 	free(it);
 	free(ln);
 }
@@ -230,10 +230,10 @@ Test(deadletter, many_medium_fields_make_an_oversized_entry)
 	free(big);
 }
 
-/* 100,000 empty items: the head is cut by items, not only by bytes. */
+/* 20,000 empty items: the head is cut by items, not only by bytes. */
 Test(deadletter, empty_fields_are_cut_by_count)
 {
-	enum { N = 100000 };
+	enum { N = 20000 };
 	const char **it = malloc(N * sizeof(*it));
 	size_t *ln = calloc(N, sizeof(*ln));
 	for (size_t i = 0; i < N; i++)
@@ -242,7 +242,7 @@ Test(deadletter, empty_fields_are_cut_by_count)
 
 	cr_assert_eq(he_dead_fields_build(&f, &e, "too many"), 0);
 	cr_assert_leq(f.n, HE_DEAD_HEAD_ITEMS + 8);
-	expect_value("entry_fields", "50000");
+	expect_value("entry_fields", "10000");
 	expect_value("entry_bytes", "0");
 	free(it);
 	free(ln);
