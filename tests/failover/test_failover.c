@@ -297,13 +297,18 @@ static void await_offset_is(int port, const char *want)
 	}
 }
 
-/* WAIT until the primary's writes reached its replica. */
+/*
+ * WAIT until the primary's writes reached its replica. WAIT covers what
+ * its own connection wrote, so write first: the replication offset is
+ * one for all clients, and reaching ours covers everyone's before it.
+ */
 static void await_replicated(int primary)
 {
 	redisContext *c = rconnect(primary);
 	redisReply *r;
 
 	cr_assert_not_null(c);
+	freeReplyObject(th_cmd(c, "INCR", "failover:wait", NULL));
 	r = redisCommand(c, "WAIT 1 5000");
 	cr_assert(r != NULL && r->type == REDIS_REPLY_INTEGER &&
 		      r->integer == 1,
