@@ -18,6 +18,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "privdir.h"
+#include "status.h"
 
 #define DEBOUNCE_MS	 300	       /* quiet time after the last event */
 #define MAX_FILE_BYTES	 (1024u << 20) /* a component larger is refused */
