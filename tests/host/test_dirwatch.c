@@ -86,9 +86,28 @@ static void end_watch(uv_loop_t *loop, struct apphost_dirwatch *dw)
 	cr_assert_eq(uv_loop_close(loop), 0, "a handle was left open");
 }
 
-static void make_dir(const char *path)
+/* Each test: a watcher on its own loop, freed and closed after it. */
+static uv_loop_t t_loop;
+static struct seen t_seen;
+static struct apphost_dirwatch *t_dw;
+
+static void setup(void)
 {
-	cr_assert_eq(mkdir(path, 0700), 0, "mkdir %s", path);
+	t_dw = new_watch(&t_loop, &t_seen);
+}
+
+static void teardown(void)
+{
+	end_watch(&t_loop, t_dw);
+}
+
+TestSuite(dirwatch, .init = setup, .fini = teardown);
+
+/* A new directory `name` in this test's temporary directory. */
+static void make_dir(char *dir, size_t cap, const char *name)
+{
+	snprintf(dir, cap, "%s/%s", tmp_dir(), name);
+	cr_assert_eq(mkdir(dir, 0700), 0, "mkdir %s", dir);
 }
 
 static void write_text(const char *path, const char *text)
@@ -112,87 +131,66 @@ static void poke(struct apphost_dirwatch *dw, struct seen *s, const char *dir,
 
 Test(dirwatch, burst_gives_one_call_for_that_file)
 {
-	struct apphost_dirwatch *dw;
 	char dir[600], a[700], b[700];
-	struct seen s;
-	uv_loop_t loop;
 
-	snprintf(dir, sizeof(dir), "%s/burst", tmp_dir());
+	make_dir(dir, sizeof(dir), "burst");
 	snprintf(a, sizeof(a), "%s/a.so", dir);
 	snprintf(b, sizeof(b), "%s/b.so", dir);
-	make_dir(dir);
-	dw = new_watch(&loop, &s);
-	cr_assert_eq(apphost_dirwatch_add(dw, a, 0), 0);
-	cr_assert_eq(apphost_dirwatch_add(dw, b, 1), 0);
-	cr_assert_eq(s.failed, 0);
+	cr_assert_eq(apphost_dirwatch_add(t_dw, a, 0), 0);
+	cr_assert_eq(apphost_dirwatch_add(t_dw, b, 1), 0);
+	cr_assert_eq(t_seen.failed, 0);
 	for (int i = 0; i < 5; i++)
-		apphost_dirwatch_dispatch(dw, dir, "a.so");
-	apphost_dirwatch_dispatch(dw, dir, "other.so");
-	apphost_dirwatch_dispatch(dw, "/elsewhere", "b.so");
-	run_until(&s, 1, WAIT_MS);
-	cr_assert_eq(s.calls[0], 1);
+		apphost_dirwatch_dispatch(t_dw, dir, "a.so");
+	apphost_dirwatch_dispatch(t_dw, dir, "other.so");
+	apphost_dirwatch_dispatch(t_dw, "/elsewhere", "b.so");
+	run_until(&t_seen, 1, WAIT_MS);
+	cr_assert_eq(t_seen.calls[0], 1);
 	/* anything owed would have come within the debounce; wait 10 of it */
-	run_until(&s, 2, 10 * DEBOUNCE_MS);
-	cr_assert_eq(s.calls[0], 1);
-	cr_assert_eq(s.calls[1], 0, "an event for another name or directory");
-	end_watch(&loop, dw);
+	run_until(&t_seen, 2, 10 * DEBOUNCE_MS);
+	cr_assert_eq(t_seen.calls[0], 1);
+	cr_assert_eq(t_seen.calls[1], 0,
+		     "an event for another name or directory");
 }
 
 Test(dirwatch, cancel_drops_pending_events)
 {
-	struct apphost_dirwatch *dw;
 	char dir[600], a[700];
-	struct seen s;
-	uv_loop_t loop;
 
-	snprintf(dir, sizeof(dir), "%s/cancel", tmp_dir());
+	make_dir(dir, sizeof(dir), "cancel");
 	snprintf(a, sizeof(a), "%s/a.so", dir);
-	make_dir(dir);
-	dw = new_watch(&loop, &s);
-	cr_assert_eq(apphost_dirwatch_add(dw, a, 0), 0);
-	apphost_dirwatch_dispatch(dw, dir, "a.so");
-	apphost_dirwatch_cancel(dw);
-	run_until(&s, 1, 10 * DEBOUNCE_MS);
-	cr_assert_eq(s.ncalls, 0);
-	poke(dw, &s, dir, "a.so", 0, 1); /* and it still watches */
-	end_watch(&loop, dw);
+	cr_assert_eq(apphost_dirwatch_add(t_dw, a, 0), 0);
+	apphost_dirwatch_dispatch(t_dw, dir, "a.so");
+	apphost_dirwatch_cancel(t_dw);
+	run_until(&t_seen, 1, 10 * DEBOUNCE_MS);
+	cr_assert_eq(t_seen.ncalls, 0);
+	poke(t_dw, &t_seen, dir, "a.so", 0, 1); /* and it still watches */
 }
 
 /* A path through a symlinked directory: events in either directory. */
 Test(dirwatch, symlinked_directory_is_watched_on_both_sides)
 {
-	struct apphost_dirwatch *dw;
 	char real[600], lnk[600], path[700];
-	struct seen s;
-	uv_loop_t loop;
 
-	snprintf(real, sizeof(real), "%s/real", tmp_dir());
+	make_dir(real, sizeof(real), "real");
 	snprintf(lnk, sizeof(lnk), "%s/link", tmp_dir());
 	snprintf(path, sizeof(path), "%s/c.so", lnk);
-	make_dir(real);
 	cr_assert_eq(symlink(real, lnk), 0);
 	write_text(path, "x");
-	dw = new_watch(&loop, &s);
-	cr_assert_eq(apphost_dirwatch_add(dw, path, 2), 0);
-	poke(dw, &s, real, "c.so", 2, 1);
-	poke(dw, &s, lnk, "c.so", 2, 2);
-	end_watch(&loop, dw);
+	cr_assert_eq(apphost_dirwatch_add(t_dw, path, 2), 0);
+	poke(t_dw, &t_seen, real, "c.so", 2, 1);
+	poke(t_dw, &t_seen, lnk, "c.so", 2, 2);
 }
 
 Test(dirwatch, missing_directory_is_reported_not_fatal)
 {
-	struct apphost_dirwatch *dw;
 	char path[700];
-	struct seen s;
-	uv_loop_t loop;
 
 	snprintf(path, sizeof(path), "%s/absent/d.so", tmp_dir());
-	dw = new_watch(&loop, &s);
-	cr_assert_eq(apphost_dirwatch_add(dw, path, 0), 0);
-	cr_assert_eq(s.failed, 1);
-	cr_assert_eq(s.last_err, UV_ENOENT, "%s", uv_strerror(s.last_err));
-	cr_assert(s.last_at_add);
-	end_watch(&loop, dw);
+	cr_assert_eq(apphost_dirwatch_add(t_dw, path, 0), 0);
+	cr_assert_eq(t_seen.failed, 1);
+	cr_assert_eq(t_seen.last_err, UV_ENOENT, "%s",
+		     uv_strerror(t_seen.last_err));
+	cr_assert(t_seen.last_at_add);
 }
 
 /*
@@ -209,43 +207,32 @@ static size_t settle(struct seen *s, size_t before)
 /* The ways builds replace a file, seen through the kernel. */
 Test(dirwatch, real_changes_are_seen)
 {
-	struct apphost_dirwatch *dw;
 	char dir[600], a[700], tmp[700];
-	struct seen s;
-	uv_loop_t loop;
 	size_t n;
 
-	snprintf(dir, sizeof(dir), "%s/real-changes", tmp_dir());
+	make_dir(dir, sizeof(dir), "real-changes");
 	snprintf(a, sizeof(a), "%s/a.so", dir);
 	snprintf(tmp, sizeof(tmp), "%s/.a.so.tmp", dir);
-	make_dir(dir);
 	write_text(a, "one");
-	dw = new_watch(&loop, &s);
-	cr_assert_eq(apphost_dirwatch_add(dw, a, 0), 0);
-	cr_assert_eq(s.failed, 0);
+	cr_assert_eq(apphost_dirwatch_add(t_dw, a, 0), 0);
+	cr_assert_eq(t_seen.failed, 0);
 
 	write_text(a, "two"); /* in place */
-	n = settle(&s, 0);
+	n = settle(&t_seen, 0);
 	cr_assert_geq(n, 1, "in-place write not seen");
 
 	write_text(tmp, "three"); /* rename over it */
 	cr_assert_eq(rename(tmp, a), 0);
-	cr_assert_gt(settle(&s, n), n, "rename over the file not seen");
-	n = s.calls[0];
+	cr_assert_gt(settle(&t_seen, n), n, "rename over the file not seen");
+	n = t_seen.calls[0];
 
 	cr_assert_eq(unlink(a), 0); /* unlink + create */
 	write_text(a, "four");
-	cr_assert_gt(settle(&s, n), n, "unlink + create not seen");
-	end_watch(&loop, dw);
+	cr_assert_gt(settle(&t_seen, n), n, "unlink + create not seen");
 }
 
 Test(dirwatch, free_of_null_and_of_an_empty_watch)
 {
-	struct apphost_dirwatch *dw;
-	struct seen s;
-	uv_loop_t loop;
 
 	apphost_dirwatch_free(NULL);
-	dw = new_watch(&loop, &s);
-	end_watch(&loop, dw);
 }
