@@ -20,6 +20,7 @@
 #include "metrics.h"
 #include "pool.h"
 #include "sentinel.h"
+#include "status.h"
 #include "url.h"
 
 /* Per Sentinel: a stuck one must not hold up asking the next. */

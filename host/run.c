@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "metrics.h"
+#include "status.h"
 
 struct run {
 	uv_signal_t sigint, sigterm, sighup;

@@ -43,6 +43,7 @@
 #include "metrics.h"
 #include "pool_redis.h"
 #include "redis_pg.h"
+#include "status.h"
 
 #define NGAMES	    16 /* the writer's games */
 #define NLOST	    4  /* games only step 4 touches */
