@@ -555,6 +555,7 @@ static void notify_cycle(bool abstract)
 	cr_expect(wait_msg(&l, "STOPPING=1", 1000, &seen),
 		  "no STOPPING=1 after SIGTERM; seen: %s", seen);
 	close(l.fd);
+	free(l.dir);
 	free(seen);
 	free(log);
 	free(so);
@@ -589,6 +590,7 @@ Test(notify, watchdog_for_another_pid)
 		  seen);
 	cr_expect_eq(ap_terminate_within(pid, 5000, NULL), 0);
 	close(l.fd);
+	free(l.dir);
 	free(seen);
 	free(log);
 	free(so);
