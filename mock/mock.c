@@ -859,13 +859,15 @@ static int check_magic(const char *what, const apphost_magic *mg, char *err,
 		return APPHOST_EINVAL;
 	}
 	if (mg->abi_minor > APPHOST_ABI_MINOR) {
-		set_err(err, errlen, "%s: ABI minor %u, host supports up to %d",
-			what, (unsigned)mg->abi_minor, APPHOST_ABI_MINOR);
+		set_err(err, errlen,
+			"%s: ABI minor %u, host supports up to %d.%d", what,
+			(unsigned)mg->abi_minor, APPHOST_ABI_MAJOR,
+			APPHOST_ABI_MINOR);
 		return APPHOST_EINVAL;
 	}
 	if (mg->services_size > sizeof(apphost_services)) {
 		set_err(err, errlen,
-			"%s: services table of %u bytes, host has %zu", what,
+			"%s: services table size %u, host provides %zu", what,
 			(unsigned)mg->services_size, sizeof(apphost_services));
 		return APPHOST_EINVAL;
 	}

@@ -202,6 +202,9 @@ static const struct want wants[] = {
     {"INSTALL_UNITDIR", "apphost.service", S_IFREG, 0, 0},
     {"INSTALL_SYSCONFDIR", "apphost/apphost.env", S_IFREG, 0, 0},
     {"INSTALL_DOCDIR", "README.md", S_IFREG, 0, 0},
+    {"INSTALL_DOCDIR", "design.md", S_IFREG, 0, 0},
+    {"INSTALL_DOCDIR", "components.md", S_IFREG, 0, 0},
+    {"INSTALL_DOCDIR", "operations.md", S_IFREG, 0, 0},
     {"INSTALL_MANDIR", "man1/apphost.1", S_IFREG, 0, 1},
     {"INSTALL_MANDIR", "man7/health_events.7", S_IFREG, 0, 1},
 };
