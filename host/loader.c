@@ -209,6 +209,21 @@ static int verify(struct apphost_comp *c, char *err, size_t errlen)
 			 (unsigned)APPHOST_ABI_MINOR);
 		return APPHOST_EINVAL;
 	}
+	/*
+	 * A component built against another hiredis would misread the
+	 * redisContext the host lends (ABI 1.2 records it; 0.0: built
+	 * without hiredis, nothing to misread).
+	 */
+	if (m->abi_minor >= 2 && (m->hiredis_major || m->hiredis_minor) &&
+	    (m->hiredis_major != APPHOST_HIREDIS_MAJOR ||
+	     m->hiredis_minor != APPHOST_HIREDIS_MINOR)) {
+		snprintf(err, errlen,
+			 "%s: built against hiredis %u.%u, host uses %u.%u", p,
+			 (unsigned)m->hiredis_major, (unsigned)m->hiredis_minor,
+			 (unsigned)APPHOST_HIREDIS_MAJOR,
+			 (unsigned)APPHOST_HIREDIS_MINOR);
+		return APPHOST_EINVAL;
+	}
 	if (m->services_size > sizeof(apphost_services)) {
 		snprintf(err, errlen,
 			 "%s: services table size %u, host provides %zu", p,

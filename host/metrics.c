@@ -539,6 +539,7 @@ struct status {
 	bool up;
 	bool reported; /* set_ready called at least once */
 	bool ready;
+	bool note; /* ready, and reason holds a note for /readyz */
 	char reason[201];
 	struct apphost_metric *up_gauge;
 	struct status *next;
@@ -600,6 +601,7 @@ void apphost_status_set_ready(const char *name, bool ready, const char *reason)
 	if (s != NULL) {
 		s->reported = true;
 		s->ready = ready;
+		s->note = ready && reason != NULL && reason[0] != '\0';
 		snprintf(s->reason, sizeof(s->reason), "%s",
 			 reason != NULL && reason[0] != '\0' ? reason
 							     : "not ready");
@@ -652,6 +654,9 @@ bool apphost_status_ready(char *buf, size_t cap)
 		} else if (s->reported && !s->ready) {
 			put_line(buf, cap, "%s: %s\n", s->name, s->reason);
 			ok = false;
+		} else if (s->reported && s->note) {
+			/* ready, with what the component says it is doing */
+			put_line(buf, cap, "%s: %s\n", s->name, s->reason);
 		}
 	}
 	pthread_mutex_unlock(&status_mu);

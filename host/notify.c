@@ -81,26 +81,32 @@ struct apphost_notifier {
 };
 
 /*
- * The host's readiness as one line: "ready" or "not ready: a; b", from
- * the text /readyz serves (one reason per line).
+ * The host's readiness as one line, from the text /readyz serves (one
+ * line per reason or note, "ready" last when ready): "ready",
+ * "ready: health_events: leader", "not ready: a; b".
  */
 static void status_line(char *out, size_t cap)
 {
 	char buf[STATUS_MAX];
-	bool ready = apphost_status_ready(buf, sizeof(buf));
-	size_t len;
+	bool ready = apphost_status_ready(buf, sizeof(buf)), first = true;
+	size_t len = strlen(buf);
 
-	if (ready) {
-		snprintf(out, cap, "ready");
-		return;
-	}
-	len = strlen(buf);
 	while (len > 0 && buf[len - 1] == '\n')
 		buf[--len] = '\0';
-	for (char *p = buf; *p != '\0'; p++)
-		if (*p == '\n')
-			*p = ';';
-	snprintf(out, cap, "not ready: %s", buf);
+	if (ready && len >= 5 && strcmp(buf + len - 5, "ready") == 0) {
+		len -= 5;
+		buf[len] = '\0';
+		while (len > 0 && buf[len - 1] == '\n')
+			buf[--len] = '\0';
+	}
+	snprintf(out, cap, "%s", ready ? "ready" : "not ready");
+	for (char *save = NULL, *l = strtok_r(buf, "\n", &save); l != NULL;
+	     l = strtok_r(NULL, "\n", &save), first = false) {
+		size_t used = strlen(out);
+
+		snprintf(out + used, cap - used, "%s%s", first ? ": " : "; ",
+			 l);
+	}
 }
 
 static void on_tick(uv_timer_t *t)

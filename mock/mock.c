@@ -277,8 +277,11 @@ static void svc_set_ready(void *host, bool ready, const char *reason)
 	m->reported = true;
 	m->ready = ready;
 	m->ready_reports++;
+	/* not ready: the reason; ready: an optional note ("standby") */
 	snprintf(m->reason, sizeof(m->reason), "%s",
-		 ready ? "" : (reason != NULL ? reason : "not ready"));
+		 reason != NULL && reason[0] != '\0' ? reason
+		 : ready			     ? ""
+						     : "not ready");
 	pthread_mutex_unlock(&m->mu);
 }
 
@@ -811,7 +814,7 @@ bool apphost_mock_ready(apphost_mock *m, char *reason, size_t cap)
 	pthread_mutex_lock(&m->mu);
 	ready = !m->reported || m->ready;
 	if (reason != NULL && cap > 0)
-		snprintf(reason, cap, "%s", ready ? "" : m->reason);
+		snprintf(reason, cap, "%s", m->reported ? m->reason : "");
 	pthread_mutex_unlock(&m->mu);
 	return ready;
 }
@@ -863,6 +866,17 @@ static int check_magic(const char *what, const apphost_magic *mg, char *err,
 			"%s: ABI minor %u, host supports up to %d.%d", what,
 			(unsigned)mg->abi_minor, APPHOST_ABI_MAJOR,
 			APPHOST_ABI_MINOR);
+		return APPHOST_EINVAL;
+	}
+	/* the host lends its own redisContext: the layouts must agree */
+	if (mg->abi_minor >= 2 && (mg->hiredis_major || mg->hiredis_minor) &&
+	    (mg->hiredis_major != HIREDIS_MAJOR ||
+	     mg->hiredis_minor != HIREDIS_MINOR)) {
+		set_err(err, errlen,
+			"%s: built against hiredis %u.%u, host uses %u.%u",
+			what, (unsigned)mg->hiredis_major,
+			(unsigned)mg->hiredis_minor, (unsigned)HIREDIS_MAJOR,
+			(unsigned)HIREDIS_MINOR);
 		return APPHOST_EINVAL;
 	}
 	if (mg->services_size > sizeof(apphost_services)) {

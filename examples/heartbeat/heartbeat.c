@@ -86,7 +86,7 @@ int apphost_component_init(const apphost_services *svc, void **state)
 	int rc;
 
 	/* metrics and readiness arrived with ABI 1.1 */
-	if (svc->size < sizeof(apphost_services))
+	if (!APPHOST_SVC_HAS(svc, set_ready))
 		return APPHOST_ENOTSUP;
 	h = calloc(1, sizeof(*h));
 	if (h == NULL)

@@ -14,8 +14,17 @@
  *
  * The host dlopen()s the file with RTLD_NOW | RTLD_LOCAL, calls the magic
  * function before anything else and refuses the component unless the
- * magic number matches, the ABI major equals the host's and the ABI minor
- * is <= the host's. Each refusal names the file, the field and both values.
+ * magic number matches, the ABI major equals the host's, the ABI minor
+ * is <= the host's and (from ABI 1.2) the hiredis it was built against is
+ * the host's. Each refusal names the file, the field and both values.
+ *
+ * Versioning: a minor version only appends (to the magic block, to the
+ * services table), so a component built for 1.0 loads in a 1.2 host; the
+ * host reads a field of the magic block only when the component's minor
+ * has it, and a component tests the table with APPHOST_SVC_HAS before
+ * using a field newer than 1.0. A major version changes what exists.
+ *   1.1  metrics and readiness in the services table
+ *   1.2  hiredis_major/minor in the magic block
  *
  * Threads: init, start, export and import are called on the host's main
  * thread; stop is called on a short-lived host thread while the main
@@ -43,7 +52,27 @@ extern "C" {
 
 #define APPHOST_MAGIC	  0x41504831u /* "APH1" */
 #define APPHOST_ABI_MAJOR 1
-#define APPHOST_ABI_MINOR 1
+#define APPHOST_ABI_MINOR 2
+
+/*
+ * The hiredis a component is built against, recorded in its magic block
+ * (ABI 1.2): the host lends its own redisContext, whose layout differs
+ * between hiredis releases, so a mismatch is refused. 0.0 when the
+ * component was built without hiredis's headers (it cannot use the
+ * context then, and any host accepts it).
+ */
+#if defined(__has_include)
+#if __has_include(<hiredis/hiredis.h>)
+#include <hiredis/hiredis.h>
+#endif
+#endif
+#if defined(HIREDIS_MAJOR) && defined(HIREDIS_MINOR)
+#define APPHOST_HIREDIS_MAJOR HIREDIS_MAJOR
+#define APPHOST_HIREDIS_MINOR HIREDIS_MINOR
+#else
+#define APPHOST_HIREDIS_MAJOR 0
+#define APPHOST_HIREDIS_MINOR 0
+#endif
 
 #if defined(__GNUC__)
 #define APPHOST_EXPORT	     __attribute__((visibility("default")))
@@ -55,32 +84,50 @@ extern "C" {
 
 /* ---- error codes ------------------------------------------------------ */
 
+/*
+ * XX(name, value, text) for every APPHOST_E* code: the one list the enum,
+ * apphost_strerror() and apphost_err_name() are generated from. A
+ * component may reuse it for codes of its own (values below -16 are
+ * never the host's).
+ */
+#define APPHOST_ERRNO_MAP(XX)                                                  \
+	XX(OK, 0, "success")                                                   \
+	XX(EINVAL, -1, "invalid argument")   /* bad argument or config */     \
+	XX(ENOMEM, -2, "out of memory")      /* allocation failed */          \
+	XX(ETIMEDOUT, -3, "timed out")	     /* a deadline passed */          \
+	XX(ECONN, -4, "connection failed")   /* a server unreachable */       \
+	XX(EIO, -5, "I/O error")	     /* failed mid-request */         \
+	XX(ESTATE, -6, "wrong state")	     /* wrong lifecycle state */      \
+	XX(ENOTSUP, -7, "not supported")     /* optional feature absent */    \
+	XX(EPROTO, -8, "protocol error")     /* unexpected answer */
+
 enum {
-	APPHOST_OK = 0,
-	APPHOST_EINVAL = -1,	/* bad argument or configuration value */
-	APPHOST_ENOMEM = -2,	/* allocation failed */
-	APPHOST_ETIMEDOUT = -3, /* a deadline passed (lease wait, stop) */
-	APPHOST_ECONN = -4,	/* a server could not be reached */
-	APPHOST_EIO = -5,	/* a server or connection failed mid-request */
-	APPHOST_ESTATE = -6,	/* called in the wrong lifecycle state */
-	APPHOST_ENOTSUP = -7,	/* optional feature not provided */
-	APPHOST_EPROTO = -8,	/* a server answered something unexpected */
+#define APPHOST_ERRNO_ENUM_(name, value, text) APPHOST_##name = (value),
+	APPHOST_ERRNO_MAP(APPHOST_ERRNO_ENUM_)
+#undef APPHOST_ERRNO_ENUM_
 };
 
 /* Text for an APPHOST_E* code. Static string; any thread. */
 static inline const char *apphost_strerror(int code)
 {
 	switch (code) {
-	case APPHOST_OK: return "success";
-	case APPHOST_EINVAL: return "invalid argument";
-	case APPHOST_ENOMEM: return "out of memory";
-	case APPHOST_ETIMEDOUT: return "timed out";
-	case APPHOST_ECONN: return "connection failed";
-	case APPHOST_EIO: return "I/O error";
-	case APPHOST_ESTATE: return "wrong state";
-	case APPHOST_ENOTSUP: return "not supported";
-	case APPHOST_EPROTO: return "protocol error";
+#define APPHOST_ERRNO_TEXT_(name, value, text)                                 \
+	case (value): return (text);
+		APPHOST_ERRNO_MAP(APPHOST_ERRNO_TEXT_)
+#undef APPHOST_ERRNO_TEXT_
 	default: return "unknown error";
+	}
+}
+
+/* The code's name without its prefix ("ETIMEDOUT"), for logs and tests. */
+static inline const char *apphost_err_name(int code)
+{
+	switch (code) {
+#define APPHOST_ERRNO_NAME_(name, value, text)                                 \
+	case (value): return #name;
+		APPHOST_ERRNO_MAP(APPHOST_ERRNO_NAME_)
+#undef APPHOST_ERRNO_NAME_
+	default: return "EUNKNOWN";
 	}
 }
 
@@ -93,6 +140,9 @@ typedef struct apphost_magic {
 	uint32_t services_size; /* sizeof(apphost_services) it was built with */
 	const char *name;	/* component name, used in every log line */
 	const char *version;	/* component version string */
+	/* ---- ABI 1.2 (read only when abi_minor >= 2) ---- */
+	uint16_t hiredis_major; /* APPHOST_HIREDIS_MAJOR it was built with */
+	uint16_t hiredis_minor; /* APPHOST_HIREDIS_MINOR, 0.0: no hiredis */
 } apphost_magic;
 
 /*
@@ -108,7 +158,9 @@ typedef struct apphost_magic {
 		    APPHOST_ABI_MINOR,                                         \
 		    (uint32_t)sizeof(struct apphost_services),                 \
 		    (name_),                                                   \
-		    (version_)};                                               \
+		    (version_),                                                \
+		    APPHOST_HIREDIS_MAJOR,                                     \
+		    APPHOST_HIREDIS_MINOR};                                    \
 		return &m;                                                     \
 	}                                                                      \
 	extern int apphost_component_magic_declared_
@@ -221,8 +273,10 @@ typedef struct apphost_services {
 	 * Report readiness for /readyz. A running component that never
 	 * calls this counts as ready; once it calls, the last report stands
 	 * (ready=false with a short plain-text `reason`, copied, e.g.
-	 * "postgres unreachable: connection refused"; no secrets). Call it
-	 * on changes, not per entry. Any thread, from init on.
+	 * "postgres unreachable: connection refused"; no secrets; with
+	 * ready=true a non-empty `reason` is a note /readyz shows, e.g.
+	 * "standby"). Call it on changes, not per entry. Any thread, from
+	 * init on.
 	 */
 	void (*set_ready)(void *host, bool ready, const char *reason);
 } apphost_services;
@@ -236,6 +290,15 @@ enum apphost_metric_type {
 
 /* Services table size of ABI 1.0, before the metrics and readiness. */
 #define APPHOST_SERVICES_SIZE_1_0 offsetof(apphost_services, metric_get)
+
+/*
+ * Whether the table a component was given is long enough to hold `field`
+ * (a host older than the component's header passes a shorter one):
+ *     if (APPHOST_SVC_HAS(svc, set_ready)) svc->set_ready(...);
+ */
+#define APPHOST_SVC_HAS(svc, field)                                            \
+	((svc)->size >= offsetof(apphost_services, field) +                    \
+			    sizeof(((const apphost_services *)0)->field))
 
 /* ---- what a component exports ----------------------------------------- */
 

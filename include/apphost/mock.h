@@ -19,7 +19,8 @@
  *   clock          now_ns is CLOCK_MONOTONIC plus an offset you advance
  *   lifecycle      init/start/stop/export/import of a component linked
  *                  into the test (APPHOST_MOCK_LINKED) or dlopen()ed from
- *                  its .so, with the host's ABI checks
+ *                  its .so, with the host's ABI checks (also the hiredis
+ *                  version of ABI 1.2)
  *
  * A typical Criterion test:
  *
@@ -200,8 +201,9 @@ char *apphost_mock_metrics_text(apphost_mock *m);
 
 /*
  * The last set_ready report: true when ready or never reported (as the
- * host's /readyz counts a running component that never calls it). The
- * reason of a not-ready report is copied into reason (may be NULL).
+ * host's /readyz counts a running component that never calls it). Copies
+ * into reason (may be NULL) the reason of a not-ready report, or the note
+ * of a ready one ("standby"; "" without one).
  */
 bool apphost_mock_ready(apphost_mock *m, char *reason, size_t cap);
 /* How many times set_ready was called. */

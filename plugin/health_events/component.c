@@ -17,7 +17,7 @@ APPHOST_COMPONENT("health_events", HE_VERSION);
 APPHOST_EXPORT int apphost_component_init(const apphost_services *svc,
 					  void **state)
 {
-	if (svc->size < sizeof(apphost_services)) {
+	if (!APPHOST_SVC_HAS(svc, set_ready)) {
 		svc->log(svc->host, APPHOST_LOG_ERROR,
 			 "services table too small", "size=%u want=%zu",
 			 (unsigned)svc->size, sizeof(apphost_services));
@@ -26,14 +26,14 @@ APPHOST_EXPORT int apphost_component_init(const apphost_services *svc,
 	he_consumer *c;
 	int r = he_consumer_new(svc, &c);
 	if (r < 0)
-		return r == HE_ENOMEM ? APPHOST_ENOMEM : APPHOST_EINVAL;
+		return he_to_apphost(r);
 	*state = c;
 	return APPHOST_OK;
 }
 
 APPHOST_EXPORT int apphost_component_start(void *state)
 {
-	return he_consumer_start(state) == HE_OK ? APPHOST_OK : APPHOST_ESTATE;
+	return he_to_apphost(he_consumer_start(state));
 }
 
 APPHOST_EXPORT int apphost_component_stop(void *state)
@@ -45,16 +45,11 @@ APPHOST_EXPORT int apphost_component_stop(void *state)
 APPHOST_EXPORT int apphost_component_export(void *state, void **buf,
 					    size_t *len)
 {
-	int r = he_consumer_export(state, buf, len);
-	return r == HE_OK	   ? APPHOST_OK
-	       : r == HE_ETIMEDOUT ? APPHOST_ETIMEDOUT
-				   : APPHOST_ENOMEM;
+	return he_to_apphost(he_consumer_export(state, buf, len));
 }
 
 APPHOST_EXPORT int apphost_component_import(void *state, const void *buf,
 					    size_t len)
 {
-	return he_core_import(he_consumer_core(state), buf, len) == HE_OK
-		   ? APPHOST_OK
-		   : APPHOST_EINVAL;
+	return he_to_apphost(he_consumer_import(state, buf, len));
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *get(const apphost_services *svc, const char *key,
 		       const char *def)
@@ -47,6 +48,35 @@ static int load_uint(const apphost_services *svc, const char *key,
 	return HE_OK;
 }
 
+/* HEALTH_EVENTS_INSTANCE_ID, by default <hostname>:<pid>: printable
+ * ASCII only, since it goes into log lines and the lease row as is. */
+static int load_instance_id(const apphost_services *svc, char *out, size_t cap)
+{
+	const char *v = svc->config_get(svc->host, "HEALTH_EVENTS_INSTANCE_ID");
+	if (!v || !*v) {
+		char host[128] = "localhost";
+		if (gethostname(host, sizeof(host)) < 0 || !host[0])
+			snprintf(host, sizeof(host), "localhost");
+		host[sizeof(host) - 1] = '\0';
+		snprintf(out, cap, "%s:%ld", host, (long)getpid());
+		return HE_OK;
+	}
+	size_t n = strlen(v);
+	bool ok = n < cap;
+	for (size_t i = 0; ok && i < n; i++)
+		ok = v[i] > 0x20 && v[i] < 0x7f && v[i] != '"';
+	if (!ok) {
+		svc->log(svc->host, APPHOST_LOG_ERROR, "invalid configuration",
+			 "key=HEALTH_EVENTS_INSTANCE_ID value=\"%.64s\" "
+			 "error=\"want 1..%zu printable ASCII characters, no "
+			 "space or quote\"",
+			 v, cap - 1);
+		return HE_EINVAL;
+	}
+	memcpy(out, v, n + 1);
+	return HE_OK;
+}
+
 int he_config_load(const apphost_services *svc, he_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
@@ -64,5 +94,19 @@ int he_config_load(const apphost_services *svc, he_config *cfg)
 		       &cfg->block_ms);
 	r |=
 	    load_uint(svc, "HEALTH_EVENTS_BATCH", "256", 1, 10000, &cfg->batch);
+	r |= load_uint(svc, "HEALTH_EVENTS_LEASE_MS", HE_LEASE_MS_DEFAULT, 500,
+		       60000, &cfg->lease_ms);
+	r |= load_string(svc, "HEALTH_EVENTS_OFFSET_LABEL", "health_events", "",
+			 cfg->label);
+	if (!r && snprintf(cfg->fence_key, sizeof(cfg->fence_key), "%s:fence",
+			   cfg->offset_key) >= (int)sizeof(cfg->fence_key)) {
+		svc->log(svc->host, APPHOST_LOG_ERROR, "invalid configuration",
+			 "key=HEALTH_EVENTS_OFFSET_LABEL error=\"longer than "
+			 "%d bytes\"",
+			 HE_KEY_MAX - 1 -
+			     (int)strlen("gamemaster:stream_offsets::fence"));
+		r = 1;
+	}
+	r |= load_instance_id(svc, cfg->instance_id, sizeof(cfg->instance_id));
 	return r ? HE_EINVAL : HE_OK;
 }

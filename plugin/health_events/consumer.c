@@ -1,6 +1,11 @@
-/* consumer.c -- the consumer thread: read, process, commit, retry. */
+/*
+ * consumer.c -- the consumer thread: a standby until the lease thread
+ * (leader.c) holds the lease, then take over (fence, saved offset), read,
+ * process, commit, retry; back to standby when leadership ends.
+ */
 #include "consumer.h"
 
+#include "leader.h"
 #include "ops.h"
 #include "record_store_pg.h"
 #include "stream_redis.h"
@@ -18,6 +23,10 @@
 #define PG_CHECK_NS    (2000ull * 1000000u)
 #define LAG_REFRESH_NS (5000ull * 1000000u) /* while behind */
 #define LAG_CAP	       100000
+/* A standby checks both servers this often (readiness, warm pools). */
+#define STANDBY_CHECK_MS 1000
+/* Hot-swap state: this tag, the exporter's epoch (8 bytes, LE), the cache. */
+static const char SWAP_MAGIC[8] = {'H', 'E', 'S', 'W', 'A', 'P', '0', '1'};
 
 enum dep { DEP_REDIS, DEP_PG, DEP_COUNT };
 static const char *const dep_name[DEP_COUNT] = {"redis", "postgres"};
@@ -36,6 +45,9 @@ struct he_consumer {
 	he_core *core;
 	he_pg_store pg;
 	he_redis_stream rs;
+	he_leader *leader;
+	uint64_t epoch; /* the epoch we lead with, 0: standby (thread only) */
+	uint64_t swap_epoch; /* a hot swap's predecessor led with this one */
 
 	uv_thread_t thread;
 	bool started;
@@ -68,6 +80,8 @@ int he_consumer_new(const apphost_services *svc, he_consumer **out)
 	int r = he_config_load(svc, &c->cfg);
 	if (!r)
 		r = he_core_new(svc, &c->core);
+	if (!r && (r = he_leader_new(svc, &c->cfg, &c->leader)) < 0)
+		he_core_free(c->core);
 	if (r < 0) {
 		free(c);
 		return r;
@@ -82,11 +96,6 @@ int he_consumer_new(const apphost_services *svc, he_consumer **out)
 	uv_cond_init(&c->cv);
 	*out = c;
 	return HE_OK;
-}
-
-he_core *he_consumer_core(he_consumer *c)
-{
-	return c->core;
 }
 
 /* ---- failure reporting and backoff -------------------------------------- */
@@ -104,7 +113,7 @@ static void readiness(he_consumer *c)
 		snprintf(why, sizeof(why), "starting: %s not reached yet",
 			 !rd->last_ok_ns ? "redis" : "postgres");
 	else {
-		he_ops_ready(&c->ops, true, NULL);
+		he_ops_ready(&c->ops, true, c->epoch ? "leader" : "standby");
 		return;
 	}
 	he_ops_ready(&c->ops, false, why);
@@ -176,29 +185,69 @@ static void park(he_consumer *c)
 	uv_mutex_unlock(&c->mu);
 }
 
-static bool load_offset(he_consumer *c)
+/* A write with `epoch` was refused: a newer leader exists. */
+static void fenced(he_consumer *c, const char *what)
 {
-	he_stream_port port = he_redis_stream_port(&c->rs);
-	while (!stopping(c)) {
-		int r =
-		    port.load_offset(port.ctx, c->offset, sizeof(c->offset));
-		if (r == HE_ENOENT) {
-			snprintf(c->offset, sizeof(c->offset), "0-0");
-			LOG(c, APPHOST_LOG_INFO,
-			    "no saved offset: reading from the beginning",
-			    "key=%s", c->cfg.offset_key);
-		} else if (r == HE_OK) {
-			LOG(c, APPHOST_LOG_INFO, "resuming after saved offset",
-			    "key=%s offset=%s", c->cfg.offset_key, c->offset);
-		} else {
+	LOG(c, APPHOST_LOG_WARN, "write fenced: a newer leader exists",
+	    "write=%s epoch=%llu error=\"%s\"", what,
+	    (unsigned long long)c->epoch,
+	    strcmp(what, "apply") == 0 ? c->pg.err : c->rs.err);
+	he_leader_fenced(c->leader, c->epoch,
+			 strcmp(what, "apply") == 0 ? 0 : c->rs.fence_seen);
+}
+
+static bool leading(he_consumer *c)
+{
+	return he_leader_epoch(c->leader) == c->epoch;
+}
+
+/*
+ * Raise the fence to our epoch and read the offset Redis holds, retrying
+ * while Redis fails and we still lead. First (resync false) as a new
+ * leader; again (resync true) after a reconnection or a refused commit,
+ * since a failover may have lost the last writes: the saved offset then
+ * moved back, and what was published after it is forgotten so the replay
+ * publishes it again. false: leadership ended, or stop.
+ */
+static bool take_over(he_consumer *c, bool resync)
+{
+	char saved[48];
+	while (!stopping(c) && leading(c)) {
+		int r = he_redis_take_over(&c->rs, saved, sizeof(saved));
+		if (r == HE_EFENCED) {
+			fenced(c, "take-over");
+			return false;
+		}
+		if (r != HE_OK && r != HE_ENOENT) {
 			dep_failed(c, DEP_REDIS, r, c->rs.err);
 			backoff(c);
 			continue;
 		}
 		dep_ok(c, DEP_REDIS);
+		if (r == HE_ENOENT)
+			snprintf(saved, sizeof(saved), "0-0");
+		if (resync && strcmp(saved, c->offset) != 0) {
+			LOG(c, APPHOST_LOG_WARN,
+			    "saved offset moved: resuming from the offset "
+			    "Redis holds, dedupe cache cleared",
+			    "key=%s offset=%s saved_offset=%s epoch=%llu",
+			    c->cfg.offset_key, c->offset, saved,
+			    (unsigned long long)c->epoch);
+			he_core_reset(c->core);
+		} else if (!resync) {
+			LOG(c, APPHOST_LOG_INFO,
+			    r == HE_ENOENT
+				? "no saved offset: reading from the beginning"
+				: "resuming after saved offset",
+			    "key=%s offset=%s epoch=%llu", c->cfg.offset_key,
+			    saved, (unsigned long long)c->epoch);
+		}
+		bool moved = strcmp(saved, c->offset) != 0;
+		snprintf(c->offset, sizeof(c->offset), "%s", saved);
 		char first[48];
-		if (r == HE_OK && he_redis_check_gap(&c->rs, c->offset, first,
-						     sizeof(first)) == 1) {
+		if (r == HE_OK && moved &&
+		    he_redis_check_gap(&c->rs, c->offset, first,
+				       sizeof(first)) == 1) {
 			he_ops_gap(&c->ops);
 			LOG(c, APPHOST_LOG_WARN,
 			    "saved offset is older than the stream's first "
@@ -211,46 +260,77 @@ static bool load_offset(he_consumer *c)
 	return false;
 }
 
+enum batch_end {
+	BATCH_DONE,	 /* applied, committed, offset saved */
+	BATCH_ABANDONED, /* stop while a dependency failed */
+	BATCH_LOST,	 /* leadership ended: nothing more is written */
+	BATCH_MOVED,	 /* the saved offset moved: resync first */
+};
+
 /*
- * Apply a batch and commit it. Returns false when stop interrupted a
- * failing dependency: the batch is abandoned (not applied, or applied
- * but not published, in which case the dedupe entries are forgotten so
- * the replay publishes again) and its offset is not saved.
+ * Apply a batch and commit it, as leader of c->epoch. Every attempt
+ * first checks that we still lead (our deadline has not passed); the
+ * writes themselves are fenced, which covers a pause after that check.
+ * A batch not committed (abandoned, lost, moved) has its games forgotten
+ * by the dedupe cache when its rows were already written, so whoever
+ * replays it publishes them again; its offset is not saved.
  */
-static bool run_batch(he_consumer *c, const he_stream_entry *e, size_t n)
+static enum batch_end run_batch(he_consumer *c, const he_stream_entry *e,
+				size_t n)
 {
 	uint64_t t0 = c->svc->now_ns(c->svc->host);
 	if (n > c->reports_cap) {
 		he_entry_report *r = realloc(c->reports, n * sizeof(*r));
 		if (!r)
-			return false;
+			return BATCH_ABANDONED;
 		c->reports = r;
 		c->reports_cap = n;
 	}
 	he_record_store store = he_pg_store_port(&c->pg);
 	for (;;) {
+		if (!leading(c))
+			return BATCH_LOST;
 		he_outbox_clear(&c->box);
 		int r =
 		    he_core_process(c->core, e, n, &store, &c->box, c->reports);
 		if (r == HE_OK)
 			break;
+		if (r == HE_EFENCED) {
+			fenced(c, "apply");
+			return BATCH_LOST;
+		}
 		dep_failed(c, DEP_PG, r, c->pg.err);
 		if (stopping(c))
-			return false;
+			return BATCH_ABANDONED;
 		backoff(c);
 	}
 	dep_ok(c, DEP_PG);
 	he_stream_port port = he_redis_stream_port(&c->rs);
+	enum batch_end end = BATCH_DONE;
 	for (;;) {
+		if (!leading(c)) {
+			end = BATCH_LOST;
+			break;
+		}
 		int r = port.commit(port.ctx, &c->box);
 		if (r == HE_OK)
 			break;
+		if (r == HE_EFENCED || r == HE_EMOVED) {
+			if (r == HE_EFENCED)
+				fenced(c, "commit");
+			end = r == HE_EFENCED ? BATCH_LOST : BATCH_MOVED;
+			break;
+		}
 		dep_failed(c, DEP_REDIS, r, c->rs.err);
 		if (stopping(c)) {
-			he_core_forget(c->core, &c->box);
-			return false;
+			end = BATCH_ABANDONED;
+			break;
 		}
 		backoff(c);
+	}
+	if (end != BATCH_DONE) {
+		he_core_forget(c->core, &c->box);
+		return end;
 	}
 	dep_ok(c, DEP_REDIS);
 	he_ops_batch(&c->ops, c->core, c->reports, n,
@@ -260,25 +340,30 @@ static bool run_batch(he_consumer *c, const he_stream_entry *e, size_t n)
 		LOG(c, APPHOST_LOG_DEBUG, "batch committed",
 		    "entries=%zu snapshots=%zu dead_letters=%zu offset=%s", n,
 		    c->box.nsnapshots, c->box.ndead, c->offset);
-	return true;
+	return BATCH_DONE;
+}
+
+/* Ping PostgreSQL when it has not answered for PG_CHECK_NS. */
+static void check_pg(he_consumer *c, uint64_t now)
+{
+	if (now - c->deps[DEP_PG].last_ok_ns < PG_CHECK_NS)
+		return;
+	int r = he_pg_store_ping(&c->pg);
+	if (r < 0)
+		dep_failed(c, DEP_PG, r, c->pg.err);
+	else
+		dep_ok(c, DEP_PG);
 }
 
 /*
  * After each read (n entries, committed): keep readiness fresh while idle
- * by pinging PostgreSQL when it has not answered for PG_CHECK_NS (the
- * XREAD itself checks Redis), and refresh the lag: 0 after a short read
- * (the end was reached), else counted every LAG_REFRESH_NS.
+ * (the XREAD itself checks Redis), and refresh the lag: 0 after a short
+ * read (the end was reached), else counted every LAG_REFRESH_NS.
  */
 static void after_read(he_consumer *c, size_t n)
 {
 	uint64_t now = c->svc->now_ns(c->svc->host);
-	if (now - c->deps[DEP_PG].last_ok_ns >= PG_CHECK_NS) {
-		int r = he_pg_store_ping(&c->pg);
-		if (r < 0)
-			dep_failed(c, DEP_PG, r, c->pg.err);
-		else
-			dep_ok(c, DEP_PG);
-	}
+	check_pg(c, now);
 	unsigned long long lag = 0;
 	if (n < c->cfg.batch) {
 		he_ops_lag(&c->ops, 0);
@@ -289,29 +374,93 @@ static void after_read(he_consumer *c, size_t n)
 	}
 }
 
+/* Consume as leader of c->epoch until leadership ends or stop. */
+static void lead(he_consumer *c)
+{
+	/*
+	 * D4: a new leader knows nothing of what the last one published,
+	 * unless that was our hot-swap predecessor and nobody led between
+	 * us (each takeover raises the epoch by one).
+	 */
+	if (!c->swap_epoch || c->epoch != c->swap_epoch + 1)
+		he_core_reset(c->core);
+	c->swap_epoch = 0;
+	he_pg_store_set_fence(&c->pg, c->cfg.label, c->epoch);
+	he_redis_stream_set_epoch(&c->rs, c->epoch);
+	if (!take_over(c, false))
+		return;
+	readiness(c);
+	after_read(c, c->cfg.batch); /* readiness and lag at once */
+	while (!stopping(c) && leading(c)) {
+		const he_stream_entry *e;
+		size_t n;
+		if (atomic_load(&c->holding)) {
+			park(c);
+			continue;
+		}
+		if (he_redis_stream_reconnected(&c->rs) && !take_over(c, true))
+			break;
+		int r = he_redis_read(&c->rs, c->offset, &e, &n);
+		if (r < 0) {
+			dep_failed(c, DEP_REDIS, r, c->rs.err);
+			backoff(c);
+			continue;
+		}
+		dep_ok(c, DEP_REDIS);
+		enum batch_end end = n ? run_batch(c, e, n) : BATCH_DONE;
+		if (end == BATCH_ABANDONED || end == BATCH_LOST)
+			break;
+		if (end == BATCH_MOVED && !take_over(c, true))
+			break;
+		after_read(c, n);
+	}
+}
+
+/*
+ * A standby: keep both connections warm and readiness fresh, until the
+ * lease thread holds the lease (returns its epoch), export parks us, or
+ * stop (0).
+ */
+static uint64_t standby(he_consumer *c)
+{
+	c->epoch = 0;
+	readiness(c);
+	while (!stopping(c) && !atomic_load(&c->holding)) {
+		uint64_t e =
+		    he_leader_wait(c->leader, &c->stopping, STANDBY_CHECK_MS);
+		if (e)
+			return e;
+		uint64_t now = c->svc->now_ns(c->svc->host);
+		if (now - c->deps[DEP_REDIS].last_ok_ns >= PG_CHECK_NS) {
+			int r = he_redis_stream_ping(&c->rs);
+			if (r < 0)
+				dep_failed(c, DEP_REDIS, r, c->rs.err);
+			else
+				dep_ok(c, DEP_REDIS);
+		}
+		/*
+		 * A standby that cannot ask for the lease (PostgreSQL down, or
+		 * the lease functions missing) could never take over: that is
+		 * PostgreSQL failing, for readiness and the logs alike.
+		 */
+		if (he_leader_failing(c->leader))
+			dep_failed(c, DEP_PG, HE_ECONN, "lease calls failing");
+		else
+			check_pg(c, now);
+	}
+	return 0;
+}
+
 static void run(void *arg)
 {
 	he_consumer *c = arg;
-	if (load_offset(c)) {
-		after_read(c, c->cfg.batch); /* readiness and lag at once */
-		while (!stopping(c)) {
-			const he_stream_entry *e;
-			size_t n;
-			if (atomic_load(&c->holding)) {
-				park(c);
-				continue;
-			}
-			int r = he_redis_read(&c->rs, c->offset, &e, &n);
-			if (r < 0) {
-				dep_failed(c, DEP_REDIS, r, c->rs.err);
-				backoff(c);
-				continue;
-			}
-			dep_ok(c, DEP_REDIS);
-			if (n && !run_batch(c, e, n))
-				break;
-			after_read(c, n);
+	while (!stopping(c)) {
+		if (atomic_load(&c->holding)) {
+			park(c);
+			continue;
 		}
+		if ((c->epoch = standby(c)) != 0)
+			lead(c);
 	}
 	LOG(c, APPHOST_LOG_INFO, "consumer stopped", "offset=%s", c->offset);
 	he_redis_stream_close(&c->rs);
@@ -322,20 +471,39 @@ static void run(void *arg)
 	uv_mutex_unlock(&c->mu);
 }
 
+static void he_consumer_stop_thread(he_consumer *c);
+
+/* From the lease thread, when leadership ends: wake a blocked XREAD. */
+static void wake_reader(void *arg)
+{
+	he_consumer *c = arg;
+	long long id = atomic_load(&c->rs.client_id);
+	if (id)
+		(void)he_redis_unblock(c->svc, id);
+	uv_mutex_lock(&c->mu);
+	uv_cond_broadcast(&c->cv);
+	uv_mutex_unlock(&c->mu);
+}
+
 int he_consumer_start(he_consumer *c)
 {
 	if (c->started)
 		return HE_ESTATE;
 	LOG(c, APPHOST_LOG_INFO, "consumer starting",
 	    "stream=%s lobby_stream=%s dead_letter_stream=%s offset_key=%s "
-	    "batch=%u block_ms=%u",
+	    "batch=%u block_ms=%u instance=%s lease=%s lease_ms=%u",
 	    c->cfg.stream, c->cfg.lobby_stream, c->cfg.dead_stream,
-	    c->cfg.offset_key, c->cfg.batch, c->cfg.block_ms);
+	    c->cfg.offset_key, c->cfg.batch, c->cfg.block_ms,
+	    c->cfg.instance_id, c->cfg.label, c->cfg.lease_ms);
 	/* Not ready until both servers answered (before the thread runs). */
 	he_ops_ready(&c->ops, false, "starting: redis not reached yet");
 	if (uv_thread_create(&c->thread, run, c) != 0)
 		return HE_ENOMEM;
 	c->started = true;
+	if (he_leader_start(c->leader, wake_reader, c) < 0) {
+		he_consumer_stop_thread(c);
+		return HE_ENOMEM;
+	}
 	return HE_OK;
 }
 
@@ -352,6 +520,7 @@ static bool wake_until(he_consumer *c, const bool *flag, uint64_t timeout_ns)
 	while (!*flag && !c->exited && (timeout_ns == 0 || uv_hrtime() < end)) {
 		long long id = atomic_load(&c->rs.client_id);
 		uv_mutex_unlock(&c->mu);
+		he_leader_kick(c->leader); /* a standby waits there */
 		if (id)
 			(void)he_redis_unblock(c->svc, id);
 		uv_mutex_lock(&c->mu);
@@ -376,18 +545,60 @@ int he_consumer_export(he_consumer *c, void **buf, size_t *len)
 			return HE_ETIMEDOUT;
 		}
 	}
-	return he_core_export(c->core, buf, len);
+	void *core;
+	size_t n;
+	int r = he_core_export(c->core, &core, &n);
+	if (r < 0)
+		return r;
+	/* The dedupe cache, headed by the epoch it was built under. */
+	unsigned char *out = malloc(sizeof(SWAP_MAGIC) + 8 + n);
+	if (!out) {
+		free(core);
+		return HE_ENOMEM;
+	}
+	memcpy(out, SWAP_MAGIC, sizeof(SWAP_MAGIC));
+	for (int i = 0; i < 8; i++)
+		out[sizeof(SWAP_MAGIC) + i] = (unsigned char)(c->epoch >> (8 * i));
+	memcpy(out + sizeof(SWAP_MAGIC) + 8, core, n);
+	free(core);
+	*buf = out;
+	*len = sizeof(SWAP_MAGIC) + 8 + n;
+	return HE_OK;
+}
+
+int he_consumer_import(he_consumer *c, const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+	if (len < sizeof(SWAP_MAGIC) + 8 ||
+	    memcmp(p, SWAP_MAGIC, sizeof(SWAP_MAGIC)) != 0)
+		return HE_EINVAL;
+	uint64_t epoch = 0;
+	for (int i = 0; i < 8; i++)
+		epoch |= (uint64_t)p[sizeof(SWAP_MAGIC) + i] << (8 * i);
+	int r = he_core_import(c->core, p + sizeof(SWAP_MAGIC) + 8,
+			       len - sizeof(SWAP_MAGIC) - 8);
+	if (r == HE_OK)
+		c->swap_epoch = epoch;
+	return r;
+}
+
+static void he_consumer_stop_thread(he_consumer *c)
+{
+	if (!c->started)
+		return;
+	atomic_store(&c->stopping, true);
+	(void)wake_until(c, &c->exited, 0);
+	uv_thread_join(&c->thread);
+	c->started = false;
 }
 
 void he_consumer_free(he_consumer *c)
 {
 	if (!c)
 		return;
-	if (c->started) {
-		atomic_store(&c->stopping, true);
-		(void)wake_until(c, &c->exited, 0);
-		uv_thread_join(&c->thread);
-	}
+	/* The consumer writes no more before the lease is let go. */
+	he_consumer_stop_thread(c);
+	he_leader_free(c->leader);
 	he_outbox_free(&c->box);
 	free(c->reports);
 	he_core_free(c->core);

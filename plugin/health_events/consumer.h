@@ -45,7 +45,12 @@ void he_consumer_free(he_consumer *c);
  */
 int he_consumer_export(he_consumer *c, void **buf, size_t *len);
 
-/* The decision core (dedupe cache export/import for hot swap). */
-he_core *he_consumer_core(he_consumer *c);
+/*
+ * Hot swap import, before start: the state of he_consumer_export. The
+ * cache is kept only if this instance's first epoch follows the
+ * exporter's directly (nobody else led in between); otherwise it is
+ * dropped as any new leader's is. 0, or HE_EINVAL (cache unchanged).
+ */
+int he_consumer_import(he_consumer *c, const void *buf, size_t len);
 
 #endif

@@ -30,7 +30,8 @@ void he_ops_init(he_ops *o, const apphost_services *svc)
 {
 	memset(o, 0, sizeof(*o));
 	o->ready = -1;
-	if (svc->size < sizeof(apphost_services) || !svc->metric_get ||
+	/* A test double may leave them NULL in a table long enough. */
+	if (!APPHOST_SVC_HAS(svc, set_ready) || !svc->metric_get ||
 	    !svc->metric_add || !svc->metric_set || !svc->metric_observe ||
 	    !svc->set_ready)
 		return;
@@ -133,7 +134,7 @@ void he_ops_ready(he_ops *o, bool ready, const char *reason)
 {
 	if (!o->svc)
 		return;
-	if (!reason || ready)
+	if (!reason)
 		reason = "";
 	if (o->ready == (int)ready && strcmp(o->reason, reason) == 0)
 		return;

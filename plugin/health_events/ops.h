@@ -68,7 +68,8 @@ void he_ops_reconnected(he_ops *o);
 void he_ops_gap(he_ops *o);
 
 /*
- * Report readiness if it changed: ready, or not with `reason` (copied).
+ * Report readiness if it changed: ready or not, with `reason` (copied;
+ * when ready, a note such as "standby" for /readyz).
  */
 void he_ops_ready(he_ops *o, bool ready, const char *reason);
 

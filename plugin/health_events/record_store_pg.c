@@ -15,15 +15,18 @@
 #include <string.h>
 #include <time.h>
 
-#define STMT		 "health_events_apply"
+#define STMT		 "health_events_apply_fenced"
 #define LEASE_TIMEOUT_MS 1000
 #define POLL_MS		 100 /* how often a wait looks at the stop flag */
 #define STOP_GRACE_NS	 1000000000u /* an answer may still come after stop */
 
 static const char *const apply_sql =
     "SELECT o_ord, o_outcome, o_status, o_engine_health, o_current_turn "
-    "FROM health_events_apply($1::text[], $2::text[], $3::text[], "
-    "$4::text[])";
+    "FROM health_events_apply($1::text, $2::bigint, $3::text[], "
+    "$4::text[], $5::text[], $6::text[])";
+
+/* SQLSTATE of health_events_apply's refusal of a stale epoch (schema/003). */
+#define SQLSTATE_FENCED "HE001"
 
 void he_pg_store_init(he_pg_store *s, const apphost_services *svc)
 {
@@ -34,6 +37,17 @@ void he_pg_store_init(he_pg_store *s, const apphost_services *svc)
 void he_pg_store_set_abort(he_pg_store *s, const atomic_bool *flag)
 {
 	s->abort_flag = flag;
+}
+
+void he_pg_store_set_timeout(he_pg_store *s, unsigned ms)
+{
+	s->timeout_ns = (uint64_t)ms * 1000000u;
+}
+
+void he_pg_store_set_fence(he_pg_store *s, const char *lease, uint64_t epoch)
+{
+	s->lease = lease;
+	snprintf(s->epoch, sizeof(s->epoch), "%llu", (unsigned long long)epoch);
 }
 
 static void drop(he_pg_store *s, bool broken)
@@ -74,7 +88,10 @@ static int fail(he_pg_store *s, const char *what, PGresult *res)
 	set_err(s, what, res);
 	const char *state =
 	    res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	bool fenced = state && strcmp(state, SQLSTATE_FENCED) == 0;
 	PQclear(res);
+	if (fenced && PQtransactionStatus(s->conn) == PQTRANS_IDLE)
+		return HE_EFENCED;
 	bool lost = PQstatus(s->conn) != CONNECTION_OK ||
 		    (state && strncmp(state, "08", 2) == 0) ||
 		    (state && strncmp(state, "57P", 3) == 0);
@@ -103,9 +120,16 @@ static uint64_t mono_ns(void)
  */
 static PGresult *await(he_pg_store *s, const char *what, int sent)
 {
-	uint64_t stop_seen = 0;
+	uint64_t stop_seen = 0, t0 = s->timeout_ns ? mono_ns() : 0;
 	bool ok = sent == 1;
 	while (ok && PQisBusy(s->conn)) {
+		if (s->timeout_ns && mono_ns() - t0 > s->timeout_ns) {
+			snprintf(s->err, sizeof(s->err),
+				 "%s: no answer within %llu ms", what,
+				 (unsigned long long)(s->timeout_ns / 1000000u));
+			drop(s, true);
+			return NULL;
+		}
 		if (s->abort_flag && atomic_load(s->abort_flag)) {
 			uint64_t now = mono_ns();
 			if (!stop_seen)
@@ -314,10 +338,16 @@ static int apply(void *ctx, const he_mutation *ops, size_t n,
 		return r;
 	if ((r = ensure_conn(s)) < 0)
 		return r;
-	const char *params[4] = {s->buf[0], s->buf[1], s->buf[2], s->buf[3]};
+	if (!s->lease) {
+		snprintf(s->err, sizeof(s->err),
+			 "health_events_apply: no lease epoch set");
+		return HE_EFENCED;
+	}
+	const char *params[6] = {s->lease,   s->epoch,	s->buf[0],
+				 s->buf[1], s->buf[2], s->buf[3]};
 	PGresult *res =
 	    await(s, "health_events_apply",
-		  PQsendQueryPrepared(s->conn, STMT, 4, params, NULL, NULL, 0));
+		  PQsendQueryPrepared(s->conn, STMT, 6, params, NULL, NULL, 0));
 	if (!res)
 		return HE_ECONN;
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
@@ -325,6 +355,25 @@ static int apply(void *ctx, const he_mutation *ops, size_t n,
 	r = read_results(s, res, n, results);
 	PQclear(res);
 	return r;
+}
+
+int he_pg_store_query(he_pg_store *s, const char *what, const char *sql,
+		      int nparams, const char *const *params,
+		      struct pg_result **out)
+{
+	*out = NULL;
+	int r = ensure_conn(s);
+	if (r < 0)
+		return r;
+	PGresult *res = await(s, what,
+			      PQsendQueryParams(s->conn, sql, nparams, NULL,
+						params, NULL, NULL, 0));
+	if (!res)
+		return HE_ECONN;
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		return fail(s, what, res);
+	*out = res;
+	return HE_OK;
 }
 
 he_record_store he_pg_store_port(he_pg_store *s)

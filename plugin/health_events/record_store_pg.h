@@ -10,6 +10,9 @@
 
 #include <apphost/component.h>
 #include <stdatomic.h>
+#include <stdint.h>
+
+struct pg_result;
 
 typedef struct he_pg_store {
 	const apphost_services *svc;
@@ -17,6 +20,9 @@ typedef struct he_pg_store {
 	const atomic_bool
 	    *abort_flag; /* set: stop waiting on a silent server */
 	char err[256];	 /* text of the last error, for the caller's log */
+	uint64_t timeout_ns; /* 0: wait as long as the server takes */
+	const char *lease;   /* fence of every apply: lease name and */
+	char epoch[24];	     /* epoch, decimal (he_pg_store_set_fence) */
 	/* array-literal scratch buffers, reused across batches */
 	char *buf[4];
 	size_t cap[4];
@@ -30,6 +36,25 @@ void he_pg_store_init(he_pg_store *s, const apphost_services *svc);
  * cannot hold stop past the host's deadline. NULL: wait for ever.
  */
 void he_pg_store_set_abort(he_pg_store *s, const atomic_bool *flag);
+/*
+ * Give up on an answer after `ms` (the connection goes back as broken).
+ * 0: no limit. For the lease thread, whose calls must not outlast a lease.
+ */
+void he_pg_store_set_timeout(he_pg_store *s, unsigned ms);
+/*
+ * Fence every following apply: it runs for the holder of `epoch` of lease
+ * `lease` (borrowed; outlives the store) and fails with HE_EFENCED, writing
+ * nothing, once that epoch is not the lease's current one. Until this is
+ * called every apply fails with HE_EFENCED.
+ */
+void he_pg_store_set_fence(he_pg_store *s, const char *lease, uint64_t epoch);
+/*
+ * Run one parameterised statement returning rows; 0 and *out (the caller
+ * PQclear()s it), or a negative HE_E* with s->err set.
+ */
+int he_pg_store_query(he_pg_store *s, const char *what, const char *sql,
+		      int nparams, const char *const *params,
+		      struct pg_result **out);
 /* Return the lease (if held) and free the buffers. */
 void he_pg_store_close(he_pg_store *s);
 /* The port for he_core_process; ctx is s. */

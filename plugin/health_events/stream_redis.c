@@ -1,11 +1,9 @@
 /*
  * stream_redis.c -- XREAD, offset GET/SET and the batch commit over hiredis.
  *
- * commit: the batch's XADDs go in one MULTI/EXEC so Lobby sees a batch
- * whole; the offset SET is sent only after EXEC reported every XADD as
- * done, because a Redis transaction does not roll back on a runtime error
- * (a lobby key of the wrong type fails its XADD but would still run a SET
- * queued behind it, skipping the unpublished snapshots).
+ * commit: one Lua script (EVALSHA) checks the leader's epoch against a
+ * fence key and the saved offset against the one the batch follows, then
+ * XADDs the batch and SETs the offset last (see commit_script).
  */
 #include "stream_redis.h"
 
@@ -72,6 +70,9 @@ void he_redis_stream_close(he_redis_stream *s)
 	free(s->lens);
 	free(s->argv);
 	free(s->argvlen);
+	free(s->counts);
+	s->counts = NULL;
+	s->counts_cap = 0;
 	s->entries = NULL;
 	s->items = NULL;
 	s->lens = NULL;
@@ -121,6 +122,10 @@ static int ensure_conn(he_redis_stream *s)
 			 apphost_strerror(r));
 		return r == APPHOST_ETIMEDOUT ? HE_ETIMEDOUT : HE_ECONN;
 	}
+	/* Any new connection may reach another server (a failover): the
+	 * consumer re-reads the offset before it goes on. */
+	s->reconnected = s->had_conn;
+	s->had_conn = true;
 	/* A socket timeout shorter than BLOCK would read as an I/O error. */
 	redisSetTimeout(s->c,
 			ms_tv(he_config_read_block_ms(s->cfg) + IO_TIMEOUT_MS));
@@ -248,6 +253,29 @@ int he_redis_read(he_redis_stream *s, const char *after,
 
 /* ---- offset and gap ---------------------------------------------------- */
 
+/*
+ * A reply holding the saved offset (GET, or the take-over script): 0 and
+ * out, HE_ENOENT for none, or an error when it is not a stream id.
+ */
+static int saved_offset(he_redis_stream *s, const char *what,
+			const redisReply *rep, char *out, size_t cap)
+{
+	he_stream_id id;
+	if (rep->type == REDIS_REPLY_NIL)
+		return HE_ENOENT;
+	if (rep->type != REDIS_REPLY_STRING)
+		return refused(s, what, rep);
+	if (rep->len >= cap || he_stream_id_parse(rep->str, &id) < 0) {
+		snprintf(s->err, sizeof(s->err),
+			 "GET %.128s: saved offset \"%.64s\" is not a stream "
+			 "id",
+			 s->cfg->offset_key, rep->str);
+		return HE_EPROTO;
+	}
+	memcpy(out, rep->str, rep->len + 1);
+	return HE_OK;
+}
+
 static int load_offset(void *ctx, char *out, size_t cap)
 {
 	he_redis_stream *s = ctx;
@@ -258,19 +286,7 @@ static int load_offset(void *ctx, char *out, size_t cap)
 	redisReply *rep;
 	if ((r = command(s, "GET offset", 2, argv, NULL, &rep)) < 0)
 		return r;
-	he_stream_id id;
-	if (rep->type == REDIS_REPLY_NIL)
-		r = HE_ENOENT;
-	else if (rep->type != REDIS_REPLY_STRING)
-		r = refused(s, "GET offset", rep);
-	else if (rep->len >= cap || he_stream_id_parse(rep->str, &id) < 0) {
-		snprintf(s->err, sizeof(s->err),
-			 "GET %.128s: saved offset \"%.64s\" is not a stream "
-			 "id",
-			 s->cfg->offset_key, rep->str);
-		r = HE_EPROTO;
-	} else
-		memcpy(out, rep->str, rep->len + 1);
+	r = saved_offset(s, "GET offset", rep, out, cap);
 	freeReplyObject(rep);
 	return r;
 }
@@ -345,7 +361,120 @@ int he_redis_check_gap(he_redis_stream *s, const char *offset, char *first_id,
 	return r;
 }
 
-/* ---- commit ------------------------------------------------------------ */
+/* ---- fencing and commit ----------------------------------------------- */
+
+/*
+ * The commit, atomic in Redis. KEYS: fence, offset, lobby stream, dead
+ * letters. ARGV: epoch, the offset this batch follows ("" for none), the
+ * new offset, the number of snapshots, then game_id/source_id/payload per
+ * snapshot, then per dead letter its item count and items.
+ *   - an epoch below the fence is refused (FENCED <fence>): a newer leader
+ *     exists; an epoch above it raises it;
+ *   - a saved offset other than the one the batch follows is refused
+ *     (MOVED <saved>): a failover lost writes, or an operator moved it;
+ *   - then the XADDs, and the offset SET last: an XADD that fails (a key
+ *     of the wrong type) aborts the script before it, and the offset stays
+ *     where it was (a script is not rolled back, so the XADDs before the
+ *     failing one stay: the retry repeats them, which Lobby tolerates).
+ */
+static const char commit_script[] =
+    "local fence = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+    "local epoch = tonumber(ARGV[1])\n"
+    "if epoch < fence then return redis.error_reply('FENCED ' .. fence) end\n"
+    "local saved = redis.call('GET', KEYS[2]) or ''\n"
+    "if saved ~= ARGV[2] then return redis.error_reply('MOVED ' .. saved) "
+    "end\n"
+    "if epoch > fence then redis.call('SET', KEYS[1], ARGV[1]) end\n"
+    "local i = 5\n"
+    "for _ = 1, tonumber(ARGV[4]) do\n"
+    "  redis.call('XADD', KEYS[3], '*', 'event_type', "
+    "'runtime_snapshot_update', 'game_id', ARGV[i], 'source_id', "
+    "ARGV[i + 1], 'payload', ARGV[i + 2])\n"
+    "  i = i + 3\n"
+    "end\n"
+    "while i <= #ARGV do\n"
+    "  local n = tonumber(ARGV[i])\n"
+    "  redis.call('XADD', KEYS[4], '*', unpack(ARGV, i + 1, i + n))\n"
+    "  i = i + n + 1\n"
+    "end\n"
+    "redis.call('SET', KEYS[2], ARGV[3])\n"
+    "return 'OK'\n";
+
+/*
+ * Taking over: raise the fence to our epoch (refused when it is already
+ * higher) and read the saved offset, in one step. Any commit of an older
+ * leader then either landed before (and its offset is what we read) or is
+ * refused: the new leader starts exactly where the last commit ended.
+ */
+static const char take_over_script[] =
+    "local fence = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+    "local epoch = tonumber(ARGV[1])\n"
+    "if epoch < fence then return redis.error_reply('FENCED ' .. fence) end\n"
+    "if epoch > fence then redis.call('SET', KEYS[1], ARGV[1]) end\n"
+    "return redis.call('GET', KEYS[2])\n";
+
+void he_redis_stream_set_epoch(he_redis_stream *s, uint64_t epoch)
+{
+	snprintf(s->epoch, sizeof(s->epoch), "%llu", (unsigned long long)epoch);
+}
+
+bool he_redis_stream_reconnected(he_redis_stream *s)
+{
+	bool r = s->reconnected;
+	s->reconnected = false;
+	return r;
+}
+
+/* A script's refusal: HE_EFENCED (s->fence_seen set), HE_EMOVED, else 0. */
+static int script_refusal(he_redis_stream *s, const redisReply *rep)
+{
+	if (rep->type != REDIS_REPLY_ERROR)
+		return HE_OK;
+	if (strncmp(rep->str, "FENCED ", 7) == 0) {
+		s->fence_seen = strtoull(rep->str + 7, NULL, 10);
+		snprintf(s->err, sizeof(s->err),
+			 "epoch %s refused: fence is at %llu", s->epoch,
+			 s->fence_seen);
+		return HE_EFENCED;
+	}
+	if (strncmp(rep->str, "MOVED", 5) == 0) {
+		const char *saved = rep->str[5] ? rep->str + 6 : "";
+		/* Our own commit whose reply was lost: it landed. */
+		if (s->committing && strcmp(saved, s->committing) == 0)
+			return HE_OK;
+		snprintf(s->err, sizeof(s->err),
+			 "saved offset is \"%.64s\", not \"%.64s\"",
+			 saved, s->saved);
+		return HE_EMOVED;
+	}
+	return HE_OK;
+}
+
+int he_redis_take_over(he_redis_stream *s, char *out, size_t cap)
+{
+	if (!s->epoch[0]) {
+		snprintf(s->err, sizeof(s->err), "take-over: no epoch set");
+		return HE_EFENCED;
+	}
+	int r = ensure_conn(s);
+	if (r < 0)
+		return r;
+	s->reconnected = false;
+	s->committing = NULL;
+	const char *argv[] = {"EVAL",		 take_over_script,
+			      "2",		 s->cfg->fence_key,
+			      s->cfg->offset_key, s->epoch};
+	redisReply *rep;
+	if ((r = command(s, "EVAL take-over", 6, argv, NULL, &rep)) < 0)
+		return r;
+	if ((r = script_refusal(s, rep)) == HE_OK)
+		r = saved_offset(s, "EVAL take-over", rep, out,
+				 cap < sizeof(s->saved) ? cap : sizeof(s->saved));
+	if (r == HE_OK || r == HE_ENOENT)
+		snprintf(s->saved, sizeof(s->saved), "%s", r ? "" : out);
+	freeReplyObject(rep);
+	return r;
+}
 
 static int argv_reserve(he_redis_stream *s, size_t n)
 {
@@ -357,121 +486,116 @@ static int argv_reserve(he_redis_stream *s, size_t n)
 	return HE_OK;
 }
 
+/* One EVALSHA argv of the whole commit (commit_script's layout). */
+static int build_commit(he_redis_stream *s, const he_outbox *box, int *argc)
+{
+	size_t need = 10 + 3 * box->nsnapshots;
+	for (size_t i = 0; i < box->ndead; i++)
+		need += box->dead[i].entry->nitems + 6;
+	if (argv_reserve(s, need) < 0)
+		return HE_ENOMEM;
+	size_t n = 0;
 #define ARG(str, len)                                                          \
 	do {                                                                   \
-		s->argv[argc] = (str);                                         \
-		s->argvlen[argc] = (len);                                      \
-		argc++;                                                        \
+		s->argv[n] = (str);                                            \
+		s->argvlen[n] = (len);                                         \
+		n++;                                                           \
 	} while (0)
 #define ARGZ(str) ARG((str), strlen(str))
-
-static int append_snapshot(he_redis_stream *s, const he_snapshot_msg *m)
-{
-	int argc = 0;
-	if (argv_reserve(s, 11) < 0)
-		return HE_ENOMEM;
-	ARGZ("XADD");
+	ARGZ("EVALSHA");
+	ARGZ(s->sha);
+	ARGZ("4");
+	ARGZ(s->cfg->fence_key);
+	ARGZ(s->cfg->offset_key);
 	ARGZ(s->cfg->lobby_stream);
-	ARGZ("*");
-	ARGZ("event_type");
-	ARGZ("runtime_snapshot_update");
-	ARGZ("game_id");
-	ARG(m->game_id, m->game_id_len);
-	ARGZ("source_id");
-	ARGZ(m->source_id);
-	ARGZ("payload");
-	ARG(m->payload, m->payload_len);
-	return redisAppendCommandArgv(s->c, argc, s->argv, s->argvlen) ==
-		       REDIS_OK
-		   ? HE_OK
-		   : HE_ENOMEM;
-}
-
-/* A dead letter: the original fields (paired up), source_id, reason. */
-static int append_dead(he_redis_stream *s, const he_dead_letter *d)
-{
-	const he_stream_entry *e = d->entry;
-	int argc = 0;
-	if (argv_reserve(s, e->nitems + 8) < 0)
-		return HE_ENOMEM;
-	ARGZ("XADD");
 	ARGZ(s->cfg->dead_stream);
-	ARGZ("*");
-	for (size_t i = 0; i < e->nitems; i++)
-		ARG(e->items[i], e->lens[i]);
-	if (e->nitems % 2)
-		ARG("",
-		    0); /* a field without its value: give it an empty one */
-	ARGZ("source_id");
-	ARGZ(e->id);
-	ARGZ("reason");
-	ARGZ(d->reason);
-	return redisAppendCommandArgv(s->c, argc, s->argv, s->argvlen) ==
-		       REDIS_OK
-		   ? HE_OK
-		   : HE_ENOMEM;
+	ARGZ(s->epoch);
+	ARGZ(s->saved);
+	ARGZ(box->last_id);
+	snprintf(s->nsnap, sizeof(s->nsnap), "%zu", box->nsnapshots);
+	ARGZ(s->nsnap);
+	for (size_t i = 0; i < box->nsnapshots; i++) {
+		const he_snapshot_msg *m = &box->snapshots[i];
+		ARG(m->game_id, m->game_id_len);
+		ARGZ(m->source_id);
+		ARG(m->payload, m->payload_len);
+	}
+	/* A dead letter: the original fields (paired up), source_id, reason. */
+	if (he_grow((void **)&s->counts, &s->counts_cap, box->ndead,
+		    sizeof(*s->counts)) < 0)
+		return HE_ENOMEM;
+	for (size_t i = 0; i < box->ndead; i++) {
+		const he_stream_entry *e = box->dead[i].entry;
+		size_t items = e->nitems + e->nitems % 2 + 4;
+		snprintf(s->counts[i].s, sizeof(s->counts[i].s), "%zu", items);
+		ARGZ(s->counts[i].s);
+		for (size_t k = 0; k < e->nitems; k++)
+			ARG(e->items[k], e->lens[k]);
+		if (e->nitems % 2) /* a field without its value: empty one */
+			ARG("", 0);
+		ARGZ("source_id");
+		ARGZ(e->id);
+		ARGZ("reason");
+		ARGZ(box->dead[i].reason);
+	}
+#undef ARG
+#undef ARGZ
+	*argc = (int)n;
+	return HE_OK;
 }
 
-/* Read the replies of MULTI, n queued XADDs and EXEC; check every XADD. */
-static int read_transaction(he_redis_stream *s, size_t n)
+/* SCRIPT LOAD the commit script into s->sha (once per server). */
+static int load_script(he_redis_stream *s)
 {
-	int r = HE_OK;
-	for (size_t i = 0; i < n + 2; i++) {
-		redisReply *rep;
-		if (redisGetReply(s->c, (void **)&rep) != REDIS_OK)
-			return io_fail(s, "EXEC");
-		if (i == n + 1) { /* EXEC */
-			if (rep->type != REDIS_REPLY_ARRAY)
-				r = r ? r : refused(s, "EXEC", rep);
-			for (size_t k = 0;
-			     !r && rep->type == REDIS_REPLY_ARRAY &&
-			     k < rep->elements;
-			     k++)
-				if (rep->element[k]->type == REDIS_REPLY_ERROR)
-					r = refused(s, "XADD", rep->element[k]);
-		} else if (rep->type == REDIS_REPLY_ERROR && !r) {
-			r = refused(s, i ? "XADD" : "MULTI", rep);
-		}
-		freeReplyObject(rep);
-	}
+	const char *argv[] = {"SCRIPT", "LOAD", commit_script};
+	redisReply *rep;
+	int r = command(s, "SCRIPT LOAD", 3, argv, NULL, &rep);
+	if (r < 0)
+		return r;
+	if (rep->type == REDIS_REPLY_STRING && rep->len < sizeof(s->sha))
+		memcpy(s->sha, rep->str, rep->len + 1);
+	else
+		r = refused(s, "SCRIPT LOAD", rep);
+	freeReplyObject(rep);
 	return r;
 }
 
 static int commit(void *ctx, const he_outbox *box)
 {
 	he_redis_stream *s = ctx;
-	int r = ensure_conn(s);
+	if (!s->epoch[0]) {
+		snprintf(s->err, sizeof(s->err), "commit: no epoch set");
+		return HE_EFENCED;
+	}
+	int r = ensure_conn(s), argc;
 	if (r < 0)
 		return r;
-	size_t n = box->nsnapshots + box->ndead;
-	if (n) {
-		const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
-		r = redisAppendCommandArgv(s->c, 1, multi, NULL) == REDIS_OK
-			? HE_OK
-			: HE_ENOMEM;
-		for (size_t i = 0; !r && i < box->nsnapshots; i++)
-			r = append_snapshot(s, &box->snapshots[i]);
-		for (size_t i = 0; !r && i < box->ndead; i++)
-			r = append_dead(s, &box->dead[i]);
-		if (!r &&
-		    redisAppendCommandArgv(s->c, 1, exec, NULL) != REDIS_OK)
-			r = HE_ENOMEM;
-		if (r < 0) { /* half-built pipeline: the context is unusable */
-			snprintf(s->err, sizeof(s->err),
-				 "commit: out of memory");
-			drop(s, true);
+	if (!s->sha[0] && (r = load_script(s)) < 0)
+		return r;
+	if ((r = build_commit(s, box, &argc)) < 0) {
+		snprintf(s->err, sizeof(s->err), "commit: out of memory");
+		return r;
+	}
+	redisReply *rep;
+	s->committing = box->last_id;
+	for (int attempt = 0;; attempt++) {
+		if ((r = command(s, "EVALSHA commit", argc, s->argv,
+				 s->argvlen, &rep)) < 0)
 			return r;
-		}
-		if ((r = read_transaction(s, n)) < 0)
+		/* A restarted or failed-over server has no scripts. */
+		if (attempt || rep->type != REDIS_REPLY_ERROR ||
+		    strncmp(rep->str, "NOSCRIPT", 8) != 0)
+			break;
+		freeReplyObject(rep);
+		if ((r = load_script(s)) < 0)
 			return r;
 	}
-	const char *argv[] = {"SET", s->cfg->offset_key, box->last_id};
-	redisReply *rep;
-	if ((r = command(s, "SET offset", 3, argv, NULL, &rep)) < 0)
-		return r;
-	r = rep->type == REDIS_REPLY_STATUS ? HE_OK
-					    : refused(s, "SET offset", rep);
+	if ((r = script_refusal(s, rep)) == HE_OK &&
+	    rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "MOVED", 5))
+		r = refused(s, "commit", rep);
 	freeReplyObject(rep);
+	if (r == HE_OK)
+		snprintf(s->saved, sizeof(s->saved), "%s", box->last_id);
 	return r;
 }
 

@@ -1,8 +1,9 @@
 /*
  * stream_redis.h -- the Redis side of health_events on one leased hiredis
- * context: XREAD of the input stream, and he_stream_port (offset GET,
- * commit = MULTI/XADD.../EXEC then SET of the offset). Every command is
- * sent with argv; nothing above this file sees a redisReply.
+ * context: XREAD of the input stream, taking over as leader (fence and
+ * offset), and he_stream_port (commit: one fenced script that XADDs the
+ * batch and SETs the offset last). Every command is sent with argv;
+ * nothing above this file sees a redisReply.
  */
 #ifndef HE_STREAM_REDIS_H
 #define HE_STREAM_REDIS_H
@@ -12,6 +13,8 @@
 
 #include <apphost/component.h>
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 typedef struct he_redis_stream {
 	const apphost_services *svc;
@@ -28,6 +31,19 @@ typedef struct he_redis_stream {
 	const char **argv; /* commit scratch */
 	size_t *argvlen;
 	size_t argv_cap;
+	struct {
+		char s[24];
+	} *counts; /* item counts of the dead letters, as text */
+	size_t counts_cap;
+	char nsnap[24];
+	char sha[48];	  /* SHA1 of the commit script, once loaded */
+	char epoch[24];	  /* this leader's epoch, decimal */
+	char saved[48];	  /* the offset Redis holds, as last read or set
+			   * ("" when none is saved) */
+	const char *committing; /* last_id of the commit in flight */
+	unsigned long long fence_seen; /* fence of the last FENCED refusal */
+	bool had_conn;	  /* a connection was leased before */
+	bool reconnected; /* the current one replaced an earlier one */
 } he_redis_stream;
 
 /* An XREAD id, split for comparisons. */
@@ -74,7 +90,28 @@ int he_redis_stream_lag(he_redis_stream *s, const char *offset,
 /* Lease and PING now (readiness). 0 or a negative HE_E*. */
 int he_redis_stream_ping(he_redis_stream *s);
 
-/* The port for the consumer; ctx is s. */
+/* Fence every following write with this leader's epoch. */
+void he_redis_stream_set_epoch(he_redis_stream *s, uint64_t epoch);
+
+/*
+ * Become the writer: raise the fence key to our epoch and read the saved
+ * offset, atomically. 0 and out, HE_ENOENT (none saved), HE_EFENCED (the
+ * fence is higher: s->fence_seen), or another negative HE_E*. The commits
+ * that follow expect the offset read here.
+ */
+int he_redis_take_over(he_redis_stream *s, char *out, size_t cap);
+
+/*
+ * Whether the connection was replaced since the last take-over or call
+ * (clears the flag): the server behind it may have failed over.
+ */
+bool he_redis_stream_reconnected(he_redis_stream *s);
+
+/*
+ * The port for the consumer; ctx is s. commit returns HE_EFENCED (a newer
+ * epoch raised the fence) or HE_EMOVED (the saved offset is not the one
+ * this batch follows), writing nothing, besides the usual errors.
+ */
 he_stream_port he_redis_stream_port(he_redis_stream *s);
 
 /*

@@ -125,6 +125,8 @@ Test(faults_malformed, odd_field_count_through_core_and_real_commit)
 	snprintf(cfg.dead_stream, sizeof(cfg.dead_stream), "%s", F.keys.dead);
 	snprintf(cfg.offset_key, sizeof(cfg.offset_key), "%s",
 		 F.keys.offset_key);
+	snprintf(cfg.fence_key, sizeof(cfg.fence_key), "%s:fence",
+		 F.keys.offset_key);
 
 	/* A hand-made entry with 3 items, then a good one. */
 	static const char *const odd[] = {"game_id", "g1", "event_type"};
@@ -148,6 +150,7 @@ Test(faults_malformed, odd_field_count_through_core_and_real_commit)
 
 	he_redis_stream s;
 	he_redis_stream_init(&s, rs_services(rs), &cfg);
+	he_redis_stream_set_epoch(&s, 1);
 	he_stream_port port = he_redis_stream_port(&s);
 	cr_assert_eq(port.commit(port.ctx, &box), 0, "%s", s.err);
 	he_redis_stream_close(&s);

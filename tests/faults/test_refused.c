@@ -15,12 +15,12 @@
 TestSuite(faults_refused, .init = fx_setup, .fini = fx_teardown,
 	  .timeout = 120);
 
-/* EXEC calls the server has run (INFO commandstats). */
-static long exec_calls(void)
+/* Commit scripts (EVALSHA) the server has run (INFO commandstats). */
+static long commit_calls(void)
 {
 	redisReply *r = th_cmd(F.redis, "INFO", "commandstats", NULL);
-	const char *p = r->str ? strstr(r->str, "cmdstat_exec:calls=") : NULL;
-	long n = p ? atol(p + strlen("cmdstat_exec:calls=")) : 0;
+	const char *p = r->str ? strstr(r->str, "cmdstat_evalsha:calls=") : NULL;
+	long n = p ? atol(p + strlen("cmdstat_evalsha:calls=")) : 0;
 	freeReplyObject(r);
 	return n;
 }
@@ -38,25 +38,25 @@ Test(faults_refused, lobby_xadd_refused_backs_off_and_resumes)
 	freeReplyObject(th_cmd(F.redis, "DEL", F.keys.lobby, NULL));
 	freeReplyObject(
 	    th_cmd(F.redis, "SET", F.keys.lobby, "not a stream", NULL));
-	long x0 = exec_calls();
+	long x0 = commit_calls();
 	fx_write_entries(e + 1, 3);
 	usleep(3500000);
-	long x1 = exec_calls();
+	long x1 = commit_calls();
 	usleep(3000000);
-	long x2 = exec_calls();
+	long x2 = commit_calls();
 	char off[64];
 	cr_assert_str_eq(fx_offset(off, sizeof(off)), e[0].id,
 			 "the offset stays while XADD is refused");
 	size_t failing =
 	    ap_log_count(F.log, "dependency failing", "WRONGTYPE", NULL);
-	cr_log_info("EXEC attempts: %ld in the first 3.5 s, %ld in the next "
+	cr_log_info("commit attempts: %ld in the first 3.5 s, %ld in the next "
 		    "3 s; %zu error lines",
 		    x1 - x0, x2 - x1, failing);
 	/* 50 ms doubling to 1 s: ~6 tries in 3.5 s, ~3 a second later. */
 	cr_expect(x1 - x0 >= 2 && x1 - x0 <= 20,
-		  "retries back off: %ld EXECs in 3.5 s", x1 - x0);
+		  "retries back off: %ld commits in 3.5 s", x1 - x0);
 	cr_expect(x2 - x1 >= 2 && x2 - x1 <= 8,
-		  "the backoff is capped: %ld EXECs in the next 3 s", x2 - x1);
+		  "the backoff is capped: %ld commits in the next 3 s", x2 - x1);
 	cr_expect_eq(failing, 1,
 		     "one error line for the whole outage, not "
 		     "one per retry (log: %s)",

@@ -28,6 +28,19 @@ Test(loader, good_loads)
 	apphost_comp_free(NULL);
 }
 
+Test(loader, a_component_built_for_abi_1_0_loads)
+{
+	struct apphost_comp *c = NULL;
+	char err[1024] = "";
+
+	cr_assert_eq(apphost_comp_load(comp_path("abi10"), &c, err,
+				       sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(c->magic->abi_minor, 0);
+	cr_assert_eq(c->magic->services_size, APPHOST_SERVICES_SIZE_1_0);
+	apphost_comp_free(c);
+}
+
 struct refuse_case { /* arrays: each case runs in a fresh process */
 	char comp[16];
 	char want[48]; /* substring of the message */
@@ -39,7 +52,8 @@ ParameterizedTestParameters(loader, refused)
 	    {"nomagic", "missing symbol apphost_component_magic"},
 	    {"badmagic", "magic 0x12345678, host expects 0x41504831"},
 	    {"badmajor", "ABI major 2, host supports 1"},
-	    {"badminor", "ABI minor 99, host supports up to 1.1"},
+	    {"badminor", "ABI minor 99, host supports up to 1.2"},
+	    {"badhiredis", "built against hiredis 1.14, host uses 0.14"},
 	    {"badsize", "services table size"},
 	    {"nostart", "missing symbol apphost_component_start"},
 	    {"undef", "apphost_test_undefined_symbol"},

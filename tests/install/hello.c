@@ -5,7 +5,8 @@
  * up" for HELLO_READY_AFTER_MS (default 0) before it is ready, so the host's
  * readiness (and systemd's STATUS=) changes once.
  *
- * Configuration: HELLO_GREETING (required), HELLO_READY_AFTER_MS.
+ * Configuration: HELLO_GREETING (required), HELLO_READY_AFTER_MS,
+ * HELLO_NOTE (what /readyz shows beside "hello" once ready).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <apphost/component.h>
@@ -34,7 +35,8 @@ static void *warm_up(void *arg)
 
 	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 		;
-	h->svc->set_ready(h->svc->host, true, NULL);
+	h->svc->set_ready(h->svc->host, true,
+			  h->svc->config_get(h->svc->host, "HELLO_NOTE"));
 	return NULL;
 }
 
@@ -44,7 +46,7 @@ int apphost_component_init(const apphost_services *svc, void **state)
 	const char *after;
 	char *end;
 
-	if (svc->size < sizeof(apphost_services))
+	if (!APPHOST_SVC_HAS(svc, set_ready))
 		return APPHOST_ENOTSUP;
 	h = calloc(1, sizeof(*h));
 	if (h == NULL)

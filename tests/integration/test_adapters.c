@@ -11,6 +11,7 @@
 #include <hiredis/hiredis.h>
 #include <libpq-fe.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,38 @@ static void teardown(void)
 
 TestSuite(pg_store, .init = setup, .fini = teardown);
 
+/*
+ * Take lease `name` for a new holder (schema/003) and fence st's applies
+ * with it; returns the epoch.
+ */
+static unsigned long long take_lease(he_pg_store *st, const char *name,
+				     const char *token)
+{
+	PGresult *res;
+	const char *p[] = {name, "test", token, "60000", "0"};
+	res = PQexecParams(pg,
+			   "SELECT o_epoch FROM health_events_lease($1, $2, "
+			   "$3, $4::integer, $5::bigint)",
+			   5, NULL, p, NULL, NULL, 0);
+	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s",
+		     PQresultErrorMessage(res));
+	unsigned long long e = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	cr_assert_gt(e, 0, "lease %s not taken", name);
+	if (st)
+		he_pg_store_set_fence(st, name, e);
+	return e;
+}
+
+/* Let lease `name` lapse now, as a holder that died long ago would. */
+static void lapse_lease(const char *name)
+{
+	th_sql(pg,
+	       "UPDATE health_events_leader SET expires_at = now() - "
+	       "interval '1 hour' WHERE name = $1",
+	       name, NULL);
+}
+
 static he_mutation op(const char *game, const char *summary,
 		      const char *expected, const char *to)
 {
@@ -56,6 +89,7 @@ Test(pg_store, applies_cas_fallback_health_and_not_found_in_order)
 
 	he_pg_store st;
 	he_pg_store_init(&st, rs_services(rs));
+	take_lease(&st, u, "a");
 	he_record_store port = he_pg_store_port(&st);
 	he_mutation ops[] = {
 	    op(g1, "oom", "running", "engine_unreachable"),
@@ -102,6 +136,7 @@ Test(pg_store, a_lost_connection_is_reported_and_the_next_apply_recovers)
 	th_insert_game(pg, g, "running", 1);
 	he_pg_store st;
 	he_pg_store_init(&st, rs_services(rs));
+	take_lease(&st, g, "a");
 	he_record_store port = he_pg_store_port(&st);
 	he_mutation ops[] = {op(g, "probe_failed", NULL, NULL)};
 	he_mutation_result res[1];
@@ -119,6 +154,88 @@ Test(pg_store, a_lost_connection_is_reported_and_the_next_apply_recovers)
 	he_pg_store_close(&st);
 }
 
+Test(pg_store, an_apply_with_an_old_epoch_after_a_takeover_writes_nothing)
+{
+	char g[160];
+	snprintf(g, sizeof(g), "%s:fence", th_unique("pg"));
+	th_insert_game(pg, g, "running", 1);
+	he_pg_store old;
+	he_pg_store_init(&old, rs_services(rs));
+	unsigned long long e1 = take_lease(&old, g, "old");
+	he_record_store port = he_pg_store_port(&old);
+	he_mutation ops[] = {op(g, "probe_failed", NULL, NULL)};
+	he_mutation_result res[1];
+	cr_assert_eq(port.apply(port.ctx, ops, 1, res), 0, "%s", old.err);
+
+	/* the old holder's lease lapses; another instance takes it */
+	lapse_lease(g);
+	unsigned long long e2 = take_lease(NULL, g, "new");
+	cr_assert_gt(e2, e1, "a takeover raises the epoch: %llu, %llu", e1,
+		     e2);
+	ops[0].summary = "oom";
+	int r = port.apply(port.ctx, ops, 1, res);
+	cr_assert_eq(r, HE_EFENCED, "got %s (%s)", he_strerror(r), old.err);
+	cr_assert_not_null(old.conn, "a fenced apply keeps its connection");
+	char *row = th_row(pg, g);
+	cr_assert_str_eq(row, "running/probe_failed/1", "fenced apply wrote");
+	free(row);
+	he_pg_store_close(&old);
+}
+
+/* Holds the lease row's lock that a takeover needs, like a running apply. */
+struct locker {
+	const char *lease;
+	unsigned long long epoch;
+	int hold_ms;
+};
+
+static void *hold_apply(void *arg)
+{
+	struct locker *l = arg;
+	PGconn *c = PQconnectdb(getenv("APPHOST_POSTGRES_DSN"));
+	char e[24], ms[24];
+	snprintf(e, sizeof(e), "%llu", l->epoch);
+	snprintf(ms, sizeof(ms), "%f", l->hold_ms / 1000.0);
+	const char *p[] = {l->lease, e, ms};
+	PGresult *res = PQexecParams(
+	    c,
+	    "SELECT count(*), pg_sleep($3::float8) FROM health_events_apply("
+	    "$1, $2::bigint, '{}', '{}', '{}', '{}')",
+	    3, NULL, p, NULL, NULL, 0);
+	ExecStatusType st = PQresultStatus(res);
+	PQclear(res);
+	PQfinish(c);
+	return (void *)(intptr_t)(st == PGRES_TUPLES_OK);
+}
+
+Test(pg_store, a_takeover_waits_for_a_running_apply_of_the_old_epoch)
+{
+	char name[160];
+	snprintf(name, sizeof(name), "%s:inflight", th_unique("pg"));
+	unsigned long long e1 = take_lease(NULL, name, "old");
+	lapse_lease(name);
+	struct locker l = {name, e1, 1500};
+	pthread_t t;
+	pthread_create(&t, NULL, hold_apply, &l);
+	usleep(300 * 1000);
+	/* the running apply of epoch e1 holds the lease row: not taken yet */
+	const char *p[] = {name, "new", "new", "60000", "0"};
+	PGresult *res = PQexecParams(
+	    pg,
+	    "SELECT o_epoch FROM health_events_lease($1, $2, $3, "
+	    "$4::integer, $5::bigint)",
+	    5, NULL, p, NULL, NULL, 0);
+	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s",
+		     PQresultErrorMessage(res));
+	cr_assert_str_eq(PQgetvalue(res, 0, 0), "0",
+			 "taken while an apply of the old epoch ran");
+	PQclear(res);
+	void *ok;
+	pthread_join(t, &ok);
+	cr_assert(ok, "the apply that started first commits");
+	cr_assert_gt(take_lease(NULL, name, "new"), e1);
+}
+
 /* ---- redis -------------------------------------------------------------- */
 
 TestSuite(redis_stream, .init = setup, .fini = teardown);
@@ -131,6 +248,7 @@ static he_config unique_config(void)
 	snprintf(cfg.lobby_stream, sizeof(cfg.lobby_stream), "%s:lobby", u);
 	snprintf(cfg.dead_stream, sizeof(cfg.dead_stream), "%s:dead", u);
 	snprintf(cfg.offset_key, sizeof(cfg.offset_key), "%s:offset", u);
+	snprintf(cfg.fence_key, sizeof(cfg.fence_key), "%s:fence", u);
 	return cfg;
 }
 
@@ -143,9 +261,15 @@ Test(redis_stream, reads_commits_publishes_and_saves_offset)
 
 	he_redis_stream s;
 	he_redis_stream_init(&s, rs_services(rs), &cfg);
+	he_redis_stream_set_epoch(&s, 3);
 	he_stream_port port = he_redis_stream_port(&s);
 	char off[48];
 	cr_assert_eq(port.load_offset(port.ctx, off, sizeof(off)), HE_ENOENT);
+	cr_assert_eq(he_redis_take_over(&s, off, sizeof(off)), HE_ENOENT,
+		     "%s", s.err);
+	char *fence = th_get(redis, cfg.fence_key);
+	cr_assert_str_eq(fence, "3", "taking over raises the fence");
+	free(fence);
 
 	const he_stream_entry *e;
 	size_t n;
@@ -197,6 +321,7 @@ Test(redis_stream, a_refused_xadd_never_advances_the_offset)
 	    th_cmd(redis, "SET", cfg.lobby_stream, "not a stream", NULL));
 	he_redis_stream s;
 	he_redis_stream_init(&s, rs_services(rs), &cfg);
+	he_redis_stream_set_epoch(&s, 1);
 	he_stream_port port = he_redis_stream_port(&s);
 	char payload[] = "{}";
 	he_snapshot_msg snap = {"g", 1, "1-1", payload, 2};
@@ -279,5 +404,88 @@ Test(redis_stream, client_unblock_wakes_a_blocked_xread)
 	 */
 	cr_assert_lt(rd.ms, 1000, "woken before BLOCK ran out (%.0f ms)",
 		     rd.ms);
+	he_redis_stream_close(&s);
+}
+
+/* A commit of one snapshot for game "g" at last_id, on stream s. */
+static int commit_one(he_redis_stream *s, const char *last_id)
+{
+	he_stream_port port = he_redis_stream_port(s);
+	char payload[] = "{}";
+	he_snapshot_msg snap = {"g", 1, last_id, payload, 2};
+	he_outbox box = {.snapshots = &snap, .nsnapshots = 1};
+	snprintf(box.last_id, sizeof(box.last_id), "%s", last_id);
+	return port.commit(port.ctx, &box);
+}
+
+Test(redis_stream, a_commit_with_a_lower_epoch_writes_nothing)
+{
+	he_config cfg = unique_config();
+	he_redis_stream old, cur;
+	he_redis_stream_init(&old, rs_services(rs), &cfg);
+	he_redis_stream_init(&cur, rs_services(rs), &cfg);
+	he_redis_stream_set_epoch(&old, 4);
+	he_redis_stream_set_epoch(&cur, 5);
+	char off[48];
+	cr_assert_eq(he_redis_take_over(&old, off, sizeof(off)), HE_ENOENT);
+	cr_assert_eq(commit_one(&old, "1-1"), 0, "%s", old.err);
+	/* the new leader takes over: it starts where the old one ended */
+	cr_assert_eq(he_redis_take_over(&cur, off, sizeof(off)), 0, "%s",
+		     cur.err);
+	cr_assert_str_eq(off, "1-1");
+
+	int r = commit_one(&old, "2-1");
+	cr_assert_eq(r, HE_EFENCED, "got %s (%s)", he_strerror(r), old.err);
+	cr_assert_eq(old.fence_seen, 5);
+	cr_assert_eq(th_xlen(redis, cfg.lobby_stream), 1,
+		     "a fenced commit published");
+	char *o = th_get(redis, cfg.offset_key);
+	cr_assert_str_eq(o, "1-1", "a fenced commit moved the offset");
+	free(o);
+	cr_assert_eq(he_redis_take_over(&old, off, sizeof(off)), HE_EFENCED,
+		     "an old leader cannot take over again");
+
+	cr_assert_eq(commit_one(&cur, "2-1"), 0, "%s", cur.err);
+	cr_assert_eq(th_xlen(redis, cfg.lobby_stream), 2);
+	he_redis_stream_close(&old);
+	he_redis_stream_close(&cur);
+}
+
+Test(redis_stream, a_commit_after_the_saved_offset_moved_is_refused)
+{
+	he_config cfg = unique_config();
+	he_redis_stream s;
+	he_redis_stream_init(&s, rs_services(rs), &cfg);
+	he_redis_stream_set_epoch(&s, 1);
+	char off[48];
+	cr_assert_eq(he_redis_take_over(&s, off, sizeof(off)), HE_ENOENT);
+	cr_assert_eq(commit_one(&s, "5-1"), 0, "%s", s.err);
+	/* a failover lost the last write: the offset went back */
+	freeReplyObject(th_cmd(redis, "SET", cfg.offset_key, "3-1", NULL));
+	int r = commit_one(&s, "6-1");
+	cr_assert_eq(r, HE_EMOVED, "got %s (%s)", he_strerror(r), s.err);
+	cr_assert(strstr(s.err, "3-1"), "error names the saved offset: %s",
+		  s.err);
+	cr_assert_eq(th_xlen(redis, cfg.lobby_stream), 1);
+	cr_assert_eq(he_redis_take_over(&s, off, sizeof(off)), 0);
+	cr_assert_str_eq(off, "3-1");
+	cr_assert_eq(commit_one(&s, "4-1"), 0, "%s", s.err);
+	he_redis_stream_close(&s);
+}
+
+Test(redis_stream, a_flushed_script_cache_is_reloaded)
+{
+	he_config cfg = unique_config();
+	he_redis_stream s;
+	he_redis_stream_init(&s, rs_services(rs), &cfg);
+	he_redis_stream_set_epoch(&s, 1);
+	char off[48];
+	cr_assert_eq(he_redis_take_over(&s, off, sizeof(off)), HE_ENOENT);
+	cr_assert_eq(commit_one(&s, "1-1"), 0, "%s", s.err);
+	freeReplyObject(th_cmd(redis, "SCRIPT", "FLUSH", NULL));
+	cr_assert_eq(commit_one(&s, "2-1"), 0, "%s", s.err);
+	char *o = th_get(redis, cfg.offset_key);
+	cr_assert_str_eq(o, "2-1");
+	free(o);
 	he_redis_stream_close(&s);
 }

@@ -212,8 +212,13 @@ Test(mock, readiness)
 	cr_assert(!apphost_mock_ready(m, reason, sizeof(reason)));
 	cr_assert_str_eq(reason, "postgres unreachable");
 	svc->set_ready(svc->host, true, NULL);
-	cr_assert(apphost_mock_ready(m, NULL, 0));
-	cr_assert_eq(apphost_mock_ready_reports(m), 2);
+	cr_assert(apphost_mock_ready(m, reason, sizeof(reason)));
+	cr_assert_str_eq(reason, "");
+	/* ready with a note, as a standby reports itself */
+	svc->set_ready(svc->host, true, "standby");
+	cr_assert(apphost_mock_ready(m, reason, sizeof(reason)));
+	cr_assert_str_eq(reason, "standby");
+	cr_assert_eq(apphost_mock_ready_reports(m), 3);
 }
 
 Test(mock, lifecycle_of_loaded_component)

@@ -251,11 +251,89 @@ Test(scrape, readyz_503_while_postgres_is_stopped, .fini = stop_private)
 	r = ops_http(port, "/healthz", NULL);
 	cr_expect_eq(r.status, 200, "alive while not ready");
 	ops_resp_free(&r);
+	/* it cannot renew: it stops writing and steps down by itself */
+	free(ap_wait_log(logfile, "\"renew_failed\"", 1, pid, 8000));
+	cr_expect_eq(metric(port, "health_events_leader"), 0);
 
 	services("start-postgres");
 	cr_expect(ops_wait_status(port, "/readyz", 200, 20000),
 		  "200 again after PostgreSQL is back (log: %s)", logfile);
 	cr_expect_geq(metric(port, "health_events_reconnects_total"), 1);
+	free(ap_wait_log(logfile, "leadership acquired", 2, pid, 10000));
+	cr_expect_eq(metric(port, "health_events_leader"), 1);
 	cr_expect_eq(ap_terminate(pid), 0, "SIGTERM exits 0 (log: %s)",
 		     logfile);
+}
+
+/* Two instances on one stream: the leader and the standby both ready. */
+Test(scrape, leader_and_standby_are_ready_and_say_which)
+{
+	redisContext *redis;
+	PGconn *pg;
+	rs_connect(&redis, &pg);
+	int port[2];
+	pid_t pid[2];
+	char log2[300];
+	port[0] = setup_env(getenv("APPHOST_REDIS_URL"),
+			    getenv("APPHOST_POSTGRES_DSN"), NULL);
+	pid[0] = ap_spawn_he(&K, logfile, env);
+	cr_assert(ops_wait_status(port[0], "/readyz", 200, 20000),
+		  "first instance ready (log: %s)", logfile);
+	/* the second: same keys, its own port */
+	port[1] = ops_free_port();
+	snprintf(env_buf[0], sizeof(env_buf[0]),
+		 "APPHOST_HTTP_ADDR=127.0.0.1:%d", port[1]);
+	snprintf(log2, sizeof(log2), "%s.2", logfile);
+	pid[1] = ap_spawn_he(&K, log2, env);
+	cr_assert(ops_wait_status(port[1], "/readyz", 200, 20000),
+		  "a standby is ready too (log: %s)", log2);
+
+	ops_resp r = ops_http(port[1], "/readyz", NULL);
+	cr_expect(strstr(r.body, "health_events: standby"), "standby: %s",
+		  r.body);
+	ops_resp_free(&r);
+	r = ops_http(port[0], "/readyz", NULL);
+	cr_expect(strstr(r.body, "health_events: leader"), "leader: %s",
+		  r.body);
+	ops_resp_free(&r);
+	cr_expect_eq(metric(port[0], "health_events_leader"), 1);
+	cr_expect_eq(metric(port[1], "health_events_leader"), 0);
+	cr_expect_geq(metric(port[0], "health_events_leader_epoch"), 1);
+	cr_expect_eq(metric(port[0], "health_events_leadership_changes_total"),
+		     1);
+	for (int i = 0; i < 2; i++)
+		cr_expect_eq(ap_terminate(pid[i]), 0);
+	rs_disconnect(&redis, &pg);
+}
+
+/* A database without the lease functions (migrations not applied): the
+ * instance could never lead, so it must not say it is ready. */
+Test(scrape, a_standby_that_cannot_ask_for_the_lease_is_not_ready)
+{
+	redisContext *redis;
+	PGconn *pg;
+	rs_connect(&redis, &pg);
+	char db[64], dsn[512];
+	snprintf(db, sizeof(db), "ops_nomig_%d", (int)getpid());
+	char sql[128];
+	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", db);
+	th_sql(pg, sql, NULL);
+	const char *base = getenv("APPHOST_POSTGRES_DSN");
+	const char *slash = strrchr(base, '/');
+	cr_assert_not_null(slash);
+	snprintf(dsn, sizeof(dsn), "%.*s/%s", (int)(slash - base), base, db);
+	int port = setup_env(getenv("APPHOST_REDIS_URL"), dsn, NULL);
+	pid_t pid = ap_spawn_he(&K, logfile, env);
+	free(ap_wait_log(logfile, "lease calls failing", 1, pid, 20000));
+	bool said = false;
+	for (int i = 0; i < 80 && !said; i++, usleep(100000)) {
+		ops_resp h = ops_http(port, "/readyz", NULL);
+		said = h.status == 503 && strstr(h.body, "lease calls");
+		ops_resp_free(&h);
+	}
+	cr_expect(said, "not ready without the lease (log: %s)", logfile);
+	cr_expect_eq(ap_terminate(pid), 0);
+	snprintf(sql, sizeof(sql), "DROP DATABASE %s", db);
+	th_sql(pg, sql, NULL);
+	rs_disconnect(&redis, &pg);
 }

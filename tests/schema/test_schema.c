@@ -376,7 +376,7 @@ static const char broken_sql[] =
     "    d text[]) "
     "RETURNS TABLE (o_ord integer, o_outcome text, o_status text, "
     "    o_engine_health text, o_current_turn integer) "
-    "LANGUAGE sql AS $$ SELECT * FROM health_events_apply(a, b, "
+    "LANGUAGE sql AS $$ SELECT * FROM health_events_apply_batch(a, b, "
     "    array_fill(NULL::text, ARRAY[cardinality(c)]), d) $$";
 
 /*
@@ -489,7 +489,7 @@ static char *compare_with_reference(const char *candidate, int batches)
 
 Test(schema, apply_matches_sequential_reference)
 {
-	char *diff = compare_with_reference("health_events_apply", 200);
+	char *diff = compare_with_reference("health_events_apply_batch", 200);
 
 	cr_expect(diff == NULL,
 		  "health_events_apply differs from the sequential reference: "
@@ -506,4 +506,161 @@ Test(schema, apply_reference_check_catches_a_difference)
 	diff = compare_with_reference("pg_temp.apply_broken", 200);
 	cr_expect(diff != NULL, "a function that never transitions passed");
 	free(diff);
+}
+
+/* ---- leadership (schema/003) -------------------------------------------- */
+
+/* health_events_lease(name, holder, token, ms, 0): the epoch, or "0". */
+static char *lease(const char *name, const char *token, const char *ms)
+{
+	const char *p[] = {name, token, token, ms};
+	PGresult *res = run("SELECT o_epoch FROM health_events_lease($1, $2, "
+			    "$3, $4::integer, 0)",
+			    4, p);
+	char *v;
+
+	cr_assert(PQresultStatus(res) == PGRES_TUPLES_OK, "lease: %s",
+		  PQresultErrorMessage(res));
+	v = strdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return v;
+}
+
+static void expire(const char *name)
+{
+	const char *p[] = {name};
+	PGresult *res = run("UPDATE health_events_leader SET expires_at = "
+			    "now() - interval '1 second' WHERE name = $1",
+			    1, p);
+
+	cr_assert(PQresultStatus(res) == PGRES_COMMAND_OK);
+	PQclear(res);
+}
+
+#define LEASE_IS(name, token, want)                                            \
+	do {                                                                   \
+		char *got_ = lease(name, token, "60000");                      \
+		cr_assert_str_eq(got_, want, "lease(%s) by %s", name, token);  \
+		free(got_);                                                    \
+	} while (0)
+
+Test(schema, lease_epoch_grows_only_when_the_holder_changes_or_it_lapsed)
+{
+	const char *name = game_id("lease");
+
+	LEASE_IS(name, "a", "1");
+	LEASE_IS(name, "a", "1"); /* renewal */
+	LEASE_IS(name, "b", "0"); /* held by a */
+	expire(name);
+	LEASE_IS(name, "b", "2"); /* a lapsed: b takes over */
+	LEASE_IS(name, "a", "0");
+	expire(name);
+	LEASE_IS(name, "b", "3"); /* b's own lease lapsed: a new epoch */
+
+	const char *p[] = {name, "b", "3"};
+	PGresult *res = run("SELECT health_events_lease_release($1, $2, "
+			    "$3::bigint)",
+			    3, p);
+	cr_assert(PQresultStatus(res) == PGRES_TUPLES_OK);
+	cr_assert_str_eq(PQgetvalue(res, 0, 0), "t");
+	PQclear(res);
+	LEASE_IS(name, "a", "4"); /* released: taken at once */
+}
+
+/* health_events_apply(lease, epoch, ...) of one health-only element. */
+static PGresult *apply_one(const char *name, const char *epoch,
+			   const char *game)
+{
+	char ids[160];
+	snprintf(ids, sizeof(ids), "{\"%s\"}", game);
+	const char *p[] = {name, epoch, ids};
+	return run("SELECT * FROM health_events_apply($1, $2::bigint, "
+		   "$3::text[], '{oom}', '{NULL}', '{NULL}')",
+		   3, p);
+}
+
+Test(schema, apply_with_an_old_epoch_after_a_takeover_is_refused)
+{
+	const char *name = game_id("fence");
+	const char *game = game_id("fence-game");
+	const char *ins[] = {game};
+	PGresult *res = run("INSERT INTO runtime_records (game_id, status) "
+			    "VALUES ($1, 'running')",
+			    1, ins);
+
+	PQclear(res);
+	LEASE_IS(name, "a", "1");
+	res = apply_one(name, "1", game);
+	cr_assert(PQresultStatus(res) == PGRES_TUPLES_OK, "%s",
+		  PQresultErrorMessage(res));
+	PQclear(res);
+	expire(name);
+	LEASE_IS(name, "b", "2");
+	res = apply_one(name, "1", game);
+	cr_assert(PQresultStatus(res) == PGRES_FATAL_ERROR);
+	cr_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "HE001");
+	PQclear(res);
+	res = apply_one(game_id("no-such-lease"), "1", game);
+	cr_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "HE001");
+	PQclear(res);
+}
+
+Test(schema, apply_refuses_arrays_of_different_lengths)
+{
+	const char *name = game_id("shape");
+	const char *p[] = {name};
+
+	LEASE_IS(name, "a", "1");
+	PGresult *res = run("SELECT * FROM health_events_apply($1, 1, "
+			    "'{g1,g2}', '{oom}', '{NULL,NULL}', '{NULL,NULL}')",
+			    1, p);
+	cr_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "22023");
+	PQclear(res);
+	res = run("SELECT * FROM health_events_apply($1, 1, '{{g1},{g2}}', "
+		  "'{{a},{b}}', '{{NULL},{NULL}}', '{{NULL},{NULL}}')",
+		  1, p);
+	cr_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "22023");
+	PQclear(res);
+}
+
+Test(schema, functions_are_not_executable_by_public_and_pin_search_path)
+{
+	char *n = scalar(
+	    "SELECT count(*) FROM pg_proc p WHERE p.proname LIKE "
+	    "'health\\_events\\_%' AND (p.proacl IS NULL OR EXISTS ("
+	    "SELECT 1 FROM aclexplode(p.proacl) a WHERE a.grantee = 0))");
+	cr_assert_str_eq(n, "0", "functions executable by PUBLIC: %s", n);
+	free(n);
+	n = scalar("SELECT count(*) FROM pg_proc p WHERE p.proname LIKE "
+		   "'health\\_events\\_%' AND NOT EXISTS (SELECT 1 FROM "
+		   "unnest(p.proconfig) c WHERE c LIKE 'search\\_path=%')");
+	cr_assert_str_eq(n, "0", "functions without a pinned search_path: %s",
+			 n);
+	free(n);
+}
+
+Test(schema, a_temporary_table_does_not_stand_in_for_runtime_records)
+{
+	const char *name = game_id("temp");
+	const char *game = game_id("temp-game");
+	const char *ins[] = {game};
+	PGresult *res = run("INSERT INTO runtime_records (game_id, status) "
+			    "VALUES ($1, 'running')",
+			    1, ins);
+
+	PQclear(res);
+	res = run("CREATE TEMP TABLE runtime_records (LIKE "
+		  "public.runtime_records INCLUDING ALL)",
+		  0, NULL);
+	cr_assert(PQresultStatus(res) == PGRES_COMMAND_OK, "%s",
+		  PQresultErrorMessage(res));
+	PQclear(res);
+	LEASE_IS(name, "a", "1");
+	res = apply_one(name, "1", game);
+	cr_assert(PQresultStatus(res) == PGRES_TUPLES_OK, "%s",
+		  PQresultErrorMessage(res));
+	cr_assert_str_eq(PQgetvalue(res, 0, 1), "health",
+			 "the real row was updated");
+	PQclear(res);
+	PQclear(run("DROP TABLE pg_temp.runtime_records", 0, NULL));
 }

@@ -187,3 +187,21 @@ const char *th_unique(const char *tag)
 		 (long)ts.tv_nsec, ++n);
 	return buf;
 }
+
+bool th_wait_apply_blocked(PGconn *c, int timeout_ms)
+{
+	double t0 = th_now_ms();
+	do {
+		char *v = th_sql_value(c,
+				       "SELECT count(*) FROM pg_stat_activity "
+				       "WHERE wait_event_type = 'Lock' AND "
+				       "query LIKE $1",
+				       "%health_events_apply%");
+		bool yes = v && atoi(v) > 0;
+		free(v);
+		if (yes)
+			return true;
+		usleep(10000);
+	} while (th_now_ms() - t0 < timeout_ms);
+	return false;
+}

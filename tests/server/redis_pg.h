@@ -69,6 +69,9 @@ void th_keys_init(th_keys *k, const char *tag);
 /* Poll until GET key equals want, up to timeout_ms; true when it does. */
 bool th_wait_offset(redisContext *c, const char *key, const char *want,
 		    int timeout_ms);
+/* Wait up to timeout_ms until a health_events_apply call waits on a lock
+ * (a row the test holds); true when one does. */
+bool th_wait_apply_blocked(PGconn *c, int timeout_ms);
 /* Milliseconds on the monotonic clock. */
 double th_now_ms(void);
 /* A unique prefix for keys/rows of one test: "<tag>:<pid>:<ns>:<n>" (a

@@ -79,7 +79,7 @@ size_t he_core_cache_size(he_core *c);
 int he_core_export(he_core *c, void **buf, size_t *len);
 int he_core_import(he_core *c, const void *buf, size_t len);
 
-/* ---- additions beyond the first contract ------------------------------- */
+/* ---- for tests and operations -------------------------------------------- */
 
 /*
  * Replace the transition check used for the CAS types (default, and

@@ -6,18 +6,11 @@
 const char *he_strerror(int code)
 {
 	switch (code) {
-	case HE_OK: return "success";
-	case HE_EINVAL: return "invalid argument";
-	case HE_ENOMEM: return "out of memory";
-	case HE_ETIMEDOUT: return "timed out";
-	case HE_ECONN: return "connection failed";
-	case HE_EIO: return "I/O error";
-	case HE_ESTATE: return "wrong state";
-	case HE_ENOTSUP: return "not supported";
-	case HE_EPROTO: return "protocol error";
-	case HE_ENOENT: return "not found";
-	case HE_EREFUSED: return "refused by server";
-	default: return "unknown error";
+#define HE_TEXT_(name, value, text)                                            \
+	case (value): return (text);
+		HE_ERRNO_MAP(HE_TEXT_)
+#undef HE_TEXT_
+	default: return apphost_strerror(code);
 	}
 }
 

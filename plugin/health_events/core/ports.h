@@ -10,26 +10,35 @@
 #ifndef HE_PORTS_H
 #define HE_PORTS_H
 
+#include <apphost/component.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-/* ---- error codes (same numbering as APPHOST_E*, plus our own) ---------- */
+/* ---- error codes: the host's (component.h), plus our own ------------- */
+
+/* XX(name, value, text) of the codes only health_events has. */
+#define HE_ERRNO_MAP(XX)                                                       \
+	XX(ENOENT, -20, "not found")	      /* offset not saved yet */       \
+	XX(EREFUSED, -21, "refused by server") /* e.g. WRONGTYPE */           \
+	XX(EFENCED, -22, "fenced by a newer leader") /* write refused */      \
+	XX(EMOVED, -23, "saved offset moved") /* lost by a failover, reset */
+
 enum {
-	HE_OK = 0,
-	HE_EINVAL = -1,
-	HE_ENOMEM = -2,
-	HE_ETIMEDOUT = -3,
-	HE_ECONN = -4, /* server unreachable: retry later */
-	HE_EIO = -5,   /* request failed mid-way: retry later */
-	HE_ESTATE = -6,
-	HE_ENOTSUP = -7,
-	HE_EPROTO = -8,	  /* server answered something unexpected */
-	HE_ENOENT = -20,  /* no such key (offset not saved yet) */
-	HE_EREFUSED = -21 /* server refused the command (e.g. WRONGTYPE) */
+#define HE_FROM_HOST_(name, value, text) HE_##name = APPHOST_##name,
+	APPHOST_ERRNO_MAP(HE_FROM_HOST_)
+#undef HE_FROM_HOST_
+#define HE_OWN_(name, value, text) HE_##name = (value),
+	HE_ERRNO_MAP(HE_OWN_)
+#undef HE_OWN_
 };
 /* Text for an HE_E* code. Static string; any thread. */
 const char *he_strerror(int code);
+/* An HE_E* code as the host's: ours become APPHOST_EIO. */
+static inline int he_to_apphost(int code)
+{
+	return code > HE_ENOENT ? code : APPHOST_EIO;
+}
 
 /*
  * Grow the malloc()ed array *arr (elements of `sz` bytes, capacity *cap)

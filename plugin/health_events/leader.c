@@ -1,0 +1,387 @@
+/* leader.c -- see leader.h. */
+#include "leader.h"
+
+#include "record_store_pg.h"
+
+#include <fcntl.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+static const char lease_sql[] =
+    "SELECT o_epoch, o_holder, o_ms_left FROM health_events_lease($1, $2, "
+    "$3, $4::integer, $5::bigint)";
+static const char release_sql[] =
+    "SELECT health_events_lease_release($1, $2, $3::bigint)";
+
+struct he_leader {
+	const apphost_services *svc;
+	const he_config *cfg;
+	he_lease_timing t;
+	he_pg_store pg; /* the lease thread's own connection */
+	char token[33]; /* random per instance: see schema/003 */
+	char lease_ms[16];
+	void (*wake)(void *);
+	void *wake_arg;
+
+	uv_thread_t thread;
+	bool started;
+	atomic_bool stop;
+	uv_mutex_t mu; /* guards everything below; cv signals changes */
+	uv_cond_t cv;
+	uint64_t epoch;	      /* held epoch, 0: standby */
+	uint64_t valid_until; /* monotonic ns: writes stop after this */
+	uint64_t fenced;      /* the consumer's refused epoch, 0: none */
+	unsigned long long min_epoch; /* above the highest fence seen */
+	char holder_seen[256];	      /* the other holder, last poll */
+	bool failing;		      /* lease calls failing (logged once) */
+
+	struct apphost_metric *m_leader, *m_epoch, *m_changes, *m_fenced;
+};
+
+#define LOG(l, lvl, msg, ...)                                                  \
+	(l)->svc->log((l)->svc->host, lvl, msg, __VA_ARGS__)
+
+static uint64_t mono_ns(void)
+{
+	return uv_hrtime();
+}
+
+static struct apphost_metric *metric(he_leader *l, int type, const char *name,
+				     const char *help)
+{
+	struct apphost_metric *m = NULL;
+	if (APPHOST_SVC_HAS(l->svc, metric_set) && l->svc->metric_get &&
+	    l->svc->metric_add && l->svc->metric_set &&
+	    l->svc->metric_get(l->svc->host, type, name, help, NULL, NULL, 0,
+			       &m) < 0)
+		m = NULL;
+	return m;
+}
+
+static void metric_set(he_leader *l, struct apphost_metric *m, double v)
+{
+	if (m)
+		l->svc->metric_set(l->svc->host, m, v);
+}
+
+static void metric_add(he_leader *l, struct apphost_metric *m)
+{
+	if (m)
+		l->svc->metric_add(l->svc->host, m, 1);
+}
+
+/* 32 hex digits from getrandom(), or from the clock and pid without it. */
+static void make_token(char out[33])
+{
+	unsigned char b[16];
+	if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		unsigned long long x = (unsigned long long)ts.tv_nsec ^
+				       ((unsigned long long)getpid() << 32) ^
+				       (unsigned long long)ts.tv_sec;
+		for (size_t i = 0; i < sizeof(b); i++, x = x * 6364136223846793005ull + 1)
+			b[i] = (unsigned char)(x >> 56);
+	}
+	for (size_t i = 0; i < sizeof(b); i++)
+		snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+int he_leader_new(const apphost_services *svc, const he_config *cfg,
+		  he_leader **out)
+{
+	he_leader *l = calloc(1, sizeof(*l));
+	if (!l)
+		return HE_ENOMEM;
+	l->svc = svc;
+	l->cfg = cfg;
+	l->t = he_lease_timing_for(cfg->lease_ms);
+	snprintf(l->lease_ms, sizeof(l->lease_ms), "%u", cfg->lease_ms);
+	make_token(l->token);
+	he_pg_store_init(&l->pg, svc);
+	/* Every call is bounded by its own timeout, stopping or not. */
+	he_pg_store_set_timeout(&l->pg, l->t.call_ms);
+	atomic_init(&l->stop, false);
+	uv_mutex_init(&l->mu);
+	uv_cond_init(&l->cv);
+	l->m_leader = metric(l, APPHOST_METRIC_GAUGE, "health_events_leader",
+			     "1 while this instance holds the leadership "
+			     "lease and consumes, 0 on a standby.");
+	l->m_epoch = metric(l, APPHOST_METRIC_GAUGE,
+			    "health_events_leader_epoch",
+			    "Epoch (fencing token) of the lease this instance "
+			    "holds or last held.");
+	l->m_changes = metric(l, APPHOST_METRIC_COUNTER,
+			      "health_events_leadership_changes_total",
+			      "Times this instance acquired or lost the "
+			      "leadership lease.");
+	l->m_fenced = metric(l, APPHOST_METRIC_COUNTER,
+			     "health_events_fenced_total",
+			     "Writes refused because a newer leader exists.");
+	metric_set(l, l->m_leader, 0);
+	*out = l;
+	return HE_OK;
+}
+
+he_lease_timing he_leader_timing(const he_leader *l)
+{
+	return l->t;
+}
+
+/* ---- state changes (under mu) ------------------------------------------- */
+
+static void acquired(he_leader *l, uint64_t epoch, uint64_t sent_ns)
+{
+	l->epoch = epoch;
+	l->valid_until = sent_ns + (uint64_t)l->t.valid_ms * 1000000u;
+	LOG(l, APPHOST_LOG_INFO, "leadership acquired",
+	    "epoch=%llu instance=%s previous_holder=%s lease_ms=%u",
+	    (unsigned long long)epoch, l->cfg->instance_id,
+	    l->holder_seen[0] ? l->holder_seen : "none", l->t.lease_ms);
+	metric_set(l, l->m_leader, 1);
+	metric_set(l, l->m_epoch, (double)epoch);
+	metric_add(l, l->m_changes);
+	uv_cond_broadcast(&l->cv);
+}
+
+/* Leadership ends; returns true (the caller wakes the consumer). */
+static bool lost(he_leader *l, const char *reason)
+{
+	/* Stopping is the planned way to lose it; the others are news. */
+	LOG(l, strcmp(reason, "stopping") ? APPHOST_LOG_WARN : APPHOST_LOG_INFO,
+	    "leadership lost",
+	    "epoch=%llu instance=%s reason=%s", (unsigned long long)l->epoch,
+	    l->cfg->instance_id, reason);
+	l->epoch = 0;
+	l->valid_until = 0;
+	metric_set(l, l->m_leader, 0);
+	metric_add(l, l->m_changes);
+	uv_cond_broadcast(&l->cv);
+	return true;
+}
+
+/* ---- lease calls (without mu) -------------------------------------------- */
+
+/* One acquire-or-renew: 0 and *epoch (0: held by *holder), or HE_E*. */
+static int lease_call(he_leader *l, unsigned long long min_epoch,
+		      uint64_t *epoch, char *holder, size_t cap)
+{
+	char min[24];
+	snprintf(min, sizeof(min), "%llu", min_epoch);
+	const char *params[] = {l->cfg->label, l->cfg->instance_id, l->token,
+				l->lease_ms, min};
+	PGresult *res;
+	int r = he_pg_store_query(&l->pg, "health_events_lease", lease_sql, 5,
+				  params, &res);
+	if (r < 0)
+		return r;
+	if (PQntuples(res) != 1 || PQnfields(res) != 3) {
+		snprintf(l->pg.err, sizeof(l->pg.err),
+			 "health_events_lease returned %d rows",
+			 PQntuples(res));
+		PQclear(res);
+		return HE_EPROTO;
+	}
+	*epoch = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+	snprintf(holder, cap, "%s", PQgetvalue(res, 0, 1));
+	PQclear(res);
+	return HE_OK;
+}
+
+static void release(he_leader *l, uint64_t epoch)
+{
+	char e[24];
+	snprintf(e, sizeof(e), "%llu", (unsigned long long)epoch);
+	const char *params[] = {l->cfg->label, l->token, e};
+	PGresult *res;
+	int r = he_pg_store_query(&l->pg, "health_events_lease_release",
+				  release_sql, 3, params, &res);
+	if (r < 0) {
+		/* It lapses by itself; a standby then takes over later. */
+		LOG(l, APPHOST_LOG_WARN, "lease not released",
+		    "epoch=%llu error=\"%s\"", (unsigned long long)epoch,
+		    l->pg.err);
+		return;
+	}
+	PQclear(res);
+}
+
+/* ---- the thread ---------------------------------------------------------- */
+
+static void call_result(he_leader *l, int r)
+{
+	if (r < 0 && !l->failing)
+		LOG(l, APPHOST_LOG_ERROR, "lease calls failing, retrying",
+		    "code=%s error=\"%s\"", he_strerror(r), l->pg.err);
+	else if (r == 0 && l->failing)
+		LOG(l, APPHOST_LOG_INFO, "lease calls recovered", "%s", "");
+	l->failing = r < 0;
+}
+
+/* Wait on cv until `until_ns` (monotonic), stop or a change. */
+static void wait_until(he_leader *l, uint64_t until_ns)
+{
+	uint64_t now = mono_ns();
+	if (now < until_ns && !atomic_load(&l->stop))
+		(void)uv_cond_timedwait(&l->cv, &l->mu, until_ns - now);
+}
+
+static void run(void *arg)
+{
+	he_leader *l = arg;
+	const uint64_t ms = 1000000u;
+	uint64_t next = 0; /* monotonic ns of the next lease call */
+	uv_mutex_lock(&l->mu);
+	while (!atomic_load(&l->stop)) {
+		bool wake = false;
+		uint64_t let_go = 0;
+		if (l->epoch && l->fenced == l->epoch) {
+			let_go = l->epoch;
+			wake = lost(l, "fenced");
+			next = mono_ns() + l->t.poll_ms * ms;
+		} else if (mono_ns() < next) {
+			wait_until(l, next);
+			continue;
+		} else {
+			uint64_t held = l->epoch, got = 0;
+			unsigned long long min = l->min_epoch;
+			char holder[256] = "";
+			uv_mutex_unlock(&l->mu);
+			uint64_t t0 = mono_ns();
+			int r = lease_call(l, min, &got, holder,
+					   sizeof(holder));
+			uv_mutex_lock(&l->mu);
+			call_result(l, r);
+			if (held && l->fenced == held)
+				continue; /* fenced meanwhile: step down */
+			if (r < 0) {
+				if (held && mono_ns() >= l->valid_until)
+					wake = lost(l, "renew_failed");
+				/* a leader retries at once, within its time */
+				next = mono_ns() +
+				       (held ? l->t.renew_ms / 4 : l->t.poll_ms) *
+					   ms;
+			} else if (held && got == held) {
+				l->valid_until = t0 + l->t.valid_ms * ms;
+				next = t0 + l->t.renew_ms * ms;
+			} else {
+				if (held)
+					wake = lost(l, got ? "lapsed" : "taken");
+				if (got)
+					acquired(l, got, t0);
+				else
+					snprintf(l->holder_seen,
+						 sizeof(l->holder_seen), "%s",
+						 holder);
+				next = t0 + (got ? l->t.renew_ms
+						 : l->t.poll_ms) *
+						ms;
+			}
+		}
+		if (wake || let_go) {
+			uv_mutex_unlock(&l->mu);
+			if (let_go)
+				release(l, let_go);
+			if (wake && l->wake)
+				l->wake(l->wake_arg);
+			uv_mutex_lock(&l->mu);
+		}
+	}
+	uint64_t held = l->epoch;
+	if (held)
+		(void)lost(l, "stopping");
+	uv_mutex_unlock(&l->mu);
+	if (held)
+		release(l, held);
+	he_pg_store_close(&l->pg);
+}
+
+int he_leader_start(he_leader *l, void (*wake)(void *), void *arg)
+{
+	l->wake = wake;
+	l->wake_arg = arg;
+	if (uv_thread_create(&l->thread, run, l) != 0)
+		return HE_ENOMEM;
+	l->started = true;
+	return HE_OK;
+}
+
+uint64_t he_leader_epoch(he_leader *l)
+{
+	uv_mutex_lock(&l->mu);
+	uint64_t e = l->epoch && l->fenced != l->epoch &&
+			     mono_ns() < l->valid_until
+			 ? l->epoch
+			 : 0;
+	uv_mutex_unlock(&l->mu);
+	return e;
+}
+
+uint64_t he_leader_wait(he_leader *l, const atomic_bool *stop,
+			unsigned timeout_ms)
+{
+	uint64_t end = mono_ns() + (uint64_t)timeout_ms * 1000000u, e = 0;
+	uv_mutex_lock(&l->mu);
+	for (;;) {
+		uint64_t now = mono_ns();
+		if (l->epoch && l->fenced != l->epoch && now < l->valid_until)
+			e = l->epoch;
+		if (e || atomic_load(stop) || now >= end)
+			break;
+		(void)uv_cond_timedwait(&l->cv, &l->mu, end - now);
+	}
+	uv_mutex_unlock(&l->mu);
+	return e;
+}
+
+bool he_leader_failing(he_leader *l)
+{
+	uv_mutex_lock(&l->mu);
+	bool f = l->failing;
+	uv_mutex_unlock(&l->mu);
+	return f;
+}
+
+void he_leader_kick(he_leader *l)
+{
+	uv_mutex_lock(&l->mu);
+	uv_cond_broadcast(&l->cv);
+	uv_mutex_unlock(&l->mu);
+}
+
+void he_leader_fenced(he_leader *l, uint64_t epoch, unsigned long long fence)
+{
+	uv_mutex_lock(&l->mu);
+	metric_add(l, l->m_fenced);
+	/* Strictly above: someone may still write with the fence's epoch. */
+	if (fence && fence + 1 > l->min_epoch)
+		l->min_epoch = fence + 1;
+	if (l->epoch == epoch)
+		l->fenced = epoch;
+	uv_cond_broadcast(&l->cv);
+	uv_mutex_unlock(&l->mu);
+}
+
+void he_leader_free(he_leader *l)
+{
+	if (!l)
+		return;
+	if (l->started) {
+		uv_mutex_lock(&l->mu);
+		atomic_store(&l->stop, true);
+		uv_cond_broadcast(&l->cv);
+		uv_mutex_unlock(&l->mu);
+		uv_thread_join(&l->thread);
+	} else {
+		he_pg_store_close(&l->pg);
+	}
+	uv_cond_destroy(&l->cv);
+	uv_mutex_destroy(&l->mu);
+	free(l);
+}

@@ -1,0 +1,84 @@
+/*
+ * leader.h -- leadership among health_events instances (DESIGN §10): a
+ * thread of its own that holds, renews, releases or waits for the lease
+ * in PostgreSQL (schema/003_leadership.sql) on a connection of its own, so
+ * neither a blocked XREAD nor a slow batch delays a renewal.
+ *
+ * The consumer asks he_leader_epoch() before each write and passes the
+ * epoch along with it: the database and the Redis commit script refuse
+ * a stale one, which is what makes a paused ex-leader write nothing. A
+ * refused write comes back through he_leader_fenced(): the instance steps
+ * down to standby and goes on polling (the host may run other components;
+ * fencing never ends the process).
+ *
+ * Logs: "leadership acquired" (epoch, previous holder) and "leadership
+ * lost" (epoch, reason: fenced, renew_failed, lapsed, taken, stopping).
+ * Metrics: health_events_leader, health_events_leader_epoch,
+ * health_events_leadership_changes_total, health_events_fenced_total.
+ */
+#ifndef HE_LEADER_H
+#define HE_LEADER_H
+
+#include "config.h"
+#include "he_lease.h"
+
+#include <apphost/component.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+typedef struct he_leader he_leader;
+
+/* Allocate (no thread, no connection); cfg is borrowed. Main thread. */
+int he_leader_new(const apphost_services *svc, const he_config *cfg,
+		  he_leader **out);
+
+/*
+ * Start the lease thread. wake(arg) is called from it, without its lock,
+ * when leadership is lost, so the consumer can interrupt a blocked read.
+ * 0 or HE_ENOMEM. Main thread.
+ */
+int he_leader_start(he_leader *l, void (*wake)(void *), void *arg);
+
+/*
+ * The epoch this instance may write with now: the leader's, while its
+ * last confirmed renewal is younger than the lease's valid_ms; else 0.
+ * Any thread.
+ */
+uint64_t he_leader_epoch(he_leader *l);
+
+/*
+ * Wait up to timeout_ms for he_leader_epoch() > 0, or for *stop (checked
+ * when he_leader_kick wakes the wait). Returns the epoch or 0.
+ */
+uint64_t he_leader_wait(he_leader *l, const atomic_bool *stop,
+			unsigned timeout_ms);
+
+/*
+ * Whether the last lease call failed (PostgreSQL down, or the lease
+ * functions missing: a migration not applied). A standby that cannot ask
+ * for the lease is not ready: it could never take over. Any thread.
+ */
+bool he_leader_failing(he_leader *l);
+
+/* Wake every he_leader_wait (the consumer is stopping). */
+void he_leader_kick(he_leader *l);
+
+/*
+ * A write with `epoch` was refused as stale (fence: the higher epoch seen
+ * in Redis, 0 if unknown). If that is still our epoch, we step down: the
+ * lease is let go in the database and this instance polls as a standby.
+ * Any thread.
+ */
+void he_leader_fenced(he_leader *l, uint64_t epoch, unsigned long long fence);
+
+/* The lease timing in use. */
+he_lease_timing he_leader_timing(const he_leader *l);
+
+/*
+ * Stop the lease thread, releasing the lease if held (so a standby takes
+ * over at its next poll), and free l. Call only once the consumer writes
+ * no more. Started or not; NULL is a no-op. Main thread.
+ */
+void he_leader_free(he_leader *l);
+
+#endif
