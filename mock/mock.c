@@ -43,13 +43,19 @@ struct apphost_mock {
 	size_t ncfg, cfg_cap;
 	char **old_values; /* replaced values: config_get results stay valid */
 	size_t nold;
-	int fail_redis, fail_pg;
-	apphost_mock_redis_connect_fn redis_connect;
-	apphost_mock_redis_close_fn redis_close;
-	void *redis_ud;
-	apphost_mock_pg_connect_fn pg_connect;
-	apphost_mock_pg_close_fn pg_close;
-	void *pg_ud;
+	/* one per pool: the switch and the connector, copied out under mu */
+	struct redis_side {
+		int fail;
+		apphost_mock_redis_connect_fn connect;
+		apphost_mock_redis_close_fn close;
+		void *ud;
+	} redis;
+	struct pg_side {
+		int fail;
+		apphost_mock_pg_connect_fn connect;
+		apphost_mock_pg_close_fn close;
+		void *ud;
+	} pg;
 	char *env_redis_url, *env_pg_dsn; /* apphost_mock_use_env_servers */
 	int leases_out, leases_total, broken;
 	uint64_t clock_offset;
@@ -155,77 +161,77 @@ static int leased(apphost_mock *m, int rc)
 	return rc;
 }
 
+/* Count a release. */
+static void released(apphost_mock *m, bool broken)
+{
+	pthread_mutex_lock(&m->mu);
+	m->leases_out--;
+	m->broken += broken;
+	pthread_mutex_unlock(&m->mu);
+}
+
+/* A copy of one pool's switch and connector, taken under mu. */
+static struct redis_side redis_side(apphost_mock *m)
+{
+	struct redis_side s;
+
+	pthread_mutex_lock(&m->mu);
+	s = m->redis;
+	pthread_mutex_unlock(&m->mu);
+	return s;
+}
+
+static struct pg_side pg_side(apphost_mock *m)
+{
+	struct pg_side s;
+
+	pthread_mutex_lock(&m->mu);
+	s = m->pg;
+	pthread_mutex_unlock(&m->mu);
+	return s;
+}
+
 static int svc_redis_lease(void *host, uint32_t timeout_ms,
 			   struct redisContext **out)
 {
-	apphost_mock *m = host;
-	apphost_mock_redis_connect_fn fn;
-	void *ud;
-	int rc;
+	struct redis_side s = redis_side(host);
 
 	*out = NULL;
-	pthread_mutex_lock(&m->mu);
-	rc = m->fail_redis;
-	fn = m->redis_connect;
-	ud = m->redis_ud;
-	pthread_mutex_unlock(&m->mu);
-	if (rc == 0)
-		rc = fn != NULL ? fn(ud, out) : APPHOST_ECONN;
-	return leased(m, rc);
+	return leased(host, s.fail != 0		? s.fail
+			    : s.connect != NULL ? s.connect(s.ud, out)
+						: APPHOST_ECONN);
 }
 
 static void svc_redis_release(void *host, struct redisContext *c, bool broken)
 {
-	apphost_mock *m = host;
-	apphost_mock_redis_close_fn fn;
-	void *ud;
+	struct redis_side s = redis_side(host);
 
 	if (c == NULL)
 		return;
-	pthread_mutex_lock(&m->mu);
-	m->leases_out--;
-	m->broken += broken;
-	fn = m->redis_close;
-	ud = m->redis_ud;
-	pthread_mutex_unlock(&m->mu);
-	if (fn != NULL)
-		fn(ud, c);
+	released(host, broken);
+	if (s.close != NULL)
+		s.close(s.ud, c);
 }
 
 static int svc_pg_lease(void *host, uint32_t timeout_ms, struct pg_conn **out)
 {
-	apphost_mock *m = host;
-	apphost_mock_pg_connect_fn fn;
-	void *ud;
-	int rc;
+	struct pg_side s = pg_side(host);
 
 	*out = NULL;
-	pthread_mutex_lock(&m->mu);
-	rc = m->fail_pg;
-	fn = m->pg_connect;
-	ud = m->pg_ud;
-	pthread_mutex_unlock(&m->mu);
-	if (rc == 0)
-		rc = fn != NULL ? fn(ud, out) : APPHOST_ECONN;
-	return leased(m, rc);
+	return leased(host, s.fail != 0		? s.fail
+			    : s.connect != NULL ? s.connect(s.ud, out)
+						: APPHOST_ECONN);
 }
 
 static void svc_pg_release(void *host, struct pg_conn *c, bool broken)
 {
-	apphost_mock *m = host;
-	apphost_mock_pg_close_fn fn;
-	void *ud;
+	struct pg_side s = pg_side(host);
 
 	if (c == NULL)
 		return;
-	pthread_mutex_lock(&m->mu);
-	m->leases_out--;
-	m->broken += broken;
-	fn = m->pg_close;
-	ud = m->pg_ud;
-	pthread_mutex_unlock(&m->mu);
-	if (fn != NULL)
-		fn(ud, c);
+	released(host, broken);
+	if (s.close != NULL)
+		s.close(s.ud, c);
 }
 
 static uint64_t svc_now_ns(void *host)
@@ -544,14 +550,14 @@ void apphost_mock_log_clear(apphost_mock *m)
 void apphost_mock_fail_redis(apphost_mock *m, int code)
 {
 	pthread_mutex_lock(&m->mu);
-	m->fail_redis = code;
+	m->redis.fail = code;
 	pthread_mutex_unlock(&m->mu);
 }
 
 void apphost_mock_fail_pg(apphost_mock *m, int code)
 {
 	pthread_mutex_lock(&m->mu);
-	m->fail_pg = code;
+	m->pg.fail = code;
 	pthread_mutex_unlock(&m->mu);
 }
 
@@ -561,9 +567,7 @@ void apphost_mock_set_redis_connector(apphost_mock *m,
 				      void *ud)
 {
 	pthread_mutex_lock(&m->mu);
-	m->redis_connect = connect;
-	m->redis_close = close;
-	m->redis_ud = ud;
+	m->redis = (struct redis_side){m->redis.fail, connect, close, ud};
 	pthread_mutex_unlock(&m->mu);
 }
 
@@ -572,9 +576,7 @@ void apphost_mock_set_pg_connector(apphost_mock *m,
 				   apphost_mock_pg_close_fn close, void *ud)
 {
 	pthread_mutex_lock(&m->mu);
-	m->pg_connect = connect;
-	m->pg_close = close;
-	m->pg_ud = ud;
+	m->pg = (struct pg_side){m->pg.fail, connect, close, ud};
 	pthread_mutex_unlock(&m->mu);
 }
 
