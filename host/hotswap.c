@@ -224,25 +224,24 @@ static const char *elf_why(const unsigned char *b, size_t n, char *build_id)
 }
 
 /*
- * Read the whole regular file at `path` into a malloc()ed buffer, making
- * sure it did not change while being read. 0, APPHOST_EIO (errno kept
- * in *eno), APPHOST_EINVAL, APPHOST_ENOMEM; reason in err.
+ * Read the whole regular file open on `fd` (checked by apphost_comp_open;
+ * closed here) into a malloc()ed buffer, making sure it did not change
+ * while being read; `path` names it in messages. 0, APPHOST_EIO (errno
+ * kept in *eno), APPHOST_EINVAL, APPHOST_ENOMEM; reason in err.
  */
-static int read_file(const char *path, unsigned char **out, size_t *outlen,
-		     int *eno, char *err, size_t errlen)
+static int read_fd(int fd, const char *path, unsigned char **out,
+		   size_t *outlen, int *eno, char *err, size_t errlen)
 {
 	struct stat st, st2;
 	unsigned char *b;
 	size_t got = 0;
-	int fd, rc = 0;
+	int rc = 0;
 
 	*eno = 0;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0) {
+	if (fstat(fd, &st) < 0) {
 		*eno = errno;
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
+		close(fd);
 		return APPHOST_EIO;
 	}
 	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > MAX_FILE_BYTES) {
@@ -328,36 +327,57 @@ static int write_file(const char *path, const unsigned char *b, size_t n,
 
 /* ---- the private directory ---------------------------------------------- */
 
+/* Remove every entry of the directory open on dfd (closed here). */
+static void empty_dir(int dfd)
+{
+	DIR *d = fdopendir(dfd);
+	struct dirent *de;
+
+	if (d == NULL) {
+		close(dfd);
+		return;
+	}
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 &&
+		    strcmp(de->d_name, "..") != 0)
+			unlinkat(dirfd(d), de->d_name, 0);
+	closedir(d);
+}
+
 /* Remove every file in `dir`, then `dir`. */
 static void remove_dir(const char *dir)
 {
-	DIR *d = opendir(dir);
-	struct dirent *de;
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
-	if (d != NULL) {
-		while ((de = readdir(d)) != NULL)
-			if (strcmp(de->d_name, ".") != 0 &&
-			    strcmp(de->d_name, "..") != 0)
-				unlinkat(dirfd(d), de->d_name, 0);
-		closedir(d);
-	}
+	if (fd >= 0)
+		empty_dir(fd);
 	rmdir(dir);
 }
 
-/* Remove private directories of hosts that no longer run (killed). */
+/*
+ * Remove private directories of hosts that no longer run (killed). Each
+ * candidate is opened without following a symlink and checked on that
+ * descriptor, and only entries of that very directory are unlinked: a
+ * name swapped for a symlink or another directory between the check and
+ * the removal cannot redirect it (base may be a sticky /tmp).
+ */
 static void sweep(const char *base)
 {
-	DIR *d = opendir(base);
+	int bfd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = bfd >= 0 ? fdopendir(bfd) : NULL;
 	struct dirent *de;
 	size_t plen = strlen(DIR_PREFIX);
 
-	if (d == NULL)
+	if (d == NULL) {
+		if (bfd >= 0)
+			close(bfd);
 		return;
+	}
 	while ((de = readdir(d)) != NULL) {
-		char path[PATH_MAX];
 		struct stat st;
 		long pid;
 		char *end;
+		int fd;
 
 		if (strncmp(de->d_name, DIR_PREFIX, plen) != 0)
 			continue;
@@ -365,10 +385,16 @@ static void sweep(const char *base)
 		if (pid <= 0 || *end != '-' || pid == (long)getpid() ||
 		    kill((pid_t)pid, 0) == 0 || errno != ESRCH)
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", base, de->d_name);
-		if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode) &&
-		    st.st_uid == geteuid())
-			remove_dir(path);
+		fd = openat(dirfd(d), de->d_name,
+			    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (fstat(fd, &st) < 0 || st.st_uid != geteuid()) {
+			close(fd);
+			continue;
+		}
+		empty_dir(fd);
+		unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR);
 	}
 	closedir(d);
 }
@@ -451,23 +477,21 @@ static int load_copy(struct apphost_hotswap *hs, const char *src,
 	char *real = NULL, *dir = NULL, *base = NULL, file[PATH_MAX];
 	const char *why;
 	size_t len = 0;
-	int rc, n, eno = 0;
+	int rc, n, fd, eno = 0;
 
 	*out = NULL;
 	*missing = false;
-	real = realpath(src, NULL);
-	if (real == NULL) {
-		*missing = errno == ENOENT;
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return APPHOST_EIO;
-	}
-	/* The file we read must pass the loader's StrictModes check too. */
-	rc = apphost_comp_check_file(real, geteuid(), err, errlen);
+	/* The file we copy passes the loader's checks, and the bytes copied
+	 * are read from the very descriptor that was checked. */
+	rc = apphost_comp_open(src, geteuid(), &fd, &real, err, errlen);
+	eno = errno;
 	if (rc == 0)
-		rc = read_file(real, &bytes, &len, &eno, err, errlen);
-	*missing = eno == ENOENT;
-	if (rc < 0)
+		rc = read_fd(fd, src, &bytes, &len, &eno, err, errlen);
+	*missing = rc == APPHOST_EIO && eno == ENOENT;
+	if (rc < 0) {
+		name_original(err, errlen, src, path);
 		goto out;
+	}
 	why = elf_why(bytes, len, cp.id.build_id);
 	if (why != NULL) {
 		snprintf(err, errlen, "%s: %s", path, why);

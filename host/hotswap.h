@@ -14,8 +14,9 @@
  * start when a host was killed).
  *
  * Watching. For each component the directory of its configured path is
- * watched with uv_fs_event (and the target's directory when the path is
- * a symlink), filtered by file name: that sees an in-place write
+ * watched with uv_fs_event (and the resolved directory when the path goes
+ * through a symlinked directory; a symlinked file is refused by the
+ * loader), filtered by file name: that sees an in-place write
  * (IN_MODIFY), a rename over it (a linker or `install` writing a temp
  * file), an unlink + create, and a file that is briefly missing. Each
  * event restarts a 300 ms debounce timer; when it fires the file is swapped.

@@ -4,26 +4,157 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <microhttpd.h>
 
 #include "log.h"
 #include "metrics.h"
 
-#define MEMORY_LIMIT	   (16 * 1024)
-#define CONNECTION_LIMIT   64
-#define CONNECTION_TIMEOUT 10 /* seconds */
+#define MEMORY_LIMIT	    (16 * 1024)
+#define CONNECTION_LIMIT    128
+#define PER_IP_LIMIT	    8	   /* probes and a scraper need one or two */
+#define CONNECTION_TIMEOUT  10	   /* seconds without any byte: closed */
+#define REQUEST_DEADLINE_MS 10000u /* a whole request, however it trickles */
+#define WATCHDOG_PERIOD_MS  250u
+
+/* One open connection, known from MHD's connection notifications. */
+struct conn {
+	struct conn *prev, *next;
+	int fd;
+	uint64_t since_ns; /* accepted, or its last request completed */
+	bool cut;	   /* shut down for overrunning the deadline */
+};
 
 struct apphost_http {
 	struct MHD_Daemon *d;
 	struct apphost_metrics *metrics;
 	uint16_t port;
+
+	/* Request deadline. MHD's own timeout is an idle timeout: a client
+	 * sending a header byte every few seconds would hold its connection
+	 * (and a slot) forever. The watchdog thread shuts such a socket
+	 * down; MHD then sees the end of the stream and closes it. */
+	pthread_mutex_t mu; /* conns, stop; held across shutdown() */
+	pthread_cond_t cv;
+	struct conn *conns;
+	bool stop;
+	pthread_t watchdog;
+	bool watchdog_running;
 };
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* MHD's thread: a connection was accepted or is about to be closed. MHD
+ * notifies CLOSED before it closes the socket, and the watchdog only
+ * touches sockets on the list under mu: it never shuts down a descriptor
+ * number already reused. */
+static void on_connection(void *cls, struct MHD_Connection *connection,
+			  void **socket_context,
+			  enum MHD_ConnectionNotificationCode code)
+{
+	struct apphost_http *h = cls;
+	struct conn *c = *socket_context;
+	const union MHD_ConnectionInfo *fi;
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		fi = MHD_get_connection_info(connection,
+					     MHD_CONNECTION_INFO_CONNECTION_FD);
+		c = calloc(1, sizeof(*c));
+		if (c == NULL || fi == NULL) {
+			free(c); /* untracked: only its idle timeout applies */
+			return;
+		}
+		c->fd = fi->connect_fd;
+		c->since_ns = mono_ns();
+		pthread_mutex_lock(&h->mu);
+		c->next = h->conns;
+		if (h->conns != NULL)
+			h->conns->prev = c;
+		h->conns = c;
+		pthread_mutex_unlock(&h->mu);
+		*socket_context = c;
+		return;
+	}
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&h->mu);
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		h->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	pthread_mutex_unlock(&h->mu);
+	free(c);
+	*socket_context = NULL;
+}
+
+/* MHD's thread: a request is done; the next one on this connection gets
+ * a deadline of its own. */
+static void on_completed(void *cls, struct MHD_Connection *connection,
+			 void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+	struct apphost_http *h = cls;
+	const union MHD_ConnectionInfo *si = MHD_get_connection_info(
+	    connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct conn *c = si != NULL ? si->socket_context : NULL;
+
+	(void)con_cls;
+	(void)toe;
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&h->mu);
+	c->since_ns = mono_ns();
+	pthread_mutex_unlock(&h->mu);
+}
+
+static void *watchdog_main(void *arg)
+{
+	struct apphost_http *h = arg;
+
+	pthread_mutex_lock(&h->mu);
+	while (!h->stop) {
+		uint64_t now = mono_ns(),
+			 wake = now + WATCHDOG_PERIOD_MS * 1000000ull;
+		struct timespec ts = {
+		    .tv_sec = (time_t)(wake / 1000000000u),
+		    .tv_nsec = (long)(wake % 1000000000u),
+		};
+		unsigned cut = 0;
+
+		for (struct conn *c = h->conns; c != NULL; c = c->next) {
+			if (c->cut || now - c->since_ns <
+					  REQUEST_DEADLINE_MS * 1000000ull)
+				continue;
+			(void)shutdown(c->fd, SHUT_RDWR);
+			c->cut = true;
+			cut++;
+		}
+		if (cut > 0)
+			apphost_log(APPHOST_LOG_DEBUG, NULL,
+				    "http: connections closed: request not "
+				    "complete within the deadline",
+				    "connections=%u deadline_ms=%u", cut,
+				    REQUEST_DEADLINE_MS);
+		pthread_cond_timedwait(&h->cv, &h->mu, &ts);
+	}
+	pthread_mutex_unlock(&h->mu);
+	return NULL;
+}
 
 /* Split "host:port" / "[v6]:port" / ":port" and resolve it. */
 static int parse_addr(const char *addr, struct sockaddr_storage *ss, char *err,
@@ -166,6 +297,13 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 	apphost_log(APPHOST_LOG_DEBUG, NULL, "http", "detail=\"%s\"", msg);
 }
 
+static void free_http(struct apphost_http *h)
+{
+	pthread_cond_destroy(&h->cv);
+	pthread_mutex_destroy(&h->mu);
+	free(h);
+}
+
 int apphost_http_start(const char *addr, struct apphost_metrics *metrics,
 		       struct apphost_http **out, char *err, size_t errlen)
 {
@@ -174,6 +312,7 @@ int apphost_http_start(const char *addr, struct apphost_metrics *metrics,
 	const union MHD_DaemonInfo *info;
 	unsigned flags =
 	    MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	pthread_condattr_t ca;
 	int rc;
 
 	*out = NULL;
@@ -186,20 +325,36 @@ int apphost_http_start(const char *addr, struct apphost_metrics *metrics,
 		return APPHOST_ENOMEM;
 	}
 	h->metrics = metrics;
+	pthread_mutex_init(&h->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&h->cv, &ca);
+	pthread_condattr_destroy(&ca);
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
+	/* One internal thread polls every connection (non-blocking): a slow
+	 * client costs a slot, never the thread. */
 	h->d = MHD_start_daemon(
 	    flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
 	    (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 	    (size_t)MEMORY_LIMIT, MHD_OPTION_CONNECTION_LIMIT,
-	    (unsigned)CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-	    (unsigned)CONNECTION_TIMEOUT, MHD_OPTION_EXTERNAL_LOGGER,
-	    on_mhd_log, NULL, MHD_OPTION_END);
+	    (unsigned)CONNECTION_LIMIT, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	    (unsigned)PER_IP_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned)CONNECTION_TIMEOUT, MHD_OPTION_NOTIFY_CONNECTION,
+	    on_connection, h, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_END);
 	if (h->d == NULL) {
 		snprintf(err, errlen, "cannot listen: %s", strerror(errno));
-		free(h);
+		free_http(h);
 		return APPHOST_EIO;
 	}
+	if (pthread_create(&h->watchdog, NULL, watchdog_main, h) != 0) {
+		snprintf(err, errlen, "cannot start the http watchdog thread");
+		MHD_stop_daemon(h->d);
+		free_http(h);
+		return APPHOST_EIO;
+	}
+	h->watchdog_running = true;
 	info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
 	h->port = info != NULL ? info->port : 0;
 	*out = h;
@@ -215,6 +370,12 @@ void apphost_http_stop(struct apphost_http *h)
 {
 	if (h == NULL)
 		return;
-	MHD_stop_daemon(h->d);
-	free(h);
+	pthread_mutex_lock(&h->mu);
+	h->stop = true;
+	pthread_cond_signal(&h->cv);
+	pthread_mutex_unlock(&h->mu);
+	if (h->watchdog_running)
+		pthread_join(h->watchdog, NULL);
+	MHD_stop_daemon(h->d); /* notifies CLOSED for every connection */
+	free_http(h);
 }

@@ -10,7 +10,15 @@
  *
  * HEAD works wherever GET does; any other method gets 405 (with Allow),
  * any other path 404, a request whose headers do not fit the 16 KiB
- * per-connection memory 431. At most 64 connections, 10 s idle timeout.
+ * per-connection memory 431.
+ *
+ * Slow or many clients: one internal thread polls every connection
+ * (non-blocking), so a slow client costs a connection slot, never the
+ * thread. At most 128 connections, 8 per client address (more are closed
+ * at once); 10 s without a byte closes one (MHD's idle timeout), and so
+ * does a request not complete within 10 s of its connection's accept or
+ * of its previous request's end, however it trickles (a watchdog thread
+ * shuts the socket down).
  */
 #ifndef APPHOST_HOST_HTTP_H
 #define APPHOST_HOST_HTTP_H

@@ -211,6 +211,25 @@ int apphost_lifecycle_load_all_with(const char *csv, apphost_comp_load_fn load,
 				    "component refused", "reason=\"%s\"", err);
 			break;
 		}
+		/* Status, metrics and log lines are keyed by name: two of
+		 * one name would be indistinguishable (and fight over
+		 * their keys). */
+		for (size_t i = 0; i < l.n; i++) {
+			if (strcmp(l.v[i]->name, c->name) != 0)
+				continue;
+			apphost_log(APPHOST_LOG_ERROR, NULL,
+				    "component refused",
+				    "reason=\"%s: component name %s is already "
+				    "loaded from %s; each component must have "
+				    "its own name\"",
+				    c->path, c->name, l.v[i]->path);
+			rc = APPHOST_EINVAL;
+			break;
+		}
+		if (rc < 0) {
+			apphost_comp_free(c);
+			break;
+		}
 		nv = realloc(l.v, (l.n + 1) * sizeof(*nv));
 		if (nv == NULL) {
 			apphost_comp_free(c);

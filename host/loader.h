@@ -2,9 +2,9 @@
  * loader.h -- finding, checking and dlopen()ing one component file.
  *
  * A component is refused, with the reason in err and nothing called, when
- *   - the file or its directory fails the StrictModes check (see
- *     apphost_comp_check_file);
- *   - the same file is already loaded in this process;
+ *   - the file or one of its directories fails the StrictModes check
+ *     (see apphost_comp_open), or the file is a symbolic link;
+ *   - the same file (inode) is already loaded in this process;
  *   - dlopen(RTLD_NOW | RTLD_LOCAL) fails (dlerror text, e.g. an
  *     unresolved symbol);
  *   - it has no apphost_component_magic, or the block it returns has the
@@ -42,8 +42,11 @@ enum apphost_comp_state {
 
 struct apphost_comp {
 	char *path;	/* as configured, used in messages */
-	char *realpath; /* the canonical file that was dlopen()ed */
+	char *realpath; /* canonical path of the file that was dlopen()ed */
 	void *handle;	/* dlopen handle */
+	int fd;		/* the file, open while loaded (-1: none) */
+	dev_t dev;	/* its inode, to refuse a file listed twice */
+	ino_t ino;
 	const apphost_magic *magic;
 	char name[64];	  /* magic->name, copied */
 	char version[64]; /* magic->version, copied */
@@ -62,19 +65,33 @@ struct apphost_comp {
 };
 
 /*
- * StrictModes check, as sshd does for its key files: `path` must be a
- * regular file owned by root or by `euid`, and not group- or
- * world-writable; its directory must be owned by root or `euid` and not
- * group- or world-writable unless sticky (like /tmp). Returns 0, or
- * APPHOST_EINVAL with "PATH: why; fix" in err (APPHOST_EIO when stat
- * fails). Any thread.
+ * Open a component file for loading, checked as sshd's StrictModes
+ * checks its key files, without a gap between check and use: the
+ * directories of `path` are resolved (realpath) and then walked from "/",
+ * each opened relative to the one before without following symlinks and
+ * checked on its descriptor: owned by root or `euid`, not group- or
+ * world-writable unless sticky (like /tmp: the entry below is then
+ * checked for its own owner). The file itself is opened once with
+ * O_NOFOLLOW (a symlink is refused) and checked on that descriptor
+ * (fstat): a regular file owned by root or `euid`, not group- or
+ * world-writable. Returns 0 with *fd (O_RDONLY | O_CLOEXEC; the caller
+ * closes it) and, when real is not NULL, *real (the canonical path,
+ * malloc()ed); or APPHOST_EINVAL (refused; "PATH: why; fix" in err),
+ * APPHOST_EIO (errno says why: ENOENT for a missing file),
+ * APPHOST_ENOMEM. Any thread.
  */
+int apphost_comp_open(const char *path, uid_t euid, int *fd, char **real,
+		      char *err, size_t errlen);
+
+/* apphost_comp_open, then close: the check alone. Any thread. */
 int apphost_comp_check_file(const char *path, uid_t euid, char *err,
 			    size_t errlen);
 
 /*
  * Check, dlopen and verify the component at `path` (relative paths are
  * taken from the current directory, never from the library search path).
+ * The descriptor apphost_comp_open returned is what is loaded
+ * (dlopen("/proc/self/fd/N")); it stays open while the object is mapped.
  * Returns 0 and *out in state APPHOST_COMP_LOADED (nothing of the
  * component called except its magic function), or a negative code with
  * the reason in err: APPHOST_EIO (file), APPHOST_EINVAL (refused),

@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "dsn.h"
 #include "hotswap.h"
 #include "http.h"
 #include "lifecycle.h"
@@ -91,9 +92,10 @@ static void usage(FILE *f)
 	    "  2    usage error\n"
 	    "  130  second SIGINT during shutdown (143: second SIGTERM)\n"
 	    "\n"
-	    "Component files must be owned by root or the host's user and not "
-	    "be\n"
-	    "group- or world-writable (nor their directory, unless sticky).\n");
+	    "Component files must be owned by root or the host's user, not be\n"
+	    "group- or world-writable nor symbolic links, and so must every\n"
+	    "directory above them (a sticky one such as /tmp may be "
+	    "writable).\n");
 }
 
 static void version(void)
@@ -120,6 +122,18 @@ static void bad_value(const char *key, const char *value, const char *why)
 		    "key=%s value=\"%s\" err=\"%s\"", key,
 		    red != NULL ? red : "(redacted)", why);
 	free(red);
+}
+
+/*
+ * A URL or DSN that does not parse, shown as its own module allows
+ * (`shown`: at most host:port/db, or a "value withheld" note): a malformed
+ * one cannot be told apart from its password ("redis:/:pw@h"). `why` is
+ * the parser's fixed reason, which quotes nothing of it.
+ */
+static void bad_secret(const char *key, const char *shown, const char *why)
+{
+	apphost_log(APPHOST_LOG_ERROR, NULL, "bad configuration",
+		    "key=%s value=\"%s\" err=\"%s\"", key, shown, why);
 }
 
 static const char *get_or(const struct apphost_config *cfg, const char *key,
@@ -300,12 +314,15 @@ int main(int argc, char **argv)
 	v = get_or(cfg, "APPHOST_REDIS_URL", DEFAULT_REDIS_URL);
 	if (apphost_redis_pool_new(v, pool_size, &ctx.redis, err, sizeof(err)) <
 	    0) {
-		bad_value("APPHOST_REDIS_URL", v, err);
+		char shown[300];
+
+		apphost_redis_url_shown(v, shown, sizeof(shown));
+		bad_secret("APPHOST_REDIS_URL", shown, err);
 		goto out;
 	}
 	v = get_or(cfg, "APPHOST_POSTGRES_DSN", "");
 	if (apphost_pg_pool_new(v, pool_size, &ctx.pg, err, sizeof(err)) < 0) {
-		bad_value("APPHOST_POSTGRES_DSN", v, err);
+		bad_secret("APPHOST_POSTGRES_DSN", APPHOST_DSN_UNPARSABLE, err);
 		goto out;
 	}
 	apphost_log(

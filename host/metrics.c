@@ -1,6 +1,7 @@
 /* metrics.c -- see metrics.h. */
 #include "metrics.h"
 
+#include "log.h"
 #include "strbuf.h"
 
 #include <math.h>
@@ -592,25 +593,49 @@ void apphost_status_set_up(const char *name, bool up)
 	pthread_mutex_unlock(&status_mu);
 }
 
+/* Length of a reason's generic head: up to its first ':', trimmed. */
+static size_t reason_head(const char *r)
+{
+	size_t n = strcspn(r, ":");
+
+	while (n > 0 && r[n - 1] == ' ')
+		n--;
+	return n;
+}
+
 void apphost_status_set_ready(const char *name, bool ready, const char *reason)
 {
+	char full[sizeof(((struct status *)0)->reason)];
+	bool changed = false;
 	struct status *s;
 
+	snprintf(full, sizeof(full), "%s",
+		 reason != NULL && reason[0] != '\0' ? reason : "not ready");
+	/* one line per component on /readyz: no control characters */
+	for (char *p = full; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = ' ';
 	pthread_mutex_lock(&status_mu);
 	s = status_find(name != NULL ? name : "?");
 	if (s != NULL) {
+		changed = !s->reported || s->ready != ready ||
+			  (!ready && strcmp(s->reason, full) != 0);
 		s->reported = true;
 		s->ready = ready;
 		s->note = ready && reason != NULL && reason[0] != '\0';
-		snprintf(s->reason, sizeof(s->reason), "%s",
-			 reason != NULL && reason[0] != '\0' ? reason
-							     : "not ready");
-		/* one line per component on /readyz: no control characters */
-		for (char *p = s->reason; *p != '\0'; p++)
-			if ((unsigned char)*p < 0x20 || *p == 0x7f)
-				*p = ' ';
+		snprintf(s->reason, sizeof(s->reason), "%s", full);
 	}
 	pthread_mutex_unlock(&status_mu);
+	/*
+	 * Anyone who can reach /readyz reads it: it shows only the reason's
+	 * generic head, the part before the first ':' ("postgres failing"),
+	 * which holds no server text; the whole reason goes to the log.
+	 */
+	if (changed && !ready)
+		apphost_log(APPHOST_LOG_INFO, name, "not ready",
+			    "reason=\"%s\"", full);
+	else if (changed)
+		apphost_log(APPHOST_LOG_INFO, name, "ready", NULL);
 }
 
 void apphost_status_set_stopping(void)
@@ -652,11 +677,16 @@ bool apphost_status_ready(char *buf, size_t cap)
 			put_line(buf, cap, "%s: not started\n", s->name);
 			ok = false;
 		} else if (s->reported && !s->ready) {
-			put_line(buf, cap, "%s: %s\n", s->name, s->reason);
+			size_t n = reason_head(s->reason);
+
+			put_line(buf, cap, "%s: %.*s\n", s->name,
+				 n > 0 ? (int)n : 9,
+				 n > 0 ? s->reason : "not ready");
 			ok = false;
-		} else if (s->reported && s->note) {
+		} else if (s->reported && s->note && reason_head(s->reason)) {
 			/* ready, with what the component says it is doing */
-			put_line(buf, cap, "%s: %s\n", s->name, s->reason);
+			put_line(buf, cap, "%s: %.*s\n", s->name,
+				 (int)reason_head(s->reason), s->reason);
 		}
 	}
 	pthread_mutex_unlock(&status_mu);

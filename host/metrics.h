@@ -102,7 +102,9 @@ void apphost_status_set_up(const char *name, bool up);
 
 /*
  * Record a readiness report from component `name` (the services table's
- * set_ready). `reason` (may be NULL) is copied, truncated to 200 bytes.
+ * set_ready). `reason` (may be NULL) is copied, truncated to 200 bytes;
+ * /readyz shows only its head before the first ':', a change is logged
+ * with the whole reason.
  */
 void apphost_status_set_ready(const char *name, bool ready, const char *reason);
 

@@ -25,7 +25,7 @@
 #include <libpq-fe.h>
 
 #include "config.h"
-#include "url.h"
+#include "dsn.h"
 
 #ifndef APPHOST_VERSION
 #define APPHOST_VERSION "0.0.0"
@@ -279,13 +279,16 @@ static int migrate(const char *dsn, const char *dir)
 		return EXIT_FAIL;
 	c = PQconnectdb(dsn);
 	if (PQstatus(c) != CONNECTION_OK) {
-		char *red = apphost_redact(dsn);
+		/* libpq's own text quotes pieces of the DSN: never shown */
+		char *shown = NULL, why[128];
 
+		(void)apphost_dsn_redact(dsn, &shown, NULL, 0);
+		apphost_dsn_error_summary(PQerrorMessage(c), why, sizeof(why));
 		fail("cannot connect to PostgreSQL "
 		     "(APPHOST_POSTGRES_DSN=\"%s\"): "
 		     "%s",
-		     red != NULL ? red : "(redacted)", pq_err(c));
-		free(red);
+		     shown != NULL ? shown : APPHOST_DSN_UNPARSABLE, why);
+		free(shown);
 		goto out;
 	}
 	if (!exec_ok(c, "SET client_min_messages = warning") ||

@@ -8,28 +8,14 @@
 
 #include <libpq-fe.h>
 
+#include "dsn.h"
 #include "pool.h"
-#include "url.h"
 
 struct apphost_pg_pool {
 	char *dsn;
 	char *addr; /* redacted */
 	struct apphost_pool *pool;
 };
-
-/* Copy libpq's message into err on one line, without the trailing \n. */
-static void copy_pg_error(char *err, size_t errlen, const char *msg)
-{
-	size_t j = 0;
-
-	if (errlen == 0)
-		return;
-	for (size_t i = 0; msg != NULL && msg[i] != '\0' && j + 1 < errlen; i++)
-		err[j++] = (msg[i] == '\n' || msg[i] == '\r') ? ' ' : msg[i];
-	while (j > 0 && err[j - 1] == ' ')
-		j--;
-	err[j] = '\0';
-}
 
 static int pg_connect(void *arg, uint32_t timeout_ms, void **conn, char *err,
 		      size_t errlen)
@@ -51,7 +37,7 @@ static int pg_connect(void *arg, uint32_t timeout_ms, void **conn, char *err,
 		return APPHOST_ENOMEM;
 	}
 	if (PQstatus(c) != CONNECTION_OK) {
-		copy_pg_error(err, errlen, PQerrorMessage(c));
+		apphost_dsn_error_summary(PQerrorMessage(c), err, errlen);
 		PQfinish(c);
 		return APPHOST_ECONN;
 	}
@@ -88,36 +74,22 @@ int apphost_pg_pool_new(const char *dsn, unsigned max,
 			struct apphost_pg_pool **out, char *err, size_t errlen)
 {
 	struct apphost_pg_pool *p;
-	PQconninfoOption *opts;
-	char *msg = NULL;
 	int rc;
 
 	if (dsn == NULL)
 		dsn = "";
-	if (dsn[0] != '\0') {
-		opts = PQconninfoParse(dsn, &msg);
-		if (opts == NULL) {
-			char *red = apphost_redact(dsn);
-			bool secret = red == NULL || strcmp(red, dsn) != 0;
-
-			if (secret || msg == NULL)
-				snprintf(err, errlen,
-					 "not a valid libpq conninfo or URI "
-					 "(values with spaces need 'quotes')");
-			else
-				copy_pg_error(err, errlen, msg);
-			free(red);
-			PQfreemem(msg);
-			return APPHOST_EINVAL;
-		}
-		PQconninfoFree(opts);
-	}
 	p = calloc(1, sizeof(*p));
 	if (p == NULL)
 		return APPHOST_ENOMEM;
+	if (dsn[0] == '\0')
+		p->addr = strdup("(libpq defaults)");
+	else if ((rc = apphost_dsn_redact(dsn, &p->addr, err, errlen)) ==
+		 APPHOST_EINVAL) {
+		free(p->addr);
+		free(p);
+		return rc;
+	}
 	p->dsn = strdup(dsn);
-	p->addr =
-	    dsn[0] != '\0' ? apphost_redact(dsn) : strdup("(libpq defaults)");
 	if (p->dsn == NULL || p->addr == NULL) {
 		rc = APPHOST_ENOMEM;
 		goto fail;

@@ -22,8 +22,9 @@ struct apphost_pg_pool;
 /*
  * Validate `dsn` (NULL = empty) and create a pool of at most `max`
  * connections; does not connect. Returns 0 and *out (free with
- * apphost_pg_pool_free), APPHOST_EINVAL with the reason in err (libpq's
- * detail only when the DSN holds no password), or APPHOST_ENOMEM.
+ * apphost_pg_pool_free), APPHOST_EINVAL with a fixed reason in err
+ * (nothing of the DSN: see dsn.h), or APPHOST_ENOMEM. A failed connect is
+ * reported by its summary (apphost_dsn_error_summary), never libpq's text.
  */
 int apphost_pg_pool_new(const char *dsn, unsigned max,
 			struct apphost_pg_pool **out, char *err, size_t errlen);

@@ -211,6 +211,59 @@ fail:
 	return APPHOST_EINVAL;
 }
 
+/* Is s plainly host[:digits][/digits] (host a name or [v6])? */
+static bool plain_addr(const char *s)
+{
+	size_t n;
+
+	if (*s == '[') {
+		n = 1 + strspn(s + 1, "0123456789abcdefABCDEF:.");
+		if (n == 1 || s[n] != ']')
+			return false;
+		n++;
+	} else {
+		n = strspn(s, "abcdefghijklmnopqrstuvwxyz"
+			      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_");
+		if (n == 0)
+			return false;
+	}
+	s += n;
+	if (*s == ':') {
+		n = strspn(s + 1, "0123456789");
+		if (n == 0)
+			return false;
+		s += 1 + n;
+	}
+	if (*s == '/')
+		s += 1 + strspn(s + 1, "0123456789");
+	return *s == '\0';
+}
+
+void apphost_redis_url_shown(const char *url, char *buf, size_t len)
+{
+	struct apphost_redis_url u;
+	const char *rest, *at;
+	char err[128];
+
+	if (len == 0)
+		return;
+	if (apphost_redis_url_parse(url, &u, err, sizeof(err)) == 0) {
+		snprintf(buf, len,
+			 strchr(u.host, ':') != NULL ? "[%s]:%u/%u"
+						     : "%s:%u/%u",
+			 u.host, u.port, u.db);
+		apphost_redis_url_clear(&u);
+		return;
+	}
+	snprintf(buf, len, "%s", APPHOST_REDIS_URL_UNPARSABLE);
+	if (url == NULL || strncasecmp(url, "redis://", 8) != 0)
+		return;
+	at = strrchr(url + 8, '@');
+	rest = at != NULL ? at + 1 : url + 8;
+	if (plain_addr(rest))
+		snprintf(buf, len, "%s", rest);
+}
+
 /* ---- redaction --------------------------------------------------------- */
 
 /*

@@ -11,6 +11,9 @@
 
 #include <apphost/component.h>
 
+/* Shown in place of a Redis URL that does not parse. */
+#define APPHOST_REDIS_URL_UNPARSABLE "(unparsable redis:// URL: value withheld)"
+
 /* A parsed redis://[[user]:password@]host[:port][/db] URL. */
 struct apphost_redis_url {
 	char host[256]; /* name or address; IPv6 without brackets */
@@ -28,6 +31,17 @@ struct apphost_redis_url {
  */
 int apphost_redis_url_parse(const char *url, struct apphost_redis_url *out,
 			    char *err, size_t errlen);
+
+/*
+ * What of `url` may be shown, into buf: "host:port/db" ("[v6]:port/db")
+ * for a URL that parses; for one that does not, the text after its
+ * userinfo when that is plainly host[:digits][/digits] (so
+ * "redis://:pw@h:99999/0" shows "h:99999/0"), else
+ * APPHOST_REDIS_URL_UNPARSABLE: without a clean '@' a malformed URL
+ * cannot be told apart from its password ("redis:/:pw@h", "redis://:pw").
+ * Any thread.
+ */
+void apphost_redis_url_shown(const char *url, char *buf, size_t len);
 
 /* Free and wipe the strings in *u; NULL is a no-op. Any thread. */
 void apphost_redis_url_clear(struct apphost_redis_url *u);

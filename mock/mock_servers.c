@@ -11,6 +11,7 @@
 #include <hiredis/hiredis.h>
 #include <libpq-fe.h>
 
+#include "dsn.h"
 #include "mock_impl.h"
 #include "url.h"
 
@@ -97,8 +98,11 @@ int apphost_mock_connect_pg(const char *dsn, struct pg_conn **out, char *err,
 	if (c == NULL)
 		return APPHOST_ENOMEM;
 	if (PQstatus(c) != CONNECTION_OK) {
-		/* libpq's message names host and port, never the password */
-		set_err(err, errlen, "postgres: %s", PQerrorMessage(c));
+		/* libpq's text quotes pieces of the DSN: a summary only */
+		char why[128];
+
+		apphost_dsn_error_summary(PQerrorMessage(c), why, sizeof(why));
+		set_err(err, errlen, "postgres: %s", why);
 		PQfinish(c);
 		return APPHOST_ECONN;
 	}

@@ -7,7 +7,8 @@
  * The input is the file's bytes, written to a memfd and read back through
  * /proc/self/fd/N (the parser takes a path). Contract checks abort: a
  * failed load leaves a non-empty error; a parsed password that occurs
- * once in the URL never survives apphost_redact() of it.
+ * once in the URL never survives apphost_redact() of it, nor the URL as
+ * shown (apphost_redis_url_shown), which never holds userinfo.
  */
 #include "config.h"
 #include "url.h"
@@ -40,8 +41,10 @@ static int occurrences(const char *hay, const char *needle)
 static void check_url(const char *url)
 {
 	struct apphost_redis_url u;
-	char err[256] = "";
+	char err[256] = "", shown[300];
 
+	apphost_redis_url_shown(url, shown, sizeof(shown));
+	check(strchr(shown, '@') == NULL, "userinfo in the URL shown");
 	if (apphost_redis_url_parse(url, &u, err, sizeof(err)) < 0) {
 		check(err[0] != '\0', "url parse failed without a reason");
 		return;
@@ -51,6 +54,8 @@ static void check_url(const char *url)
 		char *red = apphost_redact(url);
 		check(red == NULL || strstr(red, u.password) == NULL,
 		      "password survives apphost_redact");
+		check(strstr(shown, u.password) == NULL,
+		      "password survives apphost_redis_url_shown");
 		free(red);
 	}
 	apphost_redis_url_clear(&u);

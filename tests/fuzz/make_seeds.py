@@ -2,7 +2,7 @@
 """make_seeds.py -- (re)write the seed corpus in tests/fuzz/corpus/.
 
 decoder/: one he_stream_entry per file, items length-prefixed as
-fuzz_decoder.c reads them. config/: KEY=VALUE files for fuzz_config.c.
+fuzz_decoder.c reads them. config/: KEY=VALUE files for fuzz_config.c. dsn/: DSNs for fuzz_dsn.c.
 Run from anywhere: python3 tests/fuzz/make_seeds.py
 """
 import os
@@ -67,6 +67,20 @@ CONFIG = {
     "no_newline": b"APPHOST_REDIS_URL=redis://h",
 }
 
+DSN = {
+    "kw": b"host=db port=5432 dbname=gm user=gm password=Tr0ub&dor",
+    "kw_quoted": b"host='my host' password = 'se cret\\' x' user=u",
+    "kw_run_on": b"dbname='d'password=secret sslpassword=keyp",
+    "uri": b"postgresql://bob:secret@db:5432/gm?sslmode=require",
+    "uri_escaped_key": b"postgresql://h/db?pass%77ord=secret",
+    "uri_unescaped_at": b"postgresql://app:s3cr@t@host/db",
+    "uri_unescaped_slash": b"postgresql://app:12/cr@host/db",
+    "uri_bad_escape": b"postgres://u:p%zzword@h/d",
+    "uri_multi_host": b"postgresql://u:pw@h1:1,h2:2/d?target_session_attrs=any",
+    "dbname_uri": b"dbname='postgresql://u:secret@h/d'",
+    "empty": b"",
+}
+
 
 def write(sub, table):
     d = os.path.join(HERE, "corpus", sub)
@@ -78,3 +92,4 @@ def write(sub, table):
 
 write("decoder", DECODER)
 write("config", CONFIG)
+write("dsn", DSN)

@@ -1,5 +1,6 @@
 /* test_cli.c -- the apphost binary: flags, exit codes, signals. */
 #include <criterion/criterion.h>
+#include <criterion/parameterized.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -13,6 +14,7 @@
 
 #include "config.h"
 #include "helpers.h"
+#include "url.h"
 
 static char *bin(void)
 {
@@ -87,7 +89,8 @@ Test(cli, check_good_exits_0)
 	cr_assert(strstr(out, "check passed") != NULL, "%s", out);
 	cr_assert(strstr(out, "good started") == NULL, "started: %s", out);
 	cr_assert(strstr(out, "hunter2") == NULL, "password logged: %s", out);
-	cr_assert(strstr(out, "password=***") != NULL, "%s", out);
+	cr_assert(strstr(out, "postgres=\"host=127.0.0.1 port=1\"") != NULL,
+		  "%s", out);
 	free(out);
 }
 
@@ -121,10 +124,61 @@ Test(cli, bad_url_named_without_password)
 	char *out;
 
 	cr_assert_eq(run_cmd(argv, env, &out), 1);
-	cr_assert(strstr(out, "key=APPHOST_REDIS_URL "
-			      "value=\"redis://:***@h:99999/0\"") != NULL,
+	cr_assert(strstr(out, "key=APPHOST_REDIS_URL value=\"h:99999/0\" "
+			      "err=\"port must be 1..65535\"") != NULL,
 		  "%s", out);
 	cr_assert(strstr(out, "hunter2") == NULL, "%s", out);
+	free(out);
+}
+
+/* Each runs `apphost --check` with one value; `secret` must appear
+ * nowhere in what it prints, `want` must. Arrays: a fresh process each. */
+struct secret_case {
+	char key[24];
+	char value[48];
+	int status;
+	char want[64];
+	char secret[16];
+};
+
+ParameterizedTestParameters(cli, secrets_never_printed)
+{
+	static struct secret_case cases[] = {
+	    {"APPHOST_POSTGRES_DSN", "host=db password=Tr0ub&dor", 0,
+	     "postgres=\"host=db\"", "dor"},
+	    {"APPHOST_POSTGRES_DSN", "dbname='d'password=secret", 0,
+	     "postgres=\"dbname=d\"", "secret"},
+	    {"APPHOST_POSTGRES_DSN", "postgresql://h/db?pass%77ord=secret", 0,
+	     "postgres=\"dbname=db host=h\"", "secret"},
+	    {"APPHOST_POSTGRES_DSN", "postgresql://app:s3cr@t@host/db", 1,
+	     "key=APPHOST_POSTGRES_DSN", "s3cr"},
+	    {"APPHOST_POSTGRES_DSN", "postgres://u:p%zzword@h/d", 1,
+	     "key=APPHOST_POSTGRES_DSN", "zzword"},
+	    {"APPHOST_REDIS_URL", "redis:/:secret@h", 1,
+	     "key=APPHOST_REDIS_URL", "secret"},
+	    {"APPHOST_REDIS_URL", "redis//:secret@h/0", 1,
+	     "key=APPHOST_REDIS_URL", "secret"},
+	    {"APPHOST_REDIS_URL", "redis://:secret@h:1/0", 0, "redis=h:1/0 ",
+	     "secret"},
+	};
+	return cr_make_param_array(struct secret_case, cases,
+				   sizeof(cases) / sizeof(cases[0]));
+}
+
+ParameterizedTest(struct secret_case *c, cli, secrets_never_printed)
+{
+	char *argv[] = {bin(), "--check", NULL};
+	char comps[1024], kv[128];
+	char *env[] = {comps, kv, NULL};
+	char *out;
+
+	snprintf(comps, sizeof(comps), "APPHOST_COMPONENTS=%s",
+		 comp_path("good"));
+	snprintf(kv, sizeof(kv), "%s=%s", c->key, c->value);
+	cr_assert_eq(run_cmd(argv, env, &out), c->status, "%s", out);
+	cr_assert(strstr(out, c->want) != NULL, "want %s: %s", c->want, out);
+	cr_assert(strstr(out, c->secret) == NULL, "%s leaked: %s", c->secret,
+		  out);
 	free(out);
 }
 

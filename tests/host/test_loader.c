@@ -1,6 +1,10 @@
 /* test_loader.c -- StrictModes, dlopen and the magic/symbol checks. */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,4 +255,191 @@ Test(loader, nm_shows_only_abi_symbols)
 	}
 	cr_assert_eq(pclose(p), 0, "%s failed", cmd);
 	cr_assert_eq(n, 6, "want 6 ABI symbols, got %d", n);
+}
+
+/* ---- one open: the checks and dlopen() see the same file --------------- */
+
+static void mkdir_mode(const char *path, mode_t mode)
+{
+	cr_assert_eq(mkdir(path, mode), 0, "mkdir %s: %s", path,
+		     strerror(errno));
+	cr_assert_eq(chmod(path, mode), 0);
+}
+
+Test(strict, symlinked_file_refused)
+{
+	struct apphost_comp *c = (void *)1;
+	char link[600], err[1024] = "";
+	const char *p = copy_good("target.so", 0755);
+
+	snprintf(link, sizeof(link), "%s/link.so", tmp_dir());
+	cr_assert_eq(symlink(p, link), 0);
+	cr_assert_eq(apphost_comp_load(link, &c, err, sizeof(err)),
+		     APPHOST_EINVAL);
+	cr_assert_null(c);
+	cr_assert(strstr(err, "symbolic link") != NULL, "%s", err);
+	cr_assert(strncmp(err, link, strlen(link)) == 0, "%s", err);
+}
+
+Test(strict, symlinked_directory_is_resolved_then_checked)
+{
+	struct apphost_comp *c;
+	char real[600], link[600], path[700], err[1024] = "";
+
+	snprintf(real, sizeof(real), "%s/realdir", tmp_dir());
+	mkdir_mode(real, 0755);
+	snprintf(path, sizeof(path), "%s/good.so", real);
+	cr_assert_eq(copy_file(comp_path("good"), path, 0755), 0);
+	snprintf(link, sizeof(link), "%s/linkdir", tmp_dir());
+	cr_assert_eq(symlink(real, link), 0);
+	snprintf(path, sizeof(path), "%s/good.so", link);
+	cr_assert_eq(apphost_comp_load(path, &c, err, sizeof(err)), 0, "%s",
+		     err);
+	cr_assert(strstr(c->realpath, "/realdir/good.so") != NULL, "%s",
+		  c->realpath);
+	apphost_comp_free(c);
+	/* the directory the link resolves to is what must be safe */
+	cr_assert_eq(chmod(real, 0777), 0);
+	cr_assert_eq(apphost_comp_load(path, &c, err, sizeof(err)),
+		     APPHOST_EINVAL);
+	cr_assert(strstr(err, "/realdir") != NULL, "%s", err);
+}
+
+Test(strict, writable_ancestor_refused)
+{
+	char a[600], b[700], path[800], err[1024] = "";
+
+	/* a (world-writable, not sticky) / b (fine) / good.so (fine): whoever
+	 * can write a can rename b away and put their own b there */
+	snprintf(a, sizeof(a), "%s/anc", tmp_dir());
+	mkdir_mode(a, 0777);
+	snprintf(b, sizeof(b), "%s/lib", a);
+	mkdir_mode(b, 0755);
+	snprintf(path, sizeof(path), "%s/good.so", b);
+	cr_assert_eq(copy_file(comp_path("good"), path, 0755), 0);
+	cr_assert_eq(apphost_comp_check_file(path, geteuid(), err, sizeof(err)),
+		     APPHOST_EINVAL);
+	cr_assert(strstr(err, "directory") != NULL && strstr(err, a) != NULL &&
+		      strstr(err, "world-writable") != NULL,
+		  "%s", err);
+	cr_assert(strstr(err, "lib ") == NULL, "names the wrong one: %s", err);
+	/* sticky with our own entry below it, as /tmp */
+	cr_assert_eq(chmod(a, 01777), 0);
+	cr_assert_eq(apphost_comp_check_file(path, geteuid(), err, sizeof(err)),
+		     0, "%s", err);
+}
+
+Test(strict, sticky_ancestor_with_foreign_entry_refused)
+{
+	char a[600], b[700], path[800], err[1024] = "";
+
+	if (geteuid() != 0)
+		cr_skip_test("chown needs root");
+	snprintf(a, sizeof(a), "%s/sticky", tmp_dir());
+	mkdir_mode(a, 01777);
+	snprintf(b, sizeof(b), "%s/theirs", a);
+	mkdir_mode(b, 0755);
+	cr_assert_eq(chown(b, 12345, 12345), 0);
+	snprintf(path, sizeof(path), "%s/good.so", b);
+	cr_assert_eq(copy_file(comp_path("good"), path, 0755), 0);
+	cr_assert_eq(apphost_comp_check_file(path, 0, err, sizeof(err)),
+		     APPHOST_EINVAL);
+	cr_assert(strstr(err, "theirs") != NULL &&
+		      strstr(err, "owned by uid 12345") != NULL,
+		  "%s", err);
+}
+
+Test(strict, fifo_refused_without_blocking)
+{
+	char path[600], err[1024] = "";
+
+	snprintf(path, sizeof(path), "%s/fifo.so", tmp_dir());
+	cr_assert_eq(mkfifo(path, 0644), 0);
+	cr_assert_eq(apphost_comp_check_file(path, geteuid(), err, sizeof(err)),
+		     APPHOST_EINVAL);
+	cr_assert(strstr(err, "not a regular file") != NULL, "%s", err);
+}
+
+/* Swaps the files named a and b until told to stop. */
+struct swapper {
+	char a[600], b[600];
+	atomic_bool stop;
+	atomic_int swaps;
+};
+
+static void *swap_loop(void *arg)
+{
+	struct swapper *s = arg;
+
+	while (!atomic_load(&s->stop)) {
+		if (renameat2(AT_FDCWD, s->a, AT_FDCWD, s->b,
+			      RENAME_EXCHANGE) == 0)
+			atomic_fetch_add(&s->swaps, 1);
+	}
+	return NULL;
+}
+
+/*
+ * The name is swapped between a checked file and a world-writable one
+ * (what a user who can write the file's directory does) while it is
+ * loaded again and again: every load is refused or loads the checked
+ * file, never the other. Checking the path and then dlopen()ing the path
+ * again loads the other one in a good share of the tries.
+ */
+Test(strict, file_swapped_during_load_never_loads_the_other)
+{
+	struct swapper s = {0};
+	char base[500], path[700], err[1024];
+	pthread_t t;
+	int loaded = 0, refused = 0;
+
+	snprintf(base, sizeof(base), "%s/race", tmp_dir());
+	mkdir_mode(base, 0755);
+	snprintf(s.a, sizeof(s.a), "%s/good.so", base);
+	snprintf(s.b, sizeof(s.b), "%s/evil.so", base);
+	cr_assert_eq(copy_file(comp_path("good"), s.a, 0755), 0);
+	cr_assert_eq(copy_file(comp_path("helper_a"), s.b, 0755), 0);
+	cr_assert_eq(chmod(s.b, 0777), 0);
+	snprintf(path, sizeof(path), "%s", s.a);
+	cr_assert_eq(pthread_create(&t, NULL, swap_loop, &s), 0);
+	for (int i = 0; i < 5000; i++) {
+		struct apphost_comp *c = NULL;
+
+		if (apphost_comp_load(path, &c, err, sizeof(err)) != 0) {
+			refused++;
+			continue;
+		}
+		loaded++;
+		cr_expect_str_eq(c->name, "good",
+				 "the world-writable file was loaded");
+		apphost_comp_free(c);
+	}
+	atomic_store(&s.stop, true);
+	pthread_join(t, NULL);
+	cr_assert_gt(atomic_load(&s.swaps), 0, "the names never swapped");
+	cr_log_info("%d loaded, %d refused, %d swaps", loaded, refused,
+		    atomic_load(&s.swaps));
+}
+
+/* ---- two components, one name ----------------------------------------- */
+
+Test(loader, same_name_twice_refused_naming_both)
+{
+	struct apphost_comp_list l = {0};
+	char a[600], b[600], csv[1300];
+	char *log;
+
+	log_capture_start();
+	snprintf(a, sizeof(a), "%s/one.so", tmp_dir());
+	snprintf(b, sizeof(b), "%s/two.so", tmp_dir());
+	cr_assert_eq(copy_file(comp_path("good"), a, 0755), 0);
+	cr_assert_eq(copy_file(comp_path("good"), b, 0755), 0);
+	snprintf(csv, sizeof(csv), "%s,%s", a, b);
+	cr_assert_eq(apphost_lifecycle_load_all(csv, &l), APPHOST_EINVAL);
+	log = log_captured();
+	cr_assert(strstr(log, "component name good is already loaded") !=
+			  NULL &&
+		      strstr(log, a) != NULL && strstr(log, b) != NULL,
+		  "%s", log);
+	free(log);
 }

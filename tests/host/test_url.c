@@ -128,3 +128,41 @@ Test(url, redact_null)
 {
 	cr_assert_null(apphost_redact(NULL));
 }
+
+struct shown_case {
+	char url[48], shown[48]; /* "" for APPHOST_REDIS_URL_UNPARSABLE */
+};
+
+ParameterizedTestParameters(url, shown)
+{
+	static struct shown_case cases[] = {
+	    {"redis://:secret@h:1/2", "h:1/2"},
+	    {"redis://alice:secret@[::1]:6390/1", "[::1]:6390/1"},
+	    {"redis://localhost", "localhost:6379/0"},
+	    /* malformed: what follows a clean '@' when it is plainly an
+	     * address, else nothing */
+	    {"redis://:secret@h:99999/0", "h:99999/0"},
+	    {"redis://:secret@h:1/x", ""},
+	    {"redis:/:secret@h", ""},
+	    {"redis//:secret@h/0", ""},
+	    {"redis://:secret", ""},
+	    {"redis://h:secret/0", ""},
+	    {"redis://secret@h/0", "h/0"},
+	    {"redis://:se/cret@h:1/0?x", ""},
+	    {"rediss://:secret@h:1/0", ""},
+	    {"", ""},
+	};
+	return cr_make_param_array(struct shown_case, cases,
+				   sizeof(cases) / sizeof(cases[0]));
+}
+
+ParameterizedTest(struct shown_case *c, url, shown)
+{
+	char buf[300];
+
+	apphost_redis_url_shown(c->url, buf, sizeof(buf));
+	cr_assert_str_eq(buf,
+			 c->shown[0] ? c->shown : APPHOST_REDIS_URL_UNPARSABLE,
+			 "%s shown as %s", c->url, buf);
+	cr_assert(strstr(buf, "secret") == NULL, "%s: %s", c->url, buf);
+}

@@ -328,10 +328,14 @@ Test(scrape, a_standby_that_cannot_ask_for_the_lease_is_not_ready)
 	bool said = false;
 	for (int i = 0; i < 80 && !said; i++, usleep(100000)) {
 		ops_resp h = ops_http(port, "/readyz", NULL);
-		said = h.status == 503 && strstr(h.body, "lease calls");
+		said = h.status == 503 &&
+		       strstr(h.body, "health_events: postgres failing");
 		ops_resp_free(&h);
 	}
 	cr_expect(said, "not ready without the lease (log: %s)", logfile);
+	cr_expect_geq(ap_log_count(logfile, "not ready", "lease calls failing",
+				   NULL),
+		      1, "the log says why (log: %s)", logfile);
 	cr_expect_eq(ap_terminate(pid), 0);
 	snprintf(sql, sizeof(sql), "DROP DATABASE %s", db);
 	th_sql(pg, sql, NULL);
