@@ -18,6 +18,7 @@
 
 #include <stdint.h>
 
+#include <apphost/component.h>
 #include <uv.h>
 
 /*
