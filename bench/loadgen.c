@@ -18,6 +18,11 @@
  *       10% offset takes longer than START_TIMEOUT_S (default 600).
  *   he-loadgen wait URL OFFSET_KEY ID TIMEOUT_S
  *       Wait until the offset key holds ID.
+ *   he-loadgen big URL STREAM GAMES COUNT MAX_BYTES WIDE FIELDS
+ *       XADD COUNT entries whose `details` value takes, in turn, 60 KiB
+ *       (still decodable), 512 KiB, 1 MiB and MAX_BYTES, each fourth a
+ *       plain entry instead (small and large alternate), then WIDE
+ *       entries of FIELDS fields each. Prints the count and the last id.
  *   he-loadgen latency URL LOBBY_STREAM
  *       Per lobby entry: its id's ms minus its source_id's ms; prints the
  *       count, p50, p99 and max.
@@ -290,6 +295,66 @@ static int cmd_preload(int argc, char **argv)
 	return 0;
 }
 
+static int cmd_big(int argc, char **argv)
+{
+	if (argc < 7)
+		return 2;
+	redisContext *c = connect_url(argv[0]);
+	const char *stream = argv[1];
+	unsigned games = (unsigned)parse_num(argv[2], "GAMES");
+	uint64_t count = parse_num(argv[3], "COUNT");
+	size_t max = parse_num(argv[4], "MAX_BYTES");
+	uint64_t wide = parse_num(argv[5], "WIDE");
+	size_t fields = parse_num(argv[6], "FIELDS");
+	const size_t sizes[] = {60 << 10, 512 << 10, 1 << 20, max};
+	char *value = malloc(max > (1 << 20) ? max : (1 << 20));
+	const char **av = malloc((2 * fields + 32) * sizeof(*av));
+	size_t *al = malloc((2 * fields + 32) * sizeof(*al));
+	char last[48] = "";
+	entry_buf b;
+	size_t inflight = 0, pending = 0;
+
+	if (games == 0 || value == NULL || av == NULL || al == NULL)
+		fail("GAMES must be > 0 (or out of memory)");
+	memset(value, 'd', max > (1 << 20) ? max : (1 << 20));
+	for (uint64_t i = 0; i < count + wide; i++) {
+		build_entry(&b, stream, "*", "probe_failed",
+			    (unsigned)(i % games), false, 1);
+		int n = b.argc;
+		memcpy(av, b.argv, (size_t)n * sizeof(*av));
+		memcpy(al, b.lens, (size_t)n * sizeof(*al));
+		if (i >= count) {
+			for (size_t k = 0; k < fields; k++) {
+				av[n] = k % 2 ? "value" : "field";
+				al[n++] = 5;
+				av[n] = "v";
+				al[n++] = 1;
+			}
+		} else if (i % 4 != 3) {
+			av[n] = "details";
+			al[n++] = 7;
+			av[n] = value;
+			al[n++] = sizes[(i - i / 4) % 4];
+		}
+		if (redisAppendCommandArgv(c, n, av, al) != REDIS_OK)
+			fail("XADD: %s", c->errstr);
+		pending += i < count && i % 4 != 3 ? sizes[(i - i / 4) % 4]
+						   : 12 * fields;
+		/* Bound the client's own output buffer: drain every 16 MiB. */
+		if (++inflight == PIPELINE || pending > (16u << 20)) {
+			drain(c, inflight, last, sizeof(last));
+			inflight = pending = 0;
+		}
+	}
+	drain(c, inflight, last, sizeof(last));
+	printf("entries=%" PRIu64 " last_id=%s\n", count + wide, last);
+	free(value);
+	free(av);
+	free(al);
+	redisFree(c);
+	return 0;
+}
+
 static int cmd_offer(int argc, char **argv)
 {
 	if (argc < 5)
@@ -487,7 +552,7 @@ int main(int argc, char **argv)
 	} cmds[] = {
 	    {"preload", cmd_preload},	{"offer", cmd_offer},
 	    {"progress", cmd_progress}, {"wait", cmd_wait},
-	    {"latency", cmd_latency},
+	    {"latency", cmd_latency},	{"big", cmd_big},
 	};
 
 	for (size_t i = 0; argc > 1 && i < sizeof(cmds) / sizeof(cmds[0]); i++)
@@ -500,7 +565,8 @@ int main(int argc, char **argv)
 					argv[1]);
 			return rc;
 		}
-	fprintf(stderr, "usage: he-loadgen preload|offer|progress|wait|latency "
-			"ARGS... (see bench/loadgen.c)\n");
+	fprintf(stderr,
+		"usage: he-loadgen preload|offer|progress|wait|latency|big "
+		"ARGS... (see bench/loadgen.c)\n");
 	return 2;
 }

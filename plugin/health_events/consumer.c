@@ -365,7 +365,7 @@ static void after_read(he_consumer *c, size_t n)
 	uint64_t now = c->svc->now_ns(c->svc->host);
 	check_pg(c, now);
 	unsigned long long lag = 0;
-	if (n < c->cfg.batch) {
+	if (n < c->rs.asked) { /* a short read: the end was reached */
 		he_ops_lag(&c->ops, 0);
 	} else if (now - c->lag_at_ns >= LAG_REFRESH_NS) {
 		c->lag_at_ns = now;

@@ -86,9 +86,25 @@ static void set_err(he_pg_store *s, const char *what, const PGresult *res)
 static int fail(he_pg_store *s, const char *what, PGresult *res)
 {
 	set_err(s, what, res);
-	const char *state =
-	    res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	char code[6];
+	snprintf(code, sizeof(code), "%s", st ? st : "");
+	const char *state = st ? code : NULL; /* outlives PQclear(res) */
 	bool fenced = state && strcmp(state, SQLSTATE_FENCED) == 0;
+	/* Classes 22 (data exception) and 23 (integrity constraint): the
+	 * data is refused whatever the retry. Keep the primary message only
+	 * (no DETAIL or CONTEXT), on one line, for the dead letter. */
+	bool data = state && (strncmp(state, "22", 2) == 0 ||
+			      strncmp(state, "23", 2) == 0);
+	if (data) {
+		const char *m =
+		    PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+		snprintf(s->refusal, sizeof(s->refusal), "SQLSTATE %.5s: %s",
+			 state, m ? m : "");
+		for (char *p = s->refusal; *p; p++)
+			if (*p == '\n' || *p == '\r')
+				*p = ' ';
+	}
 	PQclear(res);
 	if (fenced && PQtransactionStatus(s->conn) == PQTRANS_IDLE)
 		return HE_EFENCED;
@@ -99,7 +115,7 @@ static int fail(he_pg_store *s, const char *what, PGresult *res)
 		drop(s, true);
 		return HE_ECONN;
 	}
-	return HE_EIO;
+	return data ? HE_EDATA : HE_EIO;
 }
 
 static uint64_t mono_ns(void)
@@ -331,6 +347,7 @@ static int apply(void *ctx, const he_mutation *ops, size_t n,
 		 he_mutation_result *results)
 {
 	he_pg_store *s = ctx;
+	s->refusal[0] = '\0';
 	if (n == 0)
 		return HE_OK;
 	int r = build_arrays(s, ops, n);
@@ -376,7 +393,12 @@ int he_pg_store_query(he_pg_store *s, const char *what, const char *sql,
 	return HE_OK;
 }
 
+static const char *refusal(void *ctx)
+{
+	return ((he_pg_store *)ctx)->refusal;
+}
+
 he_record_store he_pg_store_port(he_pg_store *s)
 {
-	return (he_record_store){.ctx = s, .apply = apply};
+	return (he_record_store){.ctx = s, .apply = apply, .refusal = refusal};
 }

@@ -23,6 +23,7 @@ typedef struct he_pg_store {
 	uint64_t timeout_ns; /* 0: wait as long as the server takes */
 	const char *lease;   /* fence of every apply: lease name and */
 	char epoch[24];	     /* epoch, decimal (he_pg_store_set_fence) */
+	char refusal[160];   /* after HE_EDATA: SQLSTATE and primary message */
 	/* array-literal scratch buffers, reused across batches */
 	char *buf[4];
 	size_t cap[4];

@@ -49,6 +49,7 @@ void he_redis_stream_init(he_redis_stream *s, const apphost_services *svc,
 	s->svc = svc;
 	s->cfg = cfg;
 	atomic_init(&s->client_id, 0);
+	he_batch_init(&s->batch, cfg->batch, HE_BATCH_BYTES);
 }
 
 static void drop(he_redis_stream *s, bool broken)
@@ -73,6 +74,7 @@ void he_redis_stream_close(he_redis_stream *s)
 	free(s->counts);
 	s->counts = NULL;
 	s->counts_cap = 0;
+	he_dead_fields_free(&s->dead);
 	s->entries = NULL;
 	s->items = NULL;
 	s->lens = NULL;
@@ -220,6 +222,92 @@ static int parse_entries(he_redis_stream *s, const redisReply *rep, size_t *n)
 	return HE_OK;
 }
 
+/*
+ * The reply's objects are built by hiredis's own functions; these
+ * wrappers count what they cost and refuse (NULL: the reader fails as out
+ * of memory and frees what it built) once the reply outgrows the budget
+ * after at least one whole entry. An XREAD reply nests as
+ * [[stream, [[id, [field, value, ...]], ...]]]: an entry id is the first
+ * string at depth 4.
+ */
+typedef struct read_guard {
+	redisReplyObjectFunctions fn;
+	redisReplyObjectFunctions *orig;
+	size_t bytes, limit, ids;
+	bool over;
+} read_guard;
+
+static bool charge(const redisReadTask *t, size_t n)
+{
+	read_guard *g = t->privdata;
+	g->bytes += n + HE_BATCH_ITEM_OVERHEAD;
+	g->over = g->bytes > g->limit && g->ids >= 2;
+	return !g->over;
+}
+
+static void *guard_string(const redisReadTask *t, char *str, size_t len)
+{
+	read_guard *g = t->privdata;
+	int depth = 0;
+	for (const redisReadTask *p = t->parent; p; p = p->parent)
+		depth++;
+	if (depth == 4 && t->idx == 0)
+		g->ids++;
+	return charge(t, len) ? g->orig->createString(t, str, len) : NULL;
+}
+
+static void *guard_array(const redisReadTask *t, int n)
+{
+	read_guard *g = t->privdata;
+	return charge(t, (size_t)(n > 0 ? n : 0) * sizeof(void *))
+		   ? g->orig->createArray(t, n)
+		   : NULL;
+}
+
+static void *guard_integer(const redisReadTask *t, long long v)
+{
+	read_guard *g = t->privdata;
+	return charge(t, 0) ? g->orig->createInteger(t, v) : NULL;
+}
+
+static void *guard_nil(const redisReadTask *t)
+{
+	read_guard *g = t->privdata;
+	return charge(t, 0) ? g->orig->createNil(t) : NULL;
+}
+
+/* One XREAD of `count` entries under the guard; *g says what it cost. */
+static int xread(he_redis_stream *s, const char *after, unsigned count,
+		 read_guard *g, redisReply **rep)
+{
+	char cnt[16], block[16];
+	snprintf(cnt, sizeof(cnt), "%u", count);
+	snprintf(block, sizeof(block), "%u", he_config_read_block_ms(s->cfg));
+	const char *argv[] = {"XREAD",	 "COUNT",	 cnt,  "BLOCK", block,
+			      "STREAMS", s->cfg->stream, after};
+	redisReader *rd = s->c->reader;
+	void *priv = rd->privdata;
+	*g = (read_guard){.orig = rd->fn, .limit = s->batch.budget};
+	g->fn = *rd->fn;
+	g->fn.createString = guard_string;
+	g->fn.createArray = guard_array;
+	g->fn.createInteger = guard_integer;
+	g->fn.createNil = guard_nil;
+	rd->fn = &g->fn;
+	rd->privdata = g;
+	*rep = redisCommandArgv(s->c, 8, argv, NULL);
+	rd->fn = g->orig;
+	rd->privdata = priv;
+	if (*rep == NULL && g->over) {
+		snprintf(s->err, sizeof(s->err),
+			 "XREAD: reply over %zu bytes after %zu entries",
+			 g->limit, g->ids - 1);
+		drop(s, true); /* the rest of the reply is still unread */
+		return HE_ENOMEM;
+	}
+	return *rep ? HE_OK : io_fail(s, "XREAD");
+}
+
 int he_redis_read(he_redis_stream *s, const char *after,
 		  const he_stream_entry **entries, size_t *n)
 {
@@ -228,17 +316,23 @@ int he_redis_read(he_redis_stream *s, const char *after,
 	if (s->reply)
 		freeReplyObject(s->reply);
 	s->reply = NULL;
-	int r = ensure_conn(s);
-	if (r < 0)
-		return r;
-	char count[16], block[16];
-	snprintf(count, sizeof(count), "%u", s->cfg->batch);
-	snprintf(block, sizeof(block), "%u", he_config_read_block_ms(s->cfg));
-	const char *argv[] = {"XREAD", "COUNT",	  count,	  "BLOCK",
-			      block,   "STREAMS", s->cfg->stream, after};
+	read_guard g;
 	redisReply *rep;
-	if ((r = command(s, "XREAD", 8, argv, NULL, &rep)) < 0)
-		return r;
+	unsigned count;
+	int r;
+	do {
+		if ((r = ensure_conn(s)) < 0)
+			return r;
+		count = he_batch_count(&s->batch);
+		r = xread(s, after, count, &g, &rep);
+		if (r == HE_ENOMEM && g.over) {
+			/* Fewer entries fit: COUNT shrinks, so this ends. */
+			s->overflows++;
+			he_batch_overflow(&s->batch, g.ids - 1, g.bytes);
+		} else if (r < 0) {
+			return r;
+		}
+	} while (r < 0);
 	if (rep->type == REDIS_REPLY_ERROR) {
 		r = refused(s, "XREAD", rep);
 		freeReplyObject(rep);
@@ -247,6 +341,8 @@ int he_redis_read(he_redis_stream *s, const char *after,
 	s->reply = rep;
 	if ((r = parse_entries(s, rep, n)) < 0)
 		return r;
+	he_batch_observe(&s->batch, *n, g.bytes);
+	s->asked = count;
 	*entries = s->entries;
 	return HE_OK;
 }
@@ -489,9 +585,14 @@ static int argv_reserve(he_redis_stream *s, size_t n)
 /* One EVALSHA argv of the whole commit (commit_script's layout). */
 static int build_commit(he_redis_stream *s, const he_outbox *box, int *argc)
 {
-	size_t need = 10 + 3 * box->nsnapshots;
+	he_dead_fields_reset(&s->dead);
 	for (size_t i = 0; i < box->ndead; i++)
-		need += box->dead[i].entry->nitems + 6;
+		if (he_dead_fields_add(&s->dead, box->dead[i].entry,
+				       box->dead[i].reason) < 0)
+			return HE_ENOMEM;
+	/* 11 fixed arguments, 3 per snapshot, a count and the items per
+	 * dead letter. */
+	size_t need = 11 + 3 * box->nsnapshots + box->ndead + s->dead.n;
 	if (argv_reserve(s, need) < 0)
 		return HE_ENOMEM;
 	size_t n = 0;
@@ -520,23 +621,19 @@ static int build_commit(he_redis_stream *s, const he_outbox *box, int *argc)
 		ARGZ(m->source_id);
 		ARG(m->payload, m->payload_len);
 	}
-	/* A dead letter: the original fields (paired up), source_id, reason. */
+	/* A dead letter: its count of items, then its fields and ours
+	 * (he_deadletter.h: reserved names escaped, oversized cut down). */
 	if (he_grow((void **)&s->counts, &s->counts_cap, box->ndead,
 		    sizeof(*s->counts)) < 0)
 		return HE_ENOMEM;
 	for (size_t i = 0; i < box->ndead; i++) {
-		const he_stream_entry *e = box->dead[i].entry;
-		size_t items = e->nitems + e->nitems % 2 + 4;
+		const he_dead_item *it;
+		size_t items;
+		he_dead_fields_letter(&s->dead, i, &it, &items);
 		snprintf(s->counts[i].s, sizeof(s->counts[i].s), "%zu", items);
 		ARGZ(s->counts[i].s);
-		for (size_t k = 0; k < e->nitems; k++)
-			ARG(e->items[k], e->lens[k]);
-		if (e->nitems % 2) /* a field without its value: empty one */
-			ARG("", 0);
-		ARGZ("source_id");
-		ARGZ(e->id);
-		ARGZ("reason");
-		ARGZ(box->dead[i].reason);
+		for (size_t k = 0; k < items; k++)
+			ARG(it[k].p, it[k].len);
 	}
 #undef ARG
 #undef ARGZ

@@ -9,6 +9,8 @@
 #define HE_STREAM_REDIS_H
 
 #include "config.h"
+#include "he_batch.h"
+#include "he_deadletter.h"
 #include "ports.h"
 
 #include <apphost/component.h>
@@ -44,6 +46,11 @@ typedef struct he_redis_stream {
 	unsigned long long fence_seen; /* fence of the last FENCED refusal */
 	bool had_conn;	  /* a connection was leased before */
 	bool reconnected; /* the current one replaced an earlier one */
+
+	he_dead_fields dead; /* commit scratch: the dead letters' fields */
+	he_batch_ctl batch;  /* XREAD COUNT within HE_BATCH_BYTES */
+	unsigned asked;	     /* COUNT of the last read that succeeded */
+	unsigned long long overflows; /* reads abandoned over the budget */
 } he_redis_stream;
 
 /* An XREAD id, split for comparisons. */
@@ -63,9 +70,13 @@ void he_redis_stream_init(he_redis_stream *s, const apphost_services *svc,
 void he_redis_stream_close(he_redis_stream *s);
 
 /*
- * XREAD COUNT batch BLOCK block_ms STREAMS <stream> <after>. On success
- * sets *entries and *n (n == 0 on timeout or CLIENT UNBLOCK); they stay valid
- * until the next read or close. 0 or a negative HE_E* (s->err says why).
+ * XREAD COUNT <he_batch_count> BLOCK block_ms STREAMS <stream> <after>.
+ * On success sets *entries and *n (n == 0 on timeout or CLIENT UNBLOCK);
+ * they stay valid until the next read or close; s->asked is the COUNT
+ * asked (n < s->asked: the end was reached). A reply that outgrows
+ * s->batch's budget after a whole entry is abandoned (the connection
+ * given back as broken) and read again with the COUNT that fits.
+ * 0 or a negative HE_E* (s->err says why).
  */
 int he_redis_read(he_redis_stream *s, const char *after,
 		  const he_stream_entry **entries, size_t *n);

@@ -23,7 +23,7 @@ TestSuite(faults_malformed, .init = fx_setup, .fini = fx_teardown,
 /* XADD F.keys.stream * with binary-safe items; returns the id (static). */
 static const char *xadd_raw(int nitems, const char **items, const size_t *lens)
 {
-	static char id[8][32];
+	static char id[16][32];
 	static int k;
 	const char *argv[16] = {"XADD", F.keys.stream, "*"};
 	size_t argvlen[16] = {4, strlen(F.keys.stream), 1};
@@ -34,7 +34,7 @@ static const char *xadd_raw(int nitems, const char **items, const size_t *lens)
 	redisReply *r = redisCommandArgv(F.redis, 3 + nitems, argv, argvlen);
 	cr_assert(r && r->type == REDIS_REPLY_STRING, "XADD: %s",
 		  r && r->str ? r->str : F.redis->errstr);
-	char *out = id[k++ % 8];
+	char *out = id[k++ % 16];
 	snprintf(out, 32, "%s", r->str);
 	freeReplyObject(r);
 	return out;
@@ -58,6 +58,7 @@ Test(faults_malformed, each_form_is_dead_lettered_and_the_offset_moves_on)
 	    "empty game_id",
 	    "game_id longer than 256",
 	    "duplicate field game_id",
+	    "missing event_type",
 	};
 	enum { FORMS = sizeof(want) / sizeof(want[0]) };
 	const char *ids[FORMS];
@@ -86,6 +87,11 @@ Test(faults_malformed, each_form_is_dead_lettered_and_the_offset_moves_on)
 			  (const char *[]){"game_id", g, "game_id", "x",
 					   "event_type", "probe_failed"},
 			  NULL);
+	/* Fields of the consumer's names: kept, renamed, never doubled. */
+	ids[8] = xadd_raw(6,
+			  (const char *[]){"game_id", g, "reason", "spoofed",
+					   "source_id", "0-1"},
+			  NULL);
 	fx_entry good = {0, 3, ""};
 	fx_write_entries(&good, 1);
 	free(big);
@@ -103,9 +109,28 @@ Test(faults_malformed, each_form_is_dead_lettered_and_the_offset_moves_on)
 		const char *src = th_field(d->element[i], "source_id");
 		cr_expect(src && strcmp(src, ids[i]) == 0, "source_id %zu", i);
 	}
-	/* The 1 MiB value travels to the dead letter whole. */
+	/* An oversized entry travels cut to its first KiB, with its sizes. */
 	const char *details = th_field(d->element[3], "details");
-	cr_expect(details && strlen(details) == mib, "1 MiB value kept");
+	cr_expect(details && strlen(details) > 900 && strlen(details) < 1024,
+		  "1 MiB value cut to the head: %zu bytes",
+		  details ? strlen(details) : 0);
+	char bytes[32];
+	snprintf(bytes, sizeof(bytes), "%zu",
+		 7 + strlen(g) + 10 + 12 + 7 + mib);
+	cr_expect_str_eq(th_field(d->element[3], "entry_bytes"), bytes);
+	cr_expect_str_eq(th_field(d->element[3], "entry_fields"), "3");
+	cr_expect_null(th_field(d->element[2], "entry_bytes"),
+		       "a small entry is kept whole");
+	const redisReply *sp = d->element[8]->element[1];
+	size_t reasons = 0, sources = 0;
+	for (size_t i = 0; i + 1 < sp->elements; i += 2) {
+		reasons += strcmp(sp->element[i]->str, "reason") == 0;
+		sources += strcmp(sp->element[i]->str, "source_id") == 0;
+	}
+	cr_expect_eq(reasons, 1, "one reason field, the consumer's");
+	cr_expect_eq(sources, 1, "one source_id field, the consumer's");
+	cr_expect_str_eq(th_field(d->element[8], "orig_reason"), "spoofed");
+	cr_expect_str_eq(th_field(d->element[8], "orig_source_id"), "0-1");
 	freeReplyObject(d);
 	cr_expect_eq(ap_log_count(F.log, "warn", "dead", NULL), FORMS,
 		     "one warning per dead letter (log: %s)", F.log);
@@ -177,4 +202,132 @@ Test(faults_malformed, odd_field_count_through_core_and_real_commit)
 	he_core_free(core);
 	mem_store_free(store);
 	rs_free(rs);
+}
+
+/* VmHWM (peak RSS) of a running process, in bytes; 0 if unreadable. */
+static size_t peak_rss(pid_t pid)
+{
+	char path[64], line[256];
+	size_t kib = 0;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmHWM: %zu kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib * 1024;
+}
+
+/*
+ * A backlog of 48 entries of 2 MiB and 8 of 50,000 fields: each is
+ * dead-lettered cut down, the offset moves past them, and apphost's peak
+ * RSS stays within 96 MiB (XREAD COUNT 256 of them would hold it all).
+ */
+Test(faults_malformed, large_entries_keep_memory_bounded)
+{
+	enum { BIG = 48, WIDE = 8, FIELDS = 50000 };
+	mgame model[1];
+	fx_insert_games(1, false, model);
+	const char *g = fx_game(0);
+	size_t vlen = 2 << 20;
+	char *big = malloc(vlen);
+	memset(big, 'v', vlen);
+	const char *argv[3 + 2 * FIELDS + 4] = {"XADD", F.keys.stream, "*"};
+	size_t lens[3 + 2 * FIELDS + 4] = {4, strlen(F.keys.stream), 1};
+	const char *head[] = {"game_id", g, "event_type", "probe_failed"};
+	for (int k = 0; k < 4; k++) {
+		argv[3 + k] = head[k];
+		lens[3 + k] = strlen(head[k]);
+	}
+	argv[7] = "details";
+	lens[7] = 7;
+	argv[8] = big;
+	lens[8] = vlen;
+	for (int i = 0; i < BIG; i++)
+		cr_assert_eq(redisAppendCommandArgv(F.redis, 9, argv, lens),
+			     REDIS_OK);
+	for (int i = 0; i < 2 * FIELDS; i++) {
+		argv[7 + i] = i % 2 ? "value" : "field";
+		lens[7 + i] = 5;
+	}
+	for (int i = 0; i < WIDE; i++)
+		cr_assert_eq(
+		    redisAppendCommandArgv(F.redis, 7 + 2 * FIELDS, argv, lens),
+		    REDIS_OK);
+	for (int i = 0; i < BIG + WIDE; i++) {
+		redisReply *r;
+		cr_assert_eq(redisGetReply(F.redis, (void **)&r), REDIS_OK);
+		cr_assert_eq(r->type, REDIS_REPLY_STRING, "XADD: %s",
+			     r->type == REDIS_REPLY_ERROR ? r->str : "?");
+		freeReplyObject(r);
+	}
+	free(big);
+	fx_entry good = {0, 3, ""};
+	fx_write_entries(&good, 1);
+
+	pid_t pid = fx_spawn(NULL);
+	cr_assert(th_wait_offset(F.redis, F.keys.offset_key, good.id, 60000),
+		  "the offset moves past the large entries (log: %s)", F.log);
+	size_t hwm = peak_rss(pid);
+	cr_expect_eq(fx_terminate(pid, 15000, NULL), 0);
+
+	redisReply *d = th_xrange(F.redis, F.keys.dead);
+	cr_assert_eq(d->elements, BIG + WIDE, "each dead-lettered");
+	for (size_t i = 0; i < d->elements; i++) {
+		const char *r = th_field(d->element[i], "reason");
+		cr_expect(r && strstr(r, i < BIG ? "field details longer"
+						 : "entry has 50002 fields"),
+			  "reason %zu: %s", i, r ? r : "(none)");
+		cr_expect_not_null(th_field(d->element[i], "entry_bytes"));
+		cr_expect_lt(d->element[i]->element[1]->elements, 400,
+			     "dead letter %zu cut down", i);
+	}
+	freeReplyObject(d);
+	freeReplyObject(
+	    th_cmd(F.redis, "DEL", F.keys.stream, F.keys.dead, NULL));
+	(void)model_apply(&model[0], good.ev);
+	fx_expect_rows(model, 1);
+#ifndef __SANITIZE_ADDRESS__ /* ASan's quarantine keeps freed memory */
+	cr_expect_leq(hwm, 96u << 20, "apphost peak RSS %zu MiB", hwm >> 20);
+#else
+	(void)hwm;
+#endif
+}
+
+/*
+ * 5,000 empty fields: over the field cap, and a whole copy would not even
+ * fit the commit script's unpack (about 8,000 values): the dead letter is
+ * cut to its first items and the offset moves on.
+ */
+Test(faults_malformed, an_entry_of_empty_fields_is_cut_by_count)
+{
+	enum { FIELDS = 5000 };
+	mgame model[1];
+	fx_insert_games(1, false, model);
+	static const char *argv[3 + 2 * FIELDS] = {"XADD", F.keys.stream, "*"};
+	static size_t lens[3 + 2 * FIELDS] = {4, 0, 1};
+	lens[1] = strlen(F.keys.stream);
+	for (int i = 3; i < 3 + 2 * FIELDS; i++) {
+		argv[i] = "";
+		lens[i] = 0;
+	}
+	redisReply *r = redisCommandArgv(F.redis, 3 + 2 * FIELDS, argv, lens);
+	cr_assert(r && r->type == REDIS_REPLY_STRING, "XADD");
+	freeReplyObject(r);
+	fx_entry good = {0, 3, ""};
+	fx_write_entries(&good, 1);
+
+	pid_t pid = fx_spawn(NULL);
+	cr_assert(th_wait_offset(F.redis, F.keys.offset_key, good.id, 20000),
+		  "the offset moves past it (log: %s)", F.log);
+	cr_expect_eq(fx_terminate(pid, 15000, NULL), 0);
+	redisReply *d = th_xrange(F.redis, F.keys.dead);
+	cr_assert_eq(d->elements, 1);
+	cr_expect_str_eq(th_field(d->element[0], "entry_fields"), "5000");
+	cr_expect_str_eq(th_field(d->element[0], "reason"),
+			 "entry has 5000 fields, more than 256");
+	cr_expect_leq(d->element[0]->element[1]->elements, 80);
+	freeReplyObject(d);
 }

@@ -43,17 +43,7 @@ TestSuite(pg_store, .init = setup, .fini = teardown);
 static unsigned long long take_lease(he_pg_store *st, const char *name,
 				     const char *token)
 {
-	PGresult *res;
-	const char *p[] = {name, "test", token, "60000", "0"};
-	res = PQexecParams(pg,
-			   "SELECT o_epoch FROM health_events_lease($1, $2, "
-			   "$3, $4::integer, $5::bigint)",
-			   5, NULL, p, NULL, NULL, 0);
-	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s",
-		     PQresultErrorMessage(res));
-	unsigned long long e = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
-	PQclear(res);
-	cr_assert_gt(e, 0, "lease %s not taken", name);
+	unsigned long long e = th_take_lease(pg, name, token);
 	if (st)
 		he_pg_store_set_fence(st, name, e);
 	return e;
@@ -312,6 +302,73 @@ Test(redis_stream, reads_commits_publishes_and_saves_offset)
 	cr_assert_eq(rs_leases_out(rs), 0);
 	free(id1);
 	free(id2);
+}
+
+/* XADD stream * k <value of vlen bytes>; returns the id (malloc). */
+static char *xadd_sized(const char *stream, size_t vlen)
+{
+	char *v = malloc(vlen ? vlen : 1);
+	memset(v, 'v', vlen);
+	const char *argv[] = {"XADD",	      stream,	 "*",
+			      "game_id",      "g1",	 "event_type",
+			      "probe_failed", "details", v};
+	size_t lens[] = {4, strlen(stream), 1, 7, 2, 10, 12, 7, vlen};
+	redisReply *r = redisCommandArgv(redis, 9, argv, lens);
+	cr_assert(r && r->type == REDIS_REPLY_STRING, "XADD");
+	char *id = strdup(r->str);
+	freeReplyObject(r);
+	free(v);
+	return id;
+}
+
+/*
+ * Runs of small, large (200 KiB) and small entries, then one of 4 MiB:
+ * every read stays within the budget unless it holds a single entry,
+ * and every entry is read once, in order.
+ */
+Test(redis_stream, a_batch_stays_within_its_byte_budget)
+{
+	enum { RUN = 30, N = 3 * RUN + 2 };
+	const size_t budget = 1 << 20;
+	he_config cfg = unique_config();
+	char *ids[N];
+	for (size_t i = 0; i < N; i++) {
+		size_t v = i >= RUN && i < 2 * RUN ? 200 << 10 : 16;
+		if (i == 3 * RUN)
+			v = 4 << 20;
+		ids[i] = xadd_sized(cfg.stream, v);
+	}
+
+	he_redis_stream s;
+	he_redis_stream_init(&s, rs_services(rs), &cfg);
+	he_batch_init(&s.batch, cfg.batch, budget);
+	char after[48] = "0-0";
+	size_t seen = 0, reads = 0;
+	while (seen < N) {
+		const he_stream_entry *e;
+		size_t n;
+		cr_assert_eq(he_redis_read(&s, after, &e, &n), 0, "%s", s.err);
+		cr_assert_gt(n, 0, "entries left to read");
+		cr_assert_leq(n, s.asked);
+		size_t bytes = 0;
+		for (size_t i = 0; i < n; i++) {
+			cr_assert_str_eq(e[i].id, ids[seen + i], "in order");
+			for (size_t k = 0; k < e[i].nitems; k++)
+				bytes += e[i].lens[k];
+		}
+		cr_assert(n == 1 || bytes <= budget,
+			  "read %zu: %zu entries, %zu bytes", reads, n, bytes);
+		seen += n;
+		reads++;
+		snprintf(after, sizeof(after), "%s", e[n - 1].id);
+	}
+	cr_assert_eq(seen, N);
+	cr_assert_lt(reads, 40, "small entries still come in large reads");
+	he_redis_stream_close(&s);
+	cr_assert_eq(rs_leases_out(rs), 0);
+	for (size_t i = 0; i < N; i++)
+		free(ids[i]);
+	freeReplyObject(th_cmd(redis, "DEL", cfg.stream, NULL));
 }
 
 Test(redis_stream, a_refused_xadd_never_advances_the_offset)

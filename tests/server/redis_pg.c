@@ -125,6 +125,21 @@ void th_insert_game(PGconn *c, const char *game_id, const char *status,
 	       game_id, status, turn, NULL);
 }
 
+unsigned long long th_take_lease(PGconn *c, const char *name, const char *token)
+{
+	const char *p[] = {name, "test", token, "60000", "0"};
+	PGresult *res = PQexecParams(c,
+				     "SELECT o_epoch FROM health_events_lease("
+				     "$1, $2, $3, $4::integer, $5::bigint)",
+				     5, NULL, p, NULL, NULL, 0);
+	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s",
+		     PQresultErrorMessage(res));
+	unsigned long long e = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	cr_assert_gt(e, 0, "lease %s not taken", name);
+	return e;
+}
+
 char *th_row(PGconn *c, const char *game_id)
 {
 	return th_sql_value(c,

@@ -38,6 +38,9 @@ char *th_sql_value(PGconn *c, const char *sql, const char *param);
 /* Insert a runtime_records row. */
 void th_insert_game(PGconn *c, const char *game_id, const char *status,
 		    int current_turn);
+/* Take lease `name` (schema/003) for holder `token`, 60 s: its epoch. */
+unsigned long long th_take_lease(PGconn *c, const char *name,
+				 const char *token);
 /* The row of game_id as "status/engine_health/current_turn" (malloc()ed),
  * or NULL when there is none. */
 char *th_row(PGconn *c, const char *game_id);

@@ -33,6 +33,10 @@ struct mem_store {
 	size_t nlast;
 	undo *undo;
 	size_t nundo, undo_cap;
+	char refuse[8][64]; /* games whose ops fail the apply */
+	int refuse_code[8];
+	size_t nrefuse;
+	char refusal[128];
 };
 
 static size_t hash_n(const char *p, size_t n)
@@ -159,6 +163,23 @@ bool mem_store_set_status(mem_store *s, const char *game_id, const char *status)
 	return true;
 }
 
+bool mem_store_delete(mem_store *s, const char *game_id)
+{
+	size_t len = strlen(game_id);
+	row_node **p = &s->buckets[hash_n(game_id, len) % s->nbuckets];
+	for (; *p != NULL; p = &(*p)->next) {
+		row_node *r = *p;
+		if (r->len == len && memcmp(r->game_id, game_id, len) == 0) {
+			*p = r->next;
+			free(r->game_id);
+			free(r);
+			s->nrows--;
+			return true;
+		}
+	}
+	return false;
+}
+
 bool mem_store_get_n(mem_store *s, const char *game_id, size_t len, he_row *out)
 {
 	row_node *r = find(s, game_id, len);
@@ -265,6 +286,16 @@ static int apply(void *ctx, const he_mutation *ops, size_t n,
 			rollback(s);
 			return s->fail_after_code;
 		}
+		for (size_t k = 0; k < s->nrefuse; k++)
+			if (strlen(s->refuse[k]) == op->game_id_len &&
+			    memcmp(s->refuse[k], op->game_id,
+				   op->game_id_len) == 0) {
+				rollback(s);
+				snprintf(s->refusal, sizeof(s->refusal),
+					 "game %s refused\n(line two)",
+					 s->refuse[k]);
+				return s->refuse_code[k];
+			}
 		row_node *r = find(s, op->game_id, op->game_id_len);
 		he_mutation_result *res = &results[i];
 		if (r == NULL) {
@@ -296,9 +327,23 @@ static int apply(void *ctx, const he_mutation *ops, size_t n,
 	return 0;
 }
 
+static const char *refusal(void *ctx)
+{
+	return ((mem_store *)ctx)->refusal;
+}
+
 he_record_store mem_store_port(mem_store *s)
 {
-	return (he_record_store){s, apply};
+	return (he_record_store){s, apply, refusal};
+}
+
+void mem_store_refuse(mem_store *s, const char *game_id, int code)
+{
+	if (s->nrefuse < 8) {
+		snprintf(s->refuse[s->nrefuse], sizeof(s->refuse[0]), "%s",
+			 game_id);
+		s->refuse_code[s->nrefuse++] = code;
+	}
 }
 
 /* ---- stream port -------------------------------------------------------- */

@@ -35,6 +35,8 @@ int mem_store_put_n(mem_store *s, const char *game_id, size_t len,
 /* Set only the status of an existing row; false when there is none. */
 bool mem_store_set_status(mem_store *s, const char *game_id,
 			  const char *status);
+/* Delete a row (never inside an apply); false when there is none. */
+bool mem_store_delete(mem_store *s, const char *game_id);
 /* Copy a row out; false when there is none. */
 bool mem_store_get(mem_store *s, const char *game_id, he_row *out);
 bool mem_store_get_n(mem_store *s, const char *game_id, size_t len,
@@ -49,6 +51,13 @@ void mem_store_fail(mem_store *s, int code);
  * change back (all or nothing). k < 0 disables.
  */
 void mem_store_fail_after(mem_store *s, int k, int code);
+
+/*
+ * Every apply holding an op on game_id (up to 8 games) rolls back and
+ * fails with `code` (HE_EDATA: a data error; refusal() then names the
+ * game, on two lines).
+ */
+void mem_store_refuse(mem_store *s, const char *game_id, int code);
 
 /*
  * A concurrent flow. `before_apply` runs at the start of every apply

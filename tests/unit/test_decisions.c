@@ -563,6 +563,59 @@ Test(decisions, finished_games_are_dropped_from_the_cache)
 	cr_assert_eq(he_core_cache_size(fx.core), 0);
 }
 
+/* Stopped games and games whose row was deleted leave the cache too. */
+Test(decisions, stopped_and_deleted_games_are_dropped_from_the_cache)
+{
+	batch b;
+
+	mem_store_put(fx.ms, "g1", "running", "", 1);
+	mem_store_put(fx.ms, "g2", "running", "", 1);
+	mem_store_put(fx.ms, "g3", "running", "", 1);
+	b_init(&b, 100);
+	b_add(&b, "g1", "inspect_unhealthy");
+	b_add(&b, "g2", "inspect_unhealthy");
+	b_add(&b, "g3", "inspect_unhealthy");
+	cr_assert_eq(fx_run(&b), 0);
+	cr_assert_eq(he_core_cache_size(fx.core), 3);
+
+	mem_store_set_status(fx.ms, "g1", "stopped");
+	cr_assert(mem_store_delete(fx.ms, "g2"));
+	b_init(&b, 101);
+	b_add(&b, "g1", "inspect_unhealthy");
+	b_add(&b, "g2", "inspect_unhealthy");
+	cr_assert_eq(fx_run(&b), 0);
+	cr_assert_eq(fx.reps[1].outcome, HE_ENTRY_NOT_FOUND);
+	cr_assert_eq(he_core_cache_size(fx.core), 1, "only g3 remembered");
+
+	/* the row comes back: its first entry publishes again */
+	mem_store_put(fx.ms, "g2", "running", "unhealthy", 1);
+	b_init(&b, 102);
+	b_add(&b, "g2", "inspect_unhealthy");
+	b_add(&b, "g2", "inspect_unhealthy");
+	cr_assert_eq(fx_run(&b), 0);
+	cr_assert(fx.reps[0].published);
+	cr_assert_not(fx.reps[1].published);
+}
+
+/* Entries that find no row forget the game, also within the batch. */
+Test(decisions, a_missing_row_in_a_batch_forgets_the_game)
+{
+	batch b;
+
+	mem_store_put(fx.ms, "g1", "running", "", 1);
+	b_init(&b, 100);
+	b_add(&b, "g1", "inspect_unhealthy");
+	cr_assert_eq(fx_run(&b), 0);
+	cr_assert(mem_store_delete(fx.ms, "g1"));
+	b_init(&b, 101);
+	b_add(&b, "g1", "inspect_unhealthy");
+	b_add(&b, "g1", "inspect_unhealthy");
+	cr_assert_eq(fx_run(&b), 0);
+	cr_assert_not(fx.reps[0].published);
+	cr_assert_not(fx.reps[1].published);
+	cr_assert_eq(he_core_cache_size(fx.core), 0);
+}
+
 Test(decisions, forget_makes_a_replay_publish_again)
 {
 	batch b;

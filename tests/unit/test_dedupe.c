@@ -3,6 +3,7 @@
  * export/import round trip and rejection of bad buffers.
  */
 #include "core.h"
+#include "he_decoder.h"
 #include "he_dedupe.h"
 
 #include <criterion/criterion.h>
@@ -271,4 +272,156 @@ Test(dedupe, hundred_thousand_games)
 	int len =
 	    snprintf(key, sizeof(key), "0f8fad5b-d9cb-469f-a165-%012d", 1);
 	cr_assert(he_dedupe_same(d, key, (size_t)len, "oom"));
+}
+
+/* ---- the byte budget ---------------------------------------------------- */
+
+/* VmRSS of this process in bytes (Criterion runs each test alone). */
+static size_t rss_bytes(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	size_t kib = 0;
+
+	cr_assert(f != NULL);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %zu kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib * 1024;
+}
+
+/*
+ * valgrind's own bookkeeping, and ASan's quarantine of freed blocks (the
+ * arrays left behind as they grow), make RSS meaningless for this check.
+ */
+static bool under_valgrind(void)
+{
+	const char *p = getenv("LD_PRELOAD");
+	return p != NULL && strstr(p, "vgpreload") != NULL;
+}
+
+static bool rss_meaningful(void)
+{
+#ifdef __SANITIZE_ADDRESS__
+	return false;
+#else
+	return !under_valgrind();
+#endif
+}
+
+/*
+ * 1,000,000 games with short ids fit the default budget whole; the
+ * process grows by the cache's bytes, not by a block per game.
+ */
+Test(dedupe, a_million_games_fit_in_the_budget, .timeout = 120)
+{
+	/* valgrind checks the same paths on a tenth of the games */
+	const size_t N = under_valgrind() ? 100000 : 1000000;
+	char key[32];
+	size_t rss0 = rss_bytes();
+
+	for (size_t i = 0; i < N; i++) {
+		int len = snprintf(key, sizeof(key), "game-%06zu", i);
+		cr_assert_eq(he_dedupe_set(d, key, (size_t)len,
+					   i % 3 ? "healthy" : "oom"),
+			     0);
+	}
+	cr_assert_eq(he_dedupe_size(d), N, "every game kept");
+	cr_assert_eq(he_dedupe_evictions(d), 0);
+	cr_assert_leq(he_dedupe_bytes(d), HE_DEDUPE_BUDGET);
+	for (size_t i = 0; i < N; i += 9973) {
+		int len = snprintf(key, sizeof(key), "game-%06zu", i);
+		cr_assert(he_dedupe_same(d, key, (size_t)len,
+					 i % 3 ? "healthy" : "oom"));
+	}
+	size_t grew = rss_bytes() - rss0;
+	if (rss_meaningful())
+		cr_assert_leq(grew, 40u << 20, "RSS grew by %zu MiB",
+			      grew >> 20);
+}
+
+/*
+ * Long ids (256 bytes) and custom summaries: the budget holds, by
+ * evicting; the games set last are still there.
+ */
+Test(dedupe, long_ids_are_bounded_by_eviction, .timeout = 120)
+{
+	/* 300,000 fill the budget (under valgrind, 40,000 fill 4 MiB) */
+	const size_t N = under_valgrind() ? 40000 : 300000;
+	const size_t budget = under_valgrind() ? 4u << 20 : HE_DEDUPE_BUDGET;
+	char key[HE_GAME_ID_MAX];
+	if (budget != HE_DEDUPE_BUDGET) {
+		he_dedupe_free(d);
+		cr_assert_eq(he_dedupe_new_budget(budget, &d), 0);
+	}
+	size_t rss0 = rss_bytes();
+
+	memset(key, 'k', sizeof(key));
+	for (size_t i = 0; i < N; i++) {
+		snprintf(key, 16, "%015zu", i);
+		key[15] = '-';
+		cr_assert_eq(he_dedupe_set(d, key, sizeof(key),
+					   i % 2 ? "healthy" : "custom text"),
+			     0);
+	}
+	cr_assert_gt(he_dedupe_evictions(d), 0);
+	cr_assert_eq(he_dedupe_size(d) + he_dedupe_evictions(d), N);
+	cr_assert_leq(he_dedupe_bytes(d), budget);
+	for (size_t i = N - 100; i < N; i++) {
+		snprintf(key, 16, "%015zu", i);
+		key[15] = '-';
+		cr_assert(he_dedupe_same(d, key, sizeof(key),
+					 i % 2 ? "healthy" : "custom text"),
+			  "game %zu, set last, kept", i);
+	}
+	size_t grew = rss_bytes() - rss0;
+	if (rss_meaningful())
+		cr_assert_leq(grew, (size_t)HE_DEDUPE_BUDGET + (4u << 20),
+			      "RSS grew by %zu MiB", grew >> 20);
+}
+
+/*
+ * A tiny budget under random set/remove/lookups: the cache never gives
+ * a wrong summary (an absent game only costs a publish), stays within
+ * its budget, and keeps the game just set.
+ */
+Test(dedupe, eviction_never_gives_a_wrong_answer)
+{
+	enum { KEYS = 5000, OPS = 60000 };
+	static const char *sums[] = {"healthy", "oom", "custom one",
+				     "another \"custom\""};
+	static int model[KEYS];
+	he_dedupe *t;
+	char key[64];
+
+	cr_assert_eq(he_dedupe_new_budget(16 << 10, &t), 0);
+	for (size_t i = 0; i < KEYS; i++)
+		model[i] = -1;
+	for (size_t op = 0; op < OPS; op++) {
+		uint32_t k = rng() % KEYS, what = rng() % 10;
+		int len = snprintf(key, sizeof(key),
+				   k % 2 ? "g%u" : "a-long-game-id-%u", k);
+		if (what < 5) {
+			int s = (int)(rng() % 4);
+			cr_assert_eq(
+			    he_dedupe_set(t, key, (size_t)len, sums[s]), 0);
+			model[k] = s;
+			cr_assert(he_dedupe_same(t, key, (size_t)len, sums[s]));
+		} else if (what < 6) {
+			he_dedupe_remove(t, key, (size_t)len);
+			model[k] = -1;
+		} else {
+			char out[128];
+			if (he_dedupe_get(t, key, (size_t)len, out,
+					  sizeof(out))) {
+				cr_assert_geq(model[k], 0, "key %u", k);
+				cr_assert_str_eq(out, sums[model[k]]);
+			}
+		}
+		cr_assert_leq(he_dedupe_bytes(t), 16 << 10);
+	}
+	cr_assert_gt(he_dedupe_evictions(t), 0);
+	cr_assert_gt(he_dedupe_size(t), 100);
+	he_dedupe_free(t);
 }

@@ -19,7 +19,8 @@ typedef enum he_entry_outcome {
 	HE_ENTRY_INVALID_TRANSITION, /* transition table refused -> fallback */
 	HE_ENTRY_HEALTH_ONLY,	     /* type without transition (D3) */
 	HE_ENTRY_NOT_FOUND,	     /* no row: warned, nothing published */
-	HE_ENTRY_DEAD_LETTERED,	     /* undecodable: sent to the dead letters */
+	HE_ENTRY_DEAD_LETTERED, /* undecodable or refused by the store: sent
+				 * to the dead letters */
 } he_entry_outcome;
 
 /* Stable lower-case name of an outcome ("transitioned", ...). */
@@ -50,9 +51,14 @@ void he_core_free(he_core *c); /* NULL is a no-op */
  * snapshots and dead letters to `box` (which the caller cleared). Sets
  * box->last_id to entries[n-1].id. reports may be NULL, else has n slots.
  *
- * Returns 0, or the store's negative error: then nothing was applied,
- * nothing was added to box and the dedupe cache is unchanged, so the
- * caller retries the same entries. Call from one thread at a time.
+ * An entry whose data the store refuses (HE_EDATA) is found by splitting
+ * the batch (he_split.h) and dead-lettered with the store's text; the
+ * rest applies in order.
+ *
+ * Returns 0, or the store's negative error: then nothing was added to
+ * box and the dedupe cache is unchanged, so the caller retries the same
+ * entries (if the error came while splitting, the ranges applied before
+ * it apply again, which is benign). Call from one thread at a time.
  */
 int he_core_process(he_core *c, const he_stream_entry *entries, size_t n,
 		    const he_record_store *store, he_outbox *box,

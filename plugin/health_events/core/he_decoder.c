@@ -1,7 +1,8 @@
 /*
  * he_decoder.c -- entry decoder. Checks in this order, so a reason names
- * the first problem an operator would fix: shape (odd item count), sizes
- * and duplicates of fields, game_id, event_type.
+ * the first problem an operator would fix: number of fields, shape (odd
+ * item count), sizes and duplicates of fields, game_id, event_type, the
+ * entry's total size.
  */
 #include "he_decoder.h"
 
@@ -30,6 +31,18 @@ static int reject(char *reason, const char *fmt, ...)
 	return HE_EINVAL;
 }
 
+bool he_entry_oversized(const he_stream_entry *e, size_t *bytes)
+{
+	size_t total = 0;
+
+	for (size_t i = 0; i < e->nitems; i++)
+		total += e->lens[i];
+	if (bytes != NULL)
+		*bytes = total;
+	return (e->nitems + 1) / 2 > HE_ENTRY_FIELDS_MAX ||
+	       total > HE_ENTRY_BYTES_MAX;
+}
+
 int he_decode(const he_stream_entry *e, he_decoded *out,
 	      char reason[HE_REASON_MAX])
 {
@@ -38,6 +51,11 @@ int he_decode(const he_stream_entry *e, he_decoded *out,
 	char echo[128]; /* keeps every reason within HE_REASON_MAX */
 
 	reason[0] = '\0';
+	size_t bytes;
+	bool oversized = he_entry_oversized(e, &bytes);
+	if ((e->nitems + 1) / 2 > HE_ENTRY_FIELDS_MAX)
+		return reject(reason, "entry has %zu fields, more than %d",
+			      (e->nitems + 1) / 2, HE_ENTRY_FIELDS_MAX);
 	if (e->nitems % 2 != 0)
 		return reject(reason, "odd number of field items (%zu)",
 			      e->nitems);
@@ -93,6 +111,10 @@ int he_decode(const he_stream_entry *e, he_decoded *out,
 		he_text_echo(echo, sizeof(echo), typ, typ_len, HE_ECHO_MAX);
 		return reject(reason, "unknown event_type \"%s\"", echo);
 	}
+	/* Last: a field named above says more than the total. */
+	if (oversized)
+		return reject(reason, "entry is %zu bytes, more than %d", bytes,
+			      HE_ENTRY_BYTES_MAX);
 
 	out->type = t;
 	out->game_id = gid;

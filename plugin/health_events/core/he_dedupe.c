@@ -1,8 +1,8 @@
 /*
- * he_dedupe.c -- the D4 cache: linear probing with backward-shift
- * deletion (no tombstones, so removals keep probes short), 16-byte
- * slots, one allocation per game holding the key and, only for a
- * summary outside the event table, the summary after it.
+ * he_dedupe.c -- the D4 cache: a dense entry array (24 bytes a game,
+ * short ids inline) under an open-addressing index of entry numbers
+ * (linear probing, backward-shift deletion: no tombstones), within a
+ * byte budget kept by CLOCK eviction.
  */
 #include "he_dedupe.h"
 
@@ -16,24 +16,38 @@
 #include <string.h>
 #include <uv.h>
 
-#define SUM_CUSTOM     0xFF /* summary stored after the key */
-#define MIN_CAP	       64
+#define SUM_CUSTOM     0xFF /* summary stored in the block, after the key */
+#define INLINE_MAX     16   /* longest game id kept inside its entry */
+#define MIN_ENTS       64
+#define MIN_IDX	       128
 #define EXPORT_MAGIC   "HEDD"
 #define EXPORT_VERSION 1
 #define EXPORT_HEADER  12
 
-typedef struct slot {
-	char *key; /* NULL: empty slot */
+typedef struct ent {
 	uint32_t hash;
-	uint16_t key_len;
-	uint8_t sum; /* index into he_summary_at(), or SUM_CUSTOM */
-} slot;
+	uint16_t len; /* key length */
+	uint8_t sum;  /* index into he_summary_at(), or SUM_CUSTOM */
+	uint8_t ref;  /* CLOCK bit: set on use (atomically under the read
+		       * lock), cleared by the eviction hand */
+	union {
+		char inl[INLINE_MAX]; /* short key, interned summary */
+		char *ext; /* malloc(): key, then a custom summary + NUL */
+	} k;
+} ent;
+
+_Static_assert(sizeof(ent) == 24, "an entry is 24 bytes");
 
 struct he_dedupe {
 	uv_rwlock_t lock;
-	slot *slots;
-	size_t cap; /* 0 or a power of two */
-	size_t count;
+	ent *ents; /* ents[0..count) dense */
+	size_t count, ents_cap;
+	uint32_t *idx;	  /* entry number + 1, 0: empty */
+	size_t idx_cap;	  /* 0 or a power of two */
+	size_t ext_bytes; /* blocks, as allocated (estimated) */
+	size_t budget;
+	size_t hand; /* CLOCK hand into ents */
+	size_t evictions;
 };
 
 static uint32_t hash_bytes(const char *p, size_t n)
@@ -46,98 +60,215 @@ static uint32_t hash_bytes(const char *p, size_t n)
 	return (uint32_t)(h ^ (h >> 32));
 }
 
-static const char *slot_summary(const slot *s)
+static bool is_ext(const ent *e)
 {
-	return s->sum == SUM_CUSTOM ? s->key + s->key_len
-				    : he_summary_at(s->sum);
+	return e->len > INLINE_MAX || e->sum == SUM_CUSTOM;
 }
 
-/* Index of the game's slot, or SIZE_MAX. Caller holds a lock. */
+static const char *key_of(const ent *e)
+{
+	return is_ext(e) ? e->k.ext : e->k.inl;
+}
+
+static const char *summary_of(const ent *e)
+{
+	return e->sum == SUM_CUSTOM ? e->k.ext + e->len : he_summary_at(e->sum);
+}
+
+/* What malloc(n) takes from the heap (glibc: 16-byte chunks, 32 min). */
+static size_t blk_cost(size_t n)
+{
+	size_t c = (n + 8 + 15) & ~(size_t)15;
+	return c < 32 ? 32 : c;
+}
+
+static size_t total(size_t ecap, size_t icap, size_t ext)
+{
+	return ecap * sizeof(ent) + icap * sizeof(uint32_t) + ext;
+}
+
+/* Index slot of the game, or SIZE_MAX. Caller holds a lock. */
 static size_t find(const he_dedupe *d, const char *k, size_t n, uint32_t h)
 {
-	if (d->cap == 0)
+	if (d->idx_cap == 0)
 		return SIZE_MAX;
-	size_t mask = d->cap - 1;
-	for (size_t i = h & mask; d->slots[i].key != NULL; i = (i + 1) & mask) {
-		const slot *s = &d->slots[i];
-		if (s->hash == h && s->key_len == n &&
-		    memcmp(s->key, k, n) == 0)
+	size_t mask = d->idx_cap - 1;
+	for (size_t i = h & mask; d->idx[i] != 0; i = (i + 1) & mask) {
+		const ent *e = &d->ents[d->idx[i] - 1];
+		if (e->hash == h && e->len == n && memcmp(key_of(e), k, n) == 0)
 			return i;
 	}
 	return SIZE_MAX;
 }
 
-/* Place a slot known to be absent. Caller holds the write lock. */
-static void place(slot *slots, size_t cap, const slot *s)
+/* Index slot holding entry `pos` (which is in the index). */
+static size_t slot_of(const he_dedupe *d, size_t pos)
 {
-	size_t mask = cap - 1, i = s->hash & mask;
-	while (slots[i].key != NULL)
+	size_t mask = d->idx_cap - 1, i = d->ents[pos].hash & mask;
+	while (d->idx[i] != pos + 1)
 		i = (i + 1) & mask;
-	slots[i] = *s;
+	return i;
 }
 
-/* Make room for `want` entries under 3/4 load. 0 or HE_ENOMEM. */
-static int reserve(he_dedupe *d, size_t want)
+/* Put entry `pos` (absent from the index) into idx[0..cap). */
+static void place(uint32_t *idx, size_t cap, const ent *ents, size_t pos)
 {
-	size_t cap = d->cap ? d->cap : MIN_CAP;
-
-	while (want > cap / 4 * 3)
-		cap *= 2;
-	if (cap == d->cap)
-		return 0;
-	slot *ns = calloc(cap, sizeof(*ns));
-	if (ns == NULL)
-		return HE_ENOMEM;
-	for (size_t i = 0; i < d->cap; i++)
-		if (d->slots[i].key != NULL)
-			place(ns, cap, &d->slots[i]);
-	free(d->slots);
-	d->slots = ns;
-	d->cap = cap;
-	return 0;
+	size_t mask = cap - 1, i = ents[pos].hash & mask;
+	while (idx[i] != 0)
+		i = (i + 1) & mask;
+	idx[i] = (uint32_t)(pos + 1);
 }
 
-/* Remove slot i, shifting later members of its cluster back. */
-static void remove_at(he_dedupe *d, size_t i)
+/* Empty index slot i, shifting later members of its cluster back. */
+static void unindex(he_dedupe *d, size_t i)
 {
-	size_t mask = d->cap - 1, j = i;
+	size_t mask = d->idx_cap - 1, j = i;
 
-	free(d->slots[i].key);
 	for (;;) {
 		j = (j + 1) & mask;
-		if (d->slots[j].key == NULL)
+		if (d->idx[j] == 0)
 			break;
-		size_t k = d->slots[j].hash & mask;
+		size_t k = d->ents[d->idx[j] - 1].hash & mask;
 		/* Slot j stays when its home k lies cyclically in (i, j]. */
 		bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
 		if (stays)
 			continue;
-		d->slots[i] = d->slots[j];
+		d->idx[i] = d->idx[j];
 		i = j;
 	}
-	memset(&d->slots[i], 0, sizeof(d->slots[i]));
+	d->idx[i] = 0;
+}
+
+/* Drop entry pos: the last entry moves into its place. */
+static void remove_at(he_dedupe *d, size_t pos)
+{
+	ent *e = &d->ents[pos];
+	size_t last = d->count - 1;
+
+	unindex(d, slot_of(d, pos));
+	if (is_ext(e)) {
+		d->ext_bytes -= blk_cost(
+		    e->len +
+		    (e->sum == SUM_CUSTOM ? strlen(summary_of(e)) + 1 : 0));
+		free(e->k.ext);
+	}
+	if (pos != last) {
+		d->idx[slot_of(d, last)] = (uint32_t)(pos + 1);
+		*e = d->ents[last];
+	}
 	d->count--;
 }
 
-/* A key block for (k, summary): 0 and *out, or HE_ENOMEM. */
-static int make_key(const char *k, size_t n, const char *summary, char **out,
-		    uint8_t *sum)
+/* Evict the first entry the CLOCK hand finds unused since its last pass. */
+static void evict_one(he_dedupe *d)
 {
-	int idx = he_summary_index(summary);
-	size_t sl = idx < 0 ? strlen(summary) + 1 : 0;
-	char *b = malloc(n + sl);
+	for (;;) {
+		if (d->hand >= d->count)
+			d->hand = 0;
+		ent *e = &d->ents[d->hand];
+		if (e->ref) {
+			e->ref = 0;
+			d->hand++;
+			continue;
+		}
+		remove_at(d, d->hand);
+		d->evictions++;
+		return;
+	}
+}
 
-	if (b == NULL)
+static int rehash(he_dedupe *d, size_t cap)
+{
+	uint32_t *ni = calloc(cap, sizeof(*ni));
+
+	if (ni == NULL)
 		return HE_ENOMEM;
-	memcpy(b, k, n);
-	if (idx < 0)
-		memcpy(b + n, summary, sl);
-	*out = b;
-	*sum = idx < 0 ? SUM_CUSTOM : (uint8_t)idx;
+	for (size_t pos = 0; pos < d->count; pos++)
+		place(ni, cap, d->ents, pos);
+	free(d->idx);
+	d->idx = ni;
+	d->idx_cap = cap;
 	return 0;
 }
 
-int he_dedupe_new(he_dedupe **out)
+/*
+ * Room for one more entry whose block costs `ext` bytes: grow the arrays
+ * while the budget allows (doubling, then as far as it goes), else evict.
+ * 0, or HE_ENOMEM (allocation failed, or one game exceeds the budget).
+ */
+static int make_room(he_dedupe *d, size_t ext)
+{
+	for (;;) {
+		size_t need = d->count + 1;
+		size_t ecap = d->ents_cap, icap = d->idx_cap;
+		size_t ext_after = d->ext_bytes + ext;
+
+		if (need > ecap)
+			ecap = ecap ? ecap * 2 : MIN_ENTS;
+		if (icap == 0)
+			icap = MIN_IDX;
+		while (need > icap / 4 * 3)
+			icap *= 2;
+		if (need > d->ents_cap &&
+		    total(ecap, icap, ext_after) > d->budget) {
+			size_t other = total(0, icap, ext_after);
+			ecap = other < d->budget
+				   ? (d->budget - other) / sizeof(ent)
+				   : 0;
+		}
+		if (ecap >= need && total(ecap, icap, ext_after) <= d->budget) {
+			if (ecap > d->ents_cap) {
+				ent *ne = realloc(d->ents, ecap * sizeof(*ne));
+				if (ne == NULL)
+					return HE_ENOMEM;
+				d->ents = ne;
+				d->ents_cap = ecap;
+			}
+			if (icap > d->idx_cap && rehash(d, icap) != 0)
+				return HE_ENOMEM;
+			return 0;
+		}
+		if (d->count == 0)
+			return HE_ENOMEM;
+		evict_one(d);
+	}
+}
+
+/* Add a game known to be absent. Caller holds the write lock. */
+static int insert(he_dedupe *d, const char *k, size_t n, uint32_t h,
+		  const char *summary)
+{
+	int si = he_summary_index(summary);
+	uint8_t sum = si < 0 ? SUM_CUSTOM : (uint8_t)si;
+	ent e = {.hash = h, .len = (uint16_t)n, .sum = sum, .ref = 1};
+	size_t cost = 0;
+
+	if (is_ext(&e)) {
+		size_t sl = sum == SUM_CUSTOM ? strlen(summary) + 1 : 0;
+		char *b = malloc(n + sl);
+		if (b == NULL)
+			return HE_ENOMEM;
+		memcpy(b, k, n);
+		memcpy(b + n, summary, sl);
+		e.k.ext = b;
+		cost = blk_cost(n + sl);
+	} else {
+		memcpy(e.k.inl, k, n);
+	}
+	int rc = make_room(d, cost);
+	if (rc != 0) {
+		if (is_ext(&e))
+			free(e.k.ext);
+		return rc;
+	}
+	d->ents[d->count] = e;
+	place(d->idx, d->idx_cap, d->ents, d->count);
+	d->count++;
+	d->ext_bytes += cost;
+	return 0;
+}
+
+int he_dedupe_new_budget(size_t max_bytes, he_dedupe **out)
 {
 	he_dedupe *d = calloc(1, sizeof(*d));
 
@@ -147,54 +278,71 @@ int he_dedupe_new(he_dedupe **out)
 		free(d);
 		return HE_ENOMEM;
 	}
+	d->budget = max_bytes;
 	*out = d;
 	return 0;
+}
+
+int he_dedupe_new(he_dedupe **out)
+{
+	return he_dedupe_new_budget(HE_DEDUPE_BUDGET, out);
+}
+
+static void free_blocks(he_dedupe *d)
+{
+	for (size_t i = 0; i < d->count; i++)
+		if (is_ext(&d->ents[i]))
+			free(d->ents[i].k.ext);
+	d->count = 0;
+	d->ext_bytes = 0;
+	d->hand = 0;
 }
 
 void he_dedupe_free(he_dedupe *d)
 {
 	if (d == NULL)
 		return;
-	for (size_t i = 0; i < d->cap; i++)
-		free(d->slots[i].key);
-	free(d->slots);
+	free_blocks(d);
+	free(d->ents);
+	free(d->idx);
 	uv_rwlock_destroy(&d->lock);
 	free(d);
+}
+
+/* The game's entry under the read lock (marked used), or NULL. */
+static const ent *lookup(he_dedupe *d, const char *k, size_t n)
+{
+	size_t i = find(d, k, n, hash_bytes(k, n));
+	if (i == SIZE_MAX)
+		return NULL;
+	ent *e = &d->ents[d->idx[i] - 1];
+	__atomic_store_n(&e->ref, 1, __ATOMIC_RELAXED);
+	return e;
 }
 
 bool he_dedupe_get(he_dedupe *d, const char *game_id, size_t len, char *out,
 		   size_t cap)
 {
-	uint32_t h = hash_bytes(game_id, len);
-	bool found = false;
-
 	uv_rwlock_rdlock(&d->lock);
-	size_t i = find(d, game_id, len, h);
-	if (i != SIZE_MAX) {
-		const char *s = slot_summary(&d->slots[i]);
+	const ent *e = lookup(d, game_id, len);
+	if (e != NULL && cap > 0) {
+		const char *s = summary_of(e);
 		size_t sl = strlen(s);
-		if (cap > 0) {
-			if (sl >= cap)
-				sl = cap - 1;
-			memcpy(out, s, sl);
-			out[sl] = '\0';
-		}
-		found = true;
+		if (sl >= cap)
+			sl = cap - 1;
+		memcpy(out, s, sl);
+		out[sl] = '\0';
 	}
 	uv_rwlock_rdunlock(&d->lock);
-	return found;
+	return e != NULL;
 }
 
 bool he_dedupe_same(he_dedupe *d, const char *game_id, size_t len,
 		    const char *summary)
 {
-	uint32_t h = hash_bytes(game_id, len);
-	bool same = false;
-
 	uv_rwlock_rdlock(&d->lock);
-	size_t i = find(d, game_id, len, h);
-	if (i != SIZE_MAX)
-		same = strcmp(slot_summary(&d->slots[i]), summary) == 0;
+	const ent *e = lookup(d, game_id, len);
+	bool same = e != NULL && strcmp(summary_of(e), summary) == 0;
 	uv_rwlock_rdunlock(&d->lock);
 	return same;
 }
@@ -202,43 +350,28 @@ bool he_dedupe_same(he_dedupe *d, const char *game_id, size_t len,
 int he_dedupe_set(he_dedupe *d, const char *game_id, size_t len,
 		  const char *summary)
 {
-	char *key;
-	uint8_t sum;
-	int rc;
-
 	if (len == 0 || len > HE_GAME_ID_MAX ||
 	    strnlen(summary, HE_HEALTH_MAX) >= HE_HEALTH_MAX)
 		return HE_EINVAL;
 	uint32_t h = hash_bytes(game_id, len);
+	int si = he_summary_index(summary);
 	uv_rwlock_wrlock(&d->lock);
 	size_t i = find(d, game_id, len, h);
-	if (i != SIZE_MAX && he_summary_index(summary) >= 0) {
-		/* Interned: no allocation; a stale custom tail is ignored. */
-		d->slots[i].sum = (uint8_t)he_summary_index(summary);
-		uv_rwlock_wrunlock(&d->lock);
-		return 0;
-	}
-	rc = make_key(game_id, len, summary, &key, &sum);
-	if (rc != 0) {
-		uv_rwlock_wrunlock(&d->lock);
-		return rc;
-	}
-	if (i == SIZE_MAX && (rc = reserve(d, d->count + 1)) != 0) {
-		uv_rwlock_wrunlock(&d->lock);
-		free(key);
-		return rc;
-	}
 	if (i != SIZE_MAX) {
-		free(d->slots[i].key);
-		d->slots[i].key = key;
-		d->slots[i].sum = sum;
-	} else {
-		slot s = {key, h, (uint16_t)len, sum};
-		place(d->slots, d->cap, &s);
-		d->count++;
+		ent *e = &d->ents[d->idx[i] - 1];
+		/* An interned summary on the same kind of storage: in place
+		 * (a long key's stale custom tail is ignored). */
+		if (si >= 0 && is_ext(e) == (len > INLINE_MAX)) {
+			e->sum = (uint8_t)si;
+			e->ref = 1;
+			uv_rwlock_wrunlock(&d->lock);
+			return 0;
+		}
+		remove_at(d, d->idx[i] - 1);
 	}
+	int rc = insert(d, game_id, len, h, summary);
 	uv_rwlock_wrunlock(&d->lock);
-	return 0;
+	return rc;
 }
 
 void he_dedupe_remove(he_dedupe *d, const char *game_id, size_t len)
@@ -248,18 +381,16 @@ void he_dedupe_remove(he_dedupe *d, const char *game_id, size_t len)
 	uv_rwlock_wrlock(&d->lock);
 	size_t i = find(d, game_id, len, h);
 	if (i != SIZE_MAX)
-		remove_at(d, i);
+		remove_at(d, d->idx[i] - 1);
 	uv_rwlock_wrunlock(&d->lock);
 }
 
 void he_dedupe_clear(he_dedupe *d)
 {
 	uv_rwlock_wrlock(&d->lock);
-	for (size_t i = 0; i < d->cap; i++)
-		free(d->slots[i].key);
-	if (d->cap > 0)
-		memset(d->slots, 0, d->cap * sizeof(*d->slots));
-	d->count = 0;
+	free_blocks(d);
+	if (d->idx_cap > 0)
+		memset(d->idx, 0, d->idx_cap * sizeof(*d->idx));
 	uv_rwlock_wrunlock(&d->lock);
 }
 
@@ -267,6 +398,22 @@ size_t he_dedupe_size(he_dedupe *d)
 {
 	uv_rwlock_rdlock(&d->lock);
 	size_t n = d->count;
+	uv_rwlock_rdunlock(&d->lock);
+	return n;
+}
+
+size_t he_dedupe_bytes(he_dedupe *d)
+{
+	uv_rwlock_rdlock(&d->lock);
+	size_t n = total(d->ents_cap, d->idx_cap, d->ext_bytes);
+	uv_rwlock_rdunlock(&d->lock);
+	return n;
+}
+
+size_t he_dedupe_evictions(he_dedupe *d)
+{
+	uv_rwlock_rdlock(&d->lock);
+	size_t n = d->evictions;
 	uv_rwlock_rdunlock(&d->lock);
 	return n;
 }
@@ -287,13 +434,11 @@ static size_t get_u16(const unsigned char *p)
 int he_dedupe_export(he_dedupe *d, void **buf, size_t *len)
 {
 	uv_rwlock_rdlock(&d->lock);
-	size_t total = EXPORT_HEADER;
-	for (size_t i = 0; i < d->cap; i++) {
-		const slot *s = &d->slots[i];
-		if (s->key != NULL)
-			total += 4 + s->key_len + strlen(slot_summary(s));
-	}
-	unsigned char *b = malloc(total);
+	size_t total_len = EXPORT_HEADER;
+	for (size_t i = 0; i < d->count; i++)
+		total_len +=
+		    4 + d->ents[i].len + strlen(summary_of(&d->ents[i]));
+	unsigned char *b = malloc(total_len);
 	if (b == NULL) {
 		uv_rwlock_rdunlock(&d->lock);
 		return HE_ENOMEM;
@@ -305,22 +450,20 @@ int he_dedupe_export(he_dedupe *d, void **buf, size_t *len)
 	for (int k = 0; k < 4; k++)
 		b[8 + k] = (unsigned char)(n >> (8 * k));
 	size_t o = EXPORT_HEADER;
-	for (size_t i = 0; i < d->cap; i++) {
-		const slot *s = &d->slots[i];
-		if (s->key == NULL)
-			continue;
-		const char *sum = slot_summary(s);
+	for (size_t i = 0; i < d->count; i++) {
+		const ent *e = &d->ents[i];
+		const char *sum = summary_of(e);
 		size_t sl = strlen(sum);
-		put_u16(b + o, s->key_len);
-		memcpy(b + o + 2, s->key, s->key_len);
-		o += 2 + s->key_len;
+		put_u16(b + o, e->len);
+		memcpy(b + o + 2, key_of(e), e->len);
+		o += 2 + e->len;
 		put_u16(b + o, sl);
 		memcpy(b + o + 2, sum, sl);
 		o += 2 + sl;
 	}
 	uv_rwlock_rdunlock(&d->lock);
 	*buf = b;
-	*len = total;
+	*len = total_len;
 	return 0;
 }
 
@@ -367,11 +510,11 @@ int he_dedupe_import(he_dedupe *d, const void *buf, size_t len)
 
 	if (b == NULL || validate(b, len, &n) != 0)
 		return HE_EINVAL;
-	rc = he_dedupe_new(&tmp);
+	/* Stage everything in a private, unbounded table first: duplicates
+	 * and allocation failures are found before the cache is touched. */
+	rc = he_dedupe_new_budget(SIZE_MAX, &tmp);
 	if (rc != 0)
 		return rc;
-	/* Stage everything in a private table first: duplicates and
-	 * allocation failures are found before the cache is touched. */
 	size_t o = EXPORT_HEADER;
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		char sum[HE_HEALTH_MAX];
@@ -393,17 +536,11 @@ int he_dedupe_import(he_dedupe *d, const void *buf, size_t len)
 	}
 
 	uv_rwlock_wrlock(&d->lock);
-	rc = reserve(d, d->count + tmp->count);
-	if (rc == 0) {
-		for (size_t i = 0; i < tmp->cap; i++) {
-			slot *s = &tmp->slots[i];
-			if (s->key == NULL ||
-			    find(d, s->key, s->key_len, s->hash) != SIZE_MAX)
-				continue; /* the running cache wins */
-			place(d->slots, d->cap, s);
-			d->count++;
-			s->key = NULL; /* moved */
-		}
+	for (size_t i = 0; i < tmp->count && rc == 0; i++) {
+		const ent *e = &tmp->ents[i];
+		if (find(d, key_of(e), e->len, e->hash) != SIZE_MAX)
+			continue; /* the running cache wins */
+		rc = insert(d, key_of(e), e->len, e->hash, summary_of(e));
 	}
 	uv_rwlock_wrunlock(&d->lock);
 	he_dedupe_free(tmp);

@@ -19,23 +19,26 @@
 #include "he_dedupe.h"
 #include "he_outbox.h"
 #include "he_snapshot.h"
+#include "he_split.h"
 #include "he_text.h"
 #include "he_transitions.h"
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define FINISHED	"finished"
+#define STOPPED		"stopped"
 #define LOG_GAME_ID_MAX (HE_GAME_ID_MAX * 4 + 8)
 #define LOG_ID_MAX	64 /* bytes of an entry id echoed */
 
 /* What the last published summary of an entry's game is, in the batch. */
 enum last_kind {
 	LAST_CACHE, /* as in the dedupe cache */
-	LAST_NONE,  /* none (dropped in this batch: finished) */
-	LAST_ROW,   /* results[last_op].row.engine_health */
+	LAST_NONE, /* none (dropped in this batch: finished, stopped, no row) */
+	LAST_ROW,  /* results[last_op].row.engine_health */
 };
 
 typedef struct item {
@@ -43,8 +46,9 @@ typedef struct item {
 	int32_t op;   /* index into ops/results, -1: dead letter */
 	int32_t prev; /* earlier decodable item of the same game, or -1 */
 	bool invalid; /* the transition check refused the CAS */
+	bool refused; /* the store refused its data: a dead letter */
 	bool publish;
-	bool finished;
+	bool finished;	    /* row finished, stopped or gone: drop the game */
 	uint8_t last_after; /* enum last_kind after this entry */
 	int32_t last_op;    /* for LAST_ROW */
 	char *reason;	    /* dead letter reason (malloc) until moved */
@@ -290,8 +294,12 @@ static int decide(he_core *c, size_t n)
 
 		it->last_after = before;
 		it->last_op = before_op;
-		if (r->outcome == HE_APPLY_NOT_FOUND)
+		if (r->outcome == HE_APPLY_NOT_FOUND) {
+			/* The row is gone (or never was): forget the game. */
+			it->finished = true;
+			it->last_after = LAST_NONE;
 			continue;
+		}
 		/* Bound the row's strings: the store is outside our control. */
 		he_mutation_result *w = &c->results[it->op];
 		w->row.status[HE_STATUS_MAX - 1] = '\0';
@@ -310,7 +318,8 @@ static int decide(he_core *c, size_t n)
 			it->last_after = LAST_ROW;
 			it->last_op = it->op;
 		}
-		it->finished = strcmp(r->row.status, FINISHED) == 0;
+		it->finished = strcmp(r->row.status, FINISHED) == 0 ||
+			       strcmp(r->row.status, STOPPED) == 0;
 		if (it->finished)
 			it->last_after = LAST_NONE;
 	}
@@ -364,17 +373,74 @@ static void log_entry(he_core *c, const he_stream_entry *e, const item *it,
 		    id, t->name, t->expected, t->to);
 }
 
-static void log_dead(he_core *c, const he_stream_entry *e, const char *reason)
+static void log_dead(he_core *c, const he_stream_entry *e, const item *it)
 {
 	char id[LOG_ID_MAX * 4 + 8], r[HE_REASON_MAX * 2];
 
 	if (!log_on(c, APPHOST_LOG_WARN))
 		return;
 	echo_id(id, e->id);
-	he_text_echo(r, sizeof(r), reason, strlen(reason), HE_REASON_MAX);
+	he_text_echo(r, sizeof(r), it->reason, strlen(it->reason),
+		     HE_REASON_MAX);
 	c->svc->log(c->svc->host, APPHOST_LOG_WARN,
-		    "undecodable entry sent to dead letters",
+		    it->refused ? "entry refused by the database sent to dead "
+				  "letters"
+				: "undecodable entry sent to dead letters",
 		    "entry=%s reason=\"%s\"", id, r);
+}
+
+/* The refused op's entry becomes a dead letter. 0 or HE_ENOMEM. */
+static int refuse(he_core *c, const he_record_store *store, size_t n, size_t op)
+{
+	static const char prefix[] = "refused by the database: ";
+	char echo[HE_REASON_MAX - sizeof(prefix) + 1], reason[HE_REASON_MAX];
+	const char *why = store->refusal ? store->refusal(store->ctx) : NULL;
+
+	if (why == NULL || *why == '\0')
+		why = he_strerror(HE_EDATA);
+	he_text_echo(echo, sizeof(echo), why, strlen(why), sizeof(echo));
+	snprintf(reason, sizeof(reason), "%s%s", prefix, echo);
+	for (size_t i = 0; i < n; i++) {
+		item *it = &c->items[i];
+		if (it->op != (int32_t)op)
+			continue;
+		if ((it->reason = strdup(reason)) == NULL)
+			return HE_ENOMEM;
+		it->op = -1;
+		it->refused = true;
+		return 0;
+	}
+	return HE_ESTATE; /* every op has its item */
+}
+
+/*
+ * Run the planned ops through the store in stream order. A data error
+ * (HE_EDATA) is not retried: the batch is split until the refused op
+ * stands alone (he_split.h), its entry becomes a dead letter with the
+ * store's text, and the rest applies. Returns 0, or the store's other
+ * error: the caller retries the batch, and the ranges that had applied
+ * apply again (benign, but a transition they took is then seen as a
+ * conflict, as after any replay).
+ */
+static int apply_split(he_core *c, const he_record_store *store, size_t n,
+		       size_t nops)
+{
+	he_split sp;
+
+	he_split_init(&sp, nops);
+	while (he_split_more(&sp)) {
+		size_t off, len, op;
+		he_split_range(&sp, &off, &len);
+		int rc = store->apply(store->ctx, c->ops + off, len,
+				      c->results + off);
+		if (rc != 0 && rc != HE_EDATA)
+			return rc;
+		if (he_split_result(&sp, rc == HE_EDATA, &op) ==
+			HE_SPLIT_REFUSED &&
+		    (rc = refuse(c, store, n, op)) != 0)
+			return rc;
+	}
+	return 0;
 }
 
 /* Remember a publish; on allocation failure forget the game instead. */
@@ -412,9 +478,9 @@ int he_core_process(he_core *c, const he_stream_entry *entries, size_t n,
 		return rc;
 	if ((rc = plan(c, entries, n, &nops, &ndead)) != 0)
 		return rc;
-	if ((rc = he_outbox_reserve(box, nops, ndead)) != 0 ||
-	    (nops > 0 &&
-	     (rc = store->apply(store->ctx, c->ops, nops, c->results)) != 0)) {
+	/* Any decodable entry may turn out refused: room for all as dead. */
+	if ((rc = he_outbox_reserve(box, nops, ndead + nops)) != 0 ||
+	    (rc = apply_split(c, store, n, nops)) != 0) {
 		drop_owned(c, n);
 		return rc;
 	}
@@ -429,7 +495,7 @@ int he_core_process(he_core *c, const he_stream_entry *entries, size_t n,
 		he_entry_report rep = {0};
 
 		if (it->op < 0) {
-			log_dead(c, e, it->reason);
+			log_dead(c, e, it);
 			rep.outcome = HE_ENTRY_DEAD_LETTERED;
 			rep.reason = it->reason;
 			/* Capacity reserved above: cannot fail. */

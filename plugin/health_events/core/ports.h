@@ -22,7 +22,8 @@
 	XX(ENOENT, -20, "not found")	      /* offset not saved yet */       \
 	XX(EREFUSED, -21, "refused by server") /* e.g. WRONGTYPE */           \
 	XX(EFENCED, -22, "fenced by a newer leader") /* write refused */      \
-	XX(EMOVED, -23, "saved offset moved") /* lost by a failover, reset */
+	XX(EMOVED, -23, "saved offset moved") /* lost by a failover, reset */ \
+	XX(EDATA, -24, "data refused by the store") /* SQLSTATE 22, 23 */
 
 enum {
 #define HE_FROM_HOST_(name, value, text) HE_##name = APPHOST_##name,
@@ -110,12 +111,19 @@ typedef struct he_mutation_result {
  * NOT_FOUND. results[i].row is the row as stored right after op i (a
  * later op on the same game in the same batch sees op i's effect).
  * Returns 0, or a negative HE_E* code when nothing was applied (the
- * caller retries the same ops later). Called from one thread at a time.
+ * caller retries the same ops later). HE_EDATA: the data of some op is
+ * refused whatever the retry (the caller splits the batch to find it).
+ * Called from one thread at a time.
+ *
+ * refusal (may be NULL): after HE_EDATA, a short one-line text of why,
+ * safe to put in a dead letter (no connection details); owned by the
+ * store, valid until its next apply.
  */
 typedef struct he_record_store {
 	void *ctx;
 	int (*apply)(void *ctx, const he_mutation *ops, size_t n,
 		     he_mutation_result *results);
+	const char *(*refusal)(void *ctx);
 } he_record_store;
 
 /* ---- what a processed batch produces ----------------------------------- */
