@@ -1,46 +1,33 @@
 /* hotswap.c -- see hotswap.h. */
 #include "hotswap.h"
 
-#include <dirent.h>
 #include <dlfcn.h>
-#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <link.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "dirwatch.h"
+#include "elf_check.h"
 #include "log.h"
 #include "metrics.h"
+#include "privdir.h"
+#include "status.h"
 
 #define DEBOUNCE_MS	 300	       /* quiet time after the last event */
 #define MAX_FILE_BYTES	 (1024u << 20) /* a component larger is refused */
-#define DIR_PREFIX	 "apphost-hotswap-" /* + pid + "-XXXXXX" */
-#define BUILD_ID_HEX_MAX 41
-
-#if __SIZEOF_POINTER__ == 8
-#define HOST_ELF_CLASS ELFCLASS64
-#else
-#define HOST_ELF_CLASS ELFCLASS32
-#endif
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-#define HOST_ELF_DATA ELFDATA2LSB
-#else
-#define HOST_ELF_DATA ELFDATA2MSB
-#endif
 
 /* What a component file was when it was copied. */
 struct identity {
-	char build_id[BUILD_ID_HEX_MAX]; /* GNU build id in hex, or "none" */
-	char hash[17];			 /* FNV-1a 64 of the bytes, hex */
+	/* GNU build id in hex, or "none" */
+	char build_id[APPHOST_ELF_BUILD_ID_MAX];
+	char hash[17]; /* FNV-1a 64 of the bytes, hex */
 };
 
 /* One private copy and the record loaded from it. */
@@ -51,23 +38,6 @@ struct copy {
 	struct identity id;
 };
 
-/* One configured component: what to watch for it. */
-struct entry {
-	struct apphost_hotswap *hs;
-	size_t index;	  /* in hs->list */
-	char *dir[2];	  /* the path's directory, the target's (or NULL) */
-	char *base[2];	  /* file names in those directories */
-	uv_timer_t timer; /* debounce */
-	bool timer_inited;
-};
-
-/* One watched directory. */
-struct watch {
-	uv_fs_event_t ev;
-	struct apphost_hotswap *hs;
-	char *dir;
-};
-
 struct apphost_hotswap {
 	char dir[PATH_MAX]; /* private directory */
 	unsigned seq;	    /* copy counter, for unique names */
@@ -75,37 +45,12 @@ struct apphost_hotswap {
 	size_t ncopies;
 	size_t stuck; /* replaced instances whose stop overran */
 
-	uv_loop_t *loop;
 	struct apphost_comp_list *list;
 	const struct apphost_ctx *ctx;
-	struct entry *entries;
-	size_t nentries;
-	struct watch **watches;
-	size_t nwatches;
+	struct apphost_dirwatch *dw; /* NULL unless watching */
 };
 
 /* ---- small helpers ------------------------------------------------------ */
-
-/* Split `path` into malloc()ed directory and base name. 0 or ENOMEM. */
-static int split_path(const char *path, char **dir, char **base)
-{
-	const char *slash = strrchr(path, '/');
-
-	if (slash == NULL)
-		*dir = strdup(".");
-	else if (slash == path)
-		*dir = strdup("/");
-	else
-		*dir = strndup(path, (size_t)(slash - path));
-	*base = strdup(slash != NULL ? slash + 1 : path);
-	if (*dir == NULL || *base == NULL) {
-		free(*dir);
-		free(*base);
-		*dir = *base = NULL;
-		return APPHOST_ENOMEM;
-	}
-	return 0;
-}
 
 /* Messages from the loader name the copy; make them name `path`. */
 static void name_original(char *err, size_t errlen, const char *copy,
@@ -139,88 +84,6 @@ static uint64_t fnv1a64(const unsigned char *p, size_t n)
 		h *= 1099511628211ull;
 	}
 	return h;
-}
-
-static bool fits(uint64_t off, uint64_t len, size_t size)
-{
-	return off <= size && len <= size - off;
-}
-
-/* Find the GNU build id in the notes at b[off..off+len); hex into id. */
-static void find_build_id(const unsigned char *b, uint64_t off, uint64_t len,
-			  uint64_t align, char *id)
-{
-	uint64_t end = off + len;
-
-	align = align == 8 ? 8 : 4;
-	while (off + sizeof(ElfW(Nhdr)) <= end) {
-		ElfW(Nhdr) nh;
-		uint64_t name, desc, next;
-
-		memcpy(&nh, b + off, sizeof(nh));
-		name = off + sizeof(nh);
-		desc = name + ((nh.n_namesz + align - 1) & ~(align - 1));
-		next = desc + ((nh.n_descsz + align - 1) & ~(align - 1));
-		if (desc + nh.n_descsz > end)
-			return;
-		if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 &&
-		    memcmp(b + name, "GNU", 4) == 0) {
-			size_t n = nh.n_descsz;
-
-			if (n > (BUILD_ID_HEX_MAX - 1) / 2)
-				n = (BUILD_ID_HEX_MAX - 1) / 2;
-			for (size_t i = 0; i < n; i++)
-				snprintf(id + 2 * i, 3, "%02x", b[desc + i]);
-			return;
-		}
-		off = next;
-	}
-}
-
-/*
- * Is b[0..n) a whole ELF shared object for this host? NULL, or why not.
- * Every part the dynamic loader maps or reads must lie inside the file:
- * a file caught mid-write fails here instead of mapping short (SIGBUS).
- */
-static const char *elf_why(const unsigned char *b, size_t n, char *build_id)
-{
-	ElfW(Ehdr) eh;
-
-	snprintf(build_id, BUILD_ID_HEX_MAX, "none");
-	if (n == 0)
-		return "empty file (being written?)";
-	if (memcmp(b, ELFMAG, n < SELFMAG ? n : SELFMAG) != 0)
-		return "not an ELF file";
-	if (n < sizeof(eh))
-		return "shorter than an ELF header (being written?)";
-	memcpy(&eh, b, sizeof(eh));
-	if (eh.e_ident[EI_CLASS] != HOST_ELF_CLASS ||
-	    eh.e_ident[EI_DATA] != HOST_ELF_DATA)
-		return "ELF class or byte order differs from the host's";
-	if (eh.e_type != ET_DYN)
-		return "not an ELF shared object";
-	if (eh.e_phentsize != sizeof(ElfW(Phdr)) || eh.e_phnum == 0 ||
-	    !fits(eh.e_phoff, (uint64_t)eh.e_phnum * sizeof(ElfW(Phdr)), n))
-		return "program headers missing or past the end of the file "
-		       "(truncated: being written?)";
-	if (eh.e_shoff != 0 &&
-	    !fits(eh.e_shoff, (uint64_t)eh.e_shnum * eh.e_shentsize, n))
-		return "section headers past the end of the file (truncated: "
-		       "being written?)";
-	for (unsigned i = 0; i < eh.e_phnum; i++) {
-		ElfW(Phdr) ph;
-
-		memcpy(&ph, b + eh.e_phoff + i * sizeof(ph), sizeof(ph));
-		if ((ph.p_type == PT_LOAD || ph.p_type == PT_DYNAMIC ||
-		     ph.p_type == PT_NOTE) &&
-		    !fits(ph.p_offset, ph.p_filesz, n))
-			return "a segment extends past the end of the file "
-			       "(truncated: being written?)";
-		if (ph.p_type == PT_NOTE && strcmp(build_id, "none") == 0)
-			find_build_id(b, ph.p_offset, ph.p_filesz, ph.p_align,
-				      build_id);
-	}
-	return NULL;
 }
 
 /*
@@ -327,94 +190,10 @@ static int write_file(const char *path, const unsigned char *b, size_t n,
 
 /* ---- the private directory ---------------------------------------------- */
 
-/* Remove every entry of the directory open on dfd (closed here). */
-static void empty_dir(int dfd)
-{
-	DIR *d = fdopendir(dfd);
-	struct dirent *de;
-
-	if (d == NULL) {
-		close(dfd);
-		return;
-	}
-	while ((de = readdir(d)) != NULL)
-		if (strcmp(de->d_name, ".") != 0 &&
-		    strcmp(de->d_name, "..") != 0)
-			unlinkat(dirfd(d), de->d_name, 0);
-	closedir(d);
-}
-
-/* Remove every file in `dir`, then `dir`. */
-static void remove_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-
-	if (fd >= 0)
-		empty_dir(fd);
-	rmdir(dir);
-}
-
-/*
- * Remove private directories of hosts that no longer run (killed). Each
- * candidate is opened without following a symlink and checked on that
- * descriptor, and only entries of that very directory are unlinked: a
- * name swapped for a symlink or another directory between the check and
- * the removal cannot redirect it (base may be a sticky /tmp).
- */
-static void sweep(const char *base)
-{
-	int bfd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = bfd >= 0 ? fdopendir(bfd) : NULL;
-	struct dirent *de;
-	size_t plen = strlen(DIR_PREFIX);
-
-	if (d == NULL) {
-		if (bfd >= 0)
-			close(bfd);
-		return;
-	}
-	while ((de = readdir(d)) != NULL) {
-		struct stat st;
-		long pid;
-		char *end;
-		int fd;
-
-		if (strncmp(de->d_name, DIR_PREFIX, plen) != 0)
-			continue;
-		pid = strtol(de->d_name + plen, &end, 10);
-		if (pid <= 0 || *end != '-' || pid == (long)getpid() ||
-		    kill((pid_t)pid, 0) == 0 || errno != ESRCH)
-			continue;
-		fd = openat(dirfd(d), de->d_name,
-			    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		if (fstat(fd, &st) < 0 || st.st_uid != geteuid()) {
-			close(fd);
-			continue;
-		}
-		empty_dir(fd);
-		unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR);
-	}
-	closedir(d);
-}
-
-/* A base for the private directory: a directory we may exec from. */
-static bool usable_base(const char *base)
-{
-	struct statvfs vfs;
-	struct stat st;
-
-	return base != NULL && base[0] == '/' && stat(base, &st) == 0 &&
-	       S_ISDIR(st.st_mode) && access(base, W_OK | X_OK) == 0 &&
-	       statvfs(base, &vfs) == 0 && !(vfs.f_flag & ST_NOEXEC);
-}
-
 int apphost_hotswap_new(struct apphost_hotswap **out, char *err, size_t errlen)
 {
-	const char *bases[] = {getenv("XDG_RUNTIME_DIR"), getenv("TMPDIR"),
-			       "/tmp", "/var/tmp"};
 	struct apphost_hotswap *hs;
+	int rc;
 
 	*out = NULL;
 	hs = calloc(1, sizeof(*hs));
@@ -422,24 +201,13 @@ int apphost_hotswap_new(struct apphost_hotswap **out, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return APPHOST_ENOMEM;
 	}
-	for (size_t i = 0; i < sizeof(bases) / sizeof(bases[0]); i++) {
-		if (!usable_base(bases[i]))
-			continue;
-		sweep(bases[i]);
-		snprintf(hs->dir, sizeof(hs->dir),
-			 "%s/" DIR_PREFIX "%ld-XXXXXX", bases[i],
-			 (long)getpid());
-		if (mkdtemp(hs->dir) != NULL) {
-			*out = hs;
-			return 0;
-		}
+	rc = apphost_privdir_new(hs->dir, sizeof(hs->dir), err, errlen);
+	if (rc < 0) {
+		free(hs);
+		return rc;
 	}
-	snprintf(err, errlen,
-		 "no directory for private component copies: tried "
-		 "$XDG_RUNTIME_DIR, $TMPDIR, /tmp, /var/tmp (need a writable "
-		 "directory on a mount without noexec)");
-	free(hs);
-	return APPHOST_EIO;
+	*out = hs;
+	return 0;
 }
 
 const char *apphost_hotswap_dir(const struct apphost_hotswap *hs)
@@ -474,8 +242,8 @@ static int load_copy(struct apphost_hotswap *hs, const char *src,
 {
 	struct copy cp = {0}, *nv;
 	unsigned char *bytes = NULL;
-	char *real = NULL, *dir = NULL, *base = NULL, file[PATH_MAX];
-	const char *why;
+	char *real = NULL, file[PATH_MAX];
+	const char *why, *base = strrchr(path, '/');
 	size_t len = 0;
 	int rc, n, fd, eno = 0;
 
@@ -492,7 +260,7 @@ static int load_copy(struct apphost_hotswap *hs, const char *src,
 		name_original(err, errlen, src, path);
 		goto out;
 	}
-	why = elf_why(bytes, len, cp.id.build_id);
+	why = apphost_elf_check(bytes, len, cp.id.build_id);
 	if (why != NULL) {
 		snprintf(err, errlen, "%s: %s", path, why);
 		rc = APPHOST_EINVAL;
@@ -500,9 +268,7 @@ static int load_copy(struct apphost_hotswap *hs, const char *src,
 	}
 	snprintf(cp.id.hash, sizeof(cp.id.hash), "%016llx",
 		 (unsigned long long)fnv1a64(bytes, len));
-	rc = split_path(path, &dir, &base);
-	if (rc < 0)
-		goto out;
+	base = base != NULL ? base + 1 : path;
 	n = snprintf(file, sizeof(file), "%s/%u-%s", hs->dir, ++hs->seq, base);
 	if (n < 0 || (size_t)n >= sizeof(file)) {
 		snprintf(err, errlen, "%s: name too long for a copy", path);
@@ -547,8 +313,6 @@ out:
 	free(cp.file);
 	free(bytes);
 	free(real);
-	free(dir);
-	free(base);
 	return rc;
 }
 
@@ -810,100 +574,39 @@ int apphost_hotswap_swap(struct apphost_hotswap *hs,
 
 /* ---- watching ------------------------------------------------------------ */
 
-static void on_debounce(uv_timer_t *t)
+static void on_changed(void *arg, size_t index)
 {
-	struct entry *e = t->data;
-	struct apphost_hotswap *hs = e->hs;
+	struct apphost_hotswap *hs = arg;
 
-	apphost_hotswap_swap(hs, hs->list, e->index, hs->ctx, "file");
+	apphost_hotswap_swap(hs, hs->list, index, hs->ctx, "file");
 }
 
-static void on_fs_event(uv_fs_event_t *h, const char *filename, int events,
-			int status)
+static void on_watch_failed(void *arg, const char *dir, int uv_err, bool at_add)
 {
-	struct watch *w = h->data;
-	struct apphost_hotswap *hs = w->hs;
-
-	if (status < 0) {
-		apphost_log(APPHOST_LOG_WARN, NULL, "hot swap: watch failed",
-			    "dir=%s err=\"%s\"", w->dir, uv_strerror(status));
-		return;
-	}
-	if (filename == NULL)
-		return;
-	for (size_t i = 0; i < hs->nentries; i++) {
-		struct entry *e = &hs->entries[i];
-
-		for (int k = 0; k < 2; k++)
-			if (e->dir[k] != NULL &&
-			    strcmp(e->dir[k], w->dir) == 0 &&
-			    strcmp(e->base[k], filename) == 0)
-				uv_timer_start(&e->timer, on_debounce,
-					       DEBOUNCE_MS, 0);
-	}
-}
-
-/* Watch `dir` unless already watched. 0 or APPHOST_ENOMEM. */
-static int watch_dir(struct apphost_hotswap *hs, const char *dir)
-{
-	struct watch *w, **nv;
-	int rc;
-
-	for (size_t i = 0; i < hs->nwatches; i++)
-		if (strcmp(hs->watches[i]->dir, dir) == 0)
-			return 0;
-	nv = realloc(hs->watches, (hs->nwatches + 1) * sizeof(*nv));
-	if (nv == NULL)
-		return APPHOST_ENOMEM;
-	hs->watches = nv;
-	w = calloc(1, sizeof(*w));
-	if (w == NULL || (w->dir = strdup(dir)) == NULL) {
-		free(w);
-		return APPHOST_ENOMEM;
-	}
-	w->hs = hs;
-	w->ev.data = w;
-	uv_fs_event_init(hs->loop, &w->ev);
-	hs->watches[hs->nwatches++] = w;
-	rc = uv_fs_event_start(&w->ev, on_fs_event, dir, 0);
-	if (rc < 0)
+	if (at_add)
 		apphost_log(APPHOST_LOG_WARN, NULL,
 			    "hot swap: cannot watch directory; swap with "
 			    "SIGHUP",
-			    "dir=%s err=\"%s\"", dir, uv_strerror(rc));
-	return 0;
+			    "dir=%s err=\"%s\"", dir, uv_strerror(uv_err));
+	else
+		apphost_log(APPHOST_LOG_WARN, NULL, "hot swap: watch failed",
+			    "dir=%s err=\"%s\"", dir, uv_strerror(uv_err));
 }
 
 int apphost_hotswap_watch(struct apphost_hotswap *hs, uv_loop_t *loop,
 			  struct apphost_comp_list *l,
 			  const struct apphost_ctx *ctx)
 {
-	hs->loop = loop;
+	const struct apphost_dirwatch_cb cb = {
+	    .changed = on_changed, .failed = on_watch_failed, .arg = hs};
+
 	hs->list = l;
 	hs->ctx = ctx;
-	hs->entries = calloc(l->n, sizeof(*hs->entries));
-	if (hs->entries == NULL)
+	if (apphost_dirwatch_new(&hs->dw, loop, DEBOUNCE_MS, &cb) < 0)
 		return APPHOST_ENOMEM;
-	hs->nentries = l->n;
 	for (size_t i = 0; i < l->n; i++) {
-		struct entry *e = &hs->entries[i];
-		char *real = realpath(l->v[i]->path, NULL);
-
-		e->hs = hs;
-		e->index = i;
-		uv_timer_init(loop, &e->timer);
-		e->timer.data = e;
-		e->timer_inited = true;
-		if (split_path(l->v[i]->path, &e->dir[0], &e->base[0]) < 0 ||
-		    (real != NULL && strcmp(real, l->v[i]->path) != 0 &&
-		     split_path(real, &e->dir[1], &e->base[1]) < 0)) {
-			free(real);
+		if (apphost_dirwatch_add(hs->dw, l->v[i]->path, i) < 0)
 			return APPHOST_ENOMEM;
-		}
-		free(real);
-		for (int k = 0; k < 2; k++)
-			if (e->dir[k] != NULL && watch_dir(hs, e->dir[k]) < 0)
-				return APPHOST_ENOMEM;
 		apphost_log(APPHOST_LOG_INFO, NULL, "hot swap: watching",
 			    "name=%s path=%s debounce_ms=%d", l->v[i]->name,
 			    l->v[i]->path, DEBOUNCE_MS);
@@ -911,29 +614,12 @@ int apphost_hotswap_watch(struct apphost_hotswap *hs, uv_loop_t *loop,
 	return 0;
 }
 
-static void free_watch(uv_handle_t *h)
-{
-	struct watch *w = h->data;
-
-	free(w->dir);
-	free(w);
-}
-
 void apphost_hotswap_unwatch(struct apphost_hotswap *hs)
 {
 	if (hs == NULL)
 		return;
-	for (size_t i = 0; i < hs->nwatches; i++)
-		uv_close((uv_handle_t *)&hs->watches[i]->ev, free_watch);
-	free(hs->watches);
-	hs->watches = NULL;
-	hs->nwatches = 0;
-	/* Timers live in entries, freed at apphost_hotswap_free. */
-	for (size_t i = 0; i < hs->nentries; i++)
-		if (hs->entries[i].timer_inited) {
-			uv_close((uv_handle_t *)&hs->entries[i].timer, NULL);
-			hs->entries[i].timer_inited = false;
-		}
+	apphost_dirwatch_free(hs->dw);
+	hs->dw = NULL;
 }
 
 /* ---- run hooks ----------------------------------------------------------- */
@@ -955,9 +641,8 @@ static void hook_sighup(uv_loop_t *loop, struct apphost_comp_list *l,
 
 	apphost_log(APPHOST_LOG_INFO, NULL, "SIGHUP: swapping every component",
 		    "components=%zu", l->n);
-	for (size_t i = 0; i < hs->nentries; i++)
-		if (hs->entries[i].timer_inited)
-			uv_timer_stop(&hs->entries[i].timer);
+	if (hs->dw != NULL)
+		apphost_dirwatch_cancel(hs->dw);
 	for (size_t i = 0; i < l->n; i++)
 		apphost_hotswap_swap(hs, l, i, ctx, "SIGHUP");
 }
@@ -981,17 +666,11 @@ void apphost_hotswap_free(struct apphost_hotswap *hs)
 {
 	if (hs == NULL)
 		return;
-	for (size_t i = 0; i < hs->nentries; i++)
-		for (int k = 0; k < 2; k++) {
-			free(hs->entries[i].dir[k]);
-			free(hs->entries[i].base[k]);
-		}
-	free(hs->entries);
 	for (size_t i = 0; i < hs->ncopies; i++) {
 		free(hs->copies[i].file);
 		free(hs->copies[i].src);
 	}
 	free(hs->copies);
-	remove_dir(hs->dir);
+	apphost_privdir_remove(hs->dir);
 	free(hs);
 }

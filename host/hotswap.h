@@ -11,21 +11,23 @@
  * the pages of a running mapping under the component (or SIGBUSes it when
  * the file shrinks). A copy nobody else writes can never change. The
  * directory and its copies are removed at exit (and swept at the next
- * start when a host was killed).
+ * start when a host was killed; privdir.h).
  *
  * Watching. For each component the directory of its configured path is
  * watched with uv_fs_event (and the resolved directory when the path goes
  * through a symlinked directory; a symlinked file is refused by the
  * loader), filtered by file name: that sees an in-place write
  * (IN_MODIFY), a rename over it (a linker or `install` writing a temp
- * file), an unlink + create, and a file that is briefly missing. Each
- * event restarts a 300 ms debounce timer; when it fires the file is swapped.
- * SIGHUP swaps every component at once, changed or not.
+ * file), an unlink + create, and a file that is briefly missing
+ * (dirwatch.h). Each event restarts a 300 ms debounce timer; when it
+ * fires the file is swapped. SIGHUP swaps every component at once,
+ * changed or not.
  *
  * One swap, on the main thread: read the file and check it is a whole
- * ELF shared object for this machine (a file caught mid-write is refused
- * here, before dlopen() could map a short file), copy it, dlopen() and
- * check the copy (magic, ABI), require the same component name, init it.
+ * ELF shared object for this machine (elf_check.h: a file caught
+ * mid-write is refused here, before dlopen() could map a short file),
+ * copy it, dlopen() and check the copy (magic, ABI), require the same
+ * component name, init it.
  * Any failure so far: logged with the reason, the copy removed, the
  * running instance untouched; the next change retries. Then: export the
  * old instance's state (when both export and import exist), stop it

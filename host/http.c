@@ -17,6 +17,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "status.h"
 
 #define MEMORY_LIMIT	    (16 * 1024)
 #define CONNECTION_LIMIT    128

@@ -4,7 +4,7 @@
  *
  *   GET /healthz  200 "ok" while the process serves (liveness)
  *   GET /readyz   200 "ready" when every component is started and reports
- *                 ready (metrics.h apphost_status_ready), else 503 with
+ *                 ready (status.h apphost_status_ready), else 503 with
  *                 one plain-text reason per line
  *   GET /metrics  the registry in Prometheus text format 0.0.4
  *

@@ -10,7 +10,7 @@
 #include <time.h>
 
 #include "log.h"
-#include "metrics.h"
+#include "status.h"
 
 int apphost_comp_init(struct apphost_comp *c, const struct apphost_ctx *ctx,
 		      char *err, size_t errlen)
@@ -25,6 +25,7 @@ int apphost_comp_init(struct apphost_comp *c, const struct apphost_ctx *ctx,
 	}
 	c->svc_host.ctx = ctx;
 	snprintf(c->svc_host.name, sizeof(c->svc_host.name), "%s", c->name);
+	apphost_status_register(c->name); /* /readyz waits for it from now */
 	apphost_services_fill(&c->svc, &c->svc_host);
 	rc = c->init(&c->svc, &state);
 	if (rc != 0) {

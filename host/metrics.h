@@ -1,6 +1,6 @@
 /*
  * metrics.h -- the host's metric registry (Prometheus text exposition
- * format 0.0.4) and the per-component status behind /readyz.
+ * format 0.0.4).
  *
  * A registry holds metric families (counter, gauge, histogram with fixed
  * buckets), each with label names and any number of series (one per set
@@ -15,15 +15,9 @@
  * private ones with apphost_metrics_new().
  *
  * Host metrics registered here:
- *   apphost_component_up{component}   1 while started, 0 after its stop
+ *   apphost_component_up{component}   see status.h
  *   apphost_hot_swaps_total           completed hot swaps
  *   apphost_pool_*{pool}              see pool.c
- *
- * NOTE for host/hotswap.c: call apphost_metrics_hot_swap_inc() once per
- * swap that completed (new instance started), and
- * apphost_status_set_up(name, false) if a swap leaves no running
- * instance of the component; apphost_status_set_up(name, true) when it
- * runs again.
  *
  * All functions may be called from any thread unless noted.
  */
@@ -84,39 +78,5 @@ int apphost_metrics_render(struct apphost_metrics *r, char **out, size_t *len);
 
 /* Default registry: one more completed hot swap (apphost_hot_swaps_total). */
 void apphost_metrics_hot_swap_inc(void);
-
-/* ---- component status (/readyz, apphost_component_up) ------------------ */
-
-/*
- * Make `name` known (not up, no report) if it is not yet: from then on
- * /readyz waits for it. Leaves an existing entry as it is (hot swap).
- */
-void apphost_status_register(const char *name);
-
-/*
- * Mark component `name` started (up=true) or stopped (false); creates its
- * entry on first use. A component that goes up again keeps its last
- * readiness report until it reports anew (set_ready in init resets it).
- */
-void apphost_status_set_up(const char *name, bool up);
-
-/*
- * Record a readiness report from component `name` (the services table's
- * set_ready). `reason` (may be NULL) is copied, truncated to 200 bytes;
- * /readyz shows only its head before the first ':', a change is logged
- * with the whole reason.
- */
-void apphost_status_set_ready(const char *name, bool ready, const char *reason);
-
-/* The host is stopping (SIGINT/SIGTERM): /readyz answers 503 from now. */
-void apphost_status_set_stopping(void);
-
-/*
- * Readiness of the whole host: true when not stopping, at least one
- * component is known, and every known component is up and ready. Writes
- * "ready\n" or one line per reason ("health_events: not started\n") into
- * buf (always NUL-terminated, truncated to cap).
- */
-bool apphost_status_ready(char *buf, size_t cap);
 
 #endif

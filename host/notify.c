@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "apphost/component.h"
-#include "metrics.h"
+#include "status.h"
 
 int apphost_notify(const char *state)
 {

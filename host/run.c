@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "metrics.h"
 #include "notify.h"
+#include "status.h"
 
 struct run {
 	uv_signal_t sigint, sigterm, sighup;

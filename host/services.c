@@ -9,6 +9,7 @@
 #include "metrics.h"
 #include "pool_pg.h"
 #include "pool_redis.h"
+#include "status.h"
 
 uint64_t apphost_now_ns(void)
 {
@@ -130,7 +131,6 @@ static void svc_set_ready(void *host, bool ready, const char *reason)
 
 void apphost_services_fill(apphost_services *svc, struct apphost_svc_host *h)
 {
-	apphost_status_register(h->name);
 	*svc = (apphost_services){
 	    .size = (uint32_t)sizeof(apphost_services),
 	    .host = h,

@@ -129,11 +129,6 @@ int he_leader_new(const apphost_services *svc, const he_config *cfg,
 	return HE_OK;
 }
 
-he_lease_timing he_leader_timing(const he_leader *l)
-{
-	return l->t;
-}
-
 /* ---- state changes (under mu) ------------------------------------------- */
 
 static void acquired(he_leader *l, uint64_t epoch, uint64_t sent_ns)

@@ -71,9 +71,6 @@ void he_leader_kick(he_leader *l);
  */
 void he_leader_fenced(he_leader *l, uint64_t epoch, unsigned long long fence);
 
-/* The lease timing in use. */
-he_lease_timing he_leader_timing(const he_leader *l);
-
 /*
  * Stop the lease thread, releasing the lease if held (so a standby takes
  * over at its next poll), and free l. Call only once the consumer writes

@@ -16,32 +16,6 @@
 #define LEASE_TIMEOUT_MS 1000
 #define IO_TIMEOUT_MS	 5000 /* socket timeout beyond the XREAD BLOCK */
 
-int he_stream_id_parse(const char *s, he_stream_id *out)
-{
-	char *end;
-	if (!s || *s < '0' || *s > '9')
-		return HE_EINVAL;
-	errno = 0;
-	out->ms = strtoull(s, &end, 10);
-	out->seq = 0;
-	if (!errno && *end == '-') {
-		const char *q = end + 1;
-		if (*q < '0' || *q > '9')
-			return HE_EINVAL;
-		out->seq = strtoull(q, &end, 10);
-	}
-	return errno || *end ? HE_EINVAL : HE_OK;
-}
-
-int he_stream_id_cmp(he_stream_id a, he_stream_id b)
-{
-	if (a.ms != b.ms)
-		return a.ms < b.ms ? -1 : 1;
-	if (a.seq != b.seq)
-		return a.seq < b.seq ? -1 : 1;
-	return 0;
-}
-
 void he_redis_stream_init(he_redis_stream *s, const apphost_services *svc,
 			  const he_config *cfg)
 {
@@ -66,21 +40,16 @@ void he_redis_stream_close(he_redis_stream *s)
 		freeReplyObject(s->reply);
 	s->reply = NULL;
 	drop(s, false);
-	free(s->entries);
-	free(s->items);
-	free(s->lens);
+	he_xread_free(&s->parsed);
 	free(s->argv);
 	free(s->argvlen);
 	free(s->counts);
 	s->counts = NULL;
 	s->counts_cap = 0;
 	he_dead_fields_free(&s->dead);
-	s->entries = NULL;
-	s->items = NULL;
-	s->lens = NULL;
 	s->argv = NULL;
 	s->argvlen = NULL;
-	s->entries_cap = s->items_cap = s->argv_cap = 0;
+	s->argv_cap = 0;
 }
 
 static struct timeval ms_tv(unsigned ms)
@@ -161,66 +130,6 @@ int he_redis_stream_ping(he_redis_stream *s)
 }
 
 /* ---- XREAD ----------------------------------------------------------- */
-
-static int bad_reply(he_redis_stream *s, const char *what)
-{
-	snprintf(s->err, sizeof(s->err), "%s: unexpected reply shape", what);
-	return HE_EPROTO;
-}
-
-/*
- * Point he_stream_entry items at the reply's strings (no copies): one
- * flat items/lens array for the whole batch.
- */
-static int parse_entries(he_redis_stream *s, const redisReply *rep, size_t *n)
-{
-	*n = 0;
-	if (rep->type == REDIS_REPLY_NIL)
-		return HE_OK; /* BLOCK ran out, or CLIENT UNBLOCK */
-	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 1 ||
-	    rep->element[0]->type != REDIS_REPLY_ARRAY ||
-	    rep->element[0]->elements != 2 ||
-	    rep->element[0]->element[1]->type != REDIS_REPLY_ARRAY)
-		return bad_reply(s, "XREAD");
-	const redisReply *list = rep->element[0]->element[1];
-	size_t total = 0;
-	for (size_t i = 0; i < list->elements; i++) {
-		const redisReply *ent = list->element[i];
-		if (ent->type != REDIS_REPLY_ARRAY || ent->elements != 2 ||
-		    ent->element[0]->type != REDIS_REPLY_STRING)
-			return bad_reply(s, "XREAD entry");
-		if (ent->element[1]->type == REDIS_REPLY_ARRAY)
-			total += ent->element[1]->elements;
-	}
-	size_t items_cap = s->items_cap, lens_cap = s->items_cap;
-	if (he_grow((void **)&s->entries, &s->entries_cap, list->elements,
-		    sizeof(*s->entries)) < 0 ||
-	    he_grow((void **)&s->items, &items_cap, total, sizeof(*s->items)) <
-		0 ||
-	    he_grow((void **)&s->lens, &lens_cap, total, sizeof(*s->lens)) < 0)
-		return HE_ENOMEM;
-	s->items_cap = items_cap < lens_cap ? items_cap : lens_cap;
-	size_t at = 0;
-	for (size_t i = 0; i < list->elements; i++) {
-		const redisReply *ent = list->element[i];
-		const redisReply *f = ent->element[1];
-		he_stream_entry *e = &s->entries[i];
-		e->id = ent->element[0]->str;
-		e->items = s->items + at;
-		e->lens = s->lens + at;
-		/* A deleted entry's fields come as nil: decoded as empty. */
-		e->nitems = f->type == REDIS_REPLY_ARRAY ? f->elements : 0;
-		for (size_t k = 0; k < e->nitems; k++) {
-			const redisReply *it = f->element[k];
-			bool str = it->type == REDIS_REPLY_STRING;
-			s->items[at] = str ? it->str : "";
-			s->lens[at] = str ? it->len : 0;
-			at++;
-		}
-	}
-	*n = list->elements;
-	return HE_OK;
-}
 
 /*
  * The reply's objects are built by hiredis's own functions; these
@@ -339,11 +248,12 @@ int he_redis_read(he_redis_stream *s, const char *after,
 		return r;
 	}
 	s->reply = rep;
-	if ((r = parse_entries(s, rep, n)) < 0)
+	if ((r = he_xread_parse(&s->parsed, rep, n, s->err, sizeof(s->err))) <
+	    0)
 		return r;
 	he_batch_observe(&s->batch, *n, g.bytes);
 	s->asked = count;
-	*entries = s->entries;
+	*entries = s->parsed.entries;
 	return HE_OK;
 }
 

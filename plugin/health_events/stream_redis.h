@@ -11,6 +11,8 @@
 #include "config.h"
 #include "he_batch.h"
 #include "he_deadletter.h"
+#include "he_stream_id.h"
+#include "he_xread.h"
 #include "ports.h"
 
 #include <apphost/component.h>
@@ -25,11 +27,7 @@ typedef struct he_redis_stream {
 	atomic_llong client_id;	  /* CLIENT ID of c, 0 when none */
 	char err[256];		  /* text of the last error */
 	void *reply;		  /* the last XREAD reply (entries borrow it) */
-	he_stream_entry *entries; /* parsed entries of `reply` */
-	size_t entries_cap;
-	const char **items; /* flat field items of all entries */
-	size_t *lens;
-	size_t items_cap;
+	he_xread_entries parsed;  /* the entries of `reply` */
 	const char **argv; /* commit scratch */
 	size_t *argvlen;
 	size_t argv_cap;
@@ -52,16 +50,6 @@ typedef struct he_redis_stream {
 	unsigned asked;	     /* COUNT of the last read that succeeded */
 	unsigned long long overflows; /* reads abandoned over the budget */
 } he_redis_stream;
-
-/* An XREAD id, split for comparisons. */
-typedef struct he_stream_id {
-	unsigned long long ms, seq;
-} he_stream_id;
-
-/* Parse "ms-seq" (or "ms"); 0 or HE_EINVAL. No I/O, any thread. */
-int he_stream_id_parse(const char *s, he_stream_id *out);
-/* <0, 0, >0 as a is before, equal to, after b. */
-int he_stream_id_cmp(he_stream_id a, he_stream_id b);
 
 /* Set up (no I/O). The stream is then used by one thread. */
 void he_redis_stream_init(he_redis_stream *s, const apphost_services *svc,

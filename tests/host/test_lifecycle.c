@@ -8,6 +8,7 @@
 #include "lifecycle.h"
 #include "log.h"
 #include "metrics.h"
+#include "status.h"
 
 static char order_log[600];
 

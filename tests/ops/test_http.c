@@ -19,6 +19,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "ops.h"
+#include "status.h"
 
 static struct apphost_metrics *reg;
 static struct apphost_http *srv;

@@ -1,0 +1,33 @@
+/* he_stream_id.c -- see he_stream_id.h. */
+#include "he_stream_id.h"
+
+#include "ports.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+int he_stream_id_parse(const char *s, he_stream_id *out)
+{
+	char *end;
+	if (!s || *s < '0' || *s > '9')
+		return HE_EINVAL;
+	errno = 0;
+	out->ms = strtoull(s, &end, 10);
+	out->seq = 0;
+	if (!errno && *end == '-') {
+		const char *q = end + 1;
+		if (*q < '0' || *q > '9')
+			return HE_EINVAL;
+		out->seq = strtoull(q, &end, 10);
+	}
+	return errno || *end ? HE_EINVAL : HE_OK;
+}
+
+int he_stream_id_cmp(he_stream_id a, he_stream_id b)
+{
+	if (a.ms != b.ms)
+		return a.ms < b.ms ? -1 : 1;
+	if (a.seq != b.seq)
+		return a.seq < b.seq ? -1 : 1;
+	return 0;
+}

@@ -1,0 +1,18 @@
+/*
+ * he_stream_id.h -- Redis Stream entry ids ("ms-seq"), parsed and
+ * compared without I/O.
+ */
+#ifndef HE_STREAM_ID_H
+#define HE_STREAM_ID_H
+
+/* An XREAD id, split for comparisons. */
+typedef struct he_stream_id {
+	unsigned long long ms, seq;
+} he_stream_id;
+
+/* Parse "ms-seq" (or "ms"); 0 or HE_EINVAL. No I/O, any thread. */
+int he_stream_id_parse(const char *s, he_stream_id *out);
+/* <0, 0, >0 as a is before, equal to, after b. */
+int he_stream_id_cmp(he_stream_id a, he_stream_id b);
+
+#endif
