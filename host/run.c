@@ -1,11 +1,14 @@
 /* run.c -- see run.h. */
 #include "run.h"
 
+#include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "notify.h"
 #include "status.h"
 
 struct run {
@@ -13,6 +16,7 @@ struct run {
 	struct apphost_comp_list *list;
 	const struct apphost_ctx *ctx;
 	const struct apphost_run_hooks *hooks;
+	struct apphost_notifier *notifier; /* systemd; NULL without it */
 	int stop_signal;
 };
 
@@ -34,6 +38,7 @@ static void on_stop_signal(uv_signal_t *h, int signum)
 
 	r->stop_signal = signum;
 	apphost_status_set_stopping(); /* /readyz: 503 from now */
+	apphost_notifier_stopping(r->notifier);
 	/* Closing the watchers restores SIG_DFL; then take them over. */
 	uv_close((uv_handle_t *)&r->sigint, NULL);
 	uv_close((uv_handle_t *)&r->sigterm, NULL);
@@ -103,6 +108,13 @@ int apphost_run(struct apphost_comp_list *l, const struct apphost_ctx *ctx,
 		    l->n, (long)getpid());
 	if (hooks != NULL && hooks->on_start != NULL)
 		hooks->on_start(loop, l, ctx, hooks->arg);
+	rc = apphost_notifier_start(loop, &r.notifier);
+	if (rc < 0)
+		apphost_log(
+		    APPHOST_LOG_WARN, NULL, "systemd notification not sent",
+		    "socket=\"%s\" err=\"%s\"", getenv("NOTIFY_SOCKET"),
+		    rc == APPHOST_EIO ? strerror(errno)
+				      : "not an absolute path or @name");
 	uv_run(loop, UV_RUN_DEFAULT);
 
 	rc = apphost_lifecycle_stop_all(l, ctx->shutdown_timeout_ms);
