@@ -6,7 +6,7 @@
 #include "consumer.h"
 
 #include "leader.h"
-#include "ops.h"
+#include "he_ops.h"
 #include "record_store_pg.h"
 #include "stream_redis.h"
 
@@ -43,8 +43,8 @@ struct he_consumer {
 	const apphost_services *svc;
 	he_config cfg;
 	he_core *core;
-	he_pg_store pg;
-	he_redis_stream rs;
+	he_record_store_pg pg;
+	he_stream_redis rs;
 	he_leader *leader;
 	uint64_t epoch; /* the epoch we lead with, 0: standby (thread only) */
 	uint64_t swap_epoch; /* a hot swap's predecessor led with this one */
@@ -64,7 +64,7 @@ struct he_consumer {
 	size_t reports_cap;
 	unsigned backoff_ms;
 	dep_state deps[DEP_COUNT];
-	he_ops ops;	    /* metrics and readiness (ops.h) */
+	he_ops ops;	    /* metrics and readiness (he_ops.h) */
 	uint64_t lag_at_ns; /* last lag count */
 };
 
@@ -86,9 +86,9 @@ int he_consumer_new(const apphost_services *svc, he_consumer **out)
 		free(c);
 		return r;
 	}
-	he_pg_store_init(&c->pg, svc);
-	he_pg_store_set_abort(&c->pg, &c->stopping);
-	he_redis_stream_init(&c->rs, svc, &c->cfg);
+	he_record_store_pg_init(&c->pg, svc);
+	he_record_store_pg_set_abort(&c->pg, &c->stopping);
+	he_stream_redis_init(&c->rs, svc, &c->cfg);
 	he_ops_init(&c->ops, svc);
 	atomic_init(&c->stopping, false);
 	atomic_init(&c->holding, false);
@@ -213,7 +213,7 @@ static bool take_over(he_consumer *c, bool resync)
 {
 	char saved[48];
 	while (!stopping(c) && leading(c)) {
-		int r = he_redis_take_over(&c->rs, saved, sizeof(saved));
+		int r = he_stream_redis_take_over(&c->rs, saved, sizeof(saved));
 		if (r == HE_EFENCED) {
 			fenced(c, "take-over");
 			return false;
@@ -246,7 +246,7 @@ static bool take_over(he_consumer *c, bool resync)
 		snprintf(c->offset, sizeof(c->offset), "%s", saved);
 		char first[48];
 		if (r == HE_OK && moved &&
-		    he_redis_check_gap(&c->rs, c->offset, first,
+		    he_stream_redis_check_gap(&c->rs, c->offset, first,
 				       sizeof(first)) == 1) {
 			he_ops_gap(&c->ops);
 			LOG(c, APPHOST_LOG_WARN,
@@ -286,7 +286,7 @@ static enum batch_end run_batch(he_consumer *c, const he_stream_entry *e,
 		c->reports = r;
 		c->reports_cap = n;
 	}
-	he_record_store store = he_pg_store_port(&c->pg);
+	he_record_store store = he_record_store_pg_port(&c->pg);
 	for (;;) {
 		if (!leading(c))
 			return BATCH_LOST;
@@ -305,7 +305,7 @@ static enum batch_end run_batch(he_consumer *c, const he_stream_entry *e,
 		backoff(c);
 	}
 	dep_ok(c, DEP_PG);
-	he_stream_port port = he_redis_stream_port(&c->rs);
+	he_stream_port port = he_stream_redis_port(&c->rs);
 	enum batch_end end = BATCH_DONE;
 	for (;;) {
 		if (!leading(c)) {
@@ -348,7 +348,7 @@ static void check_pg(he_consumer *c, uint64_t now)
 {
 	if (now - c->deps[DEP_PG].last_ok_ns < PG_CHECK_NS)
 		return;
-	int r = he_pg_store_ping(&c->pg);
+	int r = he_record_store_pg_ping(&c->pg);
 	if (r < 0)
 		dep_failed(c, DEP_PG, r, c->pg.err);
 	else
@@ -369,7 +369,7 @@ static void after_read(he_consumer *c, size_t n)
 		he_ops_lag(&c->ops, 0);
 	} else if (now - c->lag_at_ns >= LAG_REFRESH_NS) {
 		c->lag_at_ns = now;
-		if (he_redis_stream_lag(&c->rs, c->offset, LAG_CAP, &lag) == 0)
+		if (he_stream_redis_lag(&c->rs, c->offset, LAG_CAP, &lag) == 0)
 			he_ops_lag(&c->ops, lag);
 	}
 }
@@ -385,8 +385,8 @@ static void lead(he_consumer *c)
 	if (!c->swap_epoch || c->epoch != c->swap_epoch + 1)
 		he_core_reset(c->core);
 	c->swap_epoch = 0;
-	he_pg_store_set_fence(&c->pg, c->cfg.label, c->epoch);
-	he_redis_stream_set_epoch(&c->rs, c->epoch);
+	he_record_store_pg_set_fence(&c->pg, c->cfg.label, c->epoch);
+	he_stream_redis_set_epoch(&c->rs, c->epoch);
 	if (!take_over(c, false))
 		return;
 	readiness(c);
@@ -398,9 +398,9 @@ static void lead(he_consumer *c)
 			park(c);
 			continue;
 		}
-		if (he_redis_stream_reconnected(&c->rs) && !take_over(c, true))
+		if (he_stream_redis_reconnected(&c->rs) && !take_over(c, true))
 			break;
-		int r = he_redis_read(&c->rs, c->offset, &e, &n);
+		int r = he_stream_redis_read(&c->rs, c->offset, &e, &n);
 		if (r < 0) {
 			dep_failed(c, DEP_REDIS, r, c->rs.err);
 			backoff(c);
@@ -432,7 +432,7 @@ static uint64_t standby(he_consumer *c)
 			return e;
 		uint64_t now = c->svc->now_ns(c->svc->host);
 		if (now - c->deps[DEP_REDIS].last_ok_ns >= PG_CHECK_NS) {
-			int r = he_redis_stream_ping(&c->rs);
+			int r = he_stream_redis_ping(&c->rs);
 			if (r < 0)
 				dep_failed(c, DEP_REDIS, r, c->rs.err);
 			else
@@ -463,8 +463,8 @@ static void run(void *arg)
 			lead(c);
 	}
 	LOG(c, APPHOST_LOG_INFO, "consumer stopped", "offset=%s", c->offset);
-	he_redis_stream_close(&c->rs);
-	he_pg_store_close(&c->pg);
+	he_stream_redis_close(&c->rs);
+	he_record_store_pg_close(&c->pg);
 	uv_mutex_lock(&c->mu);
 	c->exited = true;
 	uv_cond_broadcast(&c->cv);
@@ -479,7 +479,7 @@ static void wake_reader(void *arg)
 	he_consumer *c = arg;
 	long long id = atomic_load(&c->rs.client_id);
 	if (id)
-		(void)he_redis_unblock(c->svc, id);
+		(void)he_stream_redis_unblock(c->svc, id);
 	uv_mutex_lock(&c->mu);
 	uv_cond_broadcast(&c->cv);
 	uv_mutex_unlock(&c->mu);
@@ -522,7 +522,7 @@ static bool wake_until(he_consumer *c, const bool *flag, uint64_t timeout_ns)
 		uv_mutex_unlock(&c->mu);
 		he_leader_kick(c->leader); /* a standby waits there */
 		if (id)
-			(void)he_redis_unblock(c->svc, id);
+			(void)he_stream_redis_unblock(c->svc, id);
 		uv_mutex_lock(&c->mu);
 		if (!*flag && !c->exited)
 			(void)uv_cond_timedwait(&c->cv, &c->mu, 50 * 1000000u);

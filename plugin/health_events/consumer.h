@@ -7,7 +7,7 @@
 #ifndef HE_CONSUMER_H
 #define HE_CONSUMER_H
 
-#include "config.h"
+#include "he_config.h"
 #include "core.h"
 
 #include <apphost/component.h>

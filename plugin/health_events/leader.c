@@ -23,7 +23,7 @@ struct he_leader {
 	const apphost_services *svc;
 	const he_config *cfg;
 	he_lease_timing t;
-	he_pg_store pg; /* the lease thread's own connection */
+	he_record_store_pg pg; /* the lease thread's own connection */
 	char token[33]; /* random per instance: see schema/003 */
 	char lease_ms[16];
 	void (*wake)(void *);
@@ -104,9 +104,9 @@ int he_leader_new(const apphost_services *svc, const he_config *cfg,
 	l->t = he_lease_timing_for(cfg->lease_ms);
 	snprintf(l->lease_ms, sizeof(l->lease_ms), "%u", cfg->lease_ms);
 	make_token(l->token);
-	he_pg_store_init(&l->pg, svc);
+	he_record_store_pg_init(&l->pg, svc);
 	/* Every call is bounded by its own timeout, stopping or not. */
-	he_pg_store_set_timeout(&l->pg, l->t.call_ms);
+	he_record_store_pg_set_timeout(&l->pg, l->t.call_ms);
 	atomic_init(&l->stop, false);
 	uv_mutex_init(&l->mu);
 	uv_cond_init(&l->cv);
@@ -172,7 +172,7 @@ static int lease_call(he_leader *l, unsigned long long min_epoch,
 	const char *params[] = {l->cfg->label, l->cfg->instance_id, l->token,
 				l->lease_ms, min};
 	PGresult *res;
-	int r = he_pg_store_query(&l->pg, "health_events_lease", lease_sql, 5,
+	int r = he_record_store_pg_query(&l->pg, "health_events_lease", lease_sql, 5,
 				  params, &res);
 	if (r < 0)
 		return r;
@@ -195,7 +195,7 @@ static void release(he_leader *l, uint64_t epoch)
 	snprintf(e, sizeof(e), "%llu", (unsigned long long)epoch);
 	const char *params[] = {l->cfg->label, l->token, e};
 	PGresult *res;
-	int r = he_pg_store_query(&l->pg, "health_events_lease_release",
+	int r = he_record_store_pg_query(&l->pg, "health_events_lease_release",
 				  release_sql, 3, params, &res);
 	if (r < 0) {
 		/* It lapses by itself; a standby then takes over later. */
@@ -294,7 +294,7 @@ static void run(void *arg)
 	uv_mutex_unlock(&l->mu);
 	if (held)
 		release(l, held);
-	he_pg_store_close(&l->pg);
+	he_record_store_pg_close(&l->pg);
 }
 
 int he_leader_start(he_leader *l, void (*wake)(void *), void *arg)
@@ -374,7 +374,7 @@ void he_leader_free(he_leader *l)
 		uv_mutex_unlock(&l->mu);
 		uv_thread_join(&l->thread);
 	} else {
-		he_pg_store_close(&l->pg);
+		he_record_store_pg_close(&l->pg);
 	}
 	uv_cond_destroy(&l->cv);
 	uv_mutex_destroy(&l->mu);

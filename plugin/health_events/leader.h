@@ -19,7 +19,7 @@
 #ifndef HE_LEADER_H
 #define HE_LEADER_H
 
-#include "config.h"
+#include "he_config.h"
 #include "he_lease.h"
 
 #include <apphost/component.h>

@@ -28,36 +28,36 @@ static const char *const apply_sql =
 /* SQLSTATE of health_events_apply's refusal of a stale epoch (schema/003). */
 #define SQLSTATE_FENCED "HE001"
 
-void he_pg_store_init(he_pg_store *s, const apphost_services *svc)
+void he_record_store_pg_init(he_record_store_pg *s, const apphost_services *svc)
 {
 	memset(s, 0, sizeof(*s));
 	s->svc = svc;
 }
 
-void he_pg_store_set_abort(he_pg_store *s, const atomic_bool *flag)
+void he_record_store_pg_set_abort(he_record_store_pg *s, const atomic_bool *flag)
 {
 	s->abort_flag = flag;
 }
 
-void he_pg_store_set_timeout(he_pg_store *s, unsigned ms)
+void he_record_store_pg_set_timeout(he_record_store_pg *s, unsigned ms)
 {
 	s->timeout_ns = (uint64_t)ms * 1000000u;
 }
 
-void he_pg_store_set_fence(he_pg_store *s, const char *lease, uint64_t epoch)
+void he_record_store_pg_set_fence(he_record_store_pg *s, const char *lease, uint64_t epoch)
 {
 	s->lease = lease;
 	snprintf(s->epoch, sizeof(s->epoch), "%llu", (unsigned long long)epoch);
 }
 
-static void drop(he_pg_store *s, bool broken)
+static void drop(he_record_store_pg *s, bool broken)
 {
 	if (s->conn)
 		s->svc->pg_release(s->svc->host, s->conn, broken);
 	s->conn = NULL;
 }
 
-void he_pg_store_close(he_pg_store *s)
+void he_record_store_pg_close(he_record_store_pg *s)
 {
 	drop(s, false);
 	for (int i = 0; i < 4; i++)
@@ -66,7 +66,7 @@ void he_pg_store_close(he_pg_store *s)
 }
 
 /* Error text of a result/connection, one line, into s->err. */
-static void set_err(he_pg_store *s, const char *what, const PGresult *res)
+static void set_err(he_record_store_pg *s, const char *what, const PGresult *res)
 {
 	const char *msg = res ? PQresultErrorMessage(res) : "";
 	if (!msg || !*msg)
@@ -83,7 +83,7 @@ static void set_err(he_pg_store *s, const char *what, const PGresult *res)
  * the connection kept, after a rollback that the single statement does
  * implicitly).
  */
-static int fail(he_pg_store *s, const char *what, PGresult *res)
+static int fail(he_record_store_pg *s, const char *what, PGresult *res)
 {
 	set_err(s, what, res);
 	const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
@@ -136,7 +136,7 @@ static uint64_t mono_ns(void)
  * statement's transaction is then rolled back by the server or, if it
  * had committed, replayed harmlessly) and returns NULL with s->err set.
  */
-static PGresult *await(he_pg_store *s, const char *what, int sent)
+static PGresult *await(he_record_store_pg *s, const char *what, int sent)
 {
 	uint64_t stop_seen = 0, t0 = s->timeout_ns ? mono_ns() : 0;
 	bool ok = sent == 1;
@@ -175,7 +175,7 @@ static PGresult *await(he_pg_store *s, const char *what, int sent)
 	return first;
 }
 
-static int ensure_conn(he_pg_store *s)
+static int ensure_conn(he_record_store_pg *s)
 {
 	if (s->conn)
 		return HE_OK;
@@ -200,7 +200,7 @@ static int ensure_conn(he_pg_store *s)
 	return HE_OK;
 }
 
-int he_pg_store_ping(he_pg_store *s)
+int he_record_store_pg_ping(he_record_store_pg *s)
 {
 	int r = ensure_conn(s);
 	if (r < 0)
@@ -215,7 +215,7 @@ int he_pg_store_ping(he_pg_store *s)
 }
 
 /* Append to scratch buffer k, growing it. */
-static int put(he_pg_store *s, int k, size_t *len, const char *p, size_t n)
+static int put(he_record_store_pg *s, int k, size_t *len, const char *p, size_t n)
 {
 	if (he_grow((void **)&s->buf[k], &s->cap[k], *len + n + 1, 1) < 0)
 		return HE_ENOMEM;
@@ -226,7 +226,7 @@ static int put(he_pg_store *s, int k, size_t *len, const char *p, size_t n)
 }
 
 /* Append one array element: NULL, or "..." with " and \ escaped. */
-static int put_elem(he_pg_store *s, int k, size_t *len, const char *p, size_t n,
+static int put_elem(he_record_store_pg *s, int k, size_t *len, const char *p, size_t n,
 		    bool first)
 {
 	int r = first ? HE_OK : put(s, k, len, ",", 1);
@@ -250,7 +250,7 @@ static int put_elem(he_pg_store *s, int k, size_t *len, const char *p, size_t n,
 	return put(s, k, len, "\"", 1);
 }
 
-static int build_arrays(he_pg_store *s, const he_mutation *ops, size_t n)
+static int build_arrays(he_record_store_pg *s, const he_mutation *ops, size_t n)
 {
 	size_t len[4] = {0, 0, 0, 0};
 	int r = 0;
@@ -275,7 +275,7 @@ static int build_arrays(he_pg_store *s, const he_mutation *ops, size_t n)
 	return r;
 }
 
-static int copy_field(he_pg_store *s, char *dst, size_t cap,
+static int copy_field(he_record_store_pg *s, char *dst, size_t cap,
 		      const PGresult *res, int row, int col)
 {
 	size_t n = (size_t)PQgetlength(res, row, col);
@@ -309,7 +309,7 @@ static int parse_outcome(const char *o, he_apply_outcome *out)
 	return HE_EPROTO;
 }
 
-static int read_results(he_pg_store *s, const PGresult *res, size_t n,
+static int read_results(he_record_store_pg *s, const PGresult *res, size_t n,
 			he_mutation_result *results)
 {
 	if ((size_t)PQntuples(res) != n || PQnfields(res) != 5) {
@@ -348,7 +348,7 @@ static int read_results(he_pg_store *s, const PGresult *res, size_t n,
 static int apply(void *ctx, const he_mutation *ops, size_t n,
 		 he_mutation_result *results)
 {
-	he_pg_store *s = ctx;
+	he_record_store_pg *s = ctx;
 	s->refusal[0] = '\0';
 	if (n == 0)
 		return HE_OK;
@@ -376,7 +376,7 @@ static int apply(void *ctx, const he_mutation *ops, size_t n,
 	return r;
 }
 
-int he_pg_store_query(he_pg_store *s, const char *what, const char *sql,
+int he_record_store_pg_query(he_record_store_pg *s, const char *what, const char *sql,
 		      int nparams, const char *const *params,
 		      struct pg_result **out)
 {
@@ -397,10 +397,10 @@ int he_pg_store_query(he_pg_store *s, const char *what, const char *sql,
 
 static const char *refusal(void *ctx)
 {
-	return ((he_pg_store *)ctx)->refusal;
+	return ((he_record_store_pg *)ctx)->refusal;
 }
 
-he_record_store he_pg_store_port(he_pg_store *s)
+he_record_store he_record_store_pg_port(he_record_store_pg *s)
 {
 	return (he_record_store){.ctx = s, .apply = apply, .refusal = refusal};
 }

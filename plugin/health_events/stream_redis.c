@@ -16,7 +16,7 @@
 #define LEASE_TIMEOUT_MS 1000
 #define IO_TIMEOUT_MS	 5000 /* socket timeout beyond the XREAD BLOCK */
 
-void he_redis_stream_init(he_redis_stream *s, const apphost_services *svc,
+void he_stream_redis_init(he_stream_redis *s, const apphost_services *svc,
 			  const he_config *cfg)
 {
 	memset(s, 0, sizeof(*s));
@@ -26,7 +26,7 @@ void he_redis_stream_init(he_redis_stream *s, const apphost_services *svc,
 	he_batch_init(&s->batch, cfg->batch, HE_BATCH_BYTES);
 }
 
-static void drop(he_redis_stream *s, bool broken)
+static void drop(he_stream_redis *s, bool broken)
 {
 	atomic_store(&s->client_id, 0);
 	if (s->c)
@@ -34,7 +34,7 @@ static void drop(he_redis_stream *s, bool broken)
 	s->c = NULL;
 }
 
-void he_redis_stream_close(he_redis_stream *s)
+void he_stream_redis_close(he_stream_redis *s)
 {
 	if (s->reply)
 		freeReplyObject(s->reply);
@@ -59,7 +59,7 @@ static struct timeval ms_tv(unsigned ms)
 }
 
 /* A failed command: lost connection -> lease back as broken. */
-static int io_fail(he_redis_stream *s, const char *what)
+static int io_fail(he_stream_redis *s, const char *what)
 {
 	snprintf(s->err, sizeof(s->err), "%s: %s", what,
 		 s->c && s->c->errstr[0] ? s->c->errstr : "no reply");
@@ -69,7 +69,7 @@ static int io_fail(he_redis_stream *s, const char *what)
 
 /* Refused. A server that is not (or no longer) the primary is a broken
  * connection: given back, so that the next lease finds the primary. */
-static int refused(he_redis_stream *s, const char *what, const redisReply *r)
+static int refused(he_stream_redis *s, const char *what, const redisReply *r)
 {
 	static const char *const gone[] = {"READONLY ", "LOADING ",
 					   "MASTERDOWN ", "UNBLOCKED "};
@@ -84,14 +84,14 @@ static int refused(he_redis_stream *s, const char *what, const redisReply *r)
 }
 
 /* Run one argv command; *out is owned by the caller. */
-static int command(he_redis_stream *s, const char *what, int argc,
+static int command(he_stream_redis *s, const char *what, int argc,
 		   const char **argv, const size_t *lens, redisReply **out)
 {
 	*out = redisCommandArgv(s->c, argc, argv, lens);
 	return *out ? HE_OK : io_fail(s, what);
 }
 
-static int ensure_conn(he_redis_stream *s)
+static int ensure_conn(he_stream_redis *s)
 {
 	if (s->c)
 		return HE_OK;
@@ -124,7 +124,7 @@ static int ensure_conn(he_redis_stream *s)
 	return HE_OK;
 }
 
-int he_redis_stream_ping(he_redis_stream *s)
+int he_stream_redis_ping(he_stream_redis *s)
 {
 	int r = ensure_conn(s);
 	if (r < 0)
@@ -195,7 +195,7 @@ static void *guard_nil(const redisReadTask *t)
 }
 
 /* One XREAD of `count` entries under the guard; *g says what it cost. */
-static int xread(he_redis_stream *s, const char *after, unsigned count,
+static int xread(he_stream_redis *s, const char *after, unsigned count,
 		 read_guard *g, redisReply **rep)
 {
 	char cnt[16], block[16];
@@ -226,7 +226,7 @@ static int xread(he_redis_stream *s, const char *after, unsigned count,
 	return *rep ? HE_OK : io_fail(s, "XREAD");
 }
 
-int he_redis_read(he_redis_stream *s, const char *after,
+int he_stream_redis_read(he_stream_redis *s, const char *after,
 		  const he_stream_entry **entries, size_t *n)
 {
 	*n = 0;
@@ -272,7 +272,7 @@ int he_redis_read(he_redis_stream *s, const char *after,
  * A reply holding the saved offset (GET, or the take-over script): 0 and
  * out, HE_ENOENT for none, or an error when it is not a stream id.
  */
-static int saved_offset(he_redis_stream *s, const char *what,
+static int saved_offset(he_stream_redis *s, const char *what,
 			const redisReply *rep, char *out, size_t cap)
 {
 	he_stream_id id;
@@ -293,7 +293,7 @@ static int saved_offset(he_redis_stream *s, const char *what,
 
 static int load_offset(void *ctx, char *out, size_t cap)
 {
-	he_redis_stream *s = ctx;
+	he_stream_redis *s = ctx;
 	int r = ensure_conn(s);
 	if (r < 0)
 		return r;
@@ -316,7 +316,7 @@ static const redisReply *map_get(const redisReply *m, const char *key)
 	return NULL;
 }
 
-int he_redis_stream_lag(he_redis_stream *s, const char *offset,
+int he_stream_redis_lag(he_stream_redis *s, const char *offset,
 			unsigned long long cap, unsigned long long *out)
 {
 	/* Counted inside Redis: only the number crosses the wire. */
@@ -343,7 +343,7 @@ int he_redis_stream_lag(he_redis_stream *s, const char *offset,
 	return r;
 }
 
-int he_redis_check_gap(he_redis_stream *s, const char *offset, char *first_id,
+int he_stream_redis_check_gap(he_stream_redis *s, const char *offset, char *first_id,
 		       size_t cap)
 {
 	int r = ensure_conn(s);
@@ -428,12 +428,12 @@ static const char take_over_script[] =
     "if epoch > fence then redis.call('SET', KEYS[1], ARGV[1]) end\n"
     "return redis.call('GET', KEYS[2])\n";
 
-void he_redis_stream_set_epoch(he_redis_stream *s, uint64_t epoch)
+void he_stream_redis_set_epoch(he_stream_redis *s, uint64_t epoch)
 {
 	snprintf(s->epoch, sizeof(s->epoch), "%llu", (unsigned long long)epoch);
 }
 
-bool he_redis_stream_reconnected(he_redis_stream *s)
+bool he_stream_redis_reconnected(he_stream_redis *s)
 {
 	bool r = s->reconnected;
 	s->reconnected = false;
@@ -441,7 +441,7 @@ bool he_redis_stream_reconnected(he_redis_stream *s)
 }
 
 /* A script's refusal: HE_EFENCED (s->fence_seen set), HE_EMOVED, else 0. */
-static int script_refusal(he_redis_stream *s, const redisReply *rep)
+static int script_refusal(he_stream_redis *s, const redisReply *rep)
 {
 	if (rep->type != REDIS_REPLY_ERROR)
 		return HE_OK;
@@ -465,7 +465,7 @@ static int script_refusal(he_redis_stream *s, const redisReply *rep)
 	return HE_OK;
 }
 
-int he_redis_take_over(he_redis_stream *s, char *out, size_t cap)
+int he_stream_redis_take_over(he_stream_redis *s, char *out, size_t cap)
 {
 	if (!s->epoch[0]) {
 		snprintf(s->err, sizeof(s->err), "take-over: no epoch set");
@@ -491,7 +491,7 @@ int he_redis_take_over(he_redis_stream *s, char *out, size_t cap)
 	return r;
 }
 
-static int argv_reserve(he_redis_stream *s, size_t n)
+static int argv_reserve(he_stream_redis *s, size_t n)
 {
 	size_t a = s->argv_cap, b = s->argv_cap;
 	if (he_grow((void **)&s->argv, &a, n, sizeof(*s->argv)) < 0 ||
@@ -502,7 +502,7 @@ static int argv_reserve(he_redis_stream *s, size_t n)
 }
 
 /* One EVALSHA argv of the whole commit (commit_script's layout). */
-static int build_commit(he_redis_stream *s, const he_outbox *box, int *argc)
+static int build_commit(he_stream_redis *s, const he_outbox *box, int *argc)
 {
 	he_dead_fields_reset(&s->dead);
 	for (size_t i = 0; i < box->ndead; i++)
@@ -561,7 +561,7 @@ static int build_commit(he_redis_stream *s, const he_outbox *box, int *argc)
 }
 
 /* SCRIPT LOAD the commit script into s->sha (once per server). */
-static int load_script(he_redis_stream *s)
+static int load_script(he_stream_redis *s)
 {
 	const char *argv[] = {"SCRIPT", "LOAD", commit_script};
 	redisReply *rep;
@@ -578,7 +578,7 @@ static int load_script(he_redis_stream *s)
 
 static int commit(void *ctx, const he_outbox *box)
 {
-	he_redis_stream *s = ctx;
+	he_stream_redis *s = ctx;
 	if (!s->epoch[0]) {
 		snprintf(s->err, sizeof(s->err), "commit: no epoch set");
 		return HE_EFENCED;
@@ -615,13 +615,13 @@ static int commit(void *ctx, const he_outbox *box)
 	return r;
 }
 
-he_stream_port he_redis_stream_port(he_redis_stream *s)
+he_stream_port he_stream_redis_port(he_stream_redis *s)
 {
 	return (he_stream_port){
 	    .ctx = s, .load_offset = load_offset, .commit = commit};
 }
 
-int he_redis_unblock(const apphost_services *svc, long long client_id)
+int he_stream_redis_unblock(const apphost_services *svc, long long client_id)
 {
 	struct redisContext *c;
 	int r = svc->redis_lease(svc->host, 200, &c);

@@ -8,7 +8,7 @@
 #ifndef HE_STREAM_REDIS_H
 #define HE_STREAM_REDIS_H
 
-#include "config.h"
+#include "he_config.h"
 #include "he_batch.h"
 #include "he_deadletter.h"
 #include "he_stream_id.h"
@@ -20,7 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-typedef struct he_redis_stream {
+typedef struct he_stream_redis {
 	const apphost_services *svc;
 	const he_config *cfg;
 	struct redisContext *c;	  /* leased lazily; NULL when not held */
@@ -49,13 +49,13 @@ typedef struct he_redis_stream {
 	he_batch_ctl batch;  /* XREAD COUNT within HE_BATCH_BYTES */
 	unsigned asked;	     /* COUNT of the last read that succeeded */
 	unsigned long long overflows; /* reads abandoned over the budget */
-} he_redis_stream;
+} he_stream_redis;
 
 /* Set up (no I/O). The stream is then used by one thread. */
-void he_redis_stream_init(he_redis_stream *s, const apphost_services *svc,
+void he_stream_redis_init(he_stream_redis *s, const apphost_services *svc,
 			  const he_config *cfg);
 /* Free the last reply, return the lease (if held). */
-void he_redis_stream_close(he_redis_stream *s);
+void he_stream_redis_close(he_stream_redis *s);
 
 /*
  * XREAD COUNT <he_batch_count> BLOCK block_ms STREAMS <stream> <after>.
@@ -66,7 +66,7 @@ void he_redis_stream_close(he_redis_stream *s);
  * given back as broken) and read again with the COUNT that fits.
  * 0 or a negative HE_E* (s->err says why).
  */
-int he_redis_read(he_redis_stream *s, const char *after,
+int he_stream_redis_read(he_stream_redis *s, const char *after,
 		  const he_stream_entry **entries, size_t *n);
 
 /*
@@ -75,7 +75,7 @@ int he_redis_read(he_redis_stream *s, const char *after,
  * `offset`: entries after the offset may have been trimmed unread. 0 when
  * not (or no stream yet); negative on error.
  */
-int he_redis_check_gap(he_redis_stream *s, const char *offset, char *first_id,
+int he_stream_redis_check_gap(he_stream_redis *s, const char *offset, char *first_id,
 		       size_t cap);
 
 /*
@@ -83,14 +83,14 @@ int he_redis_check_gap(he_redis_stream *s, const char *offset, char *first_id,
  * XRANGE inside Redis and capped at `cap` (cost O(min(lag, cap)) on the
  * server). 0 and *out, or a negative HE_E* (s->err says why).
  */
-int he_redis_stream_lag(he_redis_stream *s, const char *offset,
+int he_stream_redis_lag(he_stream_redis *s, const char *offset,
 			unsigned long long cap, unsigned long long *out);
 
 /* Lease and PING now (readiness). 0 or a negative HE_E*. */
-int he_redis_stream_ping(he_redis_stream *s);
+int he_stream_redis_ping(he_stream_redis *s);
 
 /* Fence every following write with this leader's epoch. */
-void he_redis_stream_set_epoch(he_redis_stream *s, uint64_t epoch);
+void he_stream_redis_set_epoch(he_stream_redis *s, uint64_t epoch);
 
 /*
  * Become the writer: raise the fence key to our epoch and read the saved
@@ -98,26 +98,26 @@ void he_redis_stream_set_epoch(he_redis_stream *s, uint64_t epoch);
  * fence is higher: s->fence_seen), or another negative HE_E*. The commits
  * that follow expect the offset read here.
  */
-int he_redis_take_over(he_redis_stream *s, char *out, size_t cap);
+int he_stream_redis_take_over(he_stream_redis *s, char *out, size_t cap);
 
 /*
  * Whether the connection was replaced since the last take-over or call
  * (clears the flag): the server behind it may have failed over.
  */
-bool he_redis_stream_reconnected(he_redis_stream *s);
+bool he_stream_redis_reconnected(he_stream_redis *s);
 
 /*
  * The port for the consumer; ctx is s. commit returns HE_EFENCED (a newer
  * epoch raised the fence) or HE_EMOVED (the saved offset is not the one
  * this batch follows), writing nothing, besides the usual errors.
  */
-he_stream_port he_redis_stream_port(he_redis_stream *s);
+he_stream_port he_stream_redis_port(he_stream_redis *s);
 
 /*
  * From another thread (stop): wake the connection blocked in XREAD with
  * CLIENT UNBLOCK on a second leased connection. Returns 1 when a blocked
  * client was woken, 0 when none was blocked, negative on error.
  */
-int he_redis_unblock(const apphost_services *svc, long long client_id);
+int he_stream_redis_unblock(const apphost_services *svc, long long client_id);
 
 #endif

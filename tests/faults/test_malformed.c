@@ -173,12 +173,12 @@ Test(faults_malformed, odd_field_count_through_core_and_real_commit)
 	cr_expect_eq(rep[0].outcome, HE_ENTRY_DEAD_LETTERED);
 	cr_expect_eq(rep[1].outcome, HE_ENTRY_TRANSITIONED);
 
-	he_redis_stream s;
-	he_redis_stream_init(&s, rs_services(rs), &cfg);
-	he_redis_stream_set_epoch(&s, 1);
-	he_stream_port port = he_redis_stream_port(&s);
+	he_stream_redis s;
+	he_stream_redis_init(&s, rs_services(rs), &cfg);
+	he_stream_redis_set_epoch(&s, 1);
+	he_stream_port port = he_stream_redis_port(&s);
 	cr_assert_eq(port.commit(port.ctx, &box), 0, "%s", s.err);
-	he_redis_stream_close(&s);
+	he_stream_redis_close(&s);
 
 	char off[64];
 	cr_expect_str_eq(fx_offset(off, sizeof(off)), "1-2",

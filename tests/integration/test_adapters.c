@@ -40,12 +40,12 @@ TestSuite(pg_store, .init = setup, .fini = teardown);
  * Take lease `name` for a new holder (schema/003) and fence st's applies
  * with it; returns the epoch.
  */
-static unsigned long long take_lease(he_pg_store *st, const char *name,
+static unsigned long long take_lease(he_record_store_pg *st, const char *name,
 				     const char *token)
 {
 	unsigned long long e = th_take_lease(pg, name, token);
 	if (st)
-		he_pg_store_set_fence(st, name, e);
+		he_record_store_pg_set_fence(st, name, e);
 	return e;
 }
 
@@ -77,10 +77,10 @@ Test(pg_store, applies_cas_fallback_health_and_not_found_in_order)
 	th_insert_game(pg, g2, "generation_in_progress", 3);
 	th_insert_game(pg, g3, "stopped", 9);
 
-	he_pg_store st;
-	he_pg_store_init(&st, rs_services(rs));
+	he_record_store_pg st;
+	he_record_store_pg_init(&st, rs_services(rs));
 	take_lease(&st, u, "a");
-	he_record_store port = he_pg_store_port(&st);
+	he_record_store port = he_record_store_pg_port(&st);
 	he_mutation ops[] = {
 	    op(g1, "oom", "running", "engine_unreachable"),
 	    op(g2, "oom", "running", "engine_unreachable"),
@@ -115,7 +115,7 @@ Test(pg_store, applies_cas_fallback_health_and_not_found_in_order)
 	    g1);
 	cr_assert_str_eq(h, "running/probe_failed");
 	free(h);
-	he_pg_store_close(&st);
+	he_record_store_pg_close(&st);
 	cr_assert_eq(rs_leases_out(rs), 0);
 }
 
@@ -124,10 +124,10 @@ Test(pg_store, a_lost_connection_is_reported_and_the_next_apply_recovers)
 	char g[160];
 	snprintf(g, sizeof(g), "%s:kill", th_unique("pg"));
 	th_insert_game(pg, g, "running", 1);
-	he_pg_store st;
-	he_pg_store_init(&st, rs_services(rs));
+	he_record_store_pg st;
+	he_record_store_pg_init(&st, rs_services(rs));
 	take_lease(&st, g, "a");
-	he_record_store port = he_pg_store_port(&st);
+	he_record_store port = he_record_store_pg_port(&st);
 	he_mutation ops[] = {op(g, "probe_failed", NULL, NULL)};
 	he_mutation_result res[1];
 	cr_assert_eq(port.apply(port.ctx, ops, 1, res), 0, "%s", st.err);
@@ -141,7 +141,7 @@ Test(pg_store, a_lost_connection_is_reported_and_the_next_apply_recovers)
 	cr_assert_null(st.conn, "a broken connection is given back");
 	cr_assert_eq(port.apply(port.ctx, ops, 1, res), 0, "%s", st.err);
 	cr_assert_str_eq(res[0].row.engine_health, "oom");
-	he_pg_store_close(&st);
+	he_record_store_pg_close(&st);
 }
 
 Test(pg_store, an_apply_with_an_old_epoch_after_a_takeover_writes_nothing)
@@ -149,10 +149,10 @@ Test(pg_store, an_apply_with_an_old_epoch_after_a_takeover_writes_nothing)
 	char g[160];
 	snprintf(g, sizeof(g), "%s:fence", th_unique("pg"));
 	th_insert_game(pg, g, "running", 1);
-	he_pg_store old;
-	he_pg_store_init(&old, rs_services(rs));
+	he_record_store_pg old;
+	he_record_store_pg_init(&old, rs_services(rs));
 	unsigned long long e1 = take_lease(&old, g, "old");
-	he_record_store port = he_pg_store_port(&old);
+	he_record_store port = he_record_store_pg_port(&old);
 	he_mutation ops[] = {op(g, "probe_failed", NULL, NULL)};
 	he_mutation_result res[1];
 	cr_assert_eq(port.apply(port.ctx, ops, 1, res), 0, "%s", old.err);
@@ -169,7 +169,7 @@ Test(pg_store, an_apply_with_an_old_epoch_after_a_takeover_writes_nothing)
 	char *row = th_row(pg, g);
 	cr_assert_str_eq(row, "running/probe_failed/1", "fenced apply wrote");
 	free(row);
-	he_pg_store_close(&old);
+	he_record_store_pg_close(&old);
 }
 
 /* Holds the lease row's lock that a takeover needs, like a running apply. */
@@ -249,13 +249,13 @@ Test(redis_stream, reads_commits_publishes_and_saves_offset)
 			    "container_oom", NULL);
 	char *id2 = th_xadd(redis, cfg.stream, "bogus", "x", NULL);
 
-	he_redis_stream s;
-	he_redis_stream_init(&s, rs_services(rs), &cfg);
-	he_redis_stream_set_epoch(&s, 3);
-	he_stream_port port = he_redis_stream_port(&s);
+	he_stream_redis s;
+	he_stream_redis_init(&s, rs_services(rs), &cfg);
+	he_stream_redis_set_epoch(&s, 3);
+	he_stream_port port = he_stream_redis_port(&s);
 	char off[48];
 	cr_assert_eq(port.load_offset(port.ctx, off, sizeof(off)), HE_ENOENT);
-	cr_assert_eq(he_redis_take_over(&s, off, sizeof(off)), HE_ENOENT,
+	cr_assert_eq(he_stream_redis_take_over(&s, off, sizeof(off)), HE_ENOENT,
 		     "%s", s.err);
 	char *fence = th_get(redis, cfg.fence_key);
 	cr_assert_str_eq(fence, "3", "taking over raises the fence");
@@ -263,7 +263,7 @@ Test(redis_stream, reads_commits_publishes_and_saves_offset)
 
 	const he_stream_entry *e;
 	size_t n;
-	cr_assert_eq(he_redis_read(&s, "0-0", &e, &n), 0, "%s", s.err);
+	cr_assert_eq(he_stream_redis_read(&s, "0-0", &e, &n), 0, "%s", s.err);
 	cr_assert_eq(n, 2);
 	cr_assert_str_eq(e[0].id, id1);
 	cr_assert_eq(e[0].nitems, 4);
@@ -294,11 +294,11 @@ Test(redis_stream, reads_commits_publishes_and_saves_offset)
 	cr_assert_str_eq(off, id2);
 
 	/* nothing after the last id: a read times out empty */
-	cr_assert_eq(he_redis_read(&s, id2, &e, &n), 0, "%s", s.err);
+	cr_assert_eq(he_stream_redis_read(&s, id2, &e, &n), 0, "%s", s.err);
 	cr_assert_eq(n, 0);
 	freeReplyObject(lobby);
 	freeReplyObject(dl);
-	he_redis_stream_close(&s);
+	he_stream_redis_close(&s);
 	cr_assert_eq(rs_leases_out(rs), 0);
 	free(id1);
 	free(id2);
@@ -339,15 +339,15 @@ Test(redis_stream, a_batch_stays_within_its_byte_budget)
 		ids[i] = xadd_sized(cfg.stream, v);
 	}
 
-	he_redis_stream s;
-	he_redis_stream_init(&s, rs_services(rs), &cfg);
+	he_stream_redis s;
+	he_stream_redis_init(&s, rs_services(rs), &cfg);
 	he_batch_init(&s.batch, cfg.batch, budget);
 	char after[48] = "0-0";
 	size_t seen = 0, reads = 0;
 	while (seen < N) {
 		const he_stream_entry *e;
 		size_t n;
-		cr_assert_eq(he_redis_read(&s, after, &e, &n), 0, "%s", s.err);
+		cr_assert_eq(he_stream_redis_read(&s, after, &e, &n), 0, "%s", s.err);
 		cr_assert_gt(n, 0, "entries left to read");
 		cr_assert_leq(n, s.asked);
 		size_t bytes = 0;
@@ -364,7 +364,7 @@ Test(redis_stream, a_batch_stays_within_its_byte_budget)
 	}
 	cr_assert_eq(seen, N);
 	cr_assert_lt(reads, 40, "small entries still come in large reads");
-	he_redis_stream_close(&s);
+	he_stream_redis_close(&s);
 	cr_assert_eq(rs_leases_out(rs), 0);
 	for (size_t i = 0; i < N; i++)
 		free(ids[i]);
@@ -376,10 +376,10 @@ Test(redis_stream, a_refused_xadd_never_advances_the_offset)
 	he_config cfg = unique_config();
 	freeReplyObject(
 	    th_cmd(redis, "SET", cfg.lobby_stream, "not a stream", NULL));
-	he_redis_stream s;
-	he_redis_stream_init(&s, rs_services(rs), &cfg);
-	he_redis_stream_set_epoch(&s, 1);
-	he_stream_port port = he_redis_stream_port(&s);
+	he_stream_redis s;
+	he_stream_redis_init(&s, rs_services(rs), &cfg);
+	he_stream_redis_set_epoch(&s, 1);
+	he_stream_port port = he_stream_redis_port(&s);
 	char payload[] = "{}";
 	he_snapshot_msg snap = {"g", 1, "1-1", payload, 2};
 	he_outbox box = {.snapshots = &snap, .nsnapshots = 1};
@@ -395,7 +395,7 @@ Test(redis_stream, a_refused_xadd_never_advances_the_offset)
 	off = th_get(redis, cfg.offset_key);
 	cr_assert_str_eq(off, "1-1");
 	free(off);
-	he_redis_stream_close(&s);
+	he_stream_redis_close(&s);
 }
 
 Test(redis_stream, detects_an_offset_older_than_the_trimmed_stream)
@@ -407,21 +407,21 @@ Test(redis_stream, detects_an_offset_older_than_the_trimmed_stream)
 				 "event_type", "probe_failed", NULL);
 	freeReplyObject(
 	    th_cmd(redis, "XTRIM", cfg.stream, "MAXLEN", "2", NULL));
-	he_redis_stream s;
-	he_redis_stream_init(&s, rs_services(rs), &cfg);
+	he_stream_redis s;
+	he_stream_redis_init(&s, rs_services(rs), &cfg);
 	char first[48];
-	cr_assert_eq(he_redis_check_gap(&s, ids[0], first, 48), 1);
+	cr_assert_eq(he_stream_redis_check_gap(&s, ids[0], first, 48), 1);
 	cr_assert_str_eq(first, ids[3]);
-	cr_assert_eq(he_redis_check_gap(&s, ids[3], first, 48), 0,
+	cr_assert_eq(he_stream_redis_check_gap(&s, ids[3], first, 48), 0,
 		     "the offset is the first entry: nothing lost");
-	cr_assert_eq(he_redis_check_gap(&s, ids[4], first, 48), 0);
-	he_redis_stream_close(&s);
+	cr_assert_eq(he_stream_redis_check_gap(&s, ids[4], first, 48), 0);
+	he_stream_redis_close(&s);
 	for (int i = 0; i < 5; i++)
 		free(ids[i]);
 }
 
 struct reader {
-	he_redis_stream *s;
+	he_stream_redis *s;
 	int rc;
 	size_t n;
 	double ms;
@@ -432,7 +432,7 @@ static void *blocked_read(void *arg)
 	struct reader *rd = arg;
 	const he_stream_entry *e;
 	double t0 = th_now_ms();
-	rd->rc = he_redis_read(rd->s, "$", &e, &rd->n);
+	rd->rc = he_stream_redis_read(rd->s, "$", &e, &rd->n);
 	rd->ms = th_now_ms() - t0;
 	return NULL;
 }
@@ -441,15 +441,15 @@ Test(redis_stream, client_unblock_wakes_a_blocked_xread)
 {
 	he_config cfg = unique_config();
 	cfg.block_ms = 5000;
-	he_redis_stream s;
-	he_redis_stream_init(&s, rs_services(rs), &cfg);
-	cr_assert_eq(he_redis_stream_ping(&s), 0, "%s", s.err);
+	he_stream_redis s;
+	he_stream_redis_init(&s, rs_services(rs), &cfg);
+	cr_assert_eq(he_stream_redis_ping(&s), 0, "%s", s.err);
 	struct reader rd = {.s = &s};
 	pthread_t t;
 	pthread_create(&t, NULL, blocked_read, &rd);
 	int woke = 0;
 	for (int i = 0; i < 200 && woke != 1; i++) {
-		woke = he_redis_unblock(rs_services(rs),
+		woke = he_stream_redis_unblock(rs_services(rs),
 					atomic_load(&s.client_id));
 		usleep(10000);
 	}
@@ -461,13 +461,13 @@ Test(redis_stream, client_unblock_wakes_a_blocked_xread)
 	 */
 	cr_assert_lt(rd.ms, 1000, "woken before BLOCK ran out (%.0f ms)",
 		     rd.ms);
-	he_redis_stream_close(&s);
+	he_stream_redis_close(&s);
 }
 
 /* A commit of one snapshot for game "g" at last_id, on stream s. */
-static int commit_one(he_redis_stream *s, const char *last_id)
+static int commit_one(he_stream_redis *s, const char *last_id)
 {
-	he_stream_port port = he_redis_stream_port(s);
+	he_stream_port port = he_stream_redis_port(s);
 	char payload[] = "{}";
 	he_snapshot_msg snap = {"g", 1, last_id, payload, 2};
 	he_outbox box = {.snapshots = &snap, .nsnapshots = 1};
@@ -478,16 +478,16 @@ static int commit_one(he_redis_stream *s, const char *last_id)
 Test(redis_stream, a_commit_with_a_lower_epoch_writes_nothing)
 {
 	he_config cfg = unique_config();
-	he_redis_stream old, cur;
-	he_redis_stream_init(&old, rs_services(rs), &cfg);
-	he_redis_stream_init(&cur, rs_services(rs), &cfg);
-	he_redis_stream_set_epoch(&old, 4);
-	he_redis_stream_set_epoch(&cur, 5);
+	he_stream_redis old, cur;
+	he_stream_redis_init(&old, rs_services(rs), &cfg);
+	he_stream_redis_init(&cur, rs_services(rs), &cfg);
+	he_stream_redis_set_epoch(&old, 4);
+	he_stream_redis_set_epoch(&cur, 5);
 	char off[48];
-	cr_assert_eq(he_redis_take_over(&old, off, sizeof(off)), HE_ENOENT);
+	cr_assert_eq(he_stream_redis_take_over(&old, off, sizeof(off)), HE_ENOENT);
 	cr_assert_eq(commit_one(&old, "1-1"), 0, "%s", old.err);
 	/* the new leader takes over: it starts where the old one ended */
-	cr_assert_eq(he_redis_take_over(&cur, off, sizeof(off)), 0, "%s",
+	cr_assert_eq(he_stream_redis_take_over(&cur, off, sizeof(off)), 0, "%s",
 		     cur.err);
 	cr_assert_str_eq(off, "1-1");
 
@@ -499,23 +499,23 @@ Test(redis_stream, a_commit_with_a_lower_epoch_writes_nothing)
 	char *o = th_get(redis, cfg.offset_key);
 	cr_assert_str_eq(o, "1-1", "a fenced commit moved the offset");
 	free(o);
-	cr_assert_eq(he_redis_take_over(&old, off, sizeof(off)), HE_EFENCED,
+	cr_assert_eq(he_stream_redis_take_over(&old, off, sizeof(off)), HE_EFENCED,
 		     "an old leader cannot take over again");
 
 	cr_assert_eq(commit_one(&cur, "2-1"), 0, "%s", cur.err);
 	cr_assert_eq(th_xlen(redis, cfg.lobby_stream), 2);
-	he_redis_stream_close(&old);
-	he_redis_stream_close(&cur);
+	he_stream_redis_close(&old);
+	he_stream_redis_close(&cur);
 }
 
 Test(redis_stream, a_commit_after_the_saved_offset_moved_is_refused)
 {
 	he_config cfg = unique_config();
-	he_redis_stream s;
-	he_redis_stream_init(&s, rs_services(rs), &cfg);
-	he_redis_stream_set_epoch(&s, 1);
+	he_stream_redis s;
+	he_stream_redis_init(&s, rs_services(rs), &cfg);
+	he_stream_redis_set_epoch(&s, 1);
 	char off[48];
-	cr_assert_eq(he_redis_take_over(&s, off, sizeof(off)), HE_ENOENT);
+	cr_assert_eq(he_stream_redis_take_over(&s, off, sizeof(off)), HE_ENOENT);
 	cr_assert_eq(commit_one(&s, "5-1"), 0, "%s", s.err);
 	/* a failover lost the last write: the offset went back */
 	freeReplyObject(th_cmd(redis, "SET", cfg.offset_key, "3-1", NULL));
@@ -524,25 +524,25 @@ Test(redis_stream, a_commit_after_the_saved_offset_moved_is_refused)
 	cr_assert(strstr(s.err, "3-1"), "error names the saved offset: %s",
 		  s.err);
 	cr_assert_eq(th_xlen(redis, cfg.lobby_stream), 1);
-	cr_assert_eq(he_redis_take_over(&s, off, sizeof(off)), 0);
+	cr_assert_eq(he_stream_redis_take_over(&s, off, sizeof(off)), 0);
 	cr_assert_str_eq(off, "3-1");
 	cr_assert_eq(commit_one(&s, "4-1"), 0, "%s", s.err);
-	he_redis_stream_close(&s);
+	he_stream_redis_close(&s);
 }
 
 Test(redis_stream, a_flushed_script_cache_is_reloaded)
 {
 	he_config cfg = unique_config();
-	he_redis_stream s;
-	he_redis_stream_init(&s, rs_services(rs), &cfg);
-	he_redis_stream_set_epoch(&s, 1);
+	he_stream_redis s;
+	he_stream_redis_init(&s, rs_services(rs), &cfg);
+	he_stream_redis_set_epoch(&s, 1);
 	char off[48];
-	cr_assert_eq(he_redis_take_over(&s, off, sizeof(off)), HE_ENOENT);
+	cr_assert_eq(he_stream_redis_take_over(&s, off, sizeof(off)), HE_ENOENT);
 	cr_assert_eq(commit_one(&s, "1-1"), 0, "%s", s.err);
 	freeReplyObject(th_cmd(redis, "SCRIPT", "FLUSH", NULL));
 	cr_assert_eq(commit_one(&s, "2-1"), 0, "%s", s.err);
 	char *o = th_get(redis, cfg.offset_key);
 	cr_assert_str_eq(o, "2-1");
 	free(o);
-	he_redis_stream_close(&s);
+	he_stream_redis_close(&s);
 }

@@ -104,12 +104,12 @@ Test(poison, refused_entries_are_dead_lettered_and_the_rest_applies)
 	add(&b, 6, "probe_failed");
 	cr_assert_eq(b.n, N);
 
-	he_pg_store st;
-	he_pg_store_init(&st, rs_services(rs));
+	he_record_store_pg st;
+	he_record_store_pg_init(&st, rs_services(rs));
 	/* every apply of the split carries this holder's epoch */
 	unsigned long long epoch = th_take_lease(pg, u, "poison");
-	he_pg_store_set_fence(&st, u, epoch);
-	he_record_store store = he_pg_store_port(&st);
+	he_record_store_pg_set_fence(&st, u, epoch);
+	he_record_store store = he_record_store_pg_port(&st);
 	he_core *core;
 	cr_assert_eq(he_core_new(NULL, &core), 0);
 	he_outbox box = {0};
@@ -148,10 +148,10 @@ Test(poison, refused_entries_are_dead_lettered_and_the_rest_applies)
 	snprintf(cfg.dead_stream, sizeof(cfg.dead_stream), "%s:dead", u);
 	snprintf(cfg.offset_key, sizeof(cfg.offset_key), "%s:off", u);
 	snprintf(cfg.fence_key, sizeof(cfg.fence_key), "%s:fence", u);
-	he_redis_stream s;
-	he_redis_stream_init(&s, rs_services(rs), &cfg);
-	he_redis_stream_set_epoch(&s, epoch);
-	he_stream_port port = he_redis_stream_port(&s);
+	he_stream_redis s;
+	he_stream_redis_init(&s, rs_services(rs), &cfg);
+	he_stream_redis_set_epoch(&s, epoch);
+	he_stream_port port = he_stream_redis_port(&s);
 	cr_assert_eq(port.commit(port.ctx, &box), 0, "%s", s.err);
 	redisReply *d = th_xrange(redis, cfg.dead_stream);
 	cr_assert_eq(d->elements, 3);
@@ -164,7 +164,7 @@ Test(poison, refused_entries_are_dead_lettered_and_the_rest_applies)
 	cr_assert_str_eq(off, b.ids[N - 1]);
 	free(off);
 	cr_assert_eq(th_xlen(redis, cfg.lobby_stream), N - 3);
-	he_redis_stream_close(&s);
+	he_stream_redis_close(&s);
 
 	/* an error of another class is no refusal: the batch fails whole */
 	he_core_free(core);
@@ -190,6 +190,6 @@ Test(poison, refused_entries_are_dead_lettered_and_the_rest_applies)
 
 	he_outbox_free(&box);
 	he_core_free(core);
-	he_pg_store_close(&st);
+	he_record_store_pg_close(&st);
 	cr_assert_eq(rs_leases_out(rs), 0);
 }

@@ -1,5 +1,5 @@
 /*
- * ops.h -- what health_events tells the operator: its metrics (through the
+ * he_ops.h -- what health_events tells the operator: its metrics (through the
  * host's ABI 1.1 metric services) and its readiness (set_ready).
  *
  *   health_events_entries_total{event_type,outcome}  entries committed

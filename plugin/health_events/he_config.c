@@ -1,5 +1,5 @@
-/* config.c -- HEALTH_EVENTS_* keys: defaults, parsing, validation. */
-#include "config.h"
+/* he_config.c -- HEALTH_EVENTS_* keys: defaults, parsing, validation. */
+#include "he_config.h"
 
 #include "ports.h"
 

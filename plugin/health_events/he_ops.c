@@ -1,5 +1,5 @@
-/* ops.c -- see ops.h. */
-#include "ops.h"
+/* he_ops.c -- see he_ops.h. */
+#include "he_ops.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /*
- * config.h -- health_events configuration (DESIGN §3), read through the
+ * he_config.h -- health_events configuration (DESIGN §3), read through the
  * host's config_get and validated once in init.
  */
 #ifndef HE_CONFIG_H
