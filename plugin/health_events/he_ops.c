@@ -36,41 +36,42 @@ void he_ops_init(he_ops *o, const apphost_services *svc)
 	    !svc->set_ready)
 		return;
 	o->svc = svc;
-	o->published =
-	    get(o, APPHOST_METRIC_COUNTER,
-		"health_events_snapshots_published_total",
-		"Snapshots committed to the lobby stream.", NULL, NULL, 0);
-	o->suppressed =
-	    get(o, APPHOST_METRIC_COUNTER,
-		"health_events_snapshots_suppressed_total",
-		"Entries whose snapshot equalled the last one published "
-		"for the game (not sent).",
-		NULL, NULL, 0);
-	o->dead =
-	    get(o, APPHOST_METRIC_COUNTER, "health_events_dead_letters_total",
-		"Undecodable entries sent to the dead-letter stream.", NULL,
-		NULL, 0);
-	o->lag = get(o, APPHOST_METRIC_GAUGE, "health_events_lag_entries",
-		     "Entries in the input stream after the saved offset "
-		     "(refreshed every few seconds, capped at 100000).",
-		     NULL, NULL, 0);
+	/* The series without labels, each in its he_ops slot. */
+	const struct {
+		struct apphost_metric **slot;
+		int type;
+		const char *name, *help;
+	} fixed[] = {
+	    {&o->published, APPHOST_METRIC_COUNTER,
+	     "health_events_snapshots_published_total",
+	     "Snapshots committed to the lobby stream."},
+	    {&o->suppressed, APPHOST_METRIC_COUNTER,
+	     "health_events_snapshots_suppressed_total",
+	     "Entries whose snapshot equalled the last one published for the "
+	     "game (not sent)."},
+	    {&o->dead, APPHOST_METRIC_COUNTER,
+	     "health_events_dead_letters_total",
+	     "Undecodable entries sent to the dead-letter stream."},
+	    {&o->lag, APPHOST_METRIC_GAUGE, "health_events_lag_entries",
+	     "Entries in the input stream after the saved offset (refreshed "
+	     "every few seconds, capped at 100000)."},
+	    {&o->reconnects, APPHOST_METRIC_COUNTER,
+	     "health_events_reconnects_total",
+	     "Times a failing Redis or PostgreSQL answered again."},
+	    {&o->gaps, APPHOST_METRIC_COUNTER,
+	     "health_events_offset_gaps_total",
+	     "Start-ups whose saved offset was older than the stream's first "
+	     "entry (entries may have been trimmed unread)."},
+	};
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		*fixed[i].slot = get(o, fixed[i].type, fixed[i].name,
+				     fixed[i].help, NULL, NULL, 0);
 	o->batch =
 	    get(o, APPHOST_METRIC_HISTOGRAM, "health_events_batch_seconds",
 		"Time from reading a batch to committing its effects, "
 		"snapshots and offset.",
 		NULL, batch_buckets,
 		sizeof(batch_buckets) / sizeof(batch_buckets[0]));
-	o->reconnects =
-	    get(o, APPHOST_METRIC_COUNTER, "health_events_reconnects_total",
-		"Times a failing Redis or PostgreSQL answered "
-		"again.",
-		NULL, NULL, 0);
-	o->gaps =
-	    get(o, APPHOST_METRIC_COUNTER, "health_events_offset_gaps_total",
-		"Start-ups whose saved offset was older than the "
-		"stream's first entry (entries may have been trimmed "
-		"unread).",
-		NULL, NULL, 0);
 }
 
 /* The series for one report, looked up on first use. */

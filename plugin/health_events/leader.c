@@ -39,7 +39,7 @@ struct he_leader {
 	uint64_t fenced;      /* the consumer's refused epoch, 0: none */
 	unsigned long long min_epoch; /* above the highest fence seen */
 	char holder_seen[256];	      /* the other holder, last poll */
-	bool failing;		      /* lease calls failing (logged once) */
+	atomic_bool failing; /* lease calls failing (logged once); any thread */
 
 	struct apphost_metric *m_leader, *m_epoch, *m_changes, *m_fenced;
 };
@@ -108,6 +108,7 @@ int he_leader_new(const apphost_services *svc, const he_config *cfg,
 	/* Every call is bounded by its own timeout, stopping or not. */
 	he_record_store_pg_set_timeout(&l->pg, l->t.call_ms);
 	atomic_init(&l->stop, false);
+	atomic_init(&l->failing, false);
 	uv_mutex_init(&l->mu);
 	uv_cond_init(&l->cv);
 	l->m_leader = metric(l, APPHOST_METRIC_GAUGE, "health_events_leader",
@@ -211,12 +212,13 @@ static void release(he_leader *l, uint64_t epoch)
 
 static void call_result(he_leader *l, int r)
 {
-	if (r < 0 && !l->failing)
+	bool was = atomic_load(&l->failing);
+	if (r < 0 && !was)
 		LOG(l, APPHOST_LOG_ERROR, "lease calls failing, retrying",
 		    "code=%s error=\"%s\"", he_strerror(r), l->pg.err);
-	else if (r == 0 && l->failing)
+	else if (r == 0 && was)
 		LOG(l, APPHOST_LOG_INFO, "lease calls recovered", "%s", "");
-	l->failing = r < 0;
+	atomic_store(&l->failing, r < 0);
 }
 
 /* Wait on cv until `until_ns` (monotonic), stop or a change. */
@@ -337,10 +339,7 @@ uint64_t he_leader_wait(he_leader *l, const atomic_bool *stop,
 
 bool he_leader_failing(he_leader *l)
 {
-	uv_mutex_lock(&l->mu);
-	bool f = l->failing;
-	uv_mutex_unlock(&l->mu);
-	return f;
+	return atomic_load(&l->failing);
 }
 
 void he_leader_kick(he_leader *l)

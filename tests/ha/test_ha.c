@@ -216,14 +216,20 @@ static double offset_reached_ms(const char *id, double t0, int timeout_ms)
 	return th_now_ms() - t0;
 }
 
+/* Feed n entries gap_us apart and wait until they are committed. */
+static void feed_and_wait(int n, int gap_us)
+{
+	char *last = feed_many(n, gap_us);
+	offset_reached_ms(last, th_now_ms(), 20000);
+	free(last);
+}
+
 /* ---- tests ---- */
 
 Test(ha, exactly_one_of_three_consumes)
 {
 	start_all();
-	char *last = feed_many(600, 2000);
-	offset_reached_ms(last, th_now_ms(), 20000);
-	free(last);
+	feed_and_wait(600, 2000);
 	int w = leader(NULL);
 	cr_assert_geq(w, 0, "someone leads");
 	cr_assert_eq(count_all("leadership acquired"), 1,
@@ -267,19 +273,10 @@ static void do_kill9(int i)
 	pids[i] = 0;
 }
 
-static void do_term(int i) __attribute__((unused));
-static void do_term(int i)
-{
-	cr_assert_eq(ap_terminate(pids[i]), 0);
-	pids[i] = 0;
-}
-
 Test(ha, a_killed_or_stopped_leader_is_replaced_in_time)
 {
 	start_all();
-	char *last = feed_many(200, 1000);
-	offset_reached_ms(last, th_now_ms(), 20000);
-	free(last);
+	feed_and_wait(200, 1000);
 
 	int old = leader(NULL);
 	double killed = resume_after(old, do_kill9, "SIGKILL");
@@ -305,11 +302,8 @@ Test(ha, a_killed_or_stopped_leader_is_replaced_in_time)
 	cr_assert_neq(leader(&e1), old);
 	cr_assert_gt(e1, e0);
 
-	last = feed_many(100, 500);
-	offset_reached_ms(last, th_now_ms(), 20000);
-	free(last);
+	feed_and_wait(100, 500);
 	expect_converged();
-	(void)do_term;
 }
 
 /* Lobby length, offset and rows, to compare before and after. */
@@ -351,9 +345,7 @@ static void wake_deposed(int old)
 Test(ha, a_paused_leader_is_replaced_and_writes_nothing_when_it_wakes)
 {
 	start_all();
-	char *last = feed_many(100, 1000);
-	offset_reached_ms(last, th_now_ms(), 20000);
-	free(last);
+	feed_and_wait(100, 1000);
 	int old = leader(NULL);
 	long long e0 = 0;
 	leader(&e0);
@@ -365,9 +357,7 @@ Test(ha, a_paused_leader_is_replaced_and_writes_nothing_when_it_wakes)
 	free(id);
 	printf("ha: SIGSTOP: work resumed on a standby after %.0f ms\n", ms);
 	cr_expect_lt(ms, 5000, "SIGSTOP failover took %.0f ms", ms);
-	last = feed_many(50, 1000);
-	offset_reached_ms(last, th_now_ms(), 20000);
-	free(last);
+	feed_and_wait(50, 1000);
 
 	/* No input now: after SIGCONT the old leader must write nothing. */
 	wake_deposed(old);
@@ -375,18 +365,14 @@ Test(ha, a_paused_leader_is_replaced_and_writes_nothing_when_it_wakes)
 	cr_assert_neq(leader(&e1), old);
 	cr_assert_gt(e1, e0);
 
-	last = feed_many(50, 500);
-	offset_reached_ms(last, th_now_ms(), 20000);
-	free(last);
+	feed_and_wait(50, 500);
 	expect_converged();
 }
 
 Test(ha, a_leader_paused_with_its_batch_in_flight_writes_nothing_after)
 {
 	start_all();
-	char *last = feed_many(50, 1000);
-	offset_reached_ms(last, th_now_ms(), 20000);
-	free(last);
+	feed_and_wait(50, 1000);
 	int old = leader(NULL);
 
 	/* Hold game 0's row: the leader's next apply waits on it. */
@@ -420,8 +406,6 @@ Test(ha, a_leader_paused_with_its_batch_in_flight_writes_nothing_after)
 	freeReplyObject(l);
 	cr_expect_eq(n, 1, "snapshots of the entry in flight: %d", n);
 	free(held);
-	last = feed_many(30, 500);
-	offset_reached_ms(last, th_now_ms(), 20000);
-	free(last);
+	feed_and_wait(30, 500);
 	expect_converged();
 }

@@ -475,6 +475,16 @@ static int commit_one(he_stream_redis *s, const char *last_id)
 	return port.commit(port.ctx, &box);
 }
 
+/* s leads on cfg's keys (nothing saved yet) with epoch 1. */
+static void leader_of_fresh_keys(he_stream_redis *s, const he_config *cfg)
+{
+	char off[48];
+	he_stream_redis_init(s, rs_services(rs), cfg);
+	he_stream_redis_set_epoch(s, 1);
+	cr_assert_eq(he_stream_redis_take_over(s, off, sizeof(off)), HE_ENOENT,
+		     "%s", s->err);
+}
+
 Test(redis_stream, a_commit_with_a_lower_epoch_writes_nothing)
 {
 	he_config cfg = unique_config();
@@ -512,10 +522,8 @@ Test(redis_stream, a_commit_after_the_saved_offset_moved_is_refused)
 {
 	he_config cfg = unique_config();
 	he_stream_redis s;
-	he_stream_redis_init(&s, rs_services(rs), &cfg);
-	he_stream_redis_set_epoch(&s, 1);
 	char off[48];
-	cr_assert_eq(he_stream_redis_take_over(&s, off, sizeof(off)), HE_ENOENT);
+	leader_of_fresh_keys(&s, &cfg);
 	cr_assert_eq(commit_one(&s, "5-1"), 0, "%s", s.err);
 	/* a failover lost the last write: the offset went back */
 	freeReplyObject(th_cmd(redis, "SET", cfg.offset_key, "3-1", NULL));
@@ -534,10 +542,7 @@ Test(redis_stream, a_flushed_script_cache_is_reloaded)
 {
 	he_config cfg = unique_config();
 	he_stream_redis s;
-	he_stream_redis_init(&s, rs_services(rs), &cfg);
-	he_stream_redis_set_epoch(&s, 1);
-	char off[48];
-	cr_assert_eq(he_stream_redis_take_over(&s, off, sizeof(off)), HE_ENOENT);
+	leader_of_fresh_keys(&s, &cfg);
 	cr_assert_eq(commit_one(&s, "1-1"), 0, "%s", s.err);
 	freeReplyObject(th_cmd(redis, "SCRIPT", "FLUSH", NULL));
 	cr_assert_eq(commit_one(&s, "2-1"), 0, "%s", s.err);

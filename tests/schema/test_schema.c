@@ -567,6 +567,19 @@ Test(schema, lease_epoch_grows_only_when_the_holder_changes_or_it_lapsed)
 	LEASE_IS(name, "a", "4"); /* released: taken at once */
 }
 
+/* A runtime_records row for game in status running. */
+static void insert_running(const char *game)
+{
+	const char *ins[] = {game};
+	PGresult *res = run("INSERT INTO runtime_records (game_id, status) "
+			    "VALUES ($1, 'running')",
+			    1, ins);
+
+	cr_assert(PQresultStatus(res) == PGRES_COMMAND_OK, "%s",
+		  PQresultErrorMessage(res));
+	PQclear(res);
+}
+
 /* health_events_apply(lease, epoch, ...) of one health-only element. */
 static PGresult *apply_one(const char *name, const char *epoch,
 			   const char *game)
@@ -583,12 +596,9 @@ Test(schema, apply_with_an_old_epoch_after_a_takeover_is_refused)
 {
 	const char *name = game_id("fence");
 	const char *game = game_id("fence-game");
-	const char *ins[] = {game};
-	PGresult *res = run("INSERT INTO runtime_records (game_id, status) "
-			    "VALUES ($1, 'running')",
-			    1, ins);
+	PGresult *res;
 
-	PQclear(res);
+	insert_running(game);
 	LEASE_IS(name, "a", "1");
 	res = apply_one(name, "1", game);
 	cr_assert(PQresultStatus(res) == PGRES_TUPLES_OK, "%s",
@@ -643,12 +653,9 @@ Test(schema, a_temporary_table_does_not_stand_in_for_runtime_records)
 {
 	const char *name = game_id("temp");
 	const char *game = game_id("temp-game");
-	const char *ins[] = {game};
-	PGresult *res = run("INSERT INTO runtime_records (game_id, status) "
-			    "VALUES ($1, 'running')",
-			    1, ins);
+	PGresult *res;
 
-	PQclear(res);
+	insert_running(game);
 	res = run("CREATE TEMP TABLE runtime_records (LIKE "
 		  "public.runtime_records INCLUDING ALL)",
 		  0, NULL);
