@@ -58,6 +58,20 @@ static void lapse_lease(const char *name)
 	       name, NULL);
 }
 
+/*
+ * A game (named into g) whose row is running at turn 1, and st fenced by
+ * a lease of its own name taken for `token`; returns the epoch.
+ */
+static unsigned long long store_for_one_game(he_record_store_pg *st, char *g,
+					     size_t cap, const char *tag,
+					     const char *token)
+{
+	snprintf(g, cap, "%s:%s", th_unique("pg"), tag);
+	th_insert_game(pg, g, "running", 1);
+	he_record_store_pg_init(st, rs_services(rs));
+	return take_lease(st, g, token);
+}
+
 static he_mutation op(const char *game, const char *summary,
 		      const char *expected, const char *to)
 {
@@ -122,11 +136,8 @@ Test(pg_store, applies_cas_fallback_health_and_not_found_in_order)
 Test(pg_store, a_lost_connection_is_reported_and_the_next_apply_recovers)
 {
 	char g[160];
-	snprintf(g, sizeof(g), "%s:kill", th_unique("pg"));
-	th_insert_game(pg, g, "running", 1);
 	he_record_store_pg st;
-	he_record_store_pg_init(&st, rs_services(rs));
-	take_lease(&st, g, "a");
+	store_for_one_game(&st, g, sizeof(g), "kill", "a");
 	he_record_store port = he_record_store_pg_port(&st);
 	he_mutation ops[] = {op(g, "probe_failed", NULL, NULL)};
 	he_mutation_result res[1];
@@ -147,11 +158,9 @@ Test(pg_store, a_lost_connection_is_reported_and_the_next_apply_recovers)
 Test(pg_store, an_apply_with_an_old_epoch_after_a_takeover_writes_nothing)
 {
 	char g[160];
-	snprintf(g, sizeof(g), "%s:fence", th_unique("pg"));
-	th_insert_game(pg, g, "running", 1);
 	he_record_store_pg old;
-	he_record_store_pg_init(&old, rs_services(rs));
-	unsigned long long e1 = take_lease(&old, g, "old");
+	unsigned long long e1 =
+	    store_for_one_game(&old, g, sizeof(g), "fence", "old");
 	he_record_store port = he_record_store_pg_port(&old);
 	he_mutation ops[] = {op(g, "probe_failed", NULL, NULL)};
 	he_mutation_result res[1];

@@ -94,6 +94,19 @@ static char *scalar(const char *sql)
 	return value;
 }
 
+/* A runtime_records row for game in status running. */
+static void insert_running(const char *game)
+{
+	const char *ins[] = {game};
+	PGresult *res = run("INSERT INTO runtime_records (game_id, status) "
+			    "VALUES ($1, 'running')",
+			    1, ins);
+
+	cr_assert(PQresultStatus(res) == PGRES_COMMAND_OK, "%s",
+		  PQresultErrorMessage(res));
+	PQclear(res);
+}
+
 static void insert_fails_with(const char *sql, int n, const char *const *params,
 			      const char *sqlstate)
 {
@@ -228,13 +241,8 @@ Test(schema, status_change_to_unknown_rejected)
 {
 	const char *id = game_id("update");
 	const char *params[1] = {id};
-	PGresult *res = run("INSERT INTO runtime_records (game_id, status) "
-			    "VALUES ($1, 'running')",
-			    1, params);
 
-	cr_assert(PQresultStatus(res) == PGRES_COMMAND_OK, "%s",
-		  PQresultErrorMessage(res));
-	PQclear(res);
+	insert_running(id);
 	insert_fails_with("UPDATE runtime_records SET status = 'RUNNING' "
 			  "WHERE game_id = $1",
 			  1, params, "23514");
@@ -565,19 +573,6 @@ Test(schema, lease_epoch_grows_only_when_the_holder_changes_or_it_lapsed)
 	cr_assert_str_eq(PQgetvalue(res, 0, 0), "t");
 	PQclear(res);
 	LEASE_IS(name, "a", "4"); /* released: taken at once */
-}
-
-/* A runtime_records row for game in status running. */
-static void insert_running(const char *game)
-{
-	const char *ins[] = {game};
-	PGresult *res = run("INSERT INTO runtime_records (game_id, status) "
-			    "VALUES ($1, 'running')",
-			    1, ins);
-
-	cr_assert(PQresultStatus(res) == PGRES_COMMAND_OK, "%s",
-		  PQresultErrorMessage(res));
-	PQclear(res);
 }
 
 /* health_events_apply(lease, epoch, ...) of one health-only element. */
