@@ -325,18 +325,6 @@ static int other(int port)
 
 /* ---- the writer ---------------------------------------------------------- */
 
-static const struct ev {
-	const char *name, *summary, *from, *to;
-} events[] = {
-    {"container_started", "healthy", NULL, NULL},
-    {"probe_recovered", "healthy", "engine_unreachable", "running"},
-    {"container_exited", "exited", "running", "engine_unreachable"},
-    {"container_oom", "oom", "running", "engine_unreachable"},
-    {"container_disappeared", "disappeared", "running", "engine_unreachable"},
-    {"inspect_unhealthy", "unhealthy", NULL, NULL},
-    {"probe_failed", "probe_failed", NULL, NULL},
-};
-#define NEVENTS (sizeof(events) / sizeof(events[0]))
 
 static struct {
 	pthread_t thread;
@@ -408,7 +396,7 @@ static void *writer(void *arg)
 			c = NULL;
 		}
 		int g = (int)(rand_r(&seed) % NGAMES);
-		const char *type = events[rand_r(&seed) % NEVENTS].name;
+		const char *type = th_events[rand_r(&seed) % TH_EVENT_COUNT].name;
 
 		game_id(game, sizeof(game), "g", g);
 		while (!xadd(&c, game, type) && !atomic_load(&W.stop))
@@ -461,12 +449,12 @@ static void model(int port, struct mrow *rows, size_t n)
 	for (size_t i = 0; i < r->elements; i++) {
 		const char *g = th_field(r->element[i], "game_id");
 		const char *t = th_field(r->element[i], "event_type");
-		const struct ev *e = NULL;
+		const th_event *e = NULL;
 		struct mrow *row = NULL;
 
-		for (size_t k = 0; k < NEVENTS; k++)
-			if (strcmp(events[k].name, t) == 0)
-				e = &events[k];
+		for (size_t k = 0; k < TH_EVENT_COUNT; k++)
+			if (strcmp(th_events[k].name, t) == 0)
+				e = &th_events[k];
 		for (size_t k = 0; k < n; k++)
 			if (strcmp(rows[k].id, g) == 0)
 				row = &rows[k];

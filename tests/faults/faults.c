@@ -12,16 +12,6 @@
 
 fx F;
 
-const struct mevent model_events[EV_COUNT] = {
-    {"container_started", "healthy", NULL, NULL},
-    {"probe_recovered", "healthy", "engine_unreachable", "running"},
-    {"container_exited", "exited", "running", "engine_unreachable"},
-    {"container_oom", "oom", "running", "engine_unreachable"},
-    {"container_disappeared", "disappeared", "running", "engine_unreachable"},
-    {"inspect_unhealthy", "unhealthy", NULL, NULL},
-    {"probe_failed", "probe_failed", NULL, NULL},
-};
-
 void fx_setup(void)
 {
 	memset(&F, 0, sizeof(F));
@@ -186,7 +176,7 @@ void fx_insert_games(int n, bool finished, mgame *model)
 
 bool model_apply(mgame *g, int ev)
 {
-	const struct mevent *e = &model_events[ev];
+	const th_event *e = &th_events[ev];
 	bool changed = false;
 	if (e->to && strcmp(g->status, e->from) == 0) {
 		snprintf(g->status, sizeof(g->status), "%s", e->to);
@@ -211,7 +201,7 @@ void fx_write_entries(fx_entry *e, size_t n)
 				      "game_id",
 				      fx_game(e[i].game),
 				      "event_type",
-				      model_events[e[i].ev].name};
+				      th_events[e[i].ev].name};
 		cr_assert_eq(redisAppendCommandArgv(F.redis, 7, argv, NULL),
 			     REDIS_OK);
 	}

@@ -73,11 +73,6 @@ typedef struct mgame {
 	char last_pub[32]; /* summary of the last snapshot; "" none */
 } mgame;
 
-enum { EV_COUNT = 7 };
-/* DESIGN §4, row by row: name, summary, CAS from, CAS to (NULL: none). */
-extern const struct mevent {
-	const char *name, *summary, *from, *to;
-} model_events[EV_COUNT];
 
 /* Game id i of this test: "<prefix>:g0042". Static buffer rotation. */
 const char *fx_game(int i);

@@ -28,7 +28,7 @@ Test(faults_kill, sigkill_ten_times_replays_and_never_skips)
 	fx_insert_games(GAMES, true, model);
 	for (int i = 0; i < ENTRIES; i++) {
 		e[i].game = i < GAMES ? i : rand() % GAMES; /* each game once */
-		e[i].ev = rand() % EV_COUNT;
+		e[i].ev = rand() % TH_EVENT_COUNT;
 	}
 	fx_write_entries(e, ENTRIES);
 	const char *last = e[ENTRIES - 1].id;

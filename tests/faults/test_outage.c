@@ -26,7 +26,7 @@ static fx_entry *make_entries(size_t n)
 	fx_entry *e = calloc(n, sizeof(*e));
 	for (size_t i = 0; i < n; i++) {
 		e[i].game = i < GAMES ? (int)i : rand() % GAMES;
-		e[i].ev = rand() % EV_COUNT;
+		e[i].ev = rand() % TH_EVENT_COUNT;
 	}
 	return e;
 }

@@ -220,3 +220,13 @@ bool th_wait_apply_blocked(PGconn *c, int timeout_ms)
 	} while (th_now_ms() - t0 < timeout_ms);
 	return false;
 }
+
+const th_event th_events[TH_EVENT_COUNT] = {
+    {"container_started", "healthy", NULL, NULL},
+    {"probe_recovered", "healthy", "engine_unreachable", "running"},
+    {"container_exited", "exited", "running", "engine_unreachable"},
+    {"container_oom", "oom", "running", "engine_unreachable"},
+    {"container_disappeared", "disappeared", "running", "engine_unreachable"},
+    {"inspect_unhealthy", "unhealthy", NULL, NULL},
+    {"probe_failed", "probe_failed", NULL, NULL},
+};

@@ -67,6 +67,16 @@ typedef struct th_keys {
 /* Fill k with fresh names for tag ("e2e", "faults", ...). */
 void th_keys_init(th_keys *k, const char *tag);
 
+/* ---- the event table ---- */
+
+/* DESIGN §4, row by row: name, summary, CAS from, CAS to (NULL: none),
+ * as the suites' models of the stream use it. */
+typedef struct th_event {
+	const char *name, *summary, *from, *to;
+} th_event;
+enum { TH_EVENT_COUNT = 7 };
+extern const th_event th_events[TH_EVENT_COUNT];
+
 /* ---- waiting ---- */
 
 /* Poll until GET key equals want, up to timeout_ms; true when it does. */
