@@ -40,14 +40,22 @@ static const char *xadd_raw(int nitems, const char **items, const size_t *lens)
 	return out;
 }
 
+/* A value of len bytes of 'v', too large for a field; free() it. */
+static char *big_value(size_t len)
+{
+	char *v = malloc(len);
+	cr_assert_not_null(v);
+	memset(v, 'v', len);
+	return v;
+}
+
 Test(faults_malformed, each_form_is_dead_lettered_and_the_offset_moves_on)
 {
 	mgame model[1];
 	fx_insert_games(1, false, model);
 	const char *g = fx_game(0);
 	size_t mib = 1 << 20;
-	char *big = malloc(mib);
-	memset(big, 'v', mib);
+	char *big = big_value(mib);
 
 	static const char *const want[] = {
 	    "missing game_id",
@@ -221,6 +229,28 @@ static size_t peak_rss(pid_t pid)
 }
 
 /*
+ * Writes a good entry (game 0, event 3) behind what the test put in the
+ * stream, runs apphost until its offset passes that entry ("the offset
+ * moves past <what>"), stops it, and returns the dead letters. With hwm,
+ * apphost's peak RSS is read before it stops.
+ */
+static redisReply *run_past(fx_entry *good, int timeout_ms, const char *what,
+			    size_t *hwm)
+{
+	*good = (fx_entry){0, 3, ""};
+	fx_write_entries(good, 1);
+
+	pid_t pid = fx_spawn(NULL);
+	cr_assert(
+	    th_wait_offset(F.redis, F.keys.offset_key, good->id, timeout_ms),
+	    "the offset moves past %s (log: %s)", what, F.log);
+	if (hwm != NULL)
+		*hwm = peak_rss(pid);
+	cr_expect_eq(fx_terminate(pid, 15000, NULL), 0);
+	return th_xrange(F.redis, F.keys.dead);
+}
+
+/*
  * A backlog of 48 entries of 2 MiB and 8 of 50,000 fields: each is
  * dead-lettered cut down, the offset moves past them, and apphost's peak
  * RSS stays within 96 MiB (XREAD COUNT 256 of them would hold it all).
@@ -232,8 +262,7 @@ Test(faults_malformed, large_entries_keep_memory_bounded)
 	fx_insert_games(1, false, model);
 	const char *g = fx_game(0);
 	size_t vlen = 2 << 20;
-	char *big = malloc(vlen);
-	memset(big, 'v', vlen);
+	char *big = big_value(vlen);
 	const char *argv[3 + 2 * FIELDS + 4] = {"XADD", F.keys.stream, "*"};
 	size_t lens[3 + 2 * FIELDS + 4] = {4, strlen(F.keys.stream), 1};
 	const char *head[] = {"game_id", g, "event_type", "probe_failed"};
@@ -264,16 +293,9 @@ Test(faults_malformed, large_entries_keep_memory_bounded)
 		freeReplyObject(r);
 	}
 	free(big);
-	fx_entry good = {0, 3, ""};
-	fx_write_entries(&good, 1);
-
-	pid_t pid = fx_spawn(NULL);
-	cr_assert(th_wait_offset(F.redis, F.keys.offset_key, good.id, 60000),
-		  "the offset moves past the large entries (log: %s)", F.log);
-	size_t hwm = peak_rss(pid);
-	cr_expect_eq(fx_terminate(pid, 15000, NULL), 0);
-
-	redisReply *d = th_xrange(F.redis, F.keys.dead);
+	fx_entry good;
+	size_t hwm;
+	redisReply *d = run_past(&good, 60000, "the large entries", &hwm);
 	cr_assert_eq(d->elements, BIG + WIDE, "each dead-lettered");
 	for (size_t i = 0; i < d->elements; i++) {
 		const char *r = th_field(d->element[i], "reason");
@@ -316,14 +338,8 @@ Test(faults_malformed, an_entry_of_empty_fields_is_cut_by_count)
 	redisReply *r = redisCommandArgv(F.redis, 3 + 2 * FIELDS, argv, lens);
 	cr_assert(r && r->type == REDIS_REPLY_STRING, "XADD");
 	freeReplyObject(r);
-	fx_entry good = {0, 3, ""};
-	fx_write_entries(&good, 1);
-
-	pid_t pid = fx_spawn(NULL);
-	cr_assert(th_wait_offset(F.redis, F.keys.offset_key, good.id, 20000),
-		  "the offset moves past it (log: %s)", F.log);
-	cr_expect_eq(fx_terminate(pid, 15000, NULL), 0);
-	redisReply *d = th_xrange(F.redis, F.keys.dead);
+	fx_entry good;
+	redisReply *d = run_past(&good, 20000, "it", NULL);
 	cr_assert_eq(d->elements, 1);
 	cr_expect_str_eq(th_field(d->element[0], "entry_fields"), "5000");
 	cr_expect_str_eq(th_field(d->element[0], "reason"),

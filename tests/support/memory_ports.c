@@ -238,16 +238,32 @@ const he_mutation *mem_store_last_ops(mem_store *s, size_t *n)
 	return s->last_ops;
 }
 
+/*
+ * Makes room for one more element in a doubling array (*arr, *cap of elem
+ * bytes each) holding n, starting at first; the undo journal and the
+ * commit log grow the same way.
+ */
+static int reserve_one(void **arr, size_t *cap, size_t n, size_t elem,
+		       size_t first)
+{
+	if (n < *cap)
+		return 0;
+	size_t nc = *cap ? *cap * 2 : first;
+	void *p = realloc(*arr, nc * elem);
+	if (p == NULL)
+		return HE_ENOMEM;
+	*arr = p;
+	*cap = nc;
+	return 0;
+}
+
 static int journal(mem_store *s, row_node *r)
 {
-	if (s->nundo == s->undo_cap) {
-		size_t nc = s->undo_cap ? s->undo_cap * 2 : 16;
-		undo *u = realloc(s->undo, nc * sizeof(*u));
-		if (u == NULL)
-			return HE_ENOMEM;
-		s->undo = u;
-		s->undo_cap = nc;
-	}
+	void *u = s->undo;
+	int rc = reserve_one(&u, &s->undo_cap, s->nundo, sizeof(*s->undo), 16);
+	s->undo = u;
+	if (rc != 0)
+		return rc;
 	s->undo[s->nundo++] = (undo){r, r->row};
 	return 0;
 }
@@ -453,15 +469,12 @@ static int commit(void *ctx, const he_outbox *box)
 
 	if (s->fail_code != 0)
 		return s->fail_code;
-	if (s->ncommits == s->cap) {
-		size_t nc = s->cap ? s->cap * 2 : 8;
-		mem_commit *c = realloc(s->commits, nc * sizeof(*c));
-		if (c == NULL)
-			return HE_ENOMEM;
-		s->commits = c;
-		s->cap = nc;
-	}
-	int rc = copy_box(&s->commits[s->ncommits], box);
+	void *c = s->commits;
+	int rc = reserve_one(&c, &s->cap, s->ncommits, sizeof(*s->commits), 8);
+	s->commits = c;
+	if (rc != 0)
+		return rc;
+	rc = copy_box(&s->commits[s->ncommits], box);
 	if (rc != 0)
 		return rc;
 	s->ncommits++;

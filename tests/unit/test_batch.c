@@ -5,6 +5,19 @@
 
 #include <criterion/criterion.h>
 
+/*
+ * A controller of max 256 and an 8 MiB budget, grown to full COUNT by six
+ * full reads of entry_bytes * 256 bytes each: the starting point of the
+ * tests that then shrink it.
+ */
+static void init_full(he_batch_ctl *b, unsigned entry_bytes)
+{
+	he_batch_init(b, 256, 8 << 20);
+	for (int i = 0; i < 6; i++)
+		he_batch_observe(b, he_batch_count(b), entry_bytes * 256);
+	cr_assert_eq(he_batch_count(b), 256);
+}
+
 Test(batch, starts_small_and_doubles_on_full_reads)
 {
 	he_batch_ctl b;
@@ -31,10 +44,7 @@ Test(batch, starts_small_and_doubles_on_full_reads)
 Test(batch, large_entries_shrink_it_to_half_the_budget)
 {
 	he_batch_ctl b;
-	he_batch_init(&b, 256, 8 << 20);
-	for (int i = 0; i < 6; i++)
-		he_batch_observe(&b, he_batch_count(&b), 300u * 256);
-	cr_assert_eq(he_batch_count(&b), 256);
+	init_full(&b, 300u);
 	/* 256 entries of 1 MiB would be 256 MiB: now 4 fit half of 8 MiB */
 	he_batch_observe(&b, 256, (size_t)256 << 20);
 	cr_assert_eq(he_batch_count(&b), 4);
@@ -57,10 +67,7 @@ Test(batch, large_entries_shrink_it_to_half_the_budget)
 Test(batch, an_abandoned_read_asks_at_most_what_fitted)
 {
 	he_batch_ctl b;
-	he_batch_init(&b, 256, 8 << 20);
-	for (int i = 0; i < 6; i++)
-		he_batch_observe(&b, he_batch_count(&b), 100u * 256);
-	cr_assert_eq(he_batch_count(&b), 256);
+	init_full(&b, 100u);
 	he_batch_overflow(&b, 10, (8 << 20) + 1);
 	cr_assert_leq(he_batch_count(&b), 10);
 	cr_assert_geq(he_batch_count(&b), 1);

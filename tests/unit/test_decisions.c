@@ -9,9 +9,50 @@
 
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 TestSuite(decisions, .init = fx_setup, .fini = fx_teardown);
+
+/* Rows g1..gN, running with no summary yet, at turn 1. */
+static void put_running(int n)
+{
+	char game[16];
+
+	for (int i = 1; i <= n; i++) {
+		snprintf(game, sizeof(game), "g%d", i);
+		mem_store_put(fx.ms, game, "running", "", 1);
+	}
+}
+
+/*
+ * Runs a batch of ids base-0, base-1, ... of the (game_id, event_type)
+ * pairs that follow, up to a NULL, and asserts the core took it: the
+ * first step of most tests here, and then of each later batch.
+ */
+static void __attribute__((sentinel)) run_entries(batch *b, unsigned base, ...)
+{
+	va_list ap;
+	const char *game;
+
+	b_init(b, base);
+	va_start(ap, base);
+	while ((game = va_arg(ap, const char *)) != NULL)
+		b_add(b, game, va_arg(ap, const char *));
+	va_end(ap);
+	cr_assert_eq(fx_run(b), 0);
+}
+
+/* Snapshot i of the outbox is g1's row with these values. */
+static void expect_g1_snapshot(size_t i, const char *status,
+			       const char *summary, int turn)
+{
+	char want[512];
+
+	cr_assert_str_eq(fx_payload(i), expect_json(want, sizeof(want), "g1",
+						    status, summary, turn));
+}
 
 /* ---- D1: the seven event types ----------------------------------------- */
 
@@ -23,30 +64,33 @@ struct d1_case {
 	he_entry_outcome outcome;
 };
 
+/* A transition from one status to another, or an outcome that keeps it. */
+#define MOVES(type, from, summary, to)                                         \
+	{                                                                      \
+		type, from, summary, to, HE_ENTRY_TRANSITIONED                 \
+	}
+#define KEEPS(type, status, summary, outcome)                                  \
+	{                                                                      \
+		type, status, summary, status, outcome                         \
+	}
+
 static const struct d1_case d1_each_type_cases[] = {
     /* container_started never transitions, whatever the status */
-    {"container_started", "running", "healthy", "running",
-     HE_ENTRY_HEALTH_ONLY},
-    {"container_started", "engine_unreachable", "healthy", "engine_unreachable",
-     HE_ENTRY_HEALTH_ONLY},
-    {"container_started", "starting", "healthy", "starting",
-     HE_ENTRY_HEALTH_ONLY},
+    KEEPS("container_started", "running", "healthy", HE_ENTRY_HEALTH_ONLY),
+    KEEPS("container_started", "engine_unreachable", "healthy",
+	  HE_ENTRY_HEALTH_ONLY),
+    KEEPS("container_started", "starting", "healthy", HE_ENTRY_HEALTH_ONLY),
     /* probe_recovered recovers engine_unreachable */
-    {"probe_recovered", "engine_unreachable", "healthy", "running",
-     HE_ENTRY_TRANSITIONED},
-    {"probe_recovered", "running", "healthy", "running", HE_ENTRY_CONFLICT},
-    {"container_exited", "running", "exited", "engine_unreachable",
-     HE_ENTRY_TRANSITIONED},
-    {"container_oom", "running", "oom", "engine_unreachable",
-     HE_ENTRY_TRANSITIONED},
-    {"container_disappeared", "running", "disappeared", "engine_unreachable",
-     HE_ENTRY_TRANSITIONED},
-    {"inspect_unhealthy", "running", "unhealthy", "running",
-     HE_ENTRY_HEALTH_ONLY},
-    {"inspect_unhealthy", "engine_unreachable", "unhealthy",
-     "engine_unreachable", HE_ENTRY_HEALTH_ONLY},
-    {"probe_failed", "running", "probe_failed", "running",
-     HE_ENTRY_HEALTH_ONLY},
+    MOVES("probe_recovered", "engine_unreachable", "healthy", "running"),
+    KEEPS("probe_recovered", "running", "healthy", HE_ENTRY_CONFLICT),
+    MOVES("container_exited", "running", "exited", "engine_unreachable"),
+    MOVES("container_oom", "running", "oom", "engine_unreachable"),
+    MOVES("container_disappeared", "running", "disappeared",
+	  "engine_unreachable"),
+    KEEPS("inspect_unhealthy", "running", "unhealthy", HE_ENTRY_HEALTH_ONLY),
+    KEEPS("inspect_unhealthy", "engine_unreachable", "unhealthy",
+	  HE_ENTRY_HEALTH_ONLY),
+    KEEPS("probe_failed", "running", "probe_failed", HE_ENTRY_HEALTH_ONLY),
 };
 
 ParameterizedTestParameters(decisions, d1_each_type)
@@ -59,12 +103,9 @@ ParameterizedTest(size_t *ip, decisions, d1_each_type)
 	const struct d1_case *c = &d1_each_type_cases[*ip];
 	batch b;
 	he_row row;
-	char want[512];
 
 	cr_assert_eq(mem_store_put(fx.ms, "g1", c->status_before, "", 3), 0);
-	b_init(&b, 100);
-	b_add(&b, "g1", c->type);
-	cr_assert_eq(fx_run(&b), 0);
+	run_entries(&b, 100, "g1", c->type, NULL);
 
 	cr_assert(mem_store_get(fx.ms, "g1", &row));
 	cr_assert_str_eq(row.engine_health, c->summary, "%s", c->type);
@@ -75,9 +116,7 @@ ParameterizedTest(size_t *ip, decisions, d1_each_type)
 	/* First summary for the game: always published. */
 	cr_assert(fx.reps[0].published);
 	cr_assert_eq(fx.box.nsnapshots, 1);
-	cr_assert_str_eq(fx_payload(0),
-			 expect_json(want, sizeof(want), "g1", c->status_after,
-				     c->summary, 3));
+	expect_g1_snapshot(0, c->status_after, c->summary, 3);
 	cr_assert_str_eq(fx.box.snapshots[0].source_id, "100-0");
 	cr_assert_str_eq(fx.box.last_id, "100-0");
 }
@@ -90,9 +129,7 @@ Test(decisions, d2_lost_cas_falls_back_health_only_at_debug)
 	he_row row;
 
 	mem_store_put(fx.ms, "g1", "generation_in_progress", "healthy", 9);
-	b_init(&b, 100);
-	b_add(&b, "g1", "container_oom");
-	cr_assert_eq(fx_run(&b), 0);
+	run_entries(&b, 100, "g1", "container_oom", NULL);
 
 	cr_assert_eq(fx.reps[0].outcome, HE_ENTRY_CONFLICT);
 	cr_assert(mem_store_get(fx.ms, "g1", &row));
@@ -126,9 +163,7 @@ Test(decisions, d2_invalid_transition_falls_back_health_only_at_debug)
 
 	he_core_set_transition_fn(fx.core, refuse_all);
 	mem_store_put(fx.ms, "g1", "running", "", 1);
-	b_init(&b, 100);
-	b_add(&b, "g1", "container_oom");
-	cr_assert_eq(fx_run(&b), 0);
+	run_entries(&b, 100, "g1", "container_oom", NULL);
 
 	cr_assert_eq(fx.reps[0].outcome, HE_ENTRY_INVALID_TRANSITION);
 	/* The store was asked for a health-only update, not a CAS. */
@@ -148,9 +183,7 @@ Test(decisions, d2_invalid_transition_falls_back_health_only_at_debug)
 
 	/* Restoring the default table makes it a CAS again. */
 	he_core_set_transition_fn(fx.core, NULL);
-	b_init(&b, 101);
-	b_add(&b, "g1", "container_exited");
-	cr_assert_eq(fx_run(&b), 0);
+	run_entries(&b, 101, "g1", "container_exited", NULL);
 	cr_assert_eq(fx.reps[0].outcome, HE_ENTRY_TRANSITIONED);
 }
 
@@ -160,9 +193,7 @@ Test(decisions, d2_debug_disabled_logs_nothing)
 
 	mock_host_set_log_level(fx.mh, APPHOST_LOG_INFO);
 	mem_store_put(fx.ms, "g1", "stopped", "", 1);
-	b_init(&b, 100);
-	b_add(&b, "g1", "container_exited");
-	cr_assert_eq(fx_run(&b), 0);
+	run_entries(&b, 100, "g1", "container_exited", NULL);
 	cr_assert_eq(fx.reps[0].outcome, HE_ENTRY_CONFLICT);
 	cr_assert_eq(mock_host_log_lines(fx.mh), 0);
 }
@@ -199,9 +230,7 @@ ParameterizedTest(size_t *ip, decisions, d3_health_only_in_stopped_finished)
 
 	cr_assert_not_null(t);
 	mem_store_put(fx.ms, "g1", c->status, "old", 4);
-	b_init(&b, 100);
-	b_add(&b, "g1", c->type);
-	cr_assert_eq(fx_run(&b), 0);
+	run_entries(&b, 100, "g1", c->type, NULL);
 	cr_assert(mem_store_get(fx.ms, "g1", &row));
 	cr_assert_str_eq(row.status, c->status);
 	cr_assert_str_eq(row.engine_health, t->summary);
@@ -218,77 +247,56 @@ Test(decisions, d4_publish_transition_change_suppress_reset)
 	mem_store_put(fx.ms, "g1", "running", "", 5);
 
 	/* first summary: published */
-	b_init(&b, 100);
-	b_add(&b, "g1", "probe_failed");
-	cr_assert_eq(fx_run(&b), 0);
+	run_entries(&b, 100, "g1", "probe_failed", NULL);
 	cr_assert_eq(fx.box.nsnapshots, 1);
 
 	/* same summary again: suppressed */
-	b_init(&b, 101);
-	b_add(&b, "g1", "probe_failed");
-	cr_assert_eq(fx_run(&b), 0);
+	run_entries(&b, 101, "g1", "probe_failed", NULL);
 	cr_assert_eq(fx.box.nsnapshots, 0);
 	cr_assert_not(fx.reps[0].published);
 	cr_assert_eq(fx.reps[0].outcome, HE_ENTRY_HEALTH_ONLY);
 
 	/* changed summary: published */
-	b_init(&b, 102);
-	b_add(&b, "g1", "inspect_unhealthy");
-	cr_assert_eq(fx_run(&b), 0);
+	run_entries(&b, 102, "g1", "inspect_unhealthy", NULL);
 	cr_assert_eq(fx.box.nsnapshots, 1);
 
 	/* after a reset: exactly one extra publish, then suppressed again */
 	he_core_reset(fx.core);
 	cr_assert_eq(he_core_cache_size(fx.core), 0);
-	b_init(&b, 103);
-	b_add(&b, "g1", "inspect_unhealthy");
-	b_add(&b, "g1", "inspect_unhealthy");
-	cr_assert_eq(fx_run(&b), 0);
+	run_entries(&b, 103, "g1", "inspect_unhealthy", "g1",
+		    "inspect_unhealthy", NULL);
 	cr_assert_eq(fx.box.nsnapshots, 1);
 	cr_assert(fx.reps[0].published);
 	cr_assert_not(fx.reps[1].published);
-	b_init(&b, 104);
-	b_add(&b, "g1", "inspect_unhealthy");
-	cr_assert_eq(fx_run(&b), 0);
+	run_entries(&b, 104, "g1", "inspect_unhealthy", NULL);
 	cr_assert_eq(fx.box.nsnapshots, 0);
 }
 
 Test(decisions, d4_transition_publishes_even_with_same_summary)
 {
 	batch b;
-	char want[512];
 
 	/* oom published while a turn was generating (CAS lost) */
 	mem_store_put(fx.ms, "g1", "generation_in_progress", "", 5);
-	b_init(&b, 100);
-	b_add(&b, "g1", "container_oom");
-	cr_assert_eq(fx_run(&b), 0);
+	run_entries(&b, 100, "g1", "container_oom", NULL);
 	cr_assert_eq(fx.box.nsnapshots, 1);
 
 	/* the turn ends; a second oom now takes the CAS: same summary, but
 	 * the status changed, so it is published */
 	mem_store_set_status(fx.ms, "g1", "running");
-	b_init(&b, 101);
-	b_add(&b, "g1", "container_oom");
-	cr_assert_eq(fx_run(&b), 0);
+	run_entries(&b, 101, "g1", "container_oom", NULL);
 	cr_assert_eq(fx.reps[0].outcome, HE_ENTRY_TRANSITIONED);
 	cr_assert_eq(fx.box.nsnapshots, 1);
-	cr_assert_str_eq(fx_payload(0),
-			 expect_json(want, sizeof(want), "g1",
-				     "engine_unreachable", "oom", 5));
+	expect_g1_snapshot(0, "engine_unreachable", "oom", 5);
 }
 
 Test(decisions, d4_games_are_independent)
 {
 	batch b;
 
-	mem_store_put(fx.ms, "g1", "running", "", 1);
-	mem_store_put(fx.ms, "g2", "running", "", 1);
-	b_init(&b, 100);
-	b_add(&b, "g1", "probe_failed");
-	b_add(&b, "g2", "probe_failed");
-	b_add(&b, "g1", "probe_failed");
-	cr_assert_eq(fx_run(&b), 0);
+	put_running(2);
+	run_entries(&b, 100, "g1", "probe_failed", "g2", "probe_failed", "g1",
+		    "probe_failed", NULL);
 	cr_assert(fx.reps[0].published);
 	cr_assert(fx.reps[1].published);
 	cr_assert_not(fx.reps[2].published);
@@ -304,23 +312,6 @@ static void concurrent_stop(mem_store *s, const he_mutation *op, long index,
 	mem_store_put(s, "g1", "stopped", "whatever", 42);
 }
 
-Test(decisions, d5_snapshot_shows_concurrent_change)
-{
-	batch b;
-	char want[512];
-
-	mem_store_put(fx.ms, "g1", "generation_in_progress", "", 7);
-	mem_store_set_on_conflict(fx.ms, concurrent_stop, NULL);
-	b_init(&b, 100);
-	b_add(&b, "g1", "container_oom");
-	cr_assert_eq(fx_run(&b), 0);
-	cr_assert_eq(fx.reps[0].outcome, HE_ENTRY_CONFLICT);
-	cr_assert_eq(fx.box.nsnapshots, 1);
-	cr_assert_str_eq(fx_payload(0), expect_json(want, sizeof(want), "g1",
-						    "stopped", "oom", 42));
-	cr_assert(strstr(fx_payload(0), "\"player_turn_stats\":null}"));
-}
-
 static void bump_turn(mem_store *s, const he_mutation *op, long index, void *ud)
 {
 	he_row r;
@@ -329,20 +320,44 @@ static void bump_turn(mem_store *s, const he_mutation *op, long index, void *ud)
 			      r.current_turn + 1);
 }
 
-Test(decisions, d5_snapshot_shows_change_before_apply)
-{
-	batch b;
-	char want[512];
+/* A row changed by another flow at some point of the apply. */
+struct d5_case {
+	const char *status;
+	int turn;
+	mem_store_hook on_conflict, before_apply;
+	const char *type;
+	he_entry_outcome outcome;
+	const char *snap_status, *snap_summary;
+	int snap_turn;
+};
 
-	mem_store_put(fx.ms, "g1", "running", "", 7);
-	mem_store_set_before_apply(fx.ms, bump_turn, NULL);
-	b_init(&b, 100);
-	b_add(&b, "g1", "container_exited");
-	cr_assert_eq(fx_run(&b), 0);
-	cr_assert_eq(fx.reps[0].outcome, HE_ENTRY_TRANSITIONED);
-	cr_assert_str_eq(fx_payload(0),
-			 expect_json(want, sizeof(want), "g1",
-				     "engine_unreachable", "exited", 8));
+static const struct d5_case d5_snapshot_shows_the_stored_row_cases[] = {
+    /* between the CAS check and the fallback */
+    {"generation_in_progress", 7, concurrent_stop, NULL, "container_oom",
+     HE_ENTRY_CONFLICT, "stopped", "oom", 42},
+    /* before the apply */
+    {"running", 7, NULL, bump_turn, "container_exited", HE_ENTRY_TRANSITIONED,
+     "engine_unreachable", "exited", 8},
+};
+
+ParameterizedTestParameters(decisions, d5_snapshot_shows_the_stored_row)
+{
+	INDEX_PARAMS(d5_snapshot_shows_the_stored_row_cases);
+}
+
+ParameterizedTest(size_t *ip, decisions, d5_snapshot_shows_the_stored_row)
+{
+	const struct d5_case *c = &d5_snapshot_shows_the_stored_row_cases[*ip];
+	batch b;
+
+	mem_store_put(fx.ms, "g1", c->status, "", c->turn);
+	mem_store_set_on_conflict(fx.ms, c->on_conflict, NULL);
+	mem_store_set_before_apply(fx.ms, c->before_apply, NULL);
+	run_entries(&b, 100, "g1", c->type, NULL);
+	cr_assert_eq(fx.reps[0].outcome, c->outcome);
+	cr_assert_eq(fx.box.nsnapshots, 1);
+	expect_g1_snapshot(0, c->snap_status, c->snap_summary, c->snap_turn);
+	cr_assert(strstr(fx_payload(0), "\"player_turn_stats\":null}"));
 }
 
 /* ---- missing row --------------------------------------------------------- */
@@ -351,9 +366,7 @@ Test(decisions, missing_row_warns_and_publishes_nothing)
 {
 	batch b;
 
-	b_init(&b, 100);
-	b_add(&b, "ghost", "container_oom");
-	cr_assert_eq(fx_run(&b), 0);
+	run_entries(&b, 100, "ghost", "container_oom", NULL);
 	cr_assert_eq(fx.reps[0].outcome, HE_ENTRY_NOT_FOUND);
 	cr_assert_not(fx.reps[0].published);
 	cr_assert_eq(fx.box.nsnapshots, 0);
@@ -396,9 +409,7 @@ Test(decisions, failing_store_leaves_everything_for_a_retry)
 
 	seed_rows(fx.ms);
 	/* g2's last published summary is already probe_failed */
-	b_init(&b, 100);
-	b_add(&b, "g2", "probe_failed");
-	cr_assert_eq(fx_run(&b), 0);
+	run_entries(&b, 100, "g2", "probe_failed", NULL);
 	cr_assert_eq(he_core_cache_size(fx.core), 1);
 	mock_host_log_clear(fx.mh);
 
@@ -471,15 +482,10 @@ Test(decisions, failing_store_leaves_everything_for_a_retry)
 Test(decisions, same_game_several_times_in_one_batch)
 {
 	batch b;
-	char want[512];
 
 	mem_store_put(fx.ms, "g1", "running", "", 11);
-	b_init(&b, 100);
-	b_add(&b, "g1", "container_oom");
-	b_add(&b, "g1", "probe_recovered");
-	b_add(&b, "g1", "probe_failed");
-	b_add(&b, "g1", "probe_failed");
-	cr_assert_eq(fx_run(&b), 0);
+	run_entries(&b, 100, "g1", "container_oom", "g1", "probe_recovered",
+		    "g1", "probe_failed", "g1", "probe_failed", NULL);
 	cr_assert_eq(mem_store_apply_calls(fx.ms), 1, "one apply per batch");
 
 	cr_assert_eq(fx.reps[0].outcome, HE_ENTRY_TRANSITIONED);
@@ -487,22 +493,15 @@ Test(decisions, same_game_several_times_in_one_batch)
 	cr_assert_eq(fx.reps[2].outcome, HE_ENTRY_HEALTH_ONLY);
 	cr_assert_eq(fx.reps[3].outcome, HE_ENTRY_HEALTH_ONLY);
 	cr_assert_eq(fx.box.nsnapshots, 3);
-	cr_assert_str_eq(fx_payload(0),
-			 expect_json(want, sizeof(want), "g1",
-				     "engine_unreachable", "oom", 11));
-	cr_assert_str_eq(fx_payload(1), expect_json(want, sizeof(want), "g1",
-						    "running", "healthy", 11));
-	cr_assert_str_eq(fx_payload(2),
-			 expect_json(want, sizeof(want), "g1", "running",
-				     "probe_failed", 11));
+	expect_g1_snapshot(0, "engine_unreachable", "oom", 11);
+	expect_g1_snapshot(1, "running", "healthy", 11);
+	expect_g1_snapshot(2, "running", "probe_failed", 11);
 	cr_assert_str_eq(fx.box.snapshots[0].source_id, "100-0");
 	cr_assert_str_eq(fx.box.snapshots[2].source_id, "100-2");
 	cr_assert_not(fx.reps[3].published);
 
 	/* The cache holds the last published summary. */
-	b_init(&b, 101);
-	b_add(&b, "g1", "probe_failed");
-	cr_assert_eq(fx_run(&b), 0);
+	run_entries(&b, 101, "g1", "probe_failed", NULL);
 	cr_assert_eq(fx.box.nsnapshots, 0);
 }
 
@@ -547,18 +546,14 @@ Test(decisions, finished_games_are_dropped_from_the_cache)
 
 	mem_store_put(fx.ms, "g1", "finished", "", 1);
 	mem_store_put(fx.ms, "g2", "running", "", 1);
-	b_init(&b, 100);
-	b_add(&b, "g1", "inspect_unhealthy");
-	b_add(&b, "g2", "inspect_unhealthy");
-	cr_assert_eq(fx_run(&b), 0);
+	run_entries(&b, 100, "g1", "inspect_unhealthy", "g2",
+		    "inspect_unhealthy", NULL);
 	cr_assert(fx.reps[0].published);
 	cr_assert_eq(he_core_cache_size(fx.core), 1, "only g2 remembered");
 
 	/* a game that finishes later is dropped on its next entry */
 	mem_store_set_status(fx.ms, "g2", "finished");
-	b_init(&b, 101);
-	b_add(&b, "g2", "inspect_unhealthy");
-	cr_assert_eq(fx_run(&b), 0);
+	run_entries(&b, 101, "g2", "inspect_unhealthy", NULL);
 	cr_assert_not(fx.reps[0].published, "decided before dropping");
 	cr_assert_eq(he_core_cache_size(fx.core), 0);
 }
@@ -568,31 +563,22 @@ Test(decisions, stopped_and_deleted_games_are_dropped_from_the_cache)
 {
 	batch b;
 
-	mem_store_put(fx.ms, "g1", "running", "", 1);
-	mem_store_put(fx.ms, "g2", "running", "", 1);
-	mem_store_put(fx.ms, "g3", "running", "", 1);
-	b_init(&b, 100);
-	b_add(&b, "g1", "inspect_unhealthy");
-	b_add(&b, "g2", "inspect_unhealthy");
-	b_add(&b, "g3", "inspect_unhealthy");
-	cr_assert_eq(fx_run(&b), 0);
+	put_running(3);
+	run_entries(&b, 100, "g1", "inspect_unhealthy", "g2",
+		    "inspect_unhealthy", "g3", "inspect_unhealthy", NULL);
 	cr_assert_eq(he_core_cache_size(fx.core), 3);
 
 	mem_store_set_status(fx.ms, "g1", "stopped");
 	cr_assert(mem_store_delete(fx.ms, "g2"));
-	b_init(&b, 101);
-	b_add(&b, "g1", "inspect_unhealthy");
-	b_add(&b, "g2", "inspect_unhealthy");
-	cr_assert_eq(fx_run(&b), 0);
+	run_entries(&b, 101, "g1", "inspect_unhealthy", "g2",
+		    "inspect_unhealthy", NULL);
 	cr_assert_eq(fx.reps[1].outcome, HE_ENTRY_NOT_FOUND);
 	cr_assert_eq(he_core_cache_size(fx.core), 1, "only g3 remembered");
 
 	/* the row comes back: its first entry publishes again */
 	mem_store_put(fx.ms, "g2", "running", "unhealthy", 1);
-	b_init(&b, 102);
-	b_add(&b, "g2", "inspect_unhealthy");
-	b_add(&b, "g2", "inspect_unhealthy");
-	cr_assert_eq(fx_run(&b), 0);
+	run_entries(&b, 102, "g2", "inspect_unhealthy", "g2",
+		    "inspect_unhealthy", NULL);
 	cr_assert(fx.reps[0].published);
 	cr_assert_not(fx.reps[1].published);
 }
@@ -603,14 +589,10 @@ Test(decisions, a_missing_row_in_a_batch_forgets_the_game)
 	batch b;
 
 	mem_store_put(fx.ms, "g1", "running", "", 1);
-	b_init(&b, 100);
-	b_add(&b, "g1", "inspect_unhealthy");
-	cr_assert_eq(fx_run(&b), 0);
+	run_entries(&b, 100, "g1", "inspect_unhealthy", NULL);
 	cr_assert(mem_store_delete(fx.ms, "g1"));
-	b_init(&b, 101);
-	b_add(&b, "g1", "inspect_unhealthy");
-	b_add(&b, "g1", "inspect_unhealthy");
-	cr_assert_eq(fx_run(&b), 0);
+	run_entries(&b, 101, "g1", "inspect_unhealthy", "g1",
+		    "inspect_unhealthy", NULL);
 	cr_assert_not(fx.reps[0].published);
 	cr_assert_not(fx.reps[1].published);
 	cr_assert_eq(he_core_cache_size(fx.core), 0);
@@ -620,17 +602,11 @@ Test(decisions, forget_makes_a_replay_publish_again)
 {
 	batch b;
 
-	mem_store_put(fx.ms, "g1", "running", "", 1);
-	mem_store_put(fx.ms, "g2", "running", "", 1);
-	mem_store_put(fx.ms, "g3", "running", "", 1);
-	b_init(&b, 90);
-	b_add(&b, "g3", "probe_failed");
-	cr_assert_eq(fx_run(&b), 0);
+	put_running(3);
+	run_entries(&b, 90, "g3", "probe_failed", NULL);
 
-	b_init(&b, 100);
-	b_add(&b, "g1", "probe_failed");
-	b_add(&b, "g2", "inspect_unhealthy");
-	cr_assert_eq(fx_run(&b), 0);
+	run_entries(&b, 100, "g1", "probe_failed", "g2", "inspect_unhealthy",
+		    NULL);
 	cr_assert_eq(fx.box.nsnapshots, 2);
 	cr_assert_eq(he_core_cache_size(fx.core), 3);
 

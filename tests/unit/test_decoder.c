@@ -25,6 +25,24 @@ enum gen {
 	GEN_NAME_HUGE,	  /* item 4: a field name of HE_FIELD_MAX + 1 */
 };
 
+/* What each gen puts over which item: fixed bytes, or len of fill. */
+struct gen_value {
+	size_t item;
+	size_t len;
+	const char *bytes;
+	char fill;
+};
+
+static const struct gen_value gen_values[] = {
+    [GEN_GAME_ID_300] = {3, 300, NULL, 'a'},
+    [GEN_GAME_ID_BAD_UTF8] = {3, 3, "g\xc3\x28", 0},
+    [GEN_GAME_ID_NUL] = {3, 3, "g\0h", 0},
+    [GEN_DETAILS_HUGE] = {5, HE_FIELD_MAX + 1, NULL, 'd'},
+    [GEN_TYPE_1MIB] = {1, 1 << 20, NULL, 'x'},
+    [GEN_TYPE_CONTROL] = {1, 9, "bad\ntype\x01", 0},
+    [GEN_NAME_HUGE] = {4, HE_FIELD_MAX + 1, NULL, 'n'},
+};
+
 struct bad_case {
 	size_t nitems;
 	const char *items[8];
@@ -32,44 +50,35 @@ struct bad_case {
 	const char *reason;
 };
 
+/*
+ * Most forms are a good event_type with a bad game_id, or the other way
+ * round; the gen value (if any) is then put over the bad one.
+ */
+#define BAD_GAME(game, gen, reason)                                            \
+	{                                                                      \
+		4, {"event_type", "container_oom", "game_id", game}, gen,      \
+		    reason                                                     \
+	}
+#define BAD_TYPE(type, gen, reason)                                            \
+	{                                                                      \
+		4, {"event_type", type, "game_id", "g1"}, gen, reason          \
+	}
+
 static const struct bad_case malformed_is_dead_lettered_cases[] = {
     {2, {"event_type", "container_oom"}, GEN_NONE, "missing game_id"},
-    {4,
-     {"event_type", "container_oom", "game_id", ""},
-     GEN_NONE,
-     "empty game_id"},
-    {4,
-     {"event_type", "container_oom", "game_id", "x"},
-     GEN_GAME_ID_300,
-     "game_id longer than 256 bytes (300)"},
-    {4,
-     {"event_type", "container_oom", "game_id", "x"},
-     GEN_GAME_ID_BAD_UTF8,
-     "game_id is not valid UTF-8"},
-    {4,
-     {"event_type", "container_oom", "game_id", "x"},
-     GEN_GAME_ID_NUL,
-     "game_id contains a NUL byte"},
+    BAD_GAME("", GEN_NONE, "empty game_id"),
+    BAD_GAME("x", GEN_GAME_ID_300, "game_id longer than 256 bytes (300)"),
+    BAD_GAME("x", GEN_GAME_ID_BAD_UTF8, "game_id is not valid UTF-8"),
+    BAD_GAME("x", GEN_GAME_ID_NUL, "game_id contains a NUL byte"),
     {2, {"game_id", "g1"}, GEN_NONE, "missing event_type"},
-    {4, {"event_type", "", "game_id", "g1"}, GEN_NONE, "empty event_type"},
-    {4,
-     {"event_type", "foo", "game_id", "g1"},
-     GEN_NONE,
-     "unknown event_type \"foo\""},
-    {4,
-     {"event_type", "Container_OOM", "game_id", "g1"},
-     GEN_NONE,
-     "unknown event_type \"Container_OOM\""},
-    {4,
-     {"event_type", "x", "game_id", "g1"},
-     GEN_TYPE_CONTROL,
-     "unknown event_type \"bad\\x0atype\\x01\""},
-    {4,
-     {"event_type", "x", "game_id", "g1"},
-     GEN_TYPE_1MIB,
-     "unknown event_type \""
-     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-     "...\""},
+    BAD_TYPE("", GEN_NONE, "empty event_type"),
+    BAD_TYPE("foo", GEN_NONE, "unknown event_type \"foo\""),
+    BAD_TYPE("Container_OOM", GEN_NONE, "unknown event_type \"Container_OOM\""),
+    BAD_TYPE("x", GEN_TYPE_CONTROL, "unknown event_type \"bad\\x0atype\\x01\""),
+    BAD_TYPE("x", GEN_TYPE_1MIB,
+	     "unknown event_type \""
+	     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	     "...\""),
     {6,
      {"event_type", "container_oom", "game_id", "g1", "details", "x"},
      GEN_DETAILS_HUGE,
@@ -114,31 +123,15 @@ ParameterizedTest(size_t *ip, decoder, malformed_is_dead_lettered)
 	for (size_t k = 0; k < c->nitems; k++)
 		b_set(&b, i, k, c->items[k], strlen(c->items[k]));
 	b.e[i].nitems = c->nitems;
-	switch (c->gen) {
-	case GEN_GAME_ID_300:
-		big = malloc(300);
-		memset(big, 'a', 300);
-		b_set(&b, i, 3, big, 300);
-		break;
-	case GEN_GAME_ID_BAD_UTF8: b_set(&b, i, 3, "g\xc3\x28", 3); break;
-	case GEN_GAME_ID_NUL: b_set(&b, i, 3, "g\0h", 3); break;
-	case GEN_DETAILS_HUGE:
-		big = malloc(HE_FIELD_MAX + 1);
-		memset(big, 'd', HE_FIELD_MAX + 1);
-		b_set(&b, i, 5, big, HE_FIELD_MAX + 1);
-		break;
-	case GEN_TYPE_1MIB:
-		big = malloc(1 << 20);
-		memset(big, 'x', 1 << 20);
-		b_set(&b, i, 1, big, 1 << 20);
-		break;
-	case GEN_TYPE_CONTROL: b_set(&b, i, 1, "bad\ntype\x01", 9); break;
-	case GEN_NAME_HUGE:
-		big = malloc(HE_FIELD_MAX + 1);
-		memset(big, 'n', HE_FIELD_MAX + 1);
-		b_set(&b, i, 4, big, HE_FIELD_MAX + 1);
-		break;
-	case GEN_NONE: break;
+	if (c->gen != GEN_NONE) {
+		const struct gen_value *g = &gen_values[c->gen];
+		const char *v = g->bytes;
+		if (v == NULL) {
+			big = malloc(g->len);
+			memset(big, g->fill, g->len);
+			v = big;
+		}
+		b_set(&b, i, g->item, v, g->len);
 	}
 	b_add(&b, "g1", "inspect_unhealthy"); /* and one after */
 
