@@ -10,6 +10,13 @@
 
 #include "services.h"
 
+/*
+ * What a ParameterizedTestParameters returns: every case of a static
+ * table (of arrays, not pointers: each case runs in a fresh process).
+ */
+#define TABLE_PARAMS(type, table)                                              \
+	cr_make_param_array(type, table, sizeof(table) / sizeof((table)[0]))
+
 /* Path of a built test component ("good" -> .../components/good.so).
  * Returns a static buffer per call slot (4 rotating). */
 const char *comp_path(const char *name);

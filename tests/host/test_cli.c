@@ -161,8 +161,7 @@ ParameterizedTestParameters(cli, secrets_never_printed)
 	    {"APPHOST_REDIS_URL", "redis://:secret@h:1/0", 0, "redis=h:1/0 ",
 	     "secret"},
 	};
-	return cr_make_param_array(struct secret_case, cases,
-				   sizeof(cases) / sizeof(cases[0]));
+	return TABLE_PARAMS(struct secret_case, cases);
 }
 
 ParameterizedTest(struct secret_case *c, cli, secrets_never_printed)

@@ -60,8 +60,7 @@ ParameterizedTestParameters(loader, refused)
 	    {"nostart", "missing symbol apphost_component_start"},
 	    {"undef", "apphost_test_undefined_symbol"},
 	};
-	return cr_make_param_array(struct refuse_case, cases,
-				   sizeof(cases) / sizeof(cases[0]));
+	return TABLE_PARAMS(struct refuse_case, cases);
 }
 
 ParameterizedTest(struct refuse_case *rc, loader, refused)
