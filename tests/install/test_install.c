@@ -33,6 +33,7 @@
 #include <libpq-fe.h>
 
 #include "apphost_proc.h"
+#include "index_params.h"
 #include "real_services.h"
 
 /* ---- paths ---- */
@@ -209,15 +210,9 @@ static const struct want wants[] = {
     {"INSTALL_MANDIR", "man7/health_events.7", S_IFREG, 0, 1},
 };
 
-/* Indexes, not pointers: a test worker is a new process image, where the
- * table's strings may sit elsewhere. */
 ParameterizedTestParameters(install, layout)
 {
-	static size_t idx[sizeof(wants) / sizeof(wants[0])];
-
-	for (size_t i = 0; i < sizeof(idx) / sizeof(idx[0]); i++)
-		idx[i] = i;
-	return cr_make_param_array(size_t, idx, sizeof(idx) / sizeof(idx[0]));
+	INDEX_PARAMS(wants);
 }
 
 ParameterizedTest(size_t *i, install, layout)
