@@ -246,3 +246,34 @@ const char *need_env(const char *key)
 		     key);
 	return NULL;
 }
+
+static void *swap_loop(void *arg)
+{
+	struct swapper *s = arg;
+
+	while (!atomic_load(&s->stop)) {
+		if (s->redo_dir)
+			(void)mkdir(s->a, 0700);
+		if (renameat2(AT_FDCWD, s->a, AT_FDCWD, s->b,
+			      RENAME_EXCHANGE) == 0)
+			atomic_fetch_add(&s->swaps, 1);
+		if (s->redo_dir)
+			(void)renameat2(AT_FDCWD, s->a, AT_FDCWD, s->b,
+					RENAME_EXCHANGE);
+	}
+	return NULL;
+}
+
+void swapper_start(struct swapper *s)
+{
+	atomic_store(&s->stop, false);
+	atomic_store(&s->swaps, 0);
+	cr_assert_eq(pthread_create(&s->thread, NULL, swap_loop, s), 0);
+}
+
+int swapper_stop(struct swapper *s)
+{
+	atomic_store(&s->stop, true);
+	pthread_join(s->thread, NULL);
+	return atomic_load(&s->swaps);
+}

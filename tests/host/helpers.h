@@ -2,11 +2,20 @@
 #ifndef TEST_HOST_HELPERS_H
 #define TEST_HOST_HELPERS_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
 #include "services.h"
+
+/*
+ * What a ParameterizedTestParameters returns: every case of a static
+ * table (of arrays, not pointers: each case runs in a fresh process).
+ */
+#define TABLE_PARAMS(type, table)                                              \
+	cr_make_param_array(type, table, sizeof(table) / sizeof((table)[0]))
 
 /* Path of a built test component ("good" -> .../components/good.so).
  * Returns a static buffer per call slot (4 rotating). */
@@ -49,5 +58,24 @@ int run_cmd(char *const argv[], char *const extra_env[], char **out);
 /* Require a server URL from the environment: returns it, or skips the
  * test (fails when CI is set). */
 const char *need_env(const char *key);
+
+/*
+ * A thread that exchanges the names a and b (renameat2 RENAME_EXCHANGE)
+ * over and over, to race a check of a name against its use. With
+ * redo_dir, a is made a directory again before each exchange (the code
+ * under test may remove it) and each exchange is undone at once.
+ */
+struct swapper {
+	char a[700], b[700];
+	bool redo_dir;
+	atomic_bool stop;
+	atomic_int swaps;
+	pthread_t thread;
+};
+
+/* Start s's thread (set a, b and redo_dir first). Asserts on failure. */
+void swapper_start(struct swapper *s);
+/* Stop and join s's thread; returns how many exchanges succeeded. */
+int swapper_stop(struct swapper *s);
 
 #endif

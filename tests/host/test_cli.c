@@ -161,8 +161,7 @@ ParameterizedTestParameters(cli, secrets_never_printed)
 	    {"APPHOST_REDIS_URL", "redis://:secret@h:1/0", 0, "redis=h:1/0 ",
 	     "secret"},
 	};
-	return cr_make_param_array(struct secret_case, cases,
-				   sizeof(cases) / sizeof(cases[0]));
+	return TABLE_PARAMS(struct secret_case, cases);
 }
 
 ParameterizedTest(struct secret_case *c, cli, secrets_never_printed)
@@ -276,63 +275,84 @@ static int wait_exit(pid_t pid, int timeout_ms)
 	return -1;
 }
 
-/*
- * apphost with env, read until it runs: its stderr pipe in *fd, what it
- * wrote so far in buf (cap bytes, *len of them).
- */
-static pid_t start_running(char *const env[], int *fd, char *buf, size_t cap,
-			   size_t *len)
-{
-	pid_t pid = spawn(env, fd);
+/* A running apphost: its pid, its stderr pipe and what it wrote so far
+ * (static in each test: the buffer is large). */
+struct running {
+	pid_t pid;
+	int fd;
+	size_t len;
+	char buf[65536];
+};
 
-	buf[0] = '\0';
-	*len = 0;
-	cr_assert(wait_for(*fd, buf, cap, len, "apphost running", 10000),
-		  "no 'running' line:\n%s", buf);
-	return pid;
+/* Read more of r's stderr until `want` appears or timeout; true if found. */
+static bool running_wait(struct running *r, const char *want, int timeout_ms)
+{
+	return wait_for(r->fd, r->buf, sizeof(r->buf), &r->len, want,
+			timeout_ms);
+}
+
+/*
+ * Wait up to timeout_ms for r's apphost to exit, read the rest of its
+ * stderr up to `last` (its final line of interest), close the pipe and
+ * assert the exit code; r->buf keeps what it wrote.
+ */
+static void expect_exit(struct running *r, int want, int timeout_ms,
+			const char *last)
+{
+	int rc = wait_exit(r->pid, timeout_ms);
+
+	if (last != NULL)
+		running_wait(r, last, 2000);
+	close(r->fd);
+	cr_assert_eq(rc, want, "exit %d:\n%s", rc, r->buf);
+}
+
+/* SIGTERM, and see that apphost began to stop. */
+static void begin_stop(struct running *r)
+{
+	kill(r->pid, SIGTERM);
+	cr_assert(running_wait(r, "stopping", 5000), "%s", r->buf);
+}
+
+/* Start apphost with env and read until it runs. */
+static void start_running(struct running *r, char *const env[])
+{
+	r->pid = spawn(env, &r->fd);
+	r->buf[0] = '\0';
+	r->len = 0;
+	cr_assert(running_wait(r, "apphost running", 10000),
+		  "no 'running' line:\n%s", r->buf);
 }
 
 Test(cli, sigterm_stops_and_exits_0)
 {
-	static char buf[65536];
-	size_t len;
-	int fd, rc;
-	pid_t pid = start_running(env_with(comp_path("good")), &fd, buf,
-				  sizeof(buf), &len);
+	static struct running r;
 
-	cr_assert(strstr(buf, "good good started") != NULL, "%s", buf);
-	kill(pid, SIGTERM);
-	rc = wait_exit(pid, 10000);
-	wait_for(fd, buf, sizeof(buf), &len, "apphost stopped", 2000);
-	cr_assert_eq(rc, 0, "exit %d:\n%s", rc, buf);
-	cr_assert(strstr(buf, "stopping signal=SIGTERM") != NULL, "%s", buf);
-	cr_assert(strstr(buf, "good good stopped") != NULL, "%s", buf);
-	cr_assert(strstr(buf, "hunter2") == NULL, "%s", buf);
-	close(fd);
+	start_running(&r, env_with(comp_path("good")));
+	cr_assert(strstr(r.buf, "good good started") != NULL, "%s", r.buf);
+	kill(r.pid, SIGTERM);
+	expect_exit(&r, 0, 10000, "apphost stopped");
+	cr_assert(strstr(r.buf, "stopping signal=SIGTERM") != NULL, "%s",
+		  r.buf);
+	cr_assert(strstr(r.buf, "good good stopped") != NULL, "%s", r.buf);
+	cr_assert(strstr(r.buf, "hunter2") == NULL, "%s", r.buf);
 }
 
 Test(cli, sighup_logged_and_ignored)
 {
-	static char buf[65536];
-	size_t len;
-	int fd, rc;
-	pid_t pid = start_running(env_with(comp_path("good")), &fd, buf,
-				  sizeof(buf), &len);
+	static struct running r;
 
-	kill(pid, SIGHUP);
-	cr_assert(
-	    wait_for(fd, buf, sizeof(buf), &len, "hot swap not enabled", 5000),
-	    "%s", buf);
-	kill(pid, SIGINT);
-	rc = wait_exit(pid, 10000);
-	cr_assert_eq(rc, 0, "exit %d:\n%s", rc, buf);
-	close(fd);
+	start_running(&r, env_with(comp_path("good")));
+	kill(r.pid, SIGHUP);
+	cr_assert(running_wait(&r, "hot swap not enabled", 5000), "%s", r.buf);
+	kill(r.pid, SIGINT);
+	expect_exit(&r, 0, 10000, NULL);
 }
 
 /* apphost with the slowstop component (stop takes stop_ms) and the given
  * APPHOST_SHUTDOWN_TIMEOUT_MS, running (as start_running). */
-static pid_t start_slowstop_ms(const char *stop_ms, const char *timeout_ms,
-			       int *fd, char *buf, size_t cap, size_t *len)
+static void start_slowstop_ms(struct running *r, const char *stop_ms,
+			      const char *timeout_ms)
 {
 	static char timeout[64], stop[64];
 	char *env[] = {env_comps, stop, timeout, NULL};
@@ -341,68 +361,47 @@ static pid_t start_slowstop_ms(const char *stop_ms, const char *timeout_ms,
 	snprintf(timeout, sizeof(timeout), "APPHOST_SHUTDOWN_TIMEOUT_MS=%s",
 		 timeout_ms);
 	env_with(comp_path("slowstop"));
-	return start_running(env, fd, buf, cap, len);
+	start_running(r, env);
 }
 
 /* As start_slowstop_ms with a 20 s stop. */
-static pid_t start_slowstop(const char *timeout_ms, int *fd, char *buf,
-			    size_t cap, size_t *len)
+static void start_slowstop(struct running *r, const char *timeout_ms)
 {
-	return start_slowstop_ms("20000", timeout_ms, fd, buf, cap, len);
+	start_slowstop_ms(r, "20000", timeout_ms);
 }
 
 /* A SIGHUP (a terminal hang-up, systemd's ExecReload) while the
  * components stop must not kill the host half way through the stop. */
 Test(cli, sighup_while_stopping_is_ignored)
 {
-	static char buf[65536];
-	size_t len;
-	int fd, rc;
-	pid_t pid =
-	    start_slowstop_ms("1500", "30000", &fd, buf, sizeof(buf), &len);
+	static struct running r;
 
-	kill(pid, SIGTERM);
-	cr_assert(wait_for(fd, buf, sizeof(buf), &len, "stopping", 5000), "%s",
-		  buf);
-	kill(pid, SIGHUP);
-	rc = wait_exit(pid, 20000);
-	wait_for(fd, buf, sizeof(buf), &len, "apphost stopped", 2000);
-	cr_assert_eq(rc, 0, "exit %d:\n%s", rc, buf);
-	cr_assert(strstr(buf, "component stopped name=slowstop") != NULL, "%s",
-		  buf);
-	close(fd);
+	start_slowstop_ms(&r, "1500", "30000");
+	begin_stop(&r);
+	kill(r.pid, SIGHUP);
+	expect_exit(&r, 0, 20000, "apphost stopped");
+	cr_assert(strstr(r.buf, "component stopped name=slowstop") != NULL,
+		  "%s", r.buf);
 }
 
 Test(cli, second_signal_exits_at_once)
 {
-	static char buf[65536];
-	size_t len;
-	int fd, rc;
-	pid_t pid = start_slowstop("30000", &fd, buf, sizeof(buf), &len);
+	static struct running r;
 
-	kill(pid, SIGTERM);
-	cr_assert(wait_for(fd, buf, sizeof(buf), &len, "stopping", 5000), "%s",
-		  buf);
-	kill(pid, SIGTERM);
-	rc = wait_exit(pid, 5000);
-	cr_assert_eq(rc, 128 + SIGTERM, "exit %d:\n%s", rc, buf);
-	wait_for(fd, buf, sizeof(buf), &len, "second signal", 1000);
-	cr_assert(strstr(buf, "second signal while stopping") != NULL, "%s",
-		  buf);
-	close(fd);
+	start_slowstop(&r, "30000");
+	begin_stop(&r);
+	kill(r.pid, SIGTERM);
+	expect_exit(&r, 128 + SIGTERM, 5000, "second signal");
+	cr_assert(strstr(r.buf, "second signal while stopping") != NULL, "%s",
+		  r.buf);
 }
 
 Test(cli, stop_overrun_exits_1)
 {
-	static char buf[65536];
-	size_t len;
-	int fd, rc;
-	pid_t pid = start_slowstop("300", &fd, buf, sizeof(buf), &len);
+	static struct running r;
 
-	kill(pid, SIGTERM);
-	rc = wait_exit(pid, 5000);
-	wait_for(fd, buf, sizeof(buf), &len, "exiting with failure", 1000);
-	cr_assert_eq(rc, 1, "exit %d:\n%s", rc, buf);
-	cr_assert(strstr(buf, "overran its deadline") != NULL, "%s", buf);
-	close(fd);
+	start_slowstop(&r, "300");
+	kill(r.pid, SIGTERM);
+	expect_exit(&r, 1, 5000, "exiting with failure");
+	cr_assert(strstr(r.buf, "overran its deadline") != NULL, "%s", r.buf);
 }

@@ -3,8 +3,6 @@
 #include <criterion/parameterized.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,8 +60,7 @@ ParameterizedTestParameters(loader, refused)
 	    {"nostart", "missing symbol apphost_component_start"},
 	    {"undef", "apphost_test_undefined_symbol"},
 	};
-	return cr_make_param_array(struct refuse_case, cases,
-				   sizeof(cases) / sizeof(cases[0]));
+	return TABLE_PARAMS(struct refuse_case, cases);
 }
 
 ParameterizedTest(struct refuse_case *rc, loader, refused)
@@ -360,25 +357,6 @@ Test(strict, fifo_refused_without_blocking)
 	cr_assert(strstr(err, "not a regular file") != NULL, "%s", err);
 }
 
-/* Swaps the files named a and b until told to stop. */
-struct swapper {
-	char a[600], b[600];
-	atomic_bool stop;
-	atomic_int swaps;
-};
-
-static void *swap_loop(void *arg)
-{
-	struct swapper *s = arg;
-
-	while (!atomic_load(&s->stop)) {
-		if (renameat2(AT_FDCWD, s->a, AT_FDCWD, s->b,
-			      RENAME_EXCHANGE) == 0)
-			atomic_fetch_add(&s->swaps, 1);
-	}
-	return NULL;
-}
-
 /*
  * The name is swapped between a checked file and a world-writable one
  * (what a user who can write the file's directory does) while it is
@@ -390,8 +368,7 @@ Test(strict, file_swapped_during_load_never_loads_the_other)
 {
 	struct swapper s = {0};
 	char base[500], path[700], err[1024];
-	pthread_t t;
-	int loaded = 0, refused = 0;
+	int loaded = 0, refused = 0, swaps;
 
 	snprintf(base, sizeof(base), "%s/race", tmp_dir());
 	mkdir_mode(base, 0755);
@@ -401,7 +378,7 @@ Test(strict, file_swapped_during_load_never_loads_the_other)
 	cr_assert_eq(copy_file(comp_path("helper_a"), s.b, 0755), 0);
 	cr_assert_eq(chmod(s.b, 0777), 0);
 	snprintf(path, sizeof(path), "%s", s.a);
-	cr_assert_eq(pthread_create(&t, NULL, swap_loop, &s), 0);
+	swapper_start(&s);
 	for (int i = 0; i < 5000; i++) {
 		struct apphost_comp *c = NULL;
 
@@ -414,11 +391,9 @@ Test(strict, file_swapped_during_load_never_loads_the_other)
 				 "the world-writable file was loaded");
 		apphost_comp_free(c);
 	}
-	atomic_store(&s.stop, true);
-	pthread_join(t, NULL);
-	cr_assert_gt(atomic_load(&s.swaps), 0, "the names never swapped");
-	cr_log_info("%d loaded, %d refused, %d swaps", loaded, refused,
-		    atomic_load(&s.swaps));
+	swaps = swapper_stop(&s);
+	cr_assert_gt(swaps, 0, "the names never swapped");
+	cr_log_info("%d loaded, %d refused, %d swaps", loaded, refused, swaps);
 }
 
 /* ---- two components, one name ----------------------------------------- */

@@ -4,8 +4,6 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,47 +77,23 @@ Test(sweep, stale_directory_removed_symlink_left_alone)
 	cr_assert_eq(stat(keep, &st), 0, "the symlink was followed");
 }
 
-/* Swaps `name` between a stale-looking directory and a symlink to the
- * victim (kept under `spare`), recreating the directory once swept. */
-struct flipper {
-	char name[700], spare[700];
-	atomic_bool stop;
-	atomic_int flips;
-};
-
-static void *flip(void *arg)
-{
-	struct flipper *f = arg;
-
-	while (!atomic_load(&f->stop)) {
-		(void)mkdir(f->name, 0700);
-		if (renameat2(AT_FDCWD, f->name, AT_FDCWD, f->spare,
-			      RENAME_EXCHANGE) == 0)
-			atomic_fetch_add(&f->flips, 1);
-		(void)renameat2(AT_FDCWD, f->name, AT_FDCWD, f->spare,
-				RENAME_EXCHANGE);
-	}
-	return NULL;
-}
-
 /* Checking the name (lstat) and then opening the name (opendir) lets a
  * symlink swapped in between send the sweep into the victim. */
 Test(sweep, name_swapped_for_a_symlink_mid_sweep_is_not_followed)
 {
-	struct flipper f = {0};
+	/* The name flips between a stale-looking directory (made again once
+	 * swept) and a symlink to the victim, kept under "spare". */
+	struct swapper f = {.redo_dir = true};
 	struct stat st;
-	pthread_t t;
 
-	snprintf(f.name, sizeof(f.name), "%s/apphost-hotswap-%ld-cccccc", base,
+	snprintf(f.a, sizeof(f.a), "%s/apphost-hotswap-%ld-cccccc", base,
 		 dead_pid);
-	snprintf(f.spare, sizeof(f.spare), "%s/spare", base);
-	cr_assert_eq(symlink(victim, f.spare), 0);
-	cr_assert_eq(pthread_create(&t, NULL, flip, &f), 0);
+	snprintf(f.b, sizeof(f.b), "%s/spare", base);
+	cr_assert_eq(symlink(victim, f.b), 0);
+	swapper_start(&f);
 	for (int i = 0; i < 3000 && stat(keep, &st) == 0; i++)
 		sweep_once();
-	atomic_store(&f.stop, true);
-	pthread_join(t, NULL);
-	cr_assert_gt(atomic_load(&f.flips), 0, "the names never swapped");
+	cr_assert_gt(swapper_stop(&f), 0, "the names never swapped");
 	cr_assert_eq(stat(keep, &st), 0,
 		     "the sweep followed a symlink into another directory");
 }

@@ -33,6 +33,7 @@
 #include <libpq-fe.h>
 
 #include "apphost_proc.h"
+#include "index_params.h"
 #include "real_services.h"
 
 /* ---- paths ---- */
@@ -179,65 +180,66 @@ static char *build_hello(void)
 
 /* ---- layout ---- */
 
+/* What a row of wants[] asks of its file. */
+enum {
+	WANT_FILE = 0, /* a regular file, nothing more */
+	WANT_EXEC = 1, /* must be executable */
+	WANT_LINK = 2, /* a symlink, not a regular file */
+	WANT_MAN = 4,  /* only when INSTALL_MAN=1 */
+};
+
 struct want {
 	const char *dirkey;
 	const char *rest;
-	mode_t type;  /* S_IFREG, S_IFLNK */
-	int exec;     /* must be executable */
-	int man_only; /* only when INSTALL_MAN=1 */
+	int flags; /* WANT_* */
 };
 
 static const struct want wants[] = {
-    {"INSTALL_BINDIR", "apphost", S_IFREG, 1, 0},
-    {"INSTALL_COMPONENTDIR", "health_events.so", S_IFREG, 0, 0},
-    {"INSTALL_INCLUDEDIR", "apphost/component.h", S_IFREG, 0, 0},
-    {"INSTALL_LIBDIR", "pkgconfig/apphost.pc", S_IFREG, 0, 0},
-    {"INSTALL_INCLUDEDIR", "apphost/mock.h", S_IFREG, 0, 0},
-    {"INSTALL_LIBDIR", "libapphost-mock.a", S_IFREG, 0, 0},
-    {"INSTALL_LIBDIR", "pkgconfig/apphost-mock.pc", S_IFREG, 0, 0},
-    {"INSTALL_DATADIR", "apphost/schema/001_runtime_records.sql", S_IFREG, 0,
-     0},
-    {"INSTALL_DATADIR", "apphost/migrate", S_IFLNK, 1, 0},
-    {"INSTALL_LIBEXECDIR", "apphost/apphost-migrate", S_IFREG, 1, 0},
-    {"INSTALL_UNITDIR", "apphost.service", S_IFREG, 0, 0},
-    {"INSTALL_SYSCONFDIR", "apphost/apphost.env", S_IFREG, 0, 0},
-    {"INSTALL_DOCDIR", "README.md", S_IFREG, 0, 0},
-    {"INSTALL_DOCDIR", "design.md", S_IFREG, 0, 0},
-    {"INSTALL_DOCDIR", "components.md", S_IFREG, 0, 0},
-    {"INSTALL_DOCDIR", "operations.md", S_IFREG, 0, 0},
-    {"INSTALL_MANDIR", "man1/apphost.1", S_IFREG, 0, 1},
-    {"INSTALL_MANDIR", "man7/health_events.7", S_IFREG, 0, 1},
+    /* the programs, each beside its man page */
+    {"INSTALL_BINDIR", "apphost", WANT_EXEC},
+    {"INSTALL_MANDIR", "man1/apphost.1", WANT_MAN},
+    {"INSTALL_COMPONENTDIR", "health_events.so", WANT_FILE},
+    {"INSTALL_MANDIR", "man7/health_events.7", WANT_MAN},
+    {"INSTALL_INCLUDEDIR", "apphost/component.h", WANT_FILE},
+    {"INSTALL_LIBDIR", "pkgconfig/apphost.pc", WANT_FILE},
+    {"INSTALL_INCLUDEDIR", "apphost/mock.h", WANT_FILE},
+    {"INSTALL_LIBDIR", "libapphost-mock.a", WANT_FILE},
+    {"INSTALL_LIBDIR", "pkgconfig/apphost-mock.pc", WANT_FILE},
+    {"INSTALL_DATADIR", "apphost/schema/001_runtime_records.sql", WANT_FILE},
+    {"INSTALL_DATADIR", "apphost/migrate", WANT_LINK | WANT_EXEC},
+    {"INSTALL_LIBEXECDIR", "apphost/apphost-migrate", WANT_EXEC},
+    {"INSTALL_UNITDIR", "apphost.service", WANT_FILE},
+    {"INSTALL_SYSCONFDIR", "apphost/apphost.env", WANT_FILE},
+    {"INSTALL_DOCDIR", "README.md", WANT_FILE},
+    {"INSTALL_DOCDIR", "design.md", WANT_FILE},
+    {"INSTALL_DOCDIR", "components.md", WANT_FILE},
+    {"INSTALL_DOCDIR", "operations.md", WANT_FILE},
 };
 
-/* Indexes, not pointers: a test worker is a new process image, where the
- * table's strings may sit elsewhere. */
 ParameterizedTestParameters(install, layout)
 {
-	static size_t idx[sizeof(wants) / sizeof(wants[0])];
-
-	for (size_t i = 0; i < sizeof(idx) / sizeof(idx[0]); i++)
-		idx[i] = i;
-	return cr_make_param_array(size_t, idx, sizeof(idx) / sizeof(idx[0]));
+	INDEX_PARAMS(wants);
 }
 
 ParameterizedTest(size_t *i, install, layout)
 {
 	const struct want *w = &wants[*i];
 	char *p = inst(w->dirkey, w->rest);
+	mode_t type = (w->flags & WANT_LINK) ? S_IFLNK : S_IFREG;
 	struct stat st;
 
-	if (w->man_only && strcmp(env_req("INSTALL_MAN"), "1") != 0) {
+	if ((w->flags & WANT_MAN) && strcmp(env_req("INSTALL_MAN"), "1") != 0) {
 		free(p);
 		cr_skip_test("man pages not built (no scdoc)");
 	}
 	cr_assert(lstat(p, &st) == 0, "%s not installed: %s", p,
 		  strerror(errno));
-	cr_assert((st.st_mode & S_IFMT) == w->type, "%s: wrong file type", p);
+	cr_assert((st.st_mode & S_IFMT) == type, "%s: wrong file type", p);
 	/* A symlink must resolve inside the same tree (relative). */
 	cr_assert(stat(p, &st) == 0, "%s does not resolve: %s", p,
 		  strerror(errno));
 	cr_assert(!(st.st_mode & 022), "%s is group/world-writable", p);
-	if (w->exec)
+	if (w->flags & WANT_EXEC)
 		cr_assert(access(p, X_OK) == 0, "%s not executable", p);
 	free(p);
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "index_params.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -165,10 +166,7 @@ static const struct json_case json_cases[] = {
 
 ParameterizedTestParameters(json_log, lines)
 {
-	static size_t idx[sizeof(json_cases) / sizeof(json_cases[0])];
-	for (size_t i = 0; i < sizeof(idx) / sizeof(idx[0]); i++)
-		idx[i] = i;
-	return cr_make_param_array(size_t, idx, sizeof(idx) / sizeof(idx[0]));
+	INDEX_PARAMS(json_cases);
 }
 
 ParameterizedTest(size_t *ip, json_log, lines)

@@ -5,6 +5,7 @@
 #define TEST_UNIT_H
 
 #include "core.h"
+#include "index_params.h"
 #include "memory_ports.h"
 #include "mock_host.h"
 
@@ -53,19 +54,5 @@ const char *fx_payload(size_t k);
 /* Expected payload for a row, built by hand (not by he_snapshot). */
 const char *expect_json(char *buf, size_t cap, const char *game_id,
 			const char *status, const char *health, int turn);
-
-/*
- * Body of a ParameterizedTestParameters: the parameters are indices into
- * a static table. Criterion runs each case in a fresh process (exec, so
- * with ASLR a pointer in a parameter would dangle); an index does not.
- */
-#define INDEX_PARAMS(table)                                                    \
-	do {                                                                   \
-		enum { N_ = sizeof(table) / sizeof((table)[0]) };              \
-		static size_t idx_[N_];                                        \
-		for (size_t i_ = 0; i_ < N_; i_++)                             \
-			idx_[i_] = i_;                                         \
-		return cr_make_param_array(size_t, idx_, N_);                  \
-	} while (0)
 
 #endif

@@ -1,7 +1,7 @@
 /* badabi.c -- a hand-built magic block with one field wrong, chosen at
  * build time: BAD_MAGIC, BAD_MAJOR, BAD_MINOR, BAD_SIZE or BAD_HIREDIS;
  * or, with ABI_1_0, the shorter block of a component built for ABI 1.0
- * (no hiredis fields), which must load. */
+ * (no hiredis fields), which must load. Its lifecycle is noop.c's. */
 #include <apphost/component.h>
 
 #ifndef BAD_MAGIC
@@ -50,19 +50,3 @@ const apphost_magic *apphost_component_magic(void)
 	return &m;
 }
 #endif
-
-int apphost_component_init(const apphost_services *svc, void **state)
-{
-	*state = NULL;
-	return 0;
-}
-
-int apphost_component_start(void *state)
-{
-	return 0;
-}
-
-int apphost_component_stop(void *state)
-{
-	return 0;
-}
