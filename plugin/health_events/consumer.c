@@ -226,7 +226,8 @@ static bool take_over(he_consumer *c, bool resync)
 		dep_ok(c, DEP_REDIS);
 		if (r == HE_ENOENT)
 			snprintf(saved, sizeof(saved), "0-0");
-		if (resync && strcmp(saved, c->offset) != 0) {
+		bool moved = strcmp(saved, c->offset) != 0;
+		if (resync && moved) {
 			LOG(c, APPHOST_LOG_WARN,
 			    "saved offset moved: resuming from the offset "
 			    "Redis holds, dedupe cache cleared",
@@ -242,7 +243,6 @@ static bool take_over(he_consumer *c, bool resync)
 			    "key=%s offset=%s epoch=%llu", c->cfg.offset_key,
 			    saved, (unsigned long long)c->epoch);
 		}
-		bool moved = strcmp(saved, c->offset) != 0;
 		snprintf(c->offset, sizeof(c->offset), "%s", saved);
 		char first[48];
 		if (r == HE_OK && moved &&

@@ -24,7 +24,7 @@ struct he_leader {
 	const he_config *cfg;
 	he_lease_timing t;
 	he_record_store_pg pg; /* the lease thread's own connection */
-	char token[33]; /* random per instance: see schema/003 */
+	char token[33];	       /* random per instance: see schema/003 */
 	char lease_ms[16];
 	void (*wake)(void *);
 	void *wake_arg;
@@ -86,7 +86,8 @@ static void make_token(char out[33])
 		unsigned long long x = (unsigned long long)ts.tv_nsec ^
 				       ((unsigned long long)getpid() << 32) ^
 				       (unsigned long long)ts.tv_sec;
-		for (size_t i = 0; i < sizeof(b); i++, x = x * 6364136223846793005ull + 1)
+		for (size_t i = 0; i < sizeof(b);
+		     i++, x = x * 6364136223846793005ull + 1)
 			b[i] = (unsigned char)(x >> 56);
 	}
 	for (size_t i = 0; i < sizeof(b); i++)
@@ -114,17 +115,17 @@ int he_leader_new(const apphost_services *svc, const he_config *cfg,
 	l->m_leader = metric(l, APPHOST_METRIC_GAUGE, "health_events_leader",
 			     "1 while this instance holds the leadership "
 			     "lease and consumes, 0 on a standby.");
-	l->m_epoch = metric(l, APPHOST_METRIC_GAUGE,
-			    "health_events_leader_epoch",
-			    "Epoch (fencing token) of the lease this instance "
-			    "holds or last held.");
+	l->m_epoch =
+	    metric(l, APPHOST_METRIC_GAUGE, "health_events_leader_epoch",
+		   "Epoch (fencing token) of the lease this instance "
+		   "holds or last held.");
 	l->m_changes = metric(l, APPHOST_METRIC_COUNTER,
 			      "health_events_leadership_changes_total",
 			      "Times this instance acquired or lost the "
 			      "leadership lease.");
-	l->m_fenced = metric(l, APPHOST_METRIC_COUNTER,
-			     "health_events_fenced_total",
-			     "Writes refused because a newer leader exists.");
+	l->m_fenced =
+	    metric(l, APPHOST_METRIC_COUNTER, "health_events_fenced_total",
+		   "Writes refused because a newer leader exists.");
 	metric_set(l, l->m_leader, 0);
 	*out = l;
 	return HE_OK;
@@ -146,20 +147,18 @@ static void acquired(he_leader *l, uint64_t epoch, uint64_t sent_ns)
 	uv_cond_broadcast(&l->cv);
 }
 
-/* Leadership ends; returns true (the caller wakes the consumer). */
-static bool lost(he_leader *l, const char *reason)
+/* Leadership ends (the caller then wakes the consumer). */
+static void lost(he_leader *l, const char *reason)
 {
 	/* Stopping is the planned way to lose it; the others are news. */
 	LOG(l, strcmp(reason, "stopping") ? APPHOST_LOG_WARN : APPHOST_LOG_INFO,
-	    "leadership lost",
-	    "epoch=%llu instance=%s reason=%s", (unsigned long long)l->epoch,
-	    l->cfg->instance_id, reason);
+	    "leadership lost", "epoch=%llu instance=%s reason=%s",
+	    (unsigned long long)l->epoch, l->cfg->instance_id, reason);
 	l->epoch = 0;
 	l->valid_until = 0;
 	metric_set(l, l->m_leader, 0);
 	metric_add(l, l->m_changes);
 	uv_cond_broadcast(&l->cv);
-	return true;
 }
 
 /* ---- lease calls (without mu) -------------------------------------------- */
@@ -173,8 +172,8 @@ static int lease_call(he_leader *l, unsigned long long min_epoch,
 	const char *params[] = {l->cfg->label, l->cfg->instance_id, l->token,
 				l->lease_ms, min};
 	PGresult *res;
-	int r = he_record_store_pg_query(&l->pg, "health_events_lease", lease_sql, 5,
-				  params, &res);
+	int r = he_record_store_pg_query(&l->pg, "health_events_lease",
+					 lease_sql, 5, params, &res);
 	if (r < 0)
 		return r;
 	if (PQntuples(res) != 1 || PQnfields(res) != 3) {
@@ -197,7 +196,7 @@ static void release(he_leader *l, uint64_t epoch)
 	const char *params[] = {l->cfg->label, l->token, e};
 	PGresult *res;
 	int r = he_record_store_pg_query(&l->pg, "health_events_lease_release",
-				  release_sql, 3, params, &res);
+					 release_sql, 3, params, &res);
 	if (r < 0) {
 		/* It lapses by itself; a standby then takes over later. */
 		LOG(l, APPHOST_LOG_WARN, "lease not released",
@@ -240,7 +239,8 @@ static void run(void *arg)
 		uint64_t let_go = 0;
 		if (l->epoch && l->fenced == l->epoch) {
 			let_go = l->epoch;
-			wake = lost(l, "fenced");
+			lost(l, "fenced");
+			wake = true;
 			next = mono_ns() + l->t.poll_ms * ms;
 		} else if (mono_ns() < next) {
 			wait_until(l, next);
@@ -251,34 +251,38 @@ static void run(void *arg)
 			char holder[256] = "";
 			uv_mutex_unlock(&l->mu);
 			uint64_t t0 = mono_ns();
-			int r = lease_call(l, min, &got, holder,
-					   sizeof(holder));
+			int r =
+			    lease_call(l, min, &got, holder, sizeof(holder));
 			uv_mutex_lock(&l->mu);
 			call_result(l, r);
 			if (held && l->fenced == held)
 				continue; /* fenced meanwhile: step down */
 			if (r < 0) {
-				if (held && mono_ns() >= l->valid_until)
-					wake = lost(l, "renew_failed");
+				if (held && mono_ns() >= l->valid_until) {
+					lost(l, "renew_failed");
+					wake = true;
+				}
 				/* a leader retries at once, within its time */
-				next = mono_ns() +
-				       (held ? l->t.renew_ms / 4 : l->t.poll_ms) *
-					   ms;
+				next = mono_ns() + (held ? l->t.renew_ms / 4
+							 : l->t.poll_ms) *
+						       ms;
 			} else if (held && got == held) {
 				l->valid_until = t0 + l->t.valid_ms * ms;
 				next = t0 + l->t.renew_ms * ms;
 			} else {
-				if (held)
-					wake = lost(l, got ? "lapsed" : "taken");
+				if (held) {
+					lost(l, got ? "lapsed" : "taken");
+					wake = true;
+				}
 				if (got)
 					acquired(l, got, t0);
 				else
 					snprintf(l->holder_seen,
 						 sizeof(l->holder_seen), "%s",
 						 holder);
-				next = t0 + (got ? l->t.renew_ms
-						 : l->t.poll_ms) *
-						ms;
+				next =
+				    t0 +
+				    (got ? l->t.renew_ms : l->t.poll_ms) * ms;
 			}
 		}
 		if (wake || let_go) {
@@ -292,7 +296,7 @@ static void run(void *arg)
 	}
 	uint64_t held = l->epoch;
 	if (held)
-		(void)lost(l, "stopping");
+		lost(l, "stopping");
 	uv_mutex_unlock(&l->mu);
 	if (held)
 		release(l, held);
@@ -309,13 +313,18 @@ int he_leader_start(he_leader *l, void (*wake)(void *), void *arg)
 	return HE_OK;
 }
 
+/* Under mu: the epoch we may write with at `now`, else 0. */
+static uint64_t writable(const he_leader *l, uint64_t now)
+{
+	return l->epoch && l->fenced != l->epoch && now < l->valid_until
+		   ? l->epoch
+		   : 0;
+}
+
 uint64_t he_leader_epoch(he_leader *l)
 {
 	uv_mutex_lock(&l->mu);
-	uint64_t e = l->epoch && l->fenced != l->epoch &&
-			     mono_ns() < l->valid_until
-			 ? l->epoch
-			 : 0;
+	uint64_t e = writable(l, mono_ns());
 	uv_mutex_unlock(&l->mu);
 	return e;
 }
@@ -327,9 +336,7 @@ uint64_t he_leader_wait(he_leader *l, const atomic_bool *stop,
 	uv_mutex_lock(&l->mu);
 	for (;;) {
 		uint64_t now = mono_ns();
-		if (l->epoch && l->fenced != l->epoch && now < l->valid_until)
-			e = l->epoch;
-		if (e || atomic_load(stop) || now >= end)
+		if ((e = writable(l, now)) || atomic_load(stop) || now >= end)
 			break;
 		(void)uv_cond_timedwait(&l->cv, &l->mu, end - now);
 	}

@@ -291,21 +291,6 @@ static int saved_offset(he_stream_redis *s, const char *what,
 	return HE_OK;
 }
 
-static int load_offset(void *ctx, char *out, size_t cap)
-{
-	he_stream_redis *s = ctx;
-	int r = ensure_conn(s);
-	if (r < 0)
-		return r;
-	const char *argv[] = {"GET", s->cfg->offset_key};
-	redisReply *rep;
-	if ((r = command(s, "GET offset", 2, argv, NULL, &rep)) < 0)
-		return r;
-	r = saved_offset(s, "GET offset", rep, out, cap);
-	freeReplyObject(rep);
-	return r;
-}
-
 /* Find `key` in a flat key/value array reply. */
 static const redisReply *map_get(const redisReply *m, const char *key)
 {
@@ -618,7 +603,7 @@ static int commit(void *ctx, const he_outbox *box)
 he_stream_port he_stream_redis_port(he_stream_redis *s)
 {
 	return (he_stream_port){
-	    .ctx = s, .load_offset = load_offset, .commit = commit};
+	    .ctx = s, .commit = commit};
 }
 
 int he_stream_redis_unblock(const apphost_services *svc, long long client_id)

@@ -367,7 +367,6 @@ void mem_store_refuse(mem_store *s, const char *game_id, int code)
 struct mem_stream {
 	int fail_code;
 	char offset[48];
-	bool has_offset;
 	mem_commit *commits;
 	size_t ncommits, cap;
 };
@@ -479,38 +478,17 @@ static int commit(void *ctx, const he_outbox *box)
 		return rc;
 	s->ncommits++;
 	snprintf(s->offset, sizeof(s->offset), "%s", box->last_id);
-	s->has_offset = true;
-	return 0;
-}
-
-static int load_offset(void *ctx, char *out, size_t cap)
-{
-	mem_stream *s = ctx;
-
-	if (s->fail_code != 0)
-		return s->fail_code;
-	if (!s->has_offset)
-		return HE_ENOENT;
-	if (strlen(s->offset) >= cap)
-		return HE_EINVAL;
-	memcpy(out, s->offset, strlen(s->offset) + 1);
 	return 0;
 }
 
 he_stream_port mem_stream_port(mem_stream *s)
 {
-	return (he_stream_port){s, load_offset, commit};
+	return (he_stream_port){s, commit};
 }
 
 void mem_stream_fail(mem_stream *s, int code)
 {
 	s->fail_code = code;
-}
-
-void mem_stream_set_offset(mem_stream *s, const char *id)
-{
-	s->has_offset = id != NULL;
-	snprintf(s->offset, sizeof(s->offset), "%s", id ? id : "");
 }
 
 const char *mem_stream_offset(mem_stream *s)

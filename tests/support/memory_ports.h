@@ -115,8 +115,6 @@ he_stream_port mem_stream_port(mem_stream *s);
 
 /* commit returns `code` (!= 0) and records nothing; 0 disables. */
 void mem_stream_fail(mem_stream *s, int code);
-/* Set (NULL: clear) the saved offset load_offset reports. */
-void mem_stream_set_offset(mem_stream *s, const char *id);
 /* The saved offset, "" when none. */
 const char *mem_stream_offset(mem_stream *s);
 

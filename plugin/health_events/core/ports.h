@@ -163,16 +163,14 @@ void he_outbox_free(he_outbox *box);
 /*
  * The stream side (Redis in production).
  *
- * load_offset: copy the saved offset into out (cap bytes); 0, HE_ENOENT
- * when none is saved, or a negative error.
  * commit: publish every snapshot to the lobby stream and every dead
  * letter to the dead-letter stream, and save box->last_id as the offset,
- * all in one atomic step (MULTI/EXEC). 0 or a negative error; on error
- * the caller retries the same outbox (a repeat is benign).
+ * the offset last (one fenced script in Redis). 0 or a negative error; on
+ * error the caller retries the same outbox (a repeat is benign). The
+ * offset is read by the adapter itself when a leader takes over.
  */
 typedef struct he_stream_port {
 	void *ctx;
-	int (*load_offset)(void *ctx, char *out, size_t cap);
 	int (*commit)(void *ctx, const he_outbox *box);
 } he_stream_port;
 
