@@ -5,8 +5,8 @@
  */
 #include "consumer.h"
 
-#include "leader.h"
 #include "he_ops.h"
+#include "leader.h"
 #include "record_store_pg.h"
 #include "stream_redis.h"
 
@@ -247,7 +247,7 @@ static bool take_over(he_consumer *c, bool resync)
 		char first[48];
 		if (r == HE_OK && moved &&
 		    he_stream_redis_check_gap(&c->rs, c->offset, first,
-				       sizeof(first)) == 1) {
+					      sizeof(first)) == 1) {
 			he_ops_gap(&c->ops);
 			LOG(c, APPHOST_LOG_WARN,
 			    "saved offset is older than the stream's first "
@@ -558,7 +558,8 @@ int he_consumer_export(he_consumer *c, void **buf, size_t *len)
 	}
 	memcpy(out, SWAP_MAGIC, sizeof(SWAP_MAGIC));
 	for (int i = 0; i < 8; i++)
-		out[sizeof(SWAP_MAGIC) + i] = (unsigned char)(c->epoch >> (8 * i));
+		out[sizeof(SWAP_MAGIC) + i] =
+		    (unsigned char)(c->epoch >> (8 * i));
 	memcpy(out + sizeof(SWAP_MAGIC) + 8, core, n);
 	free(core);
 	*buf = out;

@@ -7,8 +7,8 @@
 #ifndef HE_CONSUMER_H
 #define HE_CONSUMER_H
 
-#include "he_config.h"
 #include "core.h"
+#include "he_config.h"
 
 #include <apphost/component.h>
 

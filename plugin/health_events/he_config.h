@@ -15,17 +15,16 @@ typedef struct he_config {
 	char dead_stream[HE_KEY_MAX];  /* HEALTH_EVENTS_DEAD_LETTER_STREAM */
 	char offset_key[HE_KEY_MAX];   /* gamemaster:stream_offsets:<label> */
 	char fence_key[HE_KEY_MAX];    /* <offset_key>:fence (Redis fencing) */
-	char label[HE_KEY_MAX];	       /* HEALTH_EVENTS_OFFSET_LABEL: the lease */
-	char instance_id[256];	       /* HEALTH_EVENTS_INSTANCE_ID */
-	unsigned block_ms;	       /* HEALTH_EVENTS_BLOCK_MS */
-	unsigned batch;		       /* HEALTH_EVENTS_BATCH */
-	unsigned lease_ms;	       /* HEALTH_EVENTS_LEASE_MS */
+	char label[HE_KEY_MAX]; /* HEALTH_EVENTS_OFFSET_LABEL: the lease */
+	char instance_id[256];	/* HEALTH_EVENTS_INSTANCE_ID */
+	unsigned block_ms;	/* HEALTH_EVENTS_BLOCK_MS */
+	unsigned batch;		/* HEALTH_EVENTS_BATCH */
+	unsigned lease_ms;	/* HEALTH_EVENTS_LEASE_MS */
 } he_config;
 
 /* Default lease: a SIGKILLed leader's lease lapses and a standby polling
  * every 250 ms takes over within 3.25 s, inside DESIGN's 5 s. */
 #define HE_LEASE_MS_DEFAULT "3000"
-
 
 /*
  * One XREAD blocks at most this long, whatever HEALTH_EVENTS_BLOCK_MS

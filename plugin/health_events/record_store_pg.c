@@ -34,7 +34,8 @@ void he_record_store_pg_init(he_record_store_pg *s, const apphost_services *svc)
 	s->svc = svc;
 }
 
-void he_record_store_pg_set_abort(he_record_store_pg *s, const atomic_bool *flag)
+void he_record_store_pg_set_abort(he_record_store_pg *s,
+				  const atomic_bool *flag)
 {
 	s->abort_flag = flag;
 }
@@ -44,7 +45,8 @@ void he_record_store_pg_set_timeout(he_record_store_pg *s, unsigned ms)
 	s->timeout_ns = (uint64_t)ms * 1000000u;
 }
 
-void he_record_store_pg_set_fence(he_record_store_pg *s, const char *lease, uint64_t epoch)
+void he_record_store_pg_set_fence(he_record_store_pg *s, const char *lease,
+				  uint64_t epoch)
 {
 	s->lease = lease;
 	snprintf(s->epoch, sizeof(s->epoch), "%llu", (unsigned long long)epoch);
@@ -66,7 +68,8 @@ void he_record_store_pg_close(he_record_store_pg *s)
 }
 
 /* Error text of a result/connection, one line, into s->err. */
-static void set_err(he_record_store_pg *s, const char *what, const PGresult *res)
+static void set_err(he_record_store_pg *s, const char *what,
+		    const PGresult *res)
 {
 	const char *msg = res ? PQresultErrorMessage(res) : "";
 	if (!msg || !*msg)
@@ -142,9 +145,10 @@ static PGresult *await(he_record_store_pg *s, const char *what, int sent)
 	bool ok = sent == 1;
 	while (ok && PQisBusy(s->conn)) {
 		if (s->timeout_ns && mono_ns() - t0 > s->timeout_ns) {
-			snprintf(s->err, sizeof(s->err),
-				 "%s: no answer within %llu ms", what,
-				 (unsigned long long)(s->timeout_ns / 1000000u));
+			snprintf(
+			    s->err, sizeof(s->err),
+			    "%s: no answer within %llu ms", what,
+			    (unsigned long long)(s->timeout_ns / 1000000u));
 			drop(s, true);
 			return NULL;
 		}
@@ -215,7 +219,8 @@ int he_record_store_pg_ping(he_record_store_pg *s)
 }
 
 /* Append to scratch buffer k, growing it. */
-static int put(he_record_store_pg *s, int k, size_t *len, const char *p, size_t n)
+static int put(he_record_store_pg *s, int k, size_t *len, const char *p,
+	       size_t n)
 {
 	if (he_grow((void **)&s->buf[k], &s->cap[k], *len + n + 1, 1) < 0)
 		return HE_ENOMEM;
@@ -226,8 +231,8 @@ static int put(he_record_store_pg *s, int k, size_t *len, const char *p, size_t 
 }
 
 /* Append one array element: NULL, or "..." with " and \ escaped. */
-static int put_elem(he_record_store_pg *s, int k, size_t *len, const char *p, size_t n,
-		    bool first)
+static int put_elem(he_record_store_pg *s, int k, size_t *len, const char *p,
+		    size_t n, bool first)
 {
 	int r = first ? HE_OK : put(s, k, len, ",", 1);
 	if (r < 0)
@@ -362,7 +367,7 @@ static int apply(void *ctx, const he_mutation *ops, size_t n,
 			 "health_events_apply: no lease epoch set");
 		return HE_EFENCED;
 	}
-	const char *params[6] = {s->lease,   s->epoch,	s->buf[0],
+	const char *params[6] = {s->lease,  s->epoch,  s->buf[0],
 				 s->buf[1], s->buf[2], s->buf[3]};
 	PGresult *res =
 	    await(s, "health_events_apply",
@@ -376,9 +381,9 @@ static int apply(void *ctx, const he_mutation *ops, size_t n,
 	return r;
 }
 
-int he_record_store_pg_query(he_record_store_pg *s, const char *what, const char *sql,
-		      int nparams, const char *const *params,
-		      struct pg_result **out)
+int he_record_store_pg_query(he_record_store_pg *s, const char *what,
+			     const char *sql, int nparams,
+			     const char *const *params, struct pg_result **out)
 {
 	*out = NULL;
 	int r = ensure_conn(s);

@@ -18,8 +18,8 @@ typedef struct he_record_store_pg {
 	const apphost_services *svc;
 	struct pg_conn *conn; /* leased lazily, NULL when not held */
 	const atomic_bool
-	    *abort_flag; /* set: stop waiting on a silent server */
-	char err[256];	 /* text of the last error, for the caller's log */
+	    *abort_flag;     /* set: stop waiting on a silent server */
+	char err[256];	     /* text of the last error, for the caller's log */
 	uint64_t timeout_ns; /* 0: wait as long as the server takes */
 	const char *lease;   /* fence of every apply: lease name and */
 	char epoch[24];	     /* epoch, decimal (he_record_store_pg_set_fence) */
@@ -30,13 +30,15 @@ typedef struct he_record_store_pg {
 } he_record_store_pg;
 
 /* Set up (no I/O). Any thread; the store is then used by one thread. */
-void he_record_store_pg_init(he_record_store_pg *s, const apphost_services *svc);
+void he_record_store_pg_init(he_record_store_pg *s,
+			     const apphost_services *svc);
 /*
  * Give up on a server that does not answer once *flag is set (after a
  * short grace): the consumer passes its stop flag so a hung PostgreSQL
  * cannot hold stop past the host's deadline. NULL: wait for ever.
  */
-void he_record_store_pg_set_abort(he_record_store_pg *s, const atomic_bool *flag);
+void he_record_store_pg_set_abort(he_record_store_pg *s,
+				  const atomic_bool *flag);
 /*
  * Give up on an answer after `ms` (the connection goes back as broken).
  * 0: no limit. For the lease thread, whose calls must not outlast a lease.
@@ -48,14 +50,15 @@ void he_record_store_pg_set_timeout(he_record_store_pg *s, unsigned ms);
  * nothing, once that epoch is not the lease's current one. Until this is
  * called every apply fails with HE_EFENCED.
  */
-void he_record_store_pg_set_fence(he_record_store_pg *s, const char *lease, uint64_t epoch);
+void he_record_store_pg_set_fence(he_record_store_pg *s, const char *lease,
+				  uint64_t epoch);
 /*
  * Run one parameterised statement returning rows; 0 and *out (the caller
  * PQclear()s it), or a negative HE_E* with s->err set.
  */
-int he_record_store_pg_query(he_record_store_pg *s, const char *what, const char *sql,
-		      int nparams, const char *const *params,
-		      struct pg_result **out);
+int he_record_store_pg_query(he_record_store_pg *s, const char *what,
+			     const char *sql, int nparams,
+			     const char *const *params, struct pg_result **out);
 /* Return the lease (if held) and free the buffers. */
 void he_record_store_pg_close(he_record_store_pg *s);
 /* The port for he_core_process; ctx is s. */

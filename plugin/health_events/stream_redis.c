@@ -227,7 +227,7 @@ static int xread(he_stream_redis *s, const char *after, unsigned count,
 }
 
 int he_stream_redis_read(he_stream_redis *s, const char *after,
-		  const he_stream_entry **entries, size_t *n)
+			 const he_stream_entry **entries, size_t *n)
 {
 	*n = 0;
 	*entries = NULL;
@@ -328,8 +328,8 @@ int he_stream_redis_lag(he_stream_redis *s, const char *offset,
 	return r;
 }
 
-int he_stream_redis_check_gap(he_stream_redis *s, const char *offset, char *first_id,
-		       size_t cap)
+int he_stream_redis_check_gap(he_stream_redis *s, const char *offset,
+			      char *first_id, size_t cap)
 {
 	int r = ensure_conn(s);
 	if (r < 0)
@@ -443,8 +443,8 @@ static int script_refusal(he_stream_redis *s, const redisReply *rep)
 		if (s->committing && strcmp(saved, s->committing) == 0)
 			return HE_OK;
 		snprintf(s->err, sizeof(s->err),
-			 "saved offset is \"%.64s\", not \"%.64s\"",
-			 saved, s->saved);
+			 "saved offset is \"%.64s\", not \"%.64s\"", saved,
+			 s->saved);
 		return HE_EMOVED;
 	}
 	return HE_OK;
@@ -461,15 +461,19 @@ int he_stream_redis_take_over(he_stream_redis *s, char *out, size_t cap)
 		return r;
 	s->reconnected = false;
 	s->committing = NULL;
-	const char *argv[] = {"EVAL",		 take_over_script,
-			      "2",		 s->cfg->fence_key,
-			      s->cfg->offset_key, s->epoch};
+	const char *argv[] = {"EVAL",
+			      take_over_script,
+			      "2",
+			      s->cfg->fence_key,
+			      s->cfg->offset_key,
+			      s->epoch};
 	redisReply *rep;
 	if ((r = command(s, "EVAL take-over", 6, argv, NULL, &rep)) < 0)
 		return r;
 	if ((r = script_refusal(s, rep)) == HE_OK)
 		r = saved_offset(s, "EVAL take-over", rep, out,
-				 cap < sizeof(s->saved) ? cap : sizeof(s->saved));
+				 cap < sizeof(s->saved) ? cap
+							: sizeof(s->saved));
 	if (r == HE_OK || r == HE_ENOENT)
 		snprintf(s->saved, sizeof(s->saved), "%s", r ? "" : out);
 	freeReplyObject(rep);
@@ -580,8 +584,8 @@ static int commit(void *ctx, const he_outbox *box)
 	redisReply *rep;
 	s->committing = box->last_id;
 	for (int attempt = 0;; attempt++) {
-		if ((r = command(s, "EVALSHA commit", argc, s->argv,
-				 s->argvlen, &rep)) < 0)
+		if ((r = command(s, "EVALSHA commit", argc, s->argv, s->argvlen,
+				 &rep)) < 0)
 			return r;
 		/* A restarted or failed-over server has no scripts. */
 		if (attempt || rep->type != REDIS_REPLY_ERROR ||
@@ -602,8 +606,7 @@ static int commit(void *ctx, const he_outbox *box)
 
 he_stream_port he_stream_redis_port(he_stream_redis *s)
 {
-	return (he_stream_port){
-	    .ctx = s, .commit = commit};
+	return (he_stream_port){.ctx = s, .commit = commit};
 }
 
 int he_stream_redis_unblock(const apphost_services *svc, long long client_id)

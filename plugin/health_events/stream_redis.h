@@ -8,8 +8,8 @@
 #ifndef HE_STREAM_REDIS_H
 #define HE_STREAM_REDIS_H
 
-#include "he_config.h"
 #include "he_batch.h"
+#include "he_config.h"
 #include "he_deadletter.h"
 #include "he_stream_id.h"
 #include "he_xread.h"
@@ -23,26 +23,26 @@
 typedef struct he_stream_redis {
 	const apphost_services *svc;
 	const he_config *cfg;
-	struct redisContext *c;	  /* leased lazily; NULL when not held */
-	atomic_llong client_id;	  /* CLIENT ID of c, 0 when none */
-	char err[256];		  /* text of the last error */
-	void *reply;		  /* the last XREAD reply (entries borrow it) */
-	he_xread_entries parsed;  /* the entries of `reply` */
-	const char **argv; /* commit scratch */
+	struct redisContext *c;	 /* leased lazily; NULL when not held */
+	atomic_llong client_id;	 /* CLIENT ID of c, 0 when none */
+	char err[256];		 /* text of the last error */
+	void *reply;		 /* the last XREAD reply (entries borrow it) */
+	he_xread_entries parsed; /* the entries of `reply` */
+	const char **argv;	 /* commit scratch */
 	size_t *argvlen;
 	size_t argv_cap;
 	struct {
 		char s[24];
-	} *counts; /* item counts of the dead letters, as text */
+	} * counts; /* item counts of the dead letters, as text */
 	size_t counts_cap;
 	char nsnap[24];
-	char sha[48];	  /* SHA1 of the commit script, once loaded */
-	char epoch[24];	  /* this leader's epoch, decimal */
-	char saved[48];	  /* the offset Redis holds, as last read or set
-			   * ("" when none is saved) */
+	char sha[48];		/* SHA1 of the commit script, once loaded */
+	char epoch[24];		/* this leader's epoch, decimal */
+	char saved[48];		/* the offset Redis holds, as last read or set
+				 * ("" when none is saved) */
 	const char *committing; /* last_id of the commit in flight */
 	unsigned long long fence_seen; /* fence of the last FENCED refusal */
-	bool had_conn;	  /* a connection was leased before */
+	bool had_conn;		       /* a connection was leased before */
 	bool reconnected; /* the current one replaced an earlier one */
 
 	he_dead_fields dead; /* commit scratch: the dead letters' fields */
@@ -67,7 +67,7 @@ void he_stream_redis_close(he_stream_redis *s);
  * 0 or a negative HE_E* (s->err says why).
  */
 int he_stream_redis_read(he_stream_redis *s, const char *after,
-		  const he_stream_entry **entries, size_t *n);
+			 const he_stream_entry **entries, size_t *n);
 
 /*
  * Compare the saved offset with the stream's first entry (XINFO STREAM).
@@ -75,8 +75,8 @@ int he_stream_redis_read(he_stream_redis *s, const char *after,
  * `offset`: entries after the offset may have been trimmed unread. 0 when
  * not (or no stream yet); negative on error.
  */
-int he_stream_redis_check_gap(he_stream_redis *s, const char *offset, char *first_id,
-		       size_t cap);
+int he_stream_redis_check_gap(he_stream_redis *s, const char *offset,
+			      char *first_id, size_t cap);
 
 /*
  * Number of entries after `offset` in the input stream, counted by a Lua

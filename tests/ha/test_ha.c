@@ -19,7 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define NINST 3
+#define NINST  3
 #define NGAMES 24
 
 static redisContext *redis;
@@ -182,7 +182,7 @@ static int wait_leader(int not, int timeout_ms)
 	double t0 = th_now_ms();
 	do {
 		int w = leader(NULL);
-		if (w >= 0 && w != not)
+		if (w >= 0 && w != not )
 			return w;
 		usleep(20000);
 	} while (th_now_ms() - t0 < timeout_ms);
@@ -239,9 +239,9 @@ Test(ha, exactly_one_of_three_consumes)
 	expect_converged();
 	for (int i = 0; i < NINST; i++)
 		if (i != w)
-			cr_expect_eq(ap_log_count(logs[i], "batch committed",
-						  NULL),
-				     0, "standby ha-%d committed", i);
+			cr_expect_eq(
+			    ap_log_count(logs[i], "batch committed", NULL), 0,
+			    "standby ha-%d committed", i);
 }
 
 /* Feed while the old leader dies; returns the time the offset resumed. */
@@ -379,11 +379,13 @@ Test(ha, a_leader_paused_with_its_batch_in_flight_writes_nothing_after)
 	PGconn *locker = PQconnectdb(getenv("APPHOST_POSTGRES_DSN"));
 	cr_assert_eq(PQstatus(locker), CONNECTION_OK);
 	th_sql(locker, "BEGIN", NULL);
-	th_sql(locker, "SELECT 1 FROM runtime_records WHERE game_id = $1 FOR "
-		       "UPDATE",
+	th_sql(locker,
+	       "SELECT 1 FROM runtime_records WHERE game_id = $1 FOR "
+	       "UPDATE",
 	       games[0].id, NULL);
 	char *held = feed(0, 0);
-	cr_assert(th_wait_apply_blocked(pg, 10000), "the batch's apply is in flight");
+	cr_assert(th_wait_apply_blocked(pg, 10000),
+		  "the batch's apply is in flight");
 	cr_assert_eq(kill(pids[old], SIGSTOP), 0);
 	/* The apply in flight keeps the takeover waiting while it runs. */
 	usleep(1000 * 1000);

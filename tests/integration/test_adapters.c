@@ -169,8 +169,7 @@ Test(pg_store, an_apply_with_an_old_epoch_after_a_takeover_writes_nothing)
 	/* the old holder's lease lapses; another instance takes it */
 	lapse_lease(g);
 	unsigned long long e2 = take_lease(NULL, g, "new");
-	cr_assert_gt(e2, e1, "a takeover raises the epoch: %llu, %llu", e1,
-		     e2);
+	cr_assert_gt(e2, e1, "a takeover raises the epoch: %llu, %llu", e1, e2);
 	ops[0].summary = "oom";
 	int r = port.apply(port.ctx, ops, 1, res);
 	cr_assert_eq(r, HE_EFENCED, "got %s (%s)", he_strerror(r), old.err);
@@ -219,11 +218,11 @@ Test(pg_store, a_takeover_waits_for_a_running_apply_of_the_old_epoch)
 	usleep(300 * 1000);
 	/* the running apply of epoch e1 holds the lease row: not taken yet */
 	const char *p[] = {name, "new", "new", "60000", "0"};
-	PGresult *res = PQexecParams(
-	    pg,
-	    "SELECT o_epoch FROM health_events_lease($1, $2, $3, "
-	    "$4::integer, $5::bigint)",
-	    5, NULL, p, NULL, NULL, 0);
+	PGresult *res =
+	    PQexecParams(pg,
+			 "SELECT o_epoch FROM health_events_lease($1, $2, $3, "
+			 "$4::integer, $5::bigint)",
+			 5, NULL, p, NULL, NULL, 0);
 	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s",
 		     PQresultErrorMessage(res));
 	cr_assert_str_eq(PQgetvalue(res, 0, 0), "0",
@@ -357,7 +356,8 @@ Test(redis_stream, a_batch_stays_within_its_byte_budget)
 	while (seen < N) {
 		const he_stream_entry *e;
 		size_t n;
-		cr_assert_eq(he_stream_redis_read(&s, after, &e, &n), 0, "%s", s.err);
+		cr_assert_eq(he_stream_redis_read(&s, after, &e, &n), 0, "%s",
+			     s.err);
 		cr_assert_gt(n, 0, "entries left to read");
 		cr_assert_leq(n, s.asked);
 		size_t bytes = 0;
@@ -460,7 +460,7 @@ Test(redis_stream, client_unblock_wakes_a_blocked_xread)
 	int woke = 0;
 	for (int i = 0; i < 200 && woke != 1; i++) {
 		woke = he_stream_redis_unblock(rs_services(rs),
-					atomic_load(&s.client_id));
+					       atomic_load(&s.client_id));
 		usleep(10000);
 	}
 	pthread_join(t, NULL);
@@ -504,7 +504,8 @@ Test(redis_stream, a_commit_with_a_lower_epoch_writes_nothing)
 	he_stream_redis_set_epoch(&old, 4);
 	he_stream_redis_set_epoch(&cur, 5);
 	char off[48];
-	cr_assert_eq(he_stream_redis_take_over(&old, off, sizeof(off)), HE_ENOENT);
+	cr_assert_eq(he_stream_redis_take_over(&old, off, sizeof(off)),
+		     HE_ENOENT);
 	cr_assert_eq(commit_one(&old, "1-1"), 0, "%s", old.err);
 	/* the new leader takes over: it starts where the old one ended */
 	cr_assert_eq(he_stream_redis_take_over(&cur, off, sizeof(off)), 0, "%s",
@@ -519,8 +520,8 @@ Test(redis_stream, a_commit_with_a_lower_epoch_writes_nothing)
 	char *o = th_get(redis, cfg.offset_key);
 	cr_assert_str_eq(o, "1-1", "a fenced commit moved the offset");
 	free(o);
-	cr_assert_eq(he_stream_redis_take_over(&old, off, sizeof(off)), HE_EFENCED,
-		     "an old leader cannot take over again");
+	cr_assert_eq(he_stream_redis_take_over(&old, off, sizeof(off)),
+		     HE_EFENCED, "an old leader cannot take over again");
 
 	cr_assert_eq(commit_one(&cur, "2-1"), 0, "%s", cur.err);
 	cr_assert_eq(th_xlen(redis, cfg.lobby_stream), 2);

@@ -25,8 +25,10 @@ Test(stream_id, parses_and_orders_ids)
 Test(stream_id, refuses_what_is_not_an_id)
 {
 	static const char *const bad[] = {
-	    "", "-1", "x", "1-", "1-x", "1-2-3", "1 ", "+1",
-	    "99999999999999999999999-0", NULL};
+	    "",	  "-1",	 "x",
+	    "1-", "1-x", "1-2-3",
+	    "1 ", "+1",	 "99999999999999999999999-0",
+	    NULL};
 	he_stream_id id;
 	for (int i = 0; bad[i]; i++)
 		cr_expect_eq(he_stream_id_parse(bad[i], &id), HE_EINVAL,
@@ -56,12 +58,12 @@ static redisReply *resp(const char *bytes)
 
 Test(xread, entries_point_into_the_reply)
 {
-	redisReply *rep = RESP_LIT(
-	    "*1\r\n*2\r\n$2\r\nin\r\n*3\r\n"
-	    "*2\r\n$3\r\n1-1\r\n*4\r\n$7\r\ngame_id\r\n$2\r\ng1\r\n"
-	    "$10\r\nevent_type\r\n$13\r\ncontainer_oom\r\n"
-	    "*2\r\n$3\r\n1-2\r\n*-1\r\n" /* a deleted entry */
-	    "*2\r\n$3\r\n1-3\r\n*1\r\n$3\r\na\0b\r\n");
+	redisReply *rep =
+	    RESP_LIT("*1\r\n*2\r\n$2\r\nin\r\n*3\r\n"
+		     "*2\r\n$3\r\n1-1\r\n*4\r\n$7\r\ngame_id\r\n$2\r\ng1\r\n"
+		     "$10\r\nevent_type\r\n$13\r\ncontainer_oom\r\n"
+		     "*2\r\n$3\r\n1-2\r\n*-1\r\n" /* a deleted entry */
+		     "*2\r\n$3\r\n1-3\r\n*1\r\n$3\r\na\0b\r\n");
 	he_xread_entries b = {0};
 	char err[128];
 	size_t n;
