@@ -19,8 +19,9 @@
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 1000
 #define HOLD_WAIT_MS   5000 /* export waits this long for the batch in hand */
-/* Readiness: ping PostgreSQL when idle this long (XREAD checks Redis). */
-#define PG_CHECK_NS    (2000ull * 1000000u)
+/* Readiness: ping a server that has not answered for this long (the
+ * leader's XREADs check Redis; a standby pings both). */
+#define IDLE_CHECK_NS  (2000ull * 1000000u)
 #define LAG_REFRESH_NS (5000ull * 1000000u) /* while behind */
 #define LAG_CAP	       100000
 /* A standby checks both servers this often (readiness, warm pools). */
@@ -186,14 +187,13 @@ static void park(he_consumer *c)
 }
 
 /* A write with `epoch` was refused: a newer leader exists. */
-static void fenced(he_consumer *c, const char *what)
+static void fenced(he_consumer *c, const char *what, bool in_redis)
 {
 	LOG(c, APPHOST_LOG_WARN, "write fenced: a newer leader exists",
 	    "write=%s epoch=%llu error=\"%s\"", what,
-	    (unsigned long long)c->epoch,
-	    strcmp(what, "apply") == 0 ? c->pg.err : c->rs.err);
-	he_leader_fenced(c->leader, c->epoch,
-			 strcmp(what, "apply") == 0 ? 0 : c->rs.fence_seen);
+	    (unsigned long long)c->epoch, in_redis ? c->rs.err : c->pg.err);
+	/* Only Redis's refusal names the fence it met. */
+	he_leader_fenced(c->leader, c->epoch, in_redis ? c->rs.fence_seen : 0);
 }
 
 static bool leading(he_consumer *c)
@@ -215,7 +215,7 @@ static bool take_over(he_consumer *c, bool resync)
 	while (!stopping(c) && leading(c)) {
 		int r = he_stream_redis_take_over(&c->rs, saved, sizeof(saved));
 		if (r == HE_EFENCED) {
-			fenced(c, "take-over");
+			fenced(c, "take-over", true);
 			return false;
 		}
 		if (r != HE_OK && r != HE_ENOENT) {
@@ -296,7 +296,7 @@ static enum batch_end run_batch(he_consumer *c, const he_stream_entry *e,
 		if (r == HE_OK)
 			break;
 		if (r == HE_EFENCED) {
-			fenced(c, "apply");
+			fenced(c, "apply", false);
 			return BATCH_LOST;
 		}
 		dep_failed(c, DEP_PG, r, c->pg.err);
@@ -317,7 +317,7 @@ static enum batch_end run_batch(he_consumer *c, const he_stream_entry *e,
 			break;
 		if (r == HE_EFENCED || r == HE_EMOVED) {
 			if (r == HE_EFENCED)
-				fenced(c, "commit");
+				fenced(c, "commit", true);
 			end = r == HE_EFENCED ? BATCH_LOST : BATCH_MOVED;
 			break;
 		}
@@ -343,16 +343,17 @@ static enum batch_end run_batch(he_consumer *c, const he_stream_entry *e,
 	return BATCH_DONE;
 }
 
-/* Ping PostgreSQL when it has not answered for PG_CHECK_NS. */
-static void check_pg(he_consumer *c, uint64_t now)
+/* Ping dependency d when it has not answered for IDLE_CHECK_NS. */
+static void check_dep(he_consumer *c, enum dep d, uint64_t now)
 {
-	if (now - c->deps[DEP_PG].last_ok_ns < PG_CHECK_NS)
+	if (now - c->deps[d].last_ok_ns < IDLE_CHECK_NS)
 		return;
-	int r = he_record_store_pg_ping(&c->pg);
+	int r = d == DEP_PG ? he_record_store_pg_ping(&c->pg)
+			    : he_stream_redis_ping(&c->rs);
 	if (r < 0)
-		dep_failed(c, DEP_PG, r, c->pg.err);
+		dep_failed(c, d, r, d == DEP_PG ? c->pg.err : c->rs.err);
 	else
-		dep_ok(c, DEP_PG);
+		dep_ok(c, d);
 }
 
 /*
@@ -363,7 +364,7 @@ static void check_pg(he_consumer *c, uint64_t now)
 static void after_read(he_consumer *c, size_t n)
 {
 	uint64_t now = c->svc->now_ns(c->svc->host);
-	check_pg(c, now);
+	check_dep(c, DEP_PG, now);
 	unsigned long long lag = 0;
 	if (n < c->rs.asked) { /* a short read: the end was reached */
 		he_ops_lag(&c->ops, 0);
@@ -431,13 +432,7 @@ static uint64_t standby(he_consumer *c)
 		if (e)
 			return e;
 		uint64_t now = c->svc->now_ns(c->svc->host);
-		if (now - c->deps[DEP_REDIS].last_ok_ns >= PG_CHECK_NS) {
-			int r = he_stream_redis_ping(&c->rs);
-			if (r < 0)
-				dep_failed(c, DEP_REDIS, r, c->rs.err);
-			else
-				dep_ok(c, DEP_REDIS);
-		}
+		check_dep(c, DEP_REDIS, now);
 		/*
 		 * A standby that cannot ask for the lease (PostgreSQL down, or
 		 * the lease functions missing) could never take over: that is
@@ -446,7 +441,7 @@ static uint64_t standby(he_consumer *c)
 		if (he_leader_failing(c->leader))
 			dep_failed(c, DEP_PG, HE_ECONN, "lease calls failing");
 		else
-			check_pg(c, now);
+			check_dep(c, DEP_PG, now);
 	}
 	return 0;
 }
