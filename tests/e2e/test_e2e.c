@@ -130,6 +130,8 @@ Test(e2e, every_event_type_missing_game_other_flows_and_malformed)
 	for (size_t i = 0; i < ncases; i++)
 		free(ev(g(cases[i].game), cases[i].type));
 	free(ev(g("probe"), "probe_failed"));	/* a repeat: suppressed */
+	/* stopped is not final: its repeat is suppressed too */
+	free(ev(g("stopped"), "probe_failed"));
 	free(ev(g("nobody"), "container_oom")); /* no row */
 	free(th_xadd(redis, K.stream, "event_type", "container_oom", NULL));
 	free(th_xadd(redis, K.stream, "game_id", "", "event_type",

@@ -551,29 +551,33 @@ Test(decisions, finished_games_are_dropped_from_the_cache)
 	cr_assert(fx.reps[0].published);
 	cr_assert_eq(he_core_cache_size(fx.core), 1, "only g2 remembered");
 
-	/* a game that finishes later is dropped on its next entry */
+	/* a game that finishes later is dropped on its next entry; one that
+	 * stops keeps what it published while running */
+	mem_store_put(fx.ms, "g3", "running", "", 1);
+	run_entries(&b, 101, "g3", "inspect_unhealthy", NULL);
 	mem_store_set_status(fx.ms, "g2", "finished");
-	run_entries(&b, 101, "g2", "inspect_unhealthy", NULL);
+	mem_store_set_status(fx.ms, "g3", "stopped");
+	run_entries(&b, 102, "g2", "inspect_unhealthy", "g3",
+		    "inspect_unhealthy", NULL);
 	cr_assert_not(fx.reps[0].published, "decided before dropping");
-	cr_assert_eq(he_core_cache_size(fx.core), 0);
+	cr_assert_not(fx.reps[1].published, "the stopped game's repeat");
+	cr_assert_eq(he_core_cache_size(fx.core), 1, "only g3 remembered");
 }
 
-/* Stopped games and games whose row was deleted leave the cache too. */
-Test(decisions, stopped_and_deleted_games_are_dropped_from_the_cache)
+/* Games whose row was deleted leave the cache; the row's return publishes. */
+Test(decisions, deleted_games_are_dropped_from_the_cache)
 {
 	batch b;
 
-	put_running(3);
+	put_running(2);
 	run_entries(&b, 100, "g1", "inspect_unhealthy", "g2",
-		    "inspect_unhealthy", "g3", "inspect_unhealthy", NULL);
-	cr_assert_eq(he_core_cache_size(fx.core), 3);
-
-	mem_store_set_status(fx.ms, "g1", "stopped");
-	cr_assert(mem_store_delete(fx.ms, "g2"));
-	run_entries(&b, 101, "g1", "inspect_unhealthy", "g2",
 		    "inspect_unhealthy", NULL);
-	cr_assert_eq(fx.reps[1].outcome, HE_ENTRY_NOT_FOUND);
-	cr_assert_eq(he_core_cache_size(fx.core), 1, "only g3 remembered");
+	cr_assert_eq(he_core_cache_size(fx.core), 2);
+
+	cr_assert(mem_store_delete(fx.ms, "g2"));
+	run_entries(&b, 101, "g2", "inspect_unhealthy", NULL);
+	cr_assert_eq(fx.reps[0].outcome, HE_ENTRY_NOT_FOUND);
+	cr_assert_eq(he_core_cache_size(fx.core), 1, "only g1 remembered");
 
 	/* the row comes back: its first entry publishes again */
 	mem_store_put(fx.ms, "g2", "running", "unhealthy", 1);
@@ -581,6 +585,29 @@ Test(decisions, stopped_and_deleted_games_are_dropped_from_the_cache)
 		    "inspect_unhealthy", NULL);
 	cr_assert(fx.reps[0].published);
 	cr_assert_not(fx.reps[1].published);
+}
+
+/*
+ * `stopped` is not final (an administrator may start the game again), so a
+ * stopped game keeps its last published summary: repeats are suppressed
+ * within a batch and across batches, a changed summary is published.
+ */
+Test(decisions, stopped_games_keep_their_last_summary)
+{
+	batch b;
+
+	mem_store_put(fx.ms, "g1", "stopped", "", 1);
+	run_entries(&b, 100, "g1", "probe_failed", "g1", "probe_failed", NULL);
+	cr_assert(fx.reps[0].published);
+	cr_assert_not(fx.reps[1].published, "a repeat in the same batch");
+	cr_assert_eq(he_core_cache_size(fx.core), 1);
+
+	run_entries(&b, 101, "g1", "probe_failed", NULL);
+	cr_assert_not(fx.reps[0].published, "a repeat in the next batch");
+
+	run_entries(&b, 102, "g1", "inspect_unhealthy", NULL);
+	cr_assert(fx.reps[0].published, "a changed summary");
+	cr_assert_eq(he_core_cache_size(fx.core), 1);
 }
 
 /* Entries that find no row forget the game, also within the batch. */

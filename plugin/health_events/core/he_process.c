@@ -30,14 +30,13 @@
 #include <string.h>
 
 #define FINISHED	"finished"
-#define STOPPED		"stopped"
 #define LOG_GAME_ID_MAX (HE_GAME_ID_MAX * 4 + 8)
 #define LOG_ID_MAX	64 /* bytes of an entry id echoed */
 
 /* What the last published summary of an entry's game is, in the batch. */
 enum last_kind {
 	LAST_CACHE, /* as in the dedupe cache */
-	LAST_NONE, /* none (dropped in this batch: finished, stopped, no row) */
+	LAST_NONE, /* none (dropped in this batch: finished or no row) */
 	LAST_ROW,  /* results[last_op].row.engine_health */
 };
 
@@ -48,7 +47,7 @@ typedef struct item {
 	bool invalid; /* the transition check refused the CAS */
 	bool refused; /* the store refused its data: a dead letter */
 	bool publish;
-	bool finished;	    /* row finished, stopped or gone: drop the game */
+	bool finished;	    /* row finished or gone: drop the game */
 	uint8_t last_after; /* enum last_kind after this entry */
 	int32_t last_op;    /* for LAST_ROW */
 	char *reason;	    /* dead letter reason (malloc) until moved */
@@ -318,8 +317,9 @@ static int decide(he_core *c, size_t n)
 			it->last_after = LAST_ROW;
 			it->last_op = it->op;
 		}
-		it->finished = strcmp(r->row.status, FINISHED) == 0 ||
-			       strcmp(r->row.status, STOPPED) == 0;
+		/* Only `finished` is terminal: a stopped game may start
+		 * again, so its last summary keeps suppressing repeats. */
+		it->finished = strcmp(r->row.status, FINISHED) == 0;
 		if (it->finished)
 			it->last_after = LAST_NONE;
 	}
