@@ -36,8 +36,8 @@
 /* What the last published summary of an entry's game is, in the batch. */
 enum last_kind {
 	LAST_CACHE, /* as in the dedupe cache */
-	LAST_NONE, /* none (dropped in this batch: finished or no row) */
-	LAST_ROW,  /* results[last_op].row.engine_health */
+	LAST_NONE,  /* none (dropped in this batch: finished or no row) */
+	LAST_ROW,   /* results[last_op].row.engine_health */
 };
 
 typedef struct item {
