@@ -10,6 +10,9 @@
 #include "record_store_pg.h"
 #include "stream_redis.h"
 
+#include "he_outbox.h"
+#include "he_stream_id.h"
+
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,8 +29,13 @@
 #define LAG_CAP	       100000
 /* A standby checks both servers this often (readiness, warm pools). */
 #define STANDBY_CHECK_MS 1000
-/* Hot-swap state: this tag, the exporter's epoch (8 bytes, LE), the cache. */
-static const char SWAP_MAGIC[8] = {'H', 'E', 'S', 'W', 'A', 'P', '0', '1'};
+/*
+ * Hot-swap state: this tag, the exporter's epoch (8 bytes, LE), the
+ * published position its dedupe cache reflects (HE_POSITION_MAX bytes,
+ * NUL-padded), the cache.
+ */
+static const char SWAP_MAGIC[8] = {'H', 'E', 'S', 'W', 'A', 'P', '0', '2'};
+#define SWAP_HEAD (sizeof(SWAP_MAGIC) + 8 + HE_POSITION_MAX)
 
 enum dep { DEP_REDIS, DEP_PG, DEP_COUNT };
 static const char *const dep_name[DEP_COUNT] = {"redis", "postgres"};
@@ -49,6 +57,7 @@ struct he_consumer {
 	he_leader *leader;
 	uint64_t epoch; /* the epoch we lead with, 0: standby (thread only) */
 	uint64_t swap_epoch; /* a hot swap's predecessor led with this one */
+	char swap_published[HE_POSITION_MAX]; /* ... and had published to */
 
 	uv_thread_t thread;
 	bool started;
@@ -59,7 +68,7 @@ struct he_consumer {
 	bool exited;
 	bool held; /* parked between batches until stop */
 
-	char offset[48];
+	char offset[HE_POSITION_MAX]; /* read and applied up to here */
 	he_outbox box;
 	he_entry_report *reports;
 	size_t reports_cap;
@@ -201,17 +210,144 @@ static bool leading(he_consumer *c)
 	return he_leader_epoch(c->leader) == c->epoch;
 }
 
-/*
- * Raise the fence to our epoch and read the offset Redis holds, retrying
- * while Redis fails and we still lead. First (resync false) as a new
- * leader; again (resync true) after a reconnection or a refused commit,
- * since a failover may have lost the last writes: the saved offset then
- * moved back, and what was published after it is forgotten so the replay
- * publishes it again. false: leadership ended, or stop.
- */
-static bool take_over(he_consumer *c, bool resync)
+/* Stream ids as numbers: <0, 0, >0 (an unparsable one counts as 0-0). */
+static int id_cmp(const char *a, const char *b)
 {
-	char saved[48];
+	he_stream_id x = {0, 0}, y = {0, 0};
+	(void)he_stream_id_parse(a, &x);
+	(void)he_stream_id_parse(b, &y);
+	return he_stream_id_cmp(x, y);
+}
+
+/* Log an offset gap when `from` is older than the stream's first entry. */
+static void check_gap(he_consumer *c, const char *from, const char *what)
+{
+	char first[HE_POSITION_MAX];
+	if (he_stream_redis_check_gap(&c->rs, from, first, sizeof(first)) != 1)
+		return;
+	he_ops_gap(&c->ops);
+	LOG(c, APPHOST_LOG_WARN,
+	    "saved offset is older than the stream's first entry: entries "
+	    "may have been trimmed unread",
+	    "stream=%s offset=%s first_entry=%s not_repaired=\"%s\"",
+	    c->cfg.stream, from, first, what);
+}
+
+enum sync_end { SYNC_OK, SYNC_AGAIN, SYNC_LOST };
+
+/* Commit one outbox of a resync, retrying while Redis fails. */
+static enum sync_end sync_commit(he_consumer *c)
+{
+	he_stream_port port = he_stream_redis_port(&c->rs);
+	while (!stopping(c) && leading(c)) {
+		int r = port.commit(port.ctx, &c->box);
+		if (r == HE_OK) {
+			dep_ok(c, DEP_REDIS);
+			return SYNC_OK;
+		}
+		if (r == HE_EFENCED) {
+			fenced(c, "commit", true);
+			return SYNC_LOST;
+		}
+		if (r == HE_EMOVED)
+			return SYNC_AGAIN;
+		dep_failed(c, DEP_REDIS, r, c->rs.err);
+		backoff(c);
+	}
+	return SYNC_LOST;
+}
+
+/*
+ * Redis is behind the applied position (a commit lost in a failover,
+ * never made after a crash, or the offset key gone): publish again what
+ * the commits of (from, to] held -- a snapshot of the current row of every
+ * game their entries touched, their dead letters (he_core_repair) -- and
+ * move the Redis offset up to `to`, in batches. Nothing is applied again.
+ * Entries the stream no longer holds (trimmed, or lost with Redis) are
+ * counted as a gap.
+ */
+static enum sync_end repair(he_consumer *c, const char *from, const char *to)
+{
+	char at[HE_POSITION_MAX];
+	size_t entries = 0, games = 0, batches = 0;
+	he_record_store store = he_record_store_pg_port(&c->pg);
+	snprintf(at, sizeof(at), "%s", from);
+	LOG(c, APPHOST_LOG_WARN,
+	    "redis is behind the applied position: publishing again what "
+	    "its lost commits held",
+	    "key=%s offset=%s applied=%s epoch=%llu", c->cfg.offset_key, from,
+	    to, (unsigned long long)c->epoch);
+	check_gap(c, from, "the snapshots of entries trimmed before repair");
+	while (id_cmp(at, to) < 0) {
+		if (stopping(c) || !leading(c))
+			return SYNC_LOST;
+		const he_stream_entry *e;
+		size_t n, g = 0;
+		int r = he_stream_redis_read_now(&c->rs, at, &e, &n);
+		if (r < 0) {
+			dep_failed(c, DEP_REDIS, r, c->rs.err);
+			backoff(c);
+			continue;
+		}
+		while (n > 0 && id_cmp(e[n - 1].id, to) > 0)
+			n--; /* past the applied position: read as usual */
+		he_outbox_clear(&c->box);
+		if (n == 0) /* the stream holds no more of them */
+			r = he_outbox_set_last_id(&c->box, to);
+		else if ((r = he_core_repair(c->core, at, e, n, &store, &c->box,
+					     &g)) < 0) {
+			dep_failed(c, DEP_PG, r, c->pg.err);
+			backoff(c);
+			continue;
+		}
+		enum sync_end end = sync_commit(c);
+		if (end != SYNC_OK)
+			return end;
+		snprintf(at, sizeof(at), "%s", c->box.last_id);
+		entries += n;
+		games += g;
+		batches++;
+	}
+	LOG(c, APPHOST_LOG_WARN, "redis caught up with the applied position",
+	    "offset=%s entries=%zu snapshots_for_games=%zu batches=%zu", to,
+	    entries, games, batches);
+	return SYNC_OK;
+}
+
+/* The applied position (HE_OK, HE_ENOENT), retrying while PostgreSQL
+ * fails; HE_ESTATE when leadership ended or stop came first. */
+static int applied_position(he_consumer *c, char *out, size_t cap)
+{
+	he_record_store store = he_record_store_pg_port(&c->pg);
+	he_record_store_pg_set_fence(&c->pg, c->cfg.label, c->epoch);
+	while (!stopping(c) && leading(c)) {
+		int r = store.position(store.ctx, out, cap);
+		if (r == HE_OK || r == HE_ENOENT) {
+			dep_ok(c, DEP_PG);
+			return r;
+		}
+		dep_failed(c, DEP_PG, r, c->pg.err);
+		backoff(c);
+	}
+	return HE_ESTATE;
+}
+
+/*
+ * Raise the fence to our epoch, read the offset Redis holds and the
+ * applied position PostgreSQL holds, and converge (DESIGN §13): resume
+ * from the applied position; where Redis is behind it, publish again what
+ * its lost commits held first; where Redis is ahead (PostgreSQL lost
+ * transactions), the entries after the applied position apply again and
+ * publish, and the Redis offset stays. First (resync false) as a new
+ * leader; again (resync true) after a reconnection or a refused write,
+ * since a failover may have lost either store's last writes. Sets
+ * *diverged when the two disagreed (the dedupe cache no longer says what
+ * Lobby last got). false: leadership ended, or stop.
+ */
+static bool take_over(he_consumer *c, bool resync, bool *diverged)
+{
+	char saved[HE_POSITION_MAX], applied[HE_POSITION_MAX];
+	*diverged = false;
 	while (!stopping(c) && leading(c)) {
 		int r = he_stream_redis_take_over(&c->rs, saved, sizeof(saved));
 		if (r == HE_EFENCED) {
@@ -226,35 +362,44 @@ static bool take_over(he_consumer *c, bool resync)
 		dep_ok(c, DEP_REDIS);
 		if (r == HE_ENOENT)
 			snprintf(saved, sizeof(saved), "0-0");
-		bool moved = strcmp(saved, c->offset) != 0;
-		if (resync && moved) {
-			LOG(c, APPHOST_LOG_WARN,
-			    "saved offset moved: resuming from the offset "
-			    "Redis holds, dedupe cache cleared",
-			    "key=%s offset=%s saved_offset=%s epoch=%llu",
-			    c->cfg.offset_key, c->offset, saved,
-			    (unsigned long long)c->epoch);
-			he_core_reset(c->core);
-		} else if (!resync) {
+		int p = applied_position(c, applied, sizeof(applied));
+		if (p == HE_ESTATE)
+			return false;
+		if (p == HE_ENOENT) {
+			/* Upgrading: the first apply records the position. */
 			LOG(c, APPHOST_LOG_INFO,
-			    r == HE_ENOENT
-				? "no saved offset: reading from the beginning"
-				: "resuming after saved offset",
+			    "no applied position yet: starting from the offset "
+			    "Redis holds",
 			    "key=%s offset=%s epoch=%llu", c->cfg.offset_key,
 			    saved, (unsigned long long)c->epoch);
+			snprintf(applied, sizeof(applied), "%s", saved);
 		}
-		snprintf(c->offset, sizeof(c->offset), "%s", saved);
-		char first[48];
-		if (r == HE_OK && moved &&
-		    he_stream_redis_check_gap(&c->rs, c->offset, first,
-					      sizeof(first)) == 1) {
-			he_ops_gap(&c->ops);
+		int cmp = id_cmp(applied, saved);
+		if (cmp > 0) {
+			*diverged = true;
+			enum sync_end end = repair(c, saved, applied);
+			if (end == SYNC_LOST)
+				return false;
+			if (end == SYNC_AGAIN)
+				continue;
+		} else if (cmp < 0) {
+			*diverged = true;
 			LOG(c, APPHOST_LOG_WARN,
-			    "saved offset is older than the stream's first "
-			    "entry: entries may have been trimmed unread",
-			    "stream=%s offset=%s first_entry=%s", c->cfg.stream,
-			    c->offset, first);
+			    "redis is ahead of the applied position: applying "
+			    "again from the applied position",
+			    "key=%s offset=%s applied=%s epoch=%llu",
+			    c->cfg.offset_key, saved, applied,
+			    (unsigned long long)c->epoch);
+			check_gap(c, applied, "entries PostgreSQL lost");
+		} else if (!resync || strcmp(applied, c->offset) != 0) {
+			LOG(c, APPHOST_LOG_INFO,
+			    "resuming after the applied position",
+			    "key=%s position=%s epoch=%llu", c->cfg.offset_key,
+			    applied, (unsigned long long)c->epoch);
+			check_gap(c, applied, "entries never read");
 		}
+		snprintf(c->offset, sizeof(c->offset), "%s", applied);
+		(void)he_core_set_applied(c->core, applied);
 		return true;
 	}
 	return false;
@@ -298,6 +443,15 @@ static enum batch_end run_batch(he_consumer *c, const he_stream_entry *e,
 		if (r == HE_EFENCED) {
 			fenced(c, "apply", false);
 			return BATCH_LOST;
+		}
+		if (r == HE_EPOSITION) {
+			/* Applied by someone, or PostgreSQL lost it: resync.
+			 * The rows are as before this attempt. */
+			dep_ok(c, DEP_PG);
+			LOG(c, APPHOST_LOG_WARN,
+			    "applied position moved: resyncing",
+			    "offset=%s error=\"%s\"", c->offset, c->pg.err);
+			return BATCH_MOVED;
 		}
 		dep_failed(c, DEP_PG, r, c->pg.err);
 		if (stopping(c))
@@ -375,21 +529,37 @@ static void after_read(he_consumer *c, size_t n)
 	}
 }
 
+/* Resync after a reconnection or a refused write (take_over). */
+static bool resync(he_consumer *c)
+{
+	bool diverged;
+	if (!take_over(c, true, &diverged))
+		return false;
+	if (diverged) /* what Lobby last got is not what the cache says */
+		he_core_reset(c->core);
+	return true;
+}
+
 /* Consume as leader of c->epoch until leadership ends or stop. */
 static void lead(he_consumer *c)
 {
-	/*
-	 * D4: a new leader knows nothing of what the last one published,
-	 * unless that was our hot-swap predecessor and nobody led between
-	 * us (each takeover raises the epoch by one).
-	 */
-	if (!c->swap_epoch || c->epoch != c->swap_epoch + 1)
-		he_core_reset(c->core);
-	c->swap_epoch = 0;
+	bool diverged;
 	he_record_store_pg_set_fence(&c->pg, c->cfg.label, c->epoch);
 	he_stream_redis_set_epoch(&c->rs, c->epoch);
-	if (!take_over(c, false))
+	if (!take_over(c, false, &diverged)) {
+		c->swap_epoch = 0;
 		return;
+	}
+	/*
+	 * D4: a new leader knows nothing of what the last one published,
+	 * unless that was our hot-swap predecessor, nobody led between us
+	 * (each takeover raises the epoch by one), and Redis holds every
+	 * commit its cache reflects.
+	 */
+	if (diverged || !c->swap_epoch || c->epoch != c->swap_epoch + 1 ||
+	    id_cmp(c->swap_published, c->offset) != 0)
+		he_core_reset(c->core);
+	c->swap_epoch = 0;
 	readiness(c);
 	after_read(c, c->cfg.batch); /* readiness and lag at once */
 	while (!stopping(c) && leading(c)) {
@@ -399,7 +569,7 @@ static void lead(he_consumer *c)
 			park(c);
 			continue;
 		}
-		if (he_stream_redis_reconnected(&c->rs) && !take_over(c, true))
+		if (he_stream_redis_reconnected(&c->rs) && !resync(c))
 			break;
 		int r = he_stream_redis_read(&c->rs, c->offset, &e, &n);
 		if (r < 0) {
@@ -411,7 +581,7 @@ static void lead(he_consumer *c)
 		enum batch_end end = n ? run_batch(c, e, n) : BATCH_DONE;
 		if (end == BATCH_ABANDONED || end == BATCH_LOST)
 			break;
-		if (end == BATCH_MOVED && !take_over(c, true))
+		if (end == BATCH_MOVED && !resync(c))
 			break;
 		after_read(c, n);
 	}
@@ -545,8 +715,9 @@ int he_consumer_export(he_consumer *c, void **buf, size_t *len)
 	int r = he_core_export(c->core, &core, &n);
 	if (r < 0)
 		return r;
-	/* The dedupe cache, headed by the epoch it was built under. */
-	unsigned char *out = malloc(sizeof(SWAP_MAGIC) + 8 + n);
+	/* The dedupe cache, headed by the epoch it was built under and the
+	 * position it reflects. */
+	unsigned char *out = calloc(1, SWAP_HEAD + n);
 	if (!out) {
 		free(core);
 		return HE_ENOMEM;
@@ -555,26 +726,29 @@ int he_consumer_export(he_consumer *c, void **buf, size_t *len)
 	for (int i = 0; i < 8; i++)
 		out[sizeof(SWAP_MAGIC) + i] =
 		    (unsigned char)(c->epoch >> (8 * i));
-	memcpy(out + sizeof(SWAP_MAGIC) + 8, core, n);
+	memcpy(out + sizeof(SWAP_MAGIC) + 8, c->offset, strlen(c->offset));
+	memcpy(out + SWAP_HEAD, core, n);
 	free(core);
 	*buf = out;
-	*len = sizeof(SWAP_MAGIC) + 8 + n;
+	*len = SWAP_HEAD + n;
 	return HE_OK;
 }
 
 int he_consumer_import(he_consumer *c, const void *buf, size_t len)
 {
 	const unsigned char *p = buf;
-	if (len < sizeof(SWAP_MAGIC) + 8 ||
-	    memcmp(p, SWAP_MAGIC, sizeof(SWAP_MAGIC)) != 0)
+	if (len < SWAP_HEAD || memcmp(p, SWAP_MAGIC, sizeof(SWAP_MAGIC)) != 0 ||
+	    memchr(p + sizeof(SWAP_MAGIC) + 8, '\0', HE_POSITION_MAX) == NULL)
 		return HE_EINVAL;
 	uint64_t epoch = 0;
 	for (int i = 0; i < 8; i++)
 		epoch |= (uint64_t)p[sizeof(SWAP_MAGIC) + i] << (8 * i);
-	int r = he_core_import(c->core, p + sizeof(SWAP_MAGIC) + 8,
-			       len - sizeof(SWAP_MAGIC) - 8);
-	if (r == HE_OK)
+	int r = he_core_import(c->core, p + SWAP_HEAD, len - SWAP_HEAD);
+	if (r == HE_OK) {
 		c->swap_epoch = epoch;
+		snprintf(c->swap_published, sizeof(c->swap_published), "%s",
+			 (const char *)p + sizeof(SWAP_MAGIC) + 8);
+	}
 	return r;
 }
 

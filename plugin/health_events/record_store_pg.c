@@ -8,6 +8,9 @@
  */
 #include "record_store_pg.h"
 
+#include "he_stream_id.h"
+#include "he_text.h"
+
 #include <libpq-fe.h>
 #include <poll.h>
 #include <stdio.h>
@@ -15,23 +18,33 @@
 #include <string.h>
 #include <time.h>
 
-#define STMT		 "health_events_apply_fenced"
 #define LEASE_TIMEOUT_MS 1000
 #define POLL_MS		 100 /* how often a wait looks at the stop flag */
 #define STOP_GRACE_NS	 1000000000u /* an answer may still come after stop */
 
 static const char *const apply_sql =
     "SELECT o_ord, o_outcome, o_status, o_engine_health, o_current_turn "
-    "FROM health_events_apply($1::text, $2::bigint, $3::text[], "
-    "$4::text[], $5::text[], $6::text[])";
+    "FROM health_events_apply($1::text, $2::bigint, $3::bigint, $4::bigint, "
+    "$5::bigint, $6::bigint, $7::text[], $8::text[], $9::text[], "
+    "$10::text[], $11::bigint, $12::bigint, $13::text)";
 
-/* SQLSTATE of health_events_apply's refusal of a stale epoch (schema/003). */
-#define SQLSTATE_FENCED "HE001"
+/* SQLSTATEs of health_events_apply's refusals: a stale epoch
+ * (schema/003), an applied position other than the batch follows (004). */
+#define SQLSTATE_FENCED	  "HE001"
+#define SQLSTATE_POSITION "HE002"
 
 void he_record_store_pg_init(he_record_store_pg *s, const apphost_services *svc)
 {
 	memset(s, 0, sizeof(*s));
 	s->svc = svc;
+	/*
+	 * Named by its text: a pooled connection keeps what an earlier build
+	 * prepared, and "already prepared" is tolerated, so a build whose
+	 * SQL changed must not find its old text under the same name.
+	 */
+	snprintf(s->stmt, sizeof(s->stmt), "he_apply_%016llx",
+		 (unsigned long long)he_text_hash(apply_sql,
+						  strlen(apply_sql)));
 }
 
 void he_record_store_pg_set_abort(he_record_store_pg *s,
@@ -94,6 +107,7 @@ static int fail(he_record_store_pg *s, const char *what, PGresult *res)
 	snprintf(code, sizeof(code), "%s", st ? st : "");
 	const char *state = st ? code : NULL; /* outlives PQclear(res) */
 	bool fenced = state && strcmp(state, SQLSTATE_FENCED) == 0;
+	bool moved = state && strcmp(state, SQLSTATE_POSITION) == 0;
 	/* Classes 22 (data exception) and 23 (integrity constraint): the
 	 * data is refused whatever the retry. Keep the primary message only
 	 * (no DETAIL or CONTEXT), on one line, for the dead letter. */
@@ -109,8 +123,8 @@ static int fail(he_record_store_pg *s, const char *what, PGresult *res)
 				*p = ' ';
 	}
 	PQclear(res);
-	if (fenced && PQtransactionStatus(s->conn) == PQTRANS_IDLE)
-		return HE_EFENCED;
+	if ((fenced || moved) && PQtransactionStatus(s->conn) == PQTRANS_IDLE)
+		return fenced ? HE_EFENCED : HE_EPOSITION;
 	/* 25006: a read-only server (a standby, a demoted primary). */
 	bool lost = PQstatus(s->conn) != CONNECTION_OK ||
 		    (state && strncmp(state, "08", 2) == 0) ||
@@ -190,15 +204,15 @@ static int ensure_conn(he_record_store_pg *s)
 			 apphost_strerror(r));
 		return r == APPHOST_ETIMEDOUT ? HE_ETIMEDOUT : HE_ECONN;
 	}
-	PGresult *res = await(s, "prepare " STMT,
-			      PQsendPrepare(s->conn, STMT, apply_sql, 0, NULL));
+	PGresult *res = await(s, "prepare health_events_apply",
+			      PQsendPrepare(s->conn, s->stmt, apply_sql, 0, NULL));
 	if (!res)
 		return HE_ECONN;
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 		/* 42P05: already prepared on this pooled connection. */
 		if (!state || strcmp(state, "42P05") != 0)
-			return fail(s, "prepare " STMT, res);
+			return fail(s, "prepare health_events_apply", res);
 	}
 	PQclear(res);
 	return HE_OK;
@@ -350,13 +364,30 @@ static int read_results(he_record_store_pg *s, const PGresult *res, size_t n,
 	return HE_OK;
 }
 
-static int apply(void *ctx, const he_mutation *ops, size_t n,
-		 he_mutation_result *results)
+/* "ms-seq" as two decimal parameters; false when it is no stream id. */
+static bool id_params(const char *id, char ms[24], char seq[24])
+{
+	he_stream_id v;
+	if (!id || he_stream_id_parse(id, &v) != 0)
+		return false;
+	snprintf(ms, 24, "%llu", v.ms);
+	snprintf(seq, 24, "%llu", v.seq);
+	return true;
+}
+
+static int apply(void *ctx, const he_apply_span *span, const he_mutation *ops,
+		 size_t n, he_mutation_result *results)
 {
 	he_record_store_pg *s = ctx;
+	char pos[6][24];
 	s->refusal[0] = '\0';
-	if (n == 0)
-		return HE_OK;
+	if (!id_params(span->after, pos[0], pos[1]) ||
+	    !id_params(span->last, pos[2], pos[3]) ||
+	    (span->refused_id && !id_params(span->refused_id, pos[4], pos[5]))) {
+		snprintf(s->err, sizeof(s->err),
+			 "health_events_apply: a position is no stream id");
+		return HE_EINVAL;
+	}
 	int r = build_arrays(s, ops, n);
 	if (r < 0)
 		return r;
@@ -367,11 +398,23 @@ static int apply(void *ctx, const he_mutation *ops, size_t n,
 			 "health_events_apply: no lease epoch set");
 		return HE_EFENCED;
 	}
-	const char *params[6] = {s->lease,  s->epoch,  s->buf[0],
-				 s->buf[1], s->buf[2], s->buf[3]};
-	PGresult *res =
-	    await(s, "health_events_apply",
-		  PQsendQueryPrepared(s->conn, STMT, 6, params, NULL, NULL, 0));
+	bool refused = span->refused_id != NULL;
+	const char *params[13] = {s->lease,
+				  s->epoch,
+				  pos[0],
+				  pos[1],
+				  pos[2],
+				  pos[3],
+				  s->buf[0],
+				  s->buf[1],
+				  s->buf[2],
+				  s->buf[3],
+				  refused ? pos[4] : NULL,
+				  refused ? pos[5] : NULL,
+				  refused ? span->refused_reason : NULL};
+	PGresult *res = await(
+	    s, "health_events_apply",
+	    PQsendQueryPrepared(s->conn, s->stmt, 13, params, NULL, NULL, 0));
 	if (!res)
 		return HE_ECONN;
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
@@ -405,7 +448,103 @@ static const char *refusal(void *ctx)
 	return ((he_record_store_pg *)ctx)->refusal;
 }
 
+static int position(void *ctx, char *out, size_t cap)
+{
+	he_record_store_pg *s = ctx;
+	const char *params[1] = {s->lease ? s->lease : ""};
+	PGresult *res;
+	int r = he_record_store_pg_query(
+	    s, "applied position",
+	    "SELECT ms, seq FROM health_events_progress WHERE name = $1", 1,
+	    params, &res);
+	if (r < 0)
+		return r;
+	r = PQntuples(res) == 1 ? HE_OK : HE_ENOENT;
+	if (r == HE_OK)
+		snprintf(out, cap, "%s-%s", PQgetvalue(res, 0, 0),
+			 PQgetvalue(res, 0, 1));
+	PQclear(res);
+	return r;
+}
+
+static int rows(void *ctx, const he_mutation *ops, size_t n,
+		he_mutation_result *results)
+{
+	he_record_store_pg *s = ctx;
+	size_t len = 0;
+	int r = put(s, 0, &len, "{", 1);
+	for (size_t i = 0; i < n && r == 0; i++)
+		r = put_elem(s, 0, &len, ops[i].game_id, ops[i].game_id_len,
+			     i == 0);
+	if (r == 0)
+		r = put(s, 0, &len, "}", 1);
+	if (r < 0)
+		return r;
+	const char *params[1] = {s->buf[0]};
+	PGresult *res;
+	r = he_record_store_pg_query(
+	    s, "read rows",
+	    "SELECT game_id, status, engine_health, current_turn "
+	    "FROM runtime_records WHERE game_id = ANY ($1::text[])",
+	    1, params, &res);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++)
+		results[i] = (he_mutation_result){.outcome = HE_APPLY_NOT_FOUND};
+	for (int row = 0; row < PQntuples(res) && r == 0; row++) {
+		const char *g = PQgetvalue(res, row, 0);
+		size_t glen = (size_t)PQgetlength(res, row, 0);
+		for (size_t i = 0; i < n && r == 0; i++) {
+			he_mutation_result *m = &results[i];
+			if (ops[i].game_id_len != glen ||
+			    memcmp(ops[i].game_id, g, glen) != 0)
+				continue;
+			m->outcome = HE_APPLY_HEALTH;
+			r = copy_field(s, m->row.status, sizeof(m->row.status),
+				       res, row, 1);
+			if (!r)
+				r = copy_field(s, m->row.engine_health,
+					       sizeof(m->row.engine_health),
+					       res, row, 2);
+			m->row.current_turn =
+			    (int32_t)atol(PQgetvalue(res, row, 3));
+		}
+	}
+	PQclear(res);
+	return r;
+}
+
+static int refused(void *ctx, const char *after, const char *last,
+		   he_refused_fn fn, void *arg)
+{
+	he_record_store_pg *s = ctx;
+	char pos[4][24];
+	if (!id_params(after, pos[0], pos[1]) ||
+	    !id_params(last, pos[2], pos[3]))
+		return HE_EINVAL;
+	const char *params[5] = {s->lease ? s->lease : "", pos[0], pos[1],
+				 pos[2], pos[3]};
+	PGresult *res;
+	int r = he_record_store_pg_query(
+	    s, "refused entries",
+	    "SELECT ms || '-' || seq, reason FROM health_events_refused "
+	    "WHERE name = $1 AND (ms, seq) > ($2::bigint, $3::bigint) "
+	    "AND (ms, seq) <= ($4::bigint, $5::bigint) ORDER BY ms, seq",
+	    5, params, &res);
+	if (r < 0)
+		return r;
+	for (int row = 0; row < PQntuples(res); row++)
+		fn(arg, PQgetvalue(res, row, 0), PQgetvalue(res, row, 1));
+	PQclear(res);
+	return HE_OK;
+}
+
 he_record_store he_record_store_pg_port(he_record_store_pg *s)
 {
-	return (he_record_store){.ctx = s, .apply = apply, .refusal = refusal};
+	return (he_record_store){.ctx = s,
+				 .apply = apply,
+				 .refusal = refusal,
+				 .position = position,
+				 .rows = rows,
+				 .refused = refused};
 }

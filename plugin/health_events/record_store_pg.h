@@ -1,7 +1,9 @@
 /*
  * record_store_pg.h -- the runtime record store (ports.h) on a leased
  * PostgreSQL connection: one call of health_events_apply() per batch
- * (schema/002), i.e. one statement, one round trip, one transaction.
+ * (schema/002, fenced by 003, a compare-and-set on the applied position
+ * by 004), i.e. one statement, one round trip, one transaction; and the
+ * reads a resync needs (the applied position, current rows, refusals).
  */
 #ifndef HE_RECORD_STORE_PG_H
 #define HE_RECORD_STORE_PG_H
@@ -24,6 +26,7 @@ typedef struct he_record_store_pg {
 	const char *lease;   /* fence of every apply: lease name and */
 	char epoch[24];	     /* epoch, decimal (he_record_store_pg_set_fence) */
 	char refusal[160];   /* after HE_EDATA: SQLSTATE and primary message */
+	char stmt[32];	     /* the apply's statement name: a hash of its SQL */
 	/* array-literal scratch buffers, reused across batches */
 	char *buf[4];
 	size_t cap[4];

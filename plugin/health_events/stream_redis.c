@@ -196,13 +196,20 @@ static void *guard_nil(const redisReadTask *t)
 
 /* One XREAD of `count` entries under the guard; *g says what it cost. */
 static int xread(he_stream_redis *s, const char *after, unsigned count,
-		 read_guard *g, redisReply **rep)
+		 bool block, read_guard *g, redisReply **rep)
 {
-	char cnt[16], block[16];
+	char cnt[16], ms[16];
 	snprintf(cnt, sizeof(cnt), "%u", count);
-	snprintf(block, sizeof(block), "%u", he_config_read_block_ms(s->cfg));
-	const char *argv[] = {"XREAD",	 "COUNT",	 cnt,  "BLOCK", block,
+	snprintf(ms, sizeof(ms), "%u", he_config_read_block_ms(s->cfg));
+	/* Without BLOCK the same argv reads what is there (BLOCK 0 would
+	 * wait for ever): the last two arguments move up. */
+	const char *argv[] = {"XREAD",	 "COUNT",	 cnt,  "BLOCK", ms,
 			      "STREAMS", s->cfg->stream, after};
+	if (!block) {
+		argv[3] = argv[5];
+		argv[4] = argv[6];
+		argv[5] = argv[7];
+	}
 	redisReader *rd = s->c->reader;
 	void *priv = rd->privdata;
 	*g = (read_guard){.orig = rd->fn, .limit = s->batch.budget};
@@ -213,7 +220,7 @@ static int xread(he_stream_redis *s, const char *after, unsigned count,
 	g->fn.createNil = guard_nil;
 	rd->fn = &g->fn;
 	rd->privdata = g;
-	*rep = redisCommandArgv(s->c, 8, argv, NULL);
+	*rep = redisCommandArgv(s->c, block ? 8 : 6, argv, NULL);
 	rd->fn = g->orig;
 	rd->privdata = priv;
 	if (*rep == NULL && g->over) {
@@ -226,8 +233,8 @@ static int xread(he_stream_redis *s, const char *after, unsigned count,
 	return *rep ? HE_OK : io_fail(s, "XREAD");
 }
 
-int he_stream_redis_read(he_stream_redis *s, const char *after,
-			 const he_stream_entry **entries, size_t *n)
+static int read_batch(he_stream_redis *s, const char *after, bool block,
+		      const he_stream_entry **entries, size_t *n)
 {
 	*n = 0;
 	*entries = NULL;
@@ -242,7 +249,7 @@ int he_stream_redis_read(he_stream_redis *s, const char *after,
 		if ((r = ensure_conn(s)) < 0)
 			return r;
 		count = he_batch_count(&s->batch);
-		r = xread(s, after, count, &g, &rep);
+		r = xread(s, after, count, block, &g, &rep);
 		if (r == HE_ENOMEM && g.over) {
 			/* Fewer entries fit: COUNT shrinks, so this ends. */
 			s->overflows++;
@@ -264,6 +271,18 @@ int he_stream_redis_read(he_stream_redis *s, const char *after,
 	s->asked = count;
 	*entries = s->parsed.entries;
 	return HE_OK;
+}
+
+int he_stream_redis_read(he_stream_redis *s, const char *after,
+			 const he_stream_entry **entries, size_t *n)
+{
+	return read_batch(s, after, true, entries, n);
+}
+
+int he_stream_redis_read_now(he_stream_redis *s, const char *after,
+			     const he_stream_entry **entries, size_t *n)
+{
+	return read_batch(s, after, false, entries, n);
 }
 
 /* ---- offset and gap ---------------------------------------------------- */
@@ -375,9 +394,24 @@ int he_stream_redis_check_gap(he_stream_redis *s, const char *offset,
  *   - then the XADDs, and the offset SET last: an XADD that fails (a key
  *     of the wrong type) aborts the script before it, and the offset stays
  *     where it was (a script is not rolled back, so the XADDs before the
- *     failing one stay: the retry repeats them, which Lobby tolerates).
+ *     failing one stay: the retry repeats them, which Lobby tolerates);
+ *   - the offset never moves backwards: a batch applied again after
+ *     PostgreSQL lost transactions (DESIGN §13, Redis ahead) publishes
+ *     and leaves a newer offset as it is. Ids compare as numbers (digit
+ *     strings by length, then by text: exact beyond 2^53).
  */
 static const char commit_script[] =
+    "local function lt(a, b)\n"
+    "  if #a ~= #b then return #a < #b end\n"
+    "  return a < b\n"
+    "end\n"
+    "local function newer(a, b)\n"
+    "  local am, as = string.match(a, '^(%d+)-(%d+)$')\n"
+    "  local bm, bs = string.match(b, '^(%d+)-(%d+)$')\n"
+    "  if not am or not bm then return true end\n"
+    "  if am ~= bm then return lt(bm, am) end\n"
+    "  return lt(bs, as)\n"
+    "end\n"
     "local fence = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
     "local epoch = tonumber(ARGV[1])\n"
     "if epoch < fence then return redis.error_reply('FENCED ' .. fence) end\n"
@@ -397,7 +431,7 @@ static const char commit_script[] =
     "  redis.call('XADD', KEYS[4], '*', unpack(ARGV, i + 1, i + n))\n"
     "  i = i + n + 1\n"
     "end\n"
-    "redis.call('SET', KEYS[2], ARGV[3])\n"
+    "if newer(ARGV[3], saved) then redis.call('SET', KEYS[2], ARGV[3]) end\n"
     "return 'OK'\n";
 
 /*
@@ -599,7 +633,10 @@ static int commit(void *ctx, const he_outbox *box)
 	    rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "MOVED", 5))
 		r = refused(s, "commit", rep);
 	freeReplyObject(rep);
-	if (r == HE_OK)
+	he_stream_id saved, last;
+	if (r == HE_OK && (he_stream_id_parse(s->saved, &saved) != 0 ||
+			   (he_stream_id_parse(box->last_id, &last) == 0 &&
+			    he_stream_id_cmp(last, saved) > 0)))
 		snprintf(s->saved, sizeof(s->saved), "%s", box->last_id);
 	return r;
 }

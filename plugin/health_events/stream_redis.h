@@ -68,6 +68,9 @@ void he_stream_redis_close(he_stream_redis *s);
  */
 int he_stream_redis_read(he_stream_redis *s, const char *after,
 			 const he_stream_entry **entries, size_t *n);
+/* The same without BLOCK: what the stream holds now (a resync's reads). */
+int he_stream_redis_read_now(he_stream_redis *s, const char *after,
+			     const he_stream_entry **entries, size_t *n);
 
 /*
  * Compare the saved offset with the stream's first entry (XINFO STREAM).

@@ -186,8 +186,7 @@ bool model_apply(mgame *g, int ev)
 	bool publish = changed || strcmp(g->last_pub, e->summary) != 0;
 	if (publish)
 		snprintf(g->last_pub, sizeof(g->last_pub), "%s", e->summary);
-	if (strcmp(g->status, "finished") == 0 ||
-	    strcmp(g->status, "stopped") == 0)
+	if (strcmp(g->status, "finished") == 0) /* only finished is final */
 		g->last_pub[0] = '\0';
 	return publish;
 }

@@ -72,6 +72,26 @@ static unsigned long long store_for_one_game(he_record_store_pg *st, char *g,
 	return take_lease(st, g, token);
 }
 
+/*
+ * Apply as the next batch of the store's lease: each apply follows the
+ * position the last successful one left ("k-0" to "k+1-0"; the first of a
+ * lease takes any, as with no applied position yet). One test per
+ * process, so the counter is the test's own.
+ */
+static int apply_next(he_record_store *port, const he_mutation *ops, size_t n,
+		      he_mutation_result *res)
+{
+	static unsigned long long at = 1;
+	char after[24], last[24];
+	snprintf(after, sizeof(after), "%llu-0", at);
+	snprintf(last, sizeof(last), "%llu-0", at + 1);
+	he_apply_span span = {.after = after, .last = last};
+	int r = port->apply(port->ctx, &span, ops, n, res);
+	if (r == 0)
+		at++;
+	return r;
+}
+
 static he_mutation op(const char *game, const char *summary,
 		      const char *expected, const char *to)
 {
@@ -104,7 +124,7 @@ Test(pg_store, applies_cas_fallback_health_and_not_found_in_order)
 	    op(g1, "probe_failed", NULL, NULL),
 	};
 	he_mutation_result res[6];
-	int r = port.apply(port.ctx, ops, 6, res);
+	int r = apply_next(&port, ops, 6, res);
 	cr_assert_eq(r, 0, "apply: %s (%s)", he_strerror(r), st.err);
 
 	cr_assert_eq(res[0].outcome, HE_APPLY_TRANSITIONED);
@@ -141,16 +161,16 @@ Test(pg_store, a_lost_connection_is_reported_and_the_next_apply_recovers)
 	he_record_store port = he_record_store_pg_port(&st);
 	he_mutation ops[] = {op(g, "probe_failed", NULL, NULL)};
 	he_mutation_result res[1];
-	cr_assert_eq(port.apply(port.ctx, ops, 1, res), 0, "%s", st.err);
+	cr_assert_eq(apply_next(&port, ops, 1, res), 0, "%s", st.err);
 
 	char pid[32];
 	snprintf(pid, sizeof(pid), "%d", PQbackendPID(st.conn));
 	th_sql(pg, "SELECT pg_terminate_backend($1::integer)", pid, NULL);
 	ops[0].summary = "oom";
-	int r = port.apply(port.ctx, ops, 1, res);
+	int r = apply_next(&port, ops, 1, res);
 	cr_assert_eq(r, HE_ECONN, "got %s (%s)", he_strerror(r), st.err);
 	cr_assert_null(st.conn, "a broken connection is given back");
-	cr_assert_eq(port.apply(port.ctx, ops, 1, res), 0, "%s", st.err);
+	cr_assert_eq(apply_next(&port, ops, 1, res), 0, "%s", st.err);
 	cr_assert_str_eq(res[0].row.engine_health, "oom");
 	he_record_store_pg_close(&st);
 }
@@ -164,14 +184,14 @@ Test(pg_store, an_apply_with_an_old_epoch_after_a_takeover_writes_nothing)
 	he_record_store port = he_record_store_pg_port(&old);
 	he_mutation ops[] = {op(g, "probe_failed", NULL, NULL)};
 	he_mutation_result res[1];
-	cr_assert_eq(port.apply(port.ctx, ops, 1, res), 0, "%s", old.err);
+	cr_assert_eq(apply_next(&port, ops, 1, res), 0, "%s", old.err);
 
 	/* the old holder's lease lapses; another instance takes it */
 	lapse_lease(g);
 	unsigned long long e2 = take_lease(NULL, g, "new");
 	cr_assert_gt(e2, e1, "a takeover raises the epoch: %llu, %llu", e1, e2);
 	ops[0].summary = "oom";
-	int r = port.apply(port.ctx, ops, 1, res);
+	int r = apply_next(&port, ops, 1, res);
 	cr_assert_eq(r, HE_EFENCED, "got %s (%s)", he_strerror(r), old.err);
 	cr_assert_not_null(old.conn, "a fenced apply keeps its connection");
 	char *row = th_row(pg, g);
@@ -198,7 +218,8 @@ static void *hold_apply(void *arg)
 	PGresult *res = PQexecParams(
 	    c,
 	    "SELECT count(*), pg_sleep($3::float8) FROM health_events_apply("
-	    "$1, $2::bigint, '{}', '{}', '{}', '{}')",
+	    "$1, $2::bigint, 0, 0, 1, 0, '{}', '{}', '{}', '{}', NULL, NULL, "
+	    "NULL)",
 	    3, NULL, p, NULL, NULL, 0);
 	ExecStatusType st = PQresultStatus(res);
 	PQclear(res);

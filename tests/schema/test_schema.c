@@ -575,16 +575,120 @@ Test(schema, lease_epoch_grows_only_when_the_holder_changes_or_it_lapsed)
 	LEASE_IS(name, "a", "4"); /* released: taken at once */
 }
 
-/* health_events_apply(lease, epoch, ...) of one health-only element. */
+/*
+ * health_events_apply(lease, epoch, after, last, ...) of one health-only
+ * element (game NULL: none), following applied position after_ms-0 and
+ * ending at last_ms-0.
+ */
+static PGresult *apply_at(const char *name, const char *epoch,
+			  const char *game, unsigned after_ms, unsigned last_ms)
+{
+	char ids[160], a[16], l[16];
+	snprintf(ids, sizeof(ids), game ? "{\"%s\"}" : "{}", game);
+	snprintf(a, sizeof(a), "%u", after_ms);
+	snprintf(l, sizeof(l), "%u", last_ms);
+	const char *p[] = {name, epoch, ids, a, l,
+			   game ? "{oom}" : "{}", game ? "{NULL}" : "{}"};
+	return run("SELECT * FROM health_events_apply($1, $2::bigint, "
+		   "$4::bigint, 0, $5::bigint, 0, $3::text[], $6::text[], "
+		   "$7::text[], $7::text[], NULL, NULL, NULL)",
+		   7, p);
+}
+
+/* The next apply of a test: each follows the last (one test a process). */
 static PGresult *apply_one(const char *name, const char *epoch,
 			   const char *game)
 {
-	char ids[160];
-	snprintf(ids, sizeof(ids), "{\"%s\"}", game);
-	const char *p[] = {name, epoch, ids};
-	return run("SELECT * FROM health_events_apply($1, $2::bigint, "
-		   "$3::text[], '{oom}', '{NULL}', '{NULL}')",
-		   3, p);
+	static unsigned at = 1;
+	PGresult *res = apply_at(name, epoch, game, at, at + 1);
+	if (PQresultStatus(res) == PGRES_TUPLES_OK)
+		at++;
+	return res;
+}
+
+static void expect_state(PGresult *res, const char *sqlstate)
+{
+	const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	if (sqlstate)
+		cr_assert_str_eq(st ? st : "", sqlstate, "%s",
+				 PQresultErrorMessage(res));
+	else
+		cr_assert(PQresultStatus(res) == PGRES_TUPLES_OK, "%s",
+			  PQresultErrorMessage(res));
+	PQclear(res);
+}
+
+static char *position_of(const char *name)
+{
+	const char *p[] = {name};
+	PGresult *res = run("SELECT ms || '-' || seq FROM "
+			    "health_events_progress WHERE name = $1",
+			    1, p);
+	char *v = strdup(PQntuples(res) ? PQgetvalue(res, 0, 0) : "(none)");
+	PQclear(res);
+	return v;
+}
+
+/*
+ * The apply is a compare-and-set on the applied position: one that does
+ * not follow it writes nothing (HE002); positions compare as numbers.
+ */
+Test(schema, apply_is_a_compare_and_set_on_the_applied_position)
+{
+	const char *name = game_id("cas");
+	const char *game = game_id("cas-game");
+
+	insert_running(game);
+	LEASE_IS(name, "a", "1");
+	expect_state(apply_at(name, "1", game, 9, 9), "22023");
+	expect_state(apply_at(name, "1", game, 8, 9), NULL); /* none yet */
+	char *pos = position_of(name);
+	cr_assert_str_eq(pos, "9-0");
+	free(pos);
+	expect_state(apply_at(name, "1", game, 8, 9), "HE002"); /* replay */
+	expect_state(apply_at(name, "1", game, 10, 11), "HE002"); /* a gap */
+	expect_state(apply_at(name, "1", game, 9, 10), NULL); /* 10 > 9 */
+	pos = position_of(name);
+	cr_assert_str_eq(pos, "10-0");
+	free(pos);
+	char *n = scalar("SELECT count(*) FROM pg_proc WHERE "
+			 "to_regprocedure('health_events_apply(text, bigint, "
+			 "text[], text[], text[], text[])') IS NOT NULL");
+	cr_assert_str_eq(n, "0", "the old signature is retired");
+	free(n);
+}
+
+/*
+ * Every entry moves the position: an apply without ops does, and records
+ * the entry the database refused with its reason.
+ */
+Test(schema, an_apply_without_ops_moves_the_position_and_records_a_refusal)
+{
+	const char *name = game_id("skip");
+	const char *p[] = {name};
+
+	LEASE_IS(name, "a", "1");
+	expect_state(apply_at(name, "1", NULL, 4, 5), NULL);
+	PGresult *res = run(
+	    "SELECT * FROM health_events_apply($1, 1, 5, 0, 7, 2, '{}', "
+	    "'{}', '{}', '{}', 7, 1, 'refused by the database: x')",
+	    1, p);
+	expect_state(res, NULL);
+	char *pos = position_of(name);
+	cr_assert_str_eq(pos, "7-2");
+	free(pos);
+	res = run("SELECT ms || '-' || seq || ' ' || reason FROM "
+		  "health_events_refused WHERE name = $1",
+		  1, p);
+	cr_assert_eq(PQntuples(res), 1);
+	cr_assert_str_eq(PQgetvalue(res, 0, 0),
+			 "7-1 refused by the database: x");
+	PQclear(res);
+	/* a refused id outside (after, last] is a caller's bug */
+	res = run("SELECT * FROM health_events_apply($1, 1, 7, 2, 8, 0, '{}', "
+		  "'{}', '{}', '{}', 9, 0, 'x')",
+		  1, p);
+	expect_state(res, "22023");
 }
 
 Test(schema, apply_with_an_old_epoch_after_a_takeover_is_refused)
@@ -616,13 +720,15 @@ Test(schema, apply_refuses_arrays_of_different_lengths)
 	const char *p[] = {name};
 
 	LEASE_IS(name, "a", "1");
-	PGresult *res = run("SELECT * FROM health_events_apply($1, 1, "
-			    "'{g1,g2}', '{oom}', '{NULL,NULL}', '{NULL,NULL}')",
+	PGresult *res = run("SELECT * FROM health_events_apply($1, 1, 1, 0, "
+			    "2, 0, '{g1,g2}', '{oom}', '{NULL,NULL}', "
+			    "'{NULL,NULL}', NULL, NULL, NULL)",
 			    1, p);
 	cr_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "22023");
 	PQclear(res);
-	res = run("SELECT * FROM health_events_apply($1, 1, '{{g1},{g2}}', "
-		  "'{{a},{b}}', '{{NULL},{NULL}}', '{{NULL},{NULL}}')",
+	res = run("SELECT * FROM health_events_apply($1, 1, 1, 0, 2, 0, "
+		  "'{{g1},{g2}}', '{{a},{b}}', '{{NULL},{NULL}}', "
+		  "'{{NULL},{NULL}}', NULL, NULL, NULL)",
 		  1, p);
 	cr_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "22023");
 	PQclear(res);

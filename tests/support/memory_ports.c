@@ -3,6 +3,9 @@
  */
 #include "memory_ports.h"
 
+#include "he_decoder.h"
+#include "he_stream_id.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +40,11 @@ struct mem_store {
 	int refuse_code[8];
 	size_t nrefuse;
 	char refusal[128];
+	char position[HE_POSITION_MAX]; /* applied position, "" none yet */
+	struct {
+		char id[HE_POSITION_MAX], reason[HE_REASON_MAX];
+	} refused[16]; /* the first 16 recorded */
+	size_t nrefused;
 };
 
 static size_t hash_n(const char *p, size_t n)
@@ -276,8 +284,28 @@ static void rollback(mem_store *s)
 	}
 }
 
-static int apply(void *ctx, const he_mutation *ops, size_t n,
-		 he_mutation_result *results)
+/* Compare stream ids as numbers, as the schema does; ids must parse. */
+static int id_cmp(const char *a, const char *b)
+{
+	he_stream_id x, y;
+	if (he_stream_id_parse(a, &x) != 0 || he_stream_id_parse(b, &y) != 0)
+		return -2;
+	return he_stream_id_cmp(x, y);
+}
+
+/* The schema's compare-and-set on the applied position (004). */
+static int check_span(const mem_store *s, const he_apply_span *span)
+{
+	int c = id_cmp(span->last, span->after);
+	if (c == -2 || c <= 0)
+		return HE_EINVAL; /* the schema's 22023: a caller's bug */
+	if (s->position[0] && id_cmp(s->position, span->after) != 0)
+		return HE_EPOSITION;
+	return 0;
+}
+
+static int apply(void *ctx, const he_apply_span *span, const he_mutation *ops,
+		 size_t n, he_mutation_result *results)
 {
 	mem_store *s = ctx;
 
@@ -286,6 +314,9 @@ static int apply(void *ctx, const he_mutation *ops, size_t n,
 		s->before_apply(s, NULL, -1, s->before_ud);
 	if (s->fail_code != 0)
 		return s->fail_code;
+	int rc = check_span(s, span);
+	if (rc != 0)
+		return rc;
 	s->ops_seen += n;
 	he_mutation *copy = malloc((n ? n : 1) * sizeof(*copy));
 	if (copy == NULL)
@@ -340,6 +371,14 @@ static int apply(void *ctx, const he_mutation *ops, size_t n,
 		res->row = r->row;
 	}
 	s->nundo = 0;
+	snprintf(s->position, sizeof(s->position), "%s", span->last);
+	if (span->refused_id && s->nrefused < 16) {
+		snprintf(s->refused[s->nrefused].id, HE_POSITION_MAX, "%s",
+			 span->refused_id);
+		snprintf(s->refused[s->nrefused].reason, HE_REASON_MAX, "%s",
+			 span->refused_reason);
+		s->nrefused++;
+	}
 	return 0;
 }
 
@@ -348,9 +387,65 @@ static const char *refusal(void *ctx)
 	return ((mem_store *)ctx)->refusal;
 }
 
+static int position(void *ctx, char *out, size_t cap)
+{
+	mem_store *s = ctx;
+	if (s->fail_code != 0)
+		return s->fail_code;
+	if (!s->position[0])
+		return HE_ENOENT;
+	snprintf(out, cap, "%s", s->position);
+	return 0;
+}
+
+static int rows(void *ctx, const he_mutation *ops, size_t n,
+		he_mutation_result *results)
+{
+	mem_store *s = ctx;
+	if (s->fail_code != 0)
+		return s->fail_code;
+	for (size_t i = 0; i < n; i++) {
+		row_node *r = find(s, ops[i].game_id, ops[i].game_id_len);
+		results[i] = (he_mutation_result){
+		    .outcome = r ? HE_APPLY_HEALTH : HE_APPLY_NOT_FOUND};
+		if (r)
+			results[i].row = r->row;
+	}
+	return 0;
+}
+
+static int refused(void *ctx, const char *after, const char *last,
+		   he_refused_fn fn, void *arg)
+{
+	mem_store *s = ctx;
+	if (s->fail_code != 0)
+		return s->fail_code;
+	for (size_t i = 0; i < s->nrefused; i++)
+		if (id_cmp(s->refused[i].id, after) > 0 &&
+		    id_cmp(s->refused[i].id, last) <= 0)
+			fn(arg, s->refused[i].id, s->refused[i].reason);
+	return 0;
+}
+
 he_record_store mem_store_port(mem_store *s)
 {
-	return (he_record_store){s, apply, refusal};
+	return (he_record_store){.ctx = s,
+				 .apply = apply,
+				 .refusal = refusal,
+				 .position = position,
+				 .rows = rows,
+				 .refused = refused};
+}
+
+const char *mem_store_position(mem_store *s)
+{
+	return s->position;
+}
+
+void mem_store_set_position(mem_store *s, const char *position)
+{
+	snprintf(s->position, sizeof(s->position), "%s",
+		 position ? position : "");
 }
 
 void mem_store_refuse(mem_store *s, const char *game_id, int code)

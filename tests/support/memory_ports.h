@@ -79,6 +79,15 @@ size_t mem_store_ops_seen(mem_store *s);
  */
 const he_mutation *mem_store_last_ops(mem_store *s, size_t *n);
 
+/*
+ * The applied position (DESIGN §13), "" when none is stored yet: apply
+ * is a compare-and-set on it (HE_EPOSITION when span->after differs; any
+ * span->after while none), as schema/004 is. set_position plays a store
+ * that lost its last writes (or an operator); NULL or "" clears it.
+ */
+const char *mem_store_position(mem_store *s);
+void mem_store_set_position(mem_store *s, const char *position);
+
 /* ---- stream port ------------------------------------------------------ */
 
 typedef struct mem_snapshot {

@@ -644,8 +644,22 @@ Test(decisions, forget_makes_a_replay_publish_again)
 	he_core_forget(fx.core, &fx.box);
 	cr_assert_eq(he_core_cache_size(fx.core), 1, "g3 kept");
 
-	cr_assert_eq(fx_run(&b), 0);
+	/*
+	 * Replaying the batch from the offset Redis holds applies nothing
+	 * twice: the store has moved the applied position past it. The
+	 * repair publishes both games again instead.
+	 */
+	cr_assert_eq(he_core_set_applied(fx.core, "90-0"), 0);
+	cr_assert_eq(fx_run(&b), HE_EPOSITION);
+	cr_assert_str_eq(he_core_applied(fx.core), "90-0", "left as it was");
+	cr_assert_str_eq(mem_store_position(fx.ms), "100-1");
+	size_t games = 0;
+	cr_assert_eq(he_core_repair(fx.core, "90-0", b.e, b.n, &fx.store,
+				    &fx.box, &games),
+		     0);
+	cr_assert_eq(games, 2);
 	cr_assert_eq(fx.box.nsnapshots, 2);
+	cr_assert_str_eq(fx.box.last_id, "100-1");
 	he_core_forget(fx.core, NULL);
 	he_core_forget(NULL, &fx.box);
 }
@@ -675,14 +689,17 @@ Test(decisions, bad_arguments)
 	he_outbox_clear(NULL);
 }
 
-Test(decisions, only_dead_letters_skip_the_store)
+/* Every entry moves the applied position, dead letters too. */
+Test(decisions, only_dead_letters_still_move_the_position)
 {
 	batch b;
 
 	b_init(&b, 100);
 	b_fields(&b, 1, "x");
 	cr_assert_eq(fx_run(&b), 0);
-	cr_assert_eq(mem_store_apply_calls(fx.ms), 0);
+	cr_assert_eq(mem_store_apply_calls(fx.ms), 1);
+	cr_assert_eq(mem_store_ops_seen(fx.ms), 0);
+	cr_assert_str_eq(mem_store_position(fx.ms), "100-0");
 	cr_assert_eq(fx.box.ndead, 1);
 	cr_assert_str_eq(fx.reps[0].reason, "odd number of field items (1)");
 	cr_assert_str_eq(fx.box.last_id, "100-0");

@@ -55,14 +55,48 @@ void he_core_free(he_core *c); /* NULL is a no-op */
  * the batch (he_split.h) and dead-lettered with the store's text; the
  * rest applies in order.
  *
+ * Every apply is a compare-and-set on the applied position
+ * (he_core_applied: the batch must follow it; it ends at the batch's last
+ * entry), so no entry applies twice.
+ *
  * Returns 0, or the store's negative error: then nothing was added to
  * box and the dedupe cache is unchanged, so the caller retries the same
- * entries (if the error came while splitting, the ranges applied before
- * it apply again, which is benign). Call from one thread at a time.
+ * entries; if the error came while splitting, the ranges applied before
+ * it make the retry fail with HE_EPOSITION, and the caller resyncs
+ * (he_core_repair). Call from one thread at a time.
  */
 int he_core_process(he_core *c, const he_stream_entry *entries, size_t n,
 		    const he_record_store *store, he_outbox *box,
 		    he_entry_report *reports);
+
+/*
+ * Rebuild in `box` (cleared by the caller) what a lost commit of
+ * entries[0..n) held, applying nothing (DESIGN §13, Redis behind): a
+ * snapshot of the current row (store->rows) of every game the decodable
+ * entries touched, with the id of the last entry that touched it as
+ * source_id, in that order; the dead letters of the undecodable entries
+ * and of those the store recorded refused (store->refused over (after,
+ * entries[n-1].id]), with their reasons. The games are forgotten by the
+ * dedupe cache (their next entry publishes again); box->last_id is
+ * entries[n-1].id; *ngames (may be NULL) the number of games touched.
+ * 0, or a negative HE_E* (box then holds a part: clear it). The
+ * consumer thread only.
+ */
+int he_core_repair(he_core *c, const char *after, const he_stream_entry *e,
+		   size_t n, const he_record_store *store, he_outbox *box,
+		   size_t *ngames);
+
+/*
+ * The applied position the next batch follows (DESIGN §13): "0-0" when
+ * new, set by whoever knows it (a leader taking over reads it from the
+ * store), and moved to each processed batch's last id. A batch that
+ * fails leaves it where it was: its retry is then refused by the store
+ * (HE_EPOSITION) if part of it had applied, and the caller resyncs.
+ * set: 0, or HE_EINVAL for a text that is no stream id. The consumer
+ * thread only.
+ */
+int he_core_set_applied(he_core *c, const char *position);
+const char *he_core_applied(const he_core *c);
 
 /*
  * The caller gave up committing `box` (stopping while Redis is down):

@@ -52,11 +52,7 @@ struct he_dedupe {
 
 static uint32_t hash_bytes(const char *p, size_t n)
 {
-	uint64_t h = 0xcbf29ce484222325u; /* FNV-1a 64, folded */
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)p[i];
-		h *= 0x100000001b3u;
-	}
+	uint64_t h = he_text_hash(p, n);
 	return (uint32_t)(h ^ (h >> 32));
 }
 

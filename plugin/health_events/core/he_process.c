@@ -20,6 +20,7 @@
 #include "he_outbox.h"
 #include "he_snapshot.h"
 #include "he_split.h"
+#include "he_stream_id.h"
 #include "he_text.h"
 #include "he_transitions.h"
 
@@ -65,8 +66,11 @@ struct he_core {
 	item *items;
 	he_mutation *ops;
 	he_mutation_result *results;
-	size_t idx_cap; /* power of two >= 2 * cap */
-	int32_t *idx;	/* game id -> latest item index, -1 empty */
+	int32_t *op_item; /* op -> index of its item (entry) */
+	size_t idx_cap;	  /* power of two >= 2 * cap */
+	int32_t *idx;	  /* game id -> latest item index, -1 empty */
+	/* The applied position the next batch follows (DESIGN §13). */
+	char applied[HE_POSITION_MAX];
 	struct {
 		_Atomic uint64_t entries, transitioned, conflicts, health_only,
 		    not_found, dead_lettered, published, suppressed;
@@ -110,6 +114,7 @@ int he_core_new(const apphost_services *svc, he_core **out)
 	}
 	c->svc = svc;
 	c->allowed = he_transition_allowed;
+	snprintf(c->applied, sizeof(c->applied), "0-0");
 	*out = c;
 	return 0;
 }
@@ -122,6 +127,7 @@ void he_core_free(he_core *c)
 	free(c->items);
 	free(c->ops);
 	free(c->results);
+	free(c->op_item);
 	free(c->idx);
 	free(c);
 }
@@ -145,21 +151,26 @@ static int ensure_scratch(he_core *c, size_t n)
 	item *it = malloc(cap * sizeof(*it));
 	he_mutation *ops = malloc(cap * sizeof(*ops));
 	he_mutation_result *res = malloc(cap * sizeof(*res));
+	int32_t *oi = malloc(cap * sizeof(*oi));
 	int32_t *idx = malloc(icap * sizeof(*idx));
-	if (it == NULL || ops == NULL || res == NULL || idx == NULL) {
+	if (it == NULL || ops == NULL || res == NULL || oi == NULL ||
+	    idx == NULL) {
 		free(it);
 		free(ops);
 		free(res);
+		free(oi);
 		free(idx);
 		return HE_ENOMEM;
 	}
 	free(c->items);
 	free(c->ops);
 	free(c->results);
+	free(c->op_item);
 	free(c->idx);
 	c->items = it;
 	c->ops = ops;
 	c->results = res;
+	c->op_item = oi;
 	c->idx = idx;
 	c->cap = cap;
 	c->idx_cap = icap;
@@ -167,16 +178,6 @@ static int ensure_scratch(he_core *c, size_t n)
 }
 
 /* ---- the batch ---------------------------------------------------------- */
-
-static uint32_t hash_game(const char *p, size_t n)
-{
-	uint32_t h = 2166136261u; /* FNV-1a 32 */
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)p[i];
-		h *= 16777619u;
-	}
-	return h;
-}
 
 /* Link each decodable item to the previous one of the same game. */
 static void link_games(he_core *c, size_t n)
@@ -188,7 +189,7 @@ static void link_games(he_core *c, size_t n)
 		item *it = &c->items[i];
 		if (it->op < 0)
 			continue;
-		size_t h = hash_game(it->d.game_id, it->d.game_id_len) & mask;
+		size_t h = he_text_hash(it->d.game_id, it->d.game_id_len) & mask;
 		for (;; h = (h + 1) & mask) {
 			int32_t j = c->idx[h];
 			if (j < 0) {
@@ -254,6 +255,7 @@ static int plan(he_core *c, const he_stream_entry *entries, size_t n,
 				it->invalid = true;
 			}
 		}
+		c->op_item[*nops] = (int32_t)i;
 		it->op = (int32_t)(*nops)++;
 	}
 	return 0;
@@ -390,7 +392,7 @@ static void log_dead(he_core *c, const he_stream_entry *e, const item *it)
 }
 
 /* The refused op's entry becomes a dead letter. 0 or HE_ENOMEM. */
-static int refuse(he_core *c, const he_record_store *store, size_t n, size_t op)
+static int refuse(he_core *c, const he_record_store *store, size_t op)
 {
 	static const char prefix[] = "refused by the database: ";
 	char echo[HE_REASON_MAX - sizeof(prefix) + 1], reason[HE_REASON_MAX];
@@ -400,44 +402,68 @@ static int refuse(he_core *c, const he_record_store *store, size_t n, size_t op)
 		why = he_strerror(HE_EDATA);
 	he_text_echo(echo, sizeof(echo), why, strlen(why), sizeof(echo));
 	snprintf(reason, sizeof(reason), "%s%s", prefix, echo);
-	for (size_t i = 0; i < n; i++) {
-		item *it = &c->items[i];
-		if (it->op != (int32_t)op)
-			continue;
-		if ((it->reason = strdup(reason)) == NULL)
-			return HE_ENOMEM;
-		it->op = -1;
-		it->refused = true;
-		return 0;
-	}
-	return HE_ESTATE; /* every op has its item */
+	item *it = &c->items[c->op_item[op]];
+	if ((it->reason = strdup(reason)) == NULL)
+		return HE_ENOMEM;
+	it->op = -1;
+	it->refused = true;
+	return 0;
 }
 
 /*
- * Run the planned ops through the store in stream order. A data error
+ * The applied positions around ops[a..b): the first range starts where
+ * the batch does (leading undecodable entries included), each later one
+ * right after the entry before its first op; the last range ends at the
+ * batch's last entry, each other one at the entry before the next op.
+ */
+static he_apply_span span_of(const he_core *c, const he_stream_entry *e,
+			     size_t n, size_t nops, size_t a, size_t b)
+{
+	return (he_apply_span){
+	    .after = a == 0 ? c->applied : e[c->op_item[a] - 1].id,
+	    .last = b == nops ? e[n - 1].id : e[c->op_item[b] - 1].id,
+	};
+}
+
+/*
+ * Run the planned ops through the store in stream order, each apply a
+ * compare-and-set on the applied position (he_apply_span). A data error
  * (HE_EDATA) is not retried: the batch is split until the refused op
  * stands alone (he_split.h), its entry becomes a dead letter with the
- * store's text, and the rest applies. Returns 0, or the store's other
- * error: the caller retries the batch, and the ranges that had applied
- * apply again (benign, but a transition they took is then seen as a
- * conflict, as after any replay).
+ * store's text, an apply without ops moves the position over it and
+ * records why, and the rest applies. A batch of undecodable entries only
+ * moves the position. Returns 0, or the store's other error: the caller
+ * retries the batch, whose first apply then finds the position moved by
+ * the ranges that had applied (HE_EPOSITION), and resyncs.
  */
-static int apply_split(he_core *c, const he_record_store *store, size_t n,
-		       size_t nops)
+static int apply_split(he_core *c, const he_record_store *store,
+		       const he_stream_entry *e, size_t n, size_t nops)
 {
 	he_split sp;
 
+	if (nops == 0) {
+		he_apply_span span = span_of(c, e, n, 0, 0, 0);
+		return store->apply(store->ctx, &span, c->ops, 0, c->results);
+	}
 	he_split_init(&sp, nops);
 	while (he_split_more(&sp)) {
 		size_t off, len, op;
 		he_split_range(&sp, &off, &len);
-		int rc = store->apply(store->ctx, c->ops + off, len,
+		he_apply_span span = span_of(c, e, n, nops, off, off + len);
+		int rc = store->apply(store->ctx, &span, c->ops + off, len,
 				      c->results + off);
 		if (rc != 0 && rc != HE_EDATA)
 			return rc;
-		if (he_split_result(&sp, rc == HE_EDATA, &op) ==
-			HE_SPLIT_REFUSED &&
-		    (rc = refuse(c, store, n, op)) != 0)
+		if (he_split_result(&sp, rc == HE_EDATA, &op) !=
+		    HE_SPLIT_REFUSED)
+			continue;
+		if ((rc = refuse(c, store, op)) != 0)
+			return rc;
+		span = span_of(c, e, n, nops, op, op + 1);
+		const item *it = &c->items[c->op_item[op]];
+		span.refused_id = e[c->op_item[op]].id;
+		span.refused_reason = it->reason;
+		if ((rc = store->apply(store->ctx, &span, NULL, 0, NULL)) != 0)
 			return rc;
 	}
 	return 0;
@@ -480,7 +506,7 @@ int he_core_process(he_core *c, const he_stream_entry *entries, size_t n,
 		return rc;
 	/* Any decodable entry may turn out refused: room for all as dead. */
 	if ((rc = he_outbox_reserve(box, nops, ndead + nops)) != 0 ||
-	    (rc = apply_split(c, store, n, nops)) != 0) {
+	    (rc = apply_split(c, store, entries, n, nops)) != 0) {
 		drop_owned(c, n);
 		return rc;
 	}
@@ -489,6 +515,7 @@ int he_core_process(he_core *c, const he_stream_entry *entries, size_t n,
 		return rc;
 
 	/* Commit: nothing below can fail. */
+	snprintf(c->applied, sizeof(c->applied), "%s", entries[n - 1].id);
 	for (size_t i = 0; i < n; i++) {
 		item *it = &c->items[i];
 		const he_stream_entry *e = &entries[i];
@@ -544,6 +571,22 @@ int he_core_process(he_core *c, const he_stream_entry *entries, size_t n,
 }
 
 /* ---- cache operations --------------------------------------------------- */
+
+int he_core_set_applied(he_core *c, const char *position)
+{
+	he_stream_id id;
+	if (c == NULL || position == NULL ||
+	    strlen(position) >= sizeof(c->applied) ||
+	    he_stream_id_parse(position, &id) != 0)
+		return HE_EINVAL;
+	snprintf(c->applied, sizeof(c->applied), "%s", position);
+	return 0;
+}
+
+const char *he_core_applied(const he_core *c)
+{
+	return c->applied;
+}
 
 void he_core_forget(he_core *c, const he_outbox *box)
 {

@@ -109,3 +109,13 @@ size_t he_text_echo(char *dst, size_t cap, const char *s, size_t n, size_t max)
 	dst[o] = '\0';
 	return o;
 }
+
+uint64_t he_text_hash(const char *s, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325u;
+	for (size_t i = 0; i < n; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 0x100000001b3u;
+	}
+	return h;
+}

@@ -9,6 +9,7 @@
 #define HE_TEXT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 
 /*
@@ -31,5 +32,8 @@ bool he_utf8_valid(const char *s, size_t n);
  * length written (excluding the NUL).
  */
 size_t he_text_echo(char *dst, size_t cap, const char *s, size_t n, size_t max);
+
+/* FNV-1a 64 of s[0..n): game-id tables, statement names. Any thread. */
+uint64_t he_text_hash(const char *s, size_t n);
 
 #endif /* HE_TEXT_H */

@@ -23,7 +23,8 @@
 	XX(EREFUSED, -21, "refused by server") /* e.g. WRONGTYPE */           \
 	XX(EFENCED, -22, "fenced by a newer leader") /* write refused */      \
 	XX(EMOVED, -23, "saved offset moved") /* lost by a failover, reset */ \
-	XX(EDATA, -24, "data refused by the store") /* SQLSTATE 22, 23 */
+	XX(EDATA, -24, "data refused by the store") /* SQLSTATE 22, 23 */  \
+	XX(EPOSITION, -25, "applied position moved") /* resync first */
 
 enum {
 #define HE_FROM_HOST_(name, value, text) HE_##name = APPHOST_##name,
@@ -49,6 +50,9 @@ static inline int he_to_apphost(int code)
 int he_grow(void **arr, size_t *cap, size_t need, size_t sz);
 
 /* ---- one entry of the input stream, as read ---------------------------- */
+
+/* Room for a stream id ("ms-seq", two 20-digit numbers) and its NUL. */
+#define HE_POSITION_MAX 48
 
 /*
  * A stream entry: its id and the flat field/value list exactly as the
@@ -101,10 +105,25 @@ typedef struct he_mutation_result {
 } he_mutation_result;
 
 /*
+ * Where one apply stands in the stream (DESIGN §13): the applied position
+ * its ops follow and the id of the last entry they cover. Every entry
+ * moves the position, so an apply may have no ops (undecodable entries,
+ * or stepping over an entry the store refused, named by refused_id with
+ * the store's reason). Ids are "ms-seq" strings, compared as numbers.
+ */
+typedef struct he_apply_span {
+	const char *after; /* "0-0": the stream's beginning */
+	const char *last;
+	const char *refused_id;	    /* NULL: none */
+	const char *refused_reason; /* with refused_id */
+} he_apply_span;
+
+/*
  * The runtime record store.
  *
- * apply: perform ops[0..n) in order, in one transaction: all or nothing.
- * For each op with `to` set: if the row's status is `expected`, set
+ * apply: perform ops[0..n) in order, in one transaction: all or nothing,
+ * together with moving the applied position from span->after to
+ * span->last. For each op with `to` set: if the row's status is `expected`, set
  * status=to and engine_health=summary (TRANSITIONED); otherwise, if the
  * row exists, set engine_health=summary only (CONFLICT); otherwise
  * NOT_FOUND. For each op without `to`: set engine_health only (HEALTH) or
@@ -113,17 +132,36 @@ typedef struct he_mutation_result {
  * Returns 0, or a negative HE_E* code when nothing was applied (the
  * caller retries the same ops later). HE_EDATA: the data of some op is
  * refused whatever the retry (the caller splits the batch to find it).
+ * HE_EPOSITION: the stored position is not span->after (the caller
+ * resyncs; with no position stored yet any span->after is taken).
  * Called from one thread at a time.
  *
  * refusal (may be NULL): after HE_EDATA, a short one-line text of why,
  * safe to put in a dead letter (no connection details); owned by the
  * store, valid until its next apply.
+ *
+ * position: the applied position into out ("ms-seq"), HE_ENOENT when none
+ * is stored yet, or a negative HE_E*.
+ *
+ * rows: the current row of each game of ops[0..n) (only game_id is read)
+ * into results (HE_APPLY_HEALTH with the row, or HE_APPLY_NOT_FOUND),
+ * writing nothing; 0 or a negative HE_E*.
+ *
+ * refused: call fn for every entry recorded refused with an id in
+ * (after, last], in id order; 0 or a negative HE_E*.
  */
+typedef void (*he_refused_fn)(void *arg, const char *id, const char *reason);
 typedef struct he_record_store {
 	void *ctx;
-	int (*apply)(void *ctx, const he_mutation *ops, size_t n,
+	int (*apply)(void *ctx, const he_apply_span *span,
+		     const he_mutation *ops, size_t n,
 		     he_mutation_result *results);
 	const char *(*refusal)(void *ctx);
+	int (*position)(void *ctx, char *out, size_t cap);
+	int (*rows)(void *ctx, const he_mutation *ops, size_t n,
+		    he_mutation_result *results);
+	int (*refused)(void *ctx, const char *after, const char *last,
+		       he_refused_fn fn, void *arg);
 } he_record_store;
 
 /* ---- what a processed batch produces ----------------------------------- */
@@ -152,7 +190,7 @@ typedef struct he_outbox {
 	size_t nsnapshots, snapshots_cap;
 	he_dead_letter *dead;
 	size_t ndead, dead_cap;
-	char last_id[48]; /* id of the batch's last entry: the new offset */
+	char last_id[HE_POSITION_MAX]; /* the batch's last entry: new offset */
 } he_outbox;
 
 /* Frees what the outbox owns and empties it (keeps it reusable). */
