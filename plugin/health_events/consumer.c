@@ -223,7 +223,8 @@ static int id_cmp(const char *a, const char *b)
 static void check_gap(he_consumer *c, const char *from, const char *what)
 {
 	char first[HE_POSITION_MAX];
-	if (he_stream_redis_check_gap(&c->rs, from, first, sizeof(first)) != 1)
+	if (id_cmp(from, "0-0") == 0 || /* the beginning: nothing before */
+	    he_stream_redis_check_gap(&c->rs, from, first, sizeof(first)) != 1)
 		return;
 	he_ops_gap(&c->ops);
 	LOG(c, APPHOST_LOG_WARN,
@@ -320,6 +321,7 @@ static int applied_position(he_consumer *c, char *out, size_t cap)
 {
 	he_record_store store = he_record_store_pg_port(&c->pg);
 	he_record_store_pg_set_fence(&c->pg, c->cfg.label, c->epoch);
+	(void)he_record_store_pg_reconnected(&c->pg); /* compared now */
 	while (!stopping(c) && leading(c)) {
 		int r = store.position(store.ctx, out, cap);
 		if (r == HE_OK || r == HE_ENOENT) {
@@ -569,7 +571,10 @@ static void lead(he_consumer *c)
 			park(c);
 			continue;
 		}
-		if (he_stream_redis_reconnected(&c->rs) && !resync(c))
+		/* Either server may have failed over: compare again. */
+		bool again = he_stream_redis_reconnected(&c->rs);
+		again |= he_record_store_pg_reconnected(&c->pg);
+		if (again && !resync(c))
 			break;
 		int r = he_stream_redis_read(&c->rs, c->offset, &e, &n);
 		if (r < 0) {

@@ -204,6 +204,10 @@ static int ensure_conn(he_record_store_pg *s)
 			 apphost_strerror(r));
 		return r == APPHOST_ETIMEDOUT ? HE_ETIMEDOUT : HE_ECONN;
 	}
+	/* A new connection may reach another server (a failover, a restore):
+	 * the consumer compares the applied position again. */
+	s->reconnected = s->had_conn;
+	s->had_conn = true;
 	PGresult *res = await(s, "prepare health_events_apply",
 			      PQsendPrepare(s->conn, s->stmt, apply_sql, 0, NULL));
 	if (!res)
@@ -216,6 +220,13 @@ static int ensure_conn(he_record_store_pg *s)
 	}
 	PQclear(res);
 	return HE_OK;
+}
+
+bool he_record_store_pg_reconnected(he_record_store_pg *s)
+{
+	bool r = s->reconnected;
+	s->reconnected = false;
+	return r;
 }
 
 int he_record_store_pg_ping(he_record_store_pg *s)

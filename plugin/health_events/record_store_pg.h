@@ -27,6 +27,7 @@ typedef struct he_record_store_pg {
 	char epoch[24];	     /* epoch, decimal (he_record_store_pg_set_fence) */
 	char refusal[160];   /* after HE_EDATA: SQLSTATE and primary message */
 	char stmt[32];	     /* the apply's statement name: a hash of its SQL */
+	bool had_conn, reconnected; /* he_record_store_pg_reconnected */
 	/* array-literal scratch buffers, reused across batches */
 	char *buf[4];
 	size_t cap[4];
@@ -66,6 +67,11 @@ int he_record_store_pg_query(he_record_store_pg *s, const char *what,
 void he_record_store_pg_close(he_record_store_pg *s);
 /* The port for he_core_process; ctx is s. */
 he_record_store he_record_store_pg_port(he_record_store_pg *s);
+/*
+ * Whether a connection was made anew since the last call (clears the
+ * flag): the server behind it may have failed over or been restored.
+ */
+bool he_record_store_pg_reconnected(he_record_store_pg *s);
 /* Lease and check the connection now (readiness). 0 or negative HE_E*. */
 int he_record_store_pg_ping(he_record_store_pg *s);
 

@@ -188,6 +188,12 @@ Test(faults_progress, postgres_losing_transactions_is_repaired)
 		 "2)::bigint WHERE name = $1 AND (SELECT count(*) FROM r) >= 0",
 		 backup);
 	th_sql(F.pg, sql, F.keys.prefix, e[FIRST - 1].id, NULL);
+	/* as a failover or restore does, every session is cut */
+	th_sql(F.pg,
+	       "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+	       "WHERE pid <> pg_backend_pid() AND datname = current_database() "
+	       "AND backend_type = 'client backend'",
+	       NULL);
 	const char *last = e[FIRST + MORE - 1].id;
 	cr_assert(th_wait_offset(F.redis, F.keys.offset_key, last, 30000),
 		  "log: %s", F.log);
