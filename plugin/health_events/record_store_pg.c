@@ -42,9 +42,9 @@ void he_record_store_pg_init(he_record_store_pg *s, const apphost_services *svc)
 	 * prepared, and "already prepared" is tolerated, so a build whose
 	 * SQL changed must not find its old text under the same name.
 	 */
-	snprintf(s->stmt, sizeof(s->stmt), "he_apply_%016llx",
-		 (unsigned long long)he_text_hash(apply_sql,
-						  strlen(apply_sql)));
+	snprintf(
+	    s->stmt, sizeof(s->stmt), "he_apply_%016llx",
+	    (unsigned long long)he_text_hash(apply_sql, strlen(apply_sql)));
 }
 
 void he_record_store_pg_set_abort(he_record_store_pg *s,
@@ -208,8 +208,9 @@ static int ensure_conn(he_record_store_pg *s)
 	 * the consumer compares the applied position again. */
 	s->reconnected = s->had_conn;
 	s->had_conn = true;
-	PGresult *res = await(s, "prepare health_events_apply",
-			      PQsendPrepare(s->conn, s->stmt, apply_sql, 0, NULL));
+	PGresult *res =
+	    await(s, "prepare health_events_apply",
+		  PQsendPrepare(s->conn, s->stmt, apply_sql, 0, NULL));
 	if (!res)
 		return HE_ECONN;
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
@@ -394,7 +395,8 @@ static int apply(void *ctx, const he_apply_span *span, const he_mutation *ops,
 	s->refusal[0] = '\0';
 	if (!id_params(span->after, pos[0], pos[1]) ||
 	    !id_params(span->last, pos[2], pos[3]) ||
-	    (span->refused_id && !id_params(span->refused_id, pos[4], pos[5]))) {
+	    (span->refused_id &&
+	     !id_params(span->refused_id, pos[4], pos[5]))) {
 		snprintf(s->err, sizeof(s->err),
 			 "health_events_apply: a position is no stream id");
 		return HE_EINVAL;
@@ -501,7 +503,8 @@ static int rows(void *ctx, const he_mutation *ops, size_t n,
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < n; i++)
-		results[i] = (he_mutation_result){.outcome = HE_APPLY_NOT_FOUND};
+		results[i] =
+		    (he_mutation_result){.outcome = HE_APPLY_NOT_FOUND};
 	for (int row = 0; row < PQntuples(res) && r == 0; row++) {
 		const char *g = PQgetvalue(res, row, 0);
 		size_t glen = (size_t)PQgetlength(res, row, 0);

@@ -21,10 +21,11 @@ TestSuite(faults_progress, .init = fx_setup, .fini = fx_teardown,
 /* The applied position PostgreSQL holds for this test's label. */
 static char *applied(void)
 {
-	return th_sql_value(F.pg,
-			    "SELECT ms || '-' || seq FROM health_events_progress "
-			    "WHERE name = $1",
-			    F.keys.prefix);
+	return th_sql_value(
+	    F.pg,
+	    "SELECT ms || '-' || seq FROM health_events_progress "
+	    "WHERE name = $1",
+	    F.keys.prefix);
 }
 
 /* Poll until the applied position is `want`. */
@@ -97,8 +98,9 @@ Test(faults_progress, a_replay_after_sigkill_keeps_a_newer_write)
 	cr_expect_eq(fx_terminate(pid, 15000, NULL), 0);
 	fx_expect_rows(model, 2);
 	fx_expect_last_snapshots(model, 2);
-	cr_expect_geq(ap_log_count(F.log, "redis is behind the applied "
-					  "position",
+	cr_expect_geq(ap_log_count(F.log,
+				   "redis is behind the applied "
+				   "position",
 				   NULL),
 		      1);
 }
@@ -116,13 +118,14 @@ Test(faults_progress, a_deleted_offset_key_applies_nothing_again)
 	insert_running(GAMES, model);
 	for (int i = 0; i < FIRST + MORE; i++)
 		e[i] = (fx_entry){.game = i % GAMES,
-				  .ev = i < FIRST ? EV_EXITED : rand() % TH_EVENT_COUNT};
+				  .ev = i < FIRST ? EV_EXITED
+						  : rand() % TH_EVENT_COUNT};
 	static const char *const env[] = {"HEALTH_EVENTS_BATCH=16", NULL};
 	pid_t pid = fx_spawn(env);
 	fx_write_entries(e, FIRST);
-	cr_assert(th_wait_offset(F.redis, F.keys.offset_key, e[FIRST - 1].id,
-				 20000),
-		  "log: %s", F.log);
+	cr_assert(
+	    th_wait_offset(F.redis, F.keys.offset_key, e[FIRST - 1].id, 20000),
+	    "log: %s", F.log);
 	apply_model(model, e, FIRST);
 	for (int i = 0; i < 15; i++)
 		restart_game(model, i);
@@ -162,7 +165,8 @@ Test(faults_progress, postgres_losing_transactions_is_repaired)
 	static fx_entry e[FIRST + MORE];
 	insert_running(GAMES, model);
 	for (int i = 0; i < FIRST + MORE; i++)
-		e[i] = (fx_entry){.game = i % GAMES, .ev = rand() % TH_EVENT_COUNT};
+		e[i] = (fx_entry){.game = i % GAMES,
+				  .ev = rand() % TH_EVENT_COUNT};
 	static const char *const env[] = {"HEALTH_EVENTS_BATCH=8", NULL};
 	char backup[80], sql[640];
 	snprintf(backup, sizeof(backup), "bk_%d", (int)getpid());
@@ -202,8 +206,9 @@ Test(faults_progress, postgres_losing_transactions_is_repaired)
 	snprintf(sql, sizeof(sql), "DROP TABLE %s", backup);
 	th_sql(F.pg, sql, NULL);
 	cr_log_info("applied again: %zu lines",
-		    ap_log_count(F.log, "redis is ahead of the applied "
-					"position",
+		    ap_log_count(F.log,
+				 "redis is ahead of the applied "
+				 "position",
 				 NULL));
 
 	apply_model(model, e, FIRST + MORE);

@@ -580,15 +580,20 @@ Test(schema, lease_epoch_grows_only_when_the_holder_changes_or_it_lapsed)
  * element (game NULL: none), following applied position after_ms-0 and
  * ending at last_ms-0.
  */
-static PGresult *apply_at(const char *name, const char *epoch,
-			  const char *game, unsigned after_ms, unsigned last_ms)
+static PGresult *apply_at(const char *name, const char *epoch, const char *game,
+			  unsigned after_ms, unsigned last_ms)
 {
 	char ids[160], a[16], l[16];
 	snprintf(ids, sizeof(ids), game ? "{\"%s\"}" : "{}", game);
 	snprintf(a, sizeof(a), "%u", after_ms);
 	snprintf(l, sizeof(l), "%u", last_ms);
-	const char *p[] = {name, epoch, ids, a, l,
-			   game ? "{oom}" : "{}", game ? "{NULL}" : "{}"};
+	const char *p[] = {name,
+			   epoch,
+			   ids,
+			   a,
+			   l,
+			   game ? "{oom}" : "{}",
+			   game ? "{NULL}" : "{}"};
 	return run("SELECT * FROM health_events_apply($1, $2::bigint, "
 		   "$4::bigint, 0, $5::bigint, 0, $3::text[], $6::text[], "
 		   "$7::text[], $7::text[], NULL, NULL, NULL)",
@@ -645,9 +650,9 @@ Test(schema, apply_is_a_compare_and_set_on_the_applied_position)
 	char *pos = position_of(name);
 	cr_assert_str_eq(pos, "9-0");
 	free(pos);
-	expect_state(apply_at(name, "1", game, 8, 9), "HE002"); /* replay */
+	expect_state(apply_at(name, "1", game, 8, 9), "HE002");	  /* replay */
 	expect_state(apply_at(name, "1", game, 10, 11), "HE002"); /* a gap */
-	expect_state(apply_at(name, "1", game, 9, 10), NULL); /* 10 > 9 */
+	expect_state(apply_at(name, "1", game, 9, 10), NULL);	  /* 10 > 9 */
 	pos = position_of(name);
 	cr_assert_str_eq(pos, "10-0");
 	free(pos);
@@ -669,10 +674,10 @@ Test(schema, an_apply_without_ops_moves_the_position_and_records_a_refusal)
 
 	LEASE_IS(name, "a", "1");
 	expect_state(apply_at(name, "1", NULL, 4, 5), NULL);
-	PGresult *res = run(
-	    "SELECT * FROM health_events_apply($1, 1, 5, 0, 7, 2, '{}', "
-	    "'{}', '{}', '{}', 7, 1, 'refused by the database: x')",
-	    1, p);
+	PGresult *res =
+	    run("SELECT * FROM health_events_apply($1, 1, 5, 0, 7, 2, '{}', "
+		"'{}', '{}', '{}', 7, 1, 'refused by the database: x')",
+		1, p);
 	expect_state(res, NULL);
 	char *pos = position_of(name);
 	cr_assert_str_eq(pos, "7-2");

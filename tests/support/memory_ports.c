@@ -321,7 +321,8 @@ static int apply(void *ctx, const he_apply_span *span, const he_mutation *ops,
 	he_mutation *copy = malloc((n ? n : 1) * sizeof(*copy));
 	if (copy == NULL)
 		return HE_ENOMEM;
-	memcpy(copy, ops, n * sizeof(*copy));
+	if (n > 0)
+		memcpy(copy, ops, n * sizeof(*copy));
 	free(s->last_ops);
 	s->last_ops = copy;
 	s->nlast = n;

@@ -99,9 +99,9 @@ Test(progress, a_refused_entry_moves_the_position_and_is_recorded)
 
 	/* A repair of the batch sends the refusal again, as recorded. */
 	he_outbox_clear(&fx.box);
-	cr_assert_eq(he_core_repair(fx.core, "0-0", b.e, b.n, &fx.store,
-				    &fx.box, NULL),
-		     0);
+	cr_assert_eq(
+	    he_core_repair(fx.core, "0-0", b.e, b.n, &fx.store, &fx.box, NULL),
+	    0);
 	cr_assert_eq(fx.box.ndead, 3);
 	cr_assert_eq(fx.box.dead[1].entry, &b.e[3]);
 	cr_assert(strstr(fx.box.dead[1].reason, "refused by the database"),
@@ -206,10 +206,10 @@ Test(progress, a_repair_reports_the_store_failing)
 	b_init(&b, 100);
 	b_add(&b, "g1", "probe_failed");
 	mem_store_fail(fx.ms, HE_ECONN);
-	cr_assert_eq(he_core_repair(fx.core, "0-0", b.e, b.n, &fx.store,
-				    &fx.box, NULL),
-		     HE_ECONN);
-	cr_assert_eq(he_core_repair(fx.core, "0-0", b.e, 0, &fx.store,
-				    &fx.box, NULL),
-		     HE_EINVAL);
+	cr_assert_eq(
+	    he_core_repair(fx.core, "0-0", b.e, b.n, &fx.store, &fx.box, NULL),
+	    HE_ECONN);
+	cr_assert_eq(
+	    he_core_repair(fx.core, "0-0", b.e, 0, &fx.store, &fx.box, NULL),
+	    HE_EINVAL);
 }

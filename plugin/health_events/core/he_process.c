@@ -189,7 +189,8 @@ static void link_games(he_core *c, size_t n)
 		item *it = &c->items[i];
 		if (it->op < 0)
 			continue;
-		size_t h = he_text_hash(it->d.game_id, it->d.game_id_len) & mask;
+		size_t h =
+		    he_text_hash(it->d.game_id, it->d.game_id_len) & mask;
 		for (;; h = (h + 1) & mask) {
 			int32_t j = c->idx[h];
 			if (j < 0) {
@@ -463,7 +464,8 @@ static int apply_split(he_core *c, const he_record_store *store,
 		const item *it = &c->items[c->op_item[op]];
 		span.refused_id = e[c->op_item[op]].id;
 		span.refused_reason = it->reason;
-		if ((rc = store->apply(store->ctx, &span, NULL, 0, NULL)) != 0)
+		if ((rc = store->apply(store->ctx, &span, c->ops, 0,
+				       c->results)) != 0)
 			return rc;
 	}
 	return 0;

@@ -9,8 +9,8 @@
 #define HE_TEXT_H
 
 #include <stdbool.h>
-#include <stdint.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /*
  * Length (1..4) of the well-formed UTF-8 sequence starting at p[0], given

@@ -19,11 +19,11 @@
 
 /* XX(name, value, text) of the codes only health_events has. */
 #define HE_ERRNO_MAP(XX)                                                       \
-	XX(ENOENT, -20, "not found")	      /* offset not saved yet */       \
-	XX(EREFUSED, -21, "refused by server") /* e.g. WRONGTYPE */           \
-	XX(EFENCED, -22, "fenced by a newer leader") /* write refused */      \
-	XX(EMOVED, -23, "saved offset moved") /* lost by a failover, reset */ \
-	XX(EDATA, -24, "data refused by the store") /* SQLSTATE 22, 23 */  \
+	XX(ENOENT, -20, "not found")	       /* offset not saved yet */      \
+	XX(EREFUSED, -21, "refused by server") /* e.g. WRONGTYPE */            \
+	XX(EFENCED, -22, "fenced by a newer leader") /* write refused */       \
+	XX(EMOVED, -23, "saved offset moved") /* lost by a failover, reset */  \
+	XX(EDATA, -24, "data refused by the store")  /* SQLSTATE 22, 23 */     \
 	XX(EPOSITION, -25, "applied position moved") /* resync first */
 
 enum {
@@ -31,7 +31,7 @@ enum {
 	APPHOST_ERRNO_MAP(HE_FROM_HOST_)
 #undef HE_FROM_HOST_
 #define HE_OWN_(name, value, text) HE_##name = (value),
-	HE_ERRNO_MAP(HE_OWN_)
+	    HE_ERRNO_MAP(HE_OWN_)
 #undef HE_OWN_
 };
 /* Text for an HE_E* code. Static string; any thread. */
