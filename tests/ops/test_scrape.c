@@ -248,6 +248,9 @@ Test(scrape, readyz_503_while_postgres_is_stopped, .fini = stop_private)
 	ops_resp r = ops_http(port, "/readyz", NULL);
 	cr_expect(strstr(r.body, "health_events: postgres"), "%s", r.body);
 	ops_resp_free(&r);
+	cr_expect_eq(metric(port, "apphost_component_ready{component="
+				  "\"health_events\"}"),
+		     0, "the not-ready alert sees it");
 	r = ops_http(port, "/healthz", NULL);
 	cr_expect_eq(r.status, 200, "alive while not ready");
 	ops_resp_free(&r);
@@ -259,6 +262,9 @@ Test(scrape, readyz_503_while_postgres_is_stopped, .fini = stop_private)
 	cr_expect(ops_wait_status(port, "/readyz", 200, 20000),
 		  "200 again after PostgreSQL is back (log: %s)", logfile);
 	cr_expect_geq(metric(port, "health_events_reconnects_total"), 1);
+	cr_expect_eq(metric(port, "apphost_component_ready{component="
+				  "\"health_events\"}"),
+		     1);
 	free(ap_wait_log(logfile, "leadership acquired", 2, pid, 10000));
 	cr_expect_eq(metric(port, "health_events_leader"), 1);
 	cr_expect_eq(ap_terminate(pid), 0, "SIGTERM exits 0 (log: %s)",
@@ -333,9 +339,9 @@ Test(scrape, a_standby_that_cannot_ask_for_the_lease_is_not_ready)
 		ops_resp_free(&h);
 	}
 	cr_expect(said, "not ready without the lease (log: %s)", logfile);
-	cr_expect_geq(ap_log_count(logfile, "not ready", "lease calls failing",
-				   NULL),
-		      1, "the log says why (log: %s)", logfile);
+	cr_expect_geq(
+	    ap_log_count(logfile, "not ready", "lease calls failing", NULL), 1,
+	    "the log says why (log: %s)", logfile);
 	cr_expect_eq(ap_terminate(pid), 0);
 	snprintf(sql, sizeof(sql), "DROP DATABASE %s", db);
 	th_sql(pg, sql, NULL);
