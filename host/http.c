@@ -17,6 +17,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "process_metrics.h"
 #include "status.h"
 
 #define MEMORY_LIMIT	    (16 * 1024)
@@ -244,6 +245,7 @@ static enum MHD_Result serve_metrics(struct apphost_http *h,
 	char *body;
 	size_t len;
 
+	(void)apphost_process_metrics_collect(h->metrics);
 	if (apphost_metrics_render(h->metrics, &body, &len) < 0)
 		return text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
 			    "out of memory\n");

@@ -9,7 +9,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "build_info.h"
 #include "log.h"
+#include "metrics.h"
 #include "status.h"
 
 int apphost_comp_init(struct apphost_comp *c, const struct apphost_ctx *ctx,
@@ -58,6 +60,8 @@ int apphost_comp_start(struct apphost_comp *c, char *err, size_t errlen)
 		return rc;
 	}
 	c->state = APPHOST_COMP_RUNNING;
+	(void)apphost_build_info_component(apphost_metrics_default(), c->magic,
+					   true);
 	return 0;
 }
 
@@ -162,6 +166,9 @@ inline_stop:
 	/* No thread to spare: stop here, without a deadline. */
 	rc = c->stop(c->cstate);
 stopped:
+	if (c->state == APPHOST_COMP_RUNNING)
+		(void)apphost_build_info_component(apphost_metrics_default(),
+						   c->magic, false);
 	c->cstate = NULL;
 	c->state = APPHOST_COMP_STOPPED;
 	if (rc != 0) {

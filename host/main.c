@@ -13,6 +13,7 @@
 #include <libpq-fe.h>
 #include <uv.h>
 
+#include "build_info.h"
 #include "config.h"
 #include "dsn.h"
 #include "hotswap.h"
@@ -395,6 +396,8 @@ int main(int argc, char **argv)
 	    (long)getpid(), apphost_redis_pool_addr(ctx.redis),
 	    apphost_pg_pool_addr(ctx.pg), pool_size, ctx.shutdown_timeout_ms);
 
+	(void)apphost_build_info_host(apphost_metrics_default(),
+				      APPHOST_VERSION);
 	if (!check && start_http(cfg, &http) < 0)
 		goto out;
 	if (apphost_lifecycle_load_all_with(

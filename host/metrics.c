@@ -84,6 +84,13 @@ void apphost_metric_set(struct apphost_metric *m, double v)
 	atomic_store_explicit(&m->bits, to_bits(v), memory_order_relaxed);
 }
 
+void apphost_metric_sample(struct apphost_metric *m, double v)
+{
+	if (m == NULL || m->fam->type == APPHOST_METRIC_HISTOGRAM || isnan(v))
+		return;
+	atomic_store_explicit(&m->bits, to_bits(v), memory_order_relaxed);
+}
+
 void apphost_metric_observe(struct apphost_metric *m, double v)
 {
 	size_t i = 0;

@@ -65,6 +65,10 @@ void apphost_metric_add(struct apphost_metric *m, double v);
 void apphost_metric_set(struct apphost_metric *m, double v);
 void apphost_metric_observe(struct apphost_metric *m, double v);
 
+/* Counter or gauge: store v, a value counted elsewhere that a collector
+ * samples (the kernel's CPU time); m NULL is a no-op. */
+void apphost_metric_sample(struct apphost_metric *m, double v);
+
 /* Current value of a counter or gauge (histograms: the count). */
 double apphost_metric_value(const struct apphost_metric *m);
 

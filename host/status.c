@@ -19,6 +19,7 @@ struct status {
 	bool note; /* ready, and reason holds a note for /readyz */
 	char reason[201];
 	struct apphost_metric *up_gauge;
+	struct apphost_metric *ready_gauge;
 	struct status *next;
 };
 
@@ -53,6 +54,12 @@ static struct status *status_find(const char *name)
 				  APPHOST_METRIC_GAUGE, "apphost_component_up",
 				  "1 while the component is started, else 0.",
 				  labels, NULL, 0, &s->up_gauge);
+	(void)apphost_metrics_get(
+	    apphost_metrics_default(), APPHOST_METRIC_GAUGE,
+	    "apphost_component_ready",
+	    "1 while the component is started and reports ready, as /readyz "
+	    "counts it; else 0.",
+	    labels, NULL, 0, &s->ready_gauge);
 	*tail = s;
 	return s;
 }
@@ -64,6 +71,13 @@ void apphost_status_register(const char *name)
 	pthread_mutex_unlock(&status_mu);
 }
 
+/* Under status_mu: apphost_component_ready as /readyz judges s. */
+static void export_ready(struct status *s)
+{
+	apphost_metric_set(s->ready_gauge,
+			   s->up && (!s->reported || s->ready) ? 1 : 0);
+}
+
 void apphost_status_set_up(const char *name, bool up)
 {
 	struct status *s;
@@ -73,6 +87,7 @@ void apphost_status_set_up(const char *name, bool up)
 	if (s != NULL) {
 		s->up = up;
 		apphost_metric_set(s->up_gauge, up ? 1 : 0);
+		export_ready(s);
 	}
 	pthread_mutex_unlock(&status_mu);
 }
@@ -108,6 +123,7 @@ void apphost_status_set_ready(const char *name, bool ready, const char *reason)
 		s->ready = ready;
 		s->note = ready && reason != NULL && reason[0] != '\0';
 		snprintf(s->reason, sizeof(s->reason), "%s", full);
+		export_ready(s);
 	}
 	pthread_mutex_unlock(&status_mu);
 	/*

@@ -1,6 +1,7 @@
 /*
  * status.h -- the per-component status behind /readyz and the
- * apphost_component_up{component} gauge (in the default registry).
+ * apphost_component_up{component} and apphost_component_ready{component}
+ * gauges (in the default registry).
  *
  * An entry per component name: whether it is started (set by the
  * lifecycle and by hot swap), and its last readiness report (the

@@ -5,6 +5,7 @@
  */
 #include "consumer.h"
 
+#include "he_lag.h"
 #include "he_ops.h"
 #include "leader.h"
 #include "record_store_pg.h"
@@ -76,6 +77,7 @@ struct he_consumer {
 	dep_state deps[DEP_COUNT];
 	he_ops ops;	    /* metrics and readiness (he_ops.h) */
 	uint64_t lag_at_ns; /* last lag count */
+	he_lag lag;	    /* the oldest uncommitted entry's age (he_lag.h) */
 };
 
 #define LOG(c, lvl, msg, ...)                                                  \
@@ -164,9 +166,48 @@ static void dep_ok(he_consumer *c, enum dep d)
 		c->backoff_ms = 0;
 }
 
+/* ---- lag in seconds (he_lag.h) ------------------------------------------ */
+
+static unsigned long long id_ms(const char *id)
+{
+	he_stream_id v;
+	return he_stream_id_parse(id, &v) == 0 ? v.ms : 0;
+}
+
+/* Export the lag now; also while a batch is retried, so it keeps rising. */
+static void lag_export(he_consumer *c)
+{
+	he_ops_lag_seconds(
+	    &c->ops, he_lag_seconds(&c->lag, c->svc->now_ns(c->svc->host)));
+}
+
+/* A read returned n entries: dated by the TIME that came with it. */
+static void lag_read(he_consumer *c, const he_stream_entry *e, size_t n)
+{
+	if (c->rs.time_us)
+		he_lag_clock(&c->lag, c->rs.time_us, c->rs.time_at_ns);
+	he_lag_read(&c->lag, n, n ? id_ms(e[0].id) : 0);
+	he_ops_abandoned(&c->ops, c->rs.overflows);
+	lag_export(c);
+}
+
+/* A batch of n (> 0) was committed: each entry's age, and what is left. */
+static void lag_committed(he_consumer *c, const he_stream_entry *e, size_t n)
+{
+	uint64_t now = c->svc->now_ns(c->svc->host);
+	for (size_t i = 0; i < n; i++) {
+		double a = he_lag_age(&c->lag, id_ms(e[i].id), now);
+		if (a >= 0)
+			he_ops_age(&c->ops, a);
+	}
+	he_lag_committed(&c->lag, n < c->rs.asked, id_ms(e[n - 1].id));
+	lag_export(c);
+}
+
 /* Sleep the current backoff (doubling, capped) unless stop comes first. */
 static void backoff(he_consumer *c)
 {
+	lag_export(c);
 	c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : BACKOFF_MIN_MS;
 	if (c->backoff_ms > BACKOFF_MAX_MS)
 		c->backoff_ms = BACKOFF_MAX_MS;
@@ -491,6 +532,7 @@ static enum batch_end run_batch(he_consumer *c, const he_stream_entry *e,
 	dep_ok(c, DEP_REDIS);
 	he_ops_batch(&c->ops, c->core, c->reports, n,
 		     (double)(c->svc->now_ns(c->svc->host) - t0) / 1e9);
+	lag_committed(c, e, n);
 	snprintf(c->offset, sizeof(c->offset), "%s", c->box.last_id);
 	if (c->svc->log_enabled(c->svc->host, APPHOST_LOG_DEBUG))
 		LOG(c, APPHOST_LOG_DEBUG, "batch committed",
@@ -583,6 +625,7 @@ static void lead(he_consumer *c)
 			continue;
 		}
 		dep_ok(c, DEP_REDIS);
+		lag_read(c, e, n);
 		enum batch_end end = n ? run_batch(c, e, n) : BATCH_DONE;
 		if (end == BATCH_ABANDONED || end == BATCH_LOST)
 			break;
@@ -601,6 +644,8 @@ static uint64_t standby(he_consumer *c)
 {
 	c->epoch = 0;
 	readiness(c);
+	he_lag_reset(&c->lag); /* only the leader is behind */
+	lag_export(c);
 	while (!stopping(c) && !atomic_load(&c->holding)) {
 		uint64_t e =
 		    he_leader_wait(c->leader, &c->stopping, STANDBY_CHECK_MS);

@@ -4,6 +4,11 @@
 #include <stdio.h>
 #include <string.h>
 
+/* An entry's age at commit, RTM to Lobby: tens of ms when caught up, up
+ * to an hour behind an outage. */
+static const double age_buckets[] = {
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600};
+
 /* Batch times from 1 ms to 10 s (one apply round trip plus one commit). */
 static const double batch_buckets[] = {
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
@@ -58,6 +63,17 @@ void he_ops_init(he_ops *o, const apphost_services *svc)
 	    {&o->reconnects, APPHOST_METRIC_COUNTER,
 	     "health_events_reconnects_total",
 	     "Times a failing Redis or PostgreSQL answered again."},
+	    {&o->lag_s, APPHOST_METRIC_GAUGE, "health_events_lag_seconds",
+	     "Age of the oldest input entry not yet committed, by Redis's "
+	     "clock (0 when caught up and on a standby)."},
+	    {&o->evictions, APPHOST_METRIC_COUNTER,
+	     "health_events_dedupe_evictions_total",
+	     "Games the dedupe cache forgot to stay within its memory budget "
+	     "(their next snapshot is sent even if unchanged)."},
+	    {&o->abandoned, APPHOST_METRIC_COUNTER,
+	     "health_events_reads_abandoned_total",
+	     "Reads abandoned because the reply outgrew the byte budget (read "
+	     "again with a smaller COUNT)."},
 	    {&o->gaps, APPHOST_METRIC_COUNTER,
 	     "health_events_offset_gaps_total",
 	     "Start-ups whose saved offset was older than the stream's first "
@@ -72,6 +88,11 @@ void he_ops_init(he_ops *o, const apphost_services *svc)
 		"snapshots and offset.",
 		NULL, batch_buckets,
 		sizeof(batch_buckets) / sizeof(batch_buckets[0]));
+	o->age = get(
+	    o, APPHOST_METRIC_HISTOGRAM, "health_events_event_age_seconds",
+	    "Age of each committed entry at its commit, by Redis's "
+	    "clock: the delay from RTM to Lobby.",
+	    NULL, age_buckets, sizeof(age_buckets) / sizeof(age_buckets[0]));
 }
 
 /* The series for one report, looked up on first use. */
@@ -110,6 +131,7 @@ void he_ops_batch(he_ops *o, he_core *core, const he_entry_report *reports,
 	add(o, o->published, (double)(s.published - o->last.published));
 	add(o, o->suppressed, (double)(s.suppressed - o->last.suppressed));
 	add(o, o->dead, (double)(s.dead_lettered - o->last.dead_lettered));
+	add(o, o->evictions, (double)(s.evictions - o->last.evictions));
 	o->last = s;
 	if (o->batch)
 		o->svc->metric_observe(o->svc->host, o->batch, seconds);
@@ -119,6 +141,24 @@ void he_ops_lag(he_ops *o, unsigned long long entries)
 {
 	if (o->svc && o->lag)
 		o->svc->metric_set(o->svc->host, o->lag, (double)entries);
+}
+
+void he_ops_lag_seconds(he_ops *o, double seconds)
+{
+	if (o->svc && o->lag_s)
+		o->svc->metric_set(o->svc->host, o->lag_s, seconds);
+}
+
+void he_ops_age(he_ops *o, double seconds)
+{
+	if (o->svc && o->age)
+		o->svc->metric_observe(o->svc->host, o->age, seconds);
+}
+
+void he_ops_abandoned(he_ops *o, unsigned long long total)
+{
+	add(o, o->abandoned, (double)(total - o->last_abandoned));
+	o->last_abandoned = total;
 }
 
 void he_ops_reconnected(he_ops *o)

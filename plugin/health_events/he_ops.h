@@ -7,6 +7,10 @@
  *   health_events_snapshots_suppressed_total         unchanged, not sent (D4)
  *   health_events_dead_letters_total                 undecodable entries
  *   health_events_lag_entries                        entries after the offset
+ *   health_events_lag_seconds                        oldest uncommitted's age
+ *   health_events_event_age_seconds                  age at commit (histogram)
+ *   health_events_dedupe_evictions_total             games the cache forgot
+ *   health_events_reads_abandoned_total              reads over the budget
  *   health_events_batch_seconds                      read-to-commit time
  *   health_events_reconnects_total                   recoveries of Redis/PG
  *   health_events_offset_gaps_total                  offset older than stream
@@ -37,10 +41,11 @@ typedef struct he_ops {
 	struct apphost_metric
 	    *entries[HE_EVENT_TYPE_COUNT + 1][HE_OPS_OUTCOMES];
 	struct apphost_metric *published, *suppressed, *dead, *lag, *batch,
-	    *reconnects, *gaps;
-	he_core_stats last; /* core counters already exported */
-	int ready;	    /* last readiness sent: -1 none, 0, 1 */
-	char reason[256];   /* last reason sent */
+	    *reconnects, *gaps, *lag_s, *age, *evictions, *abandoned;
+	he_core_stats last;		   /* core counters already exported */
+	unsigned long long last_abandoned; /* abandoned reads exported */
+	int ready;	  /* last readiness sent: -1 none, 0, 1 */
+	char reason[256]; /* last reason sent */
 } he_ops;
 
 /*
@@ -60,6 +65,16 @@ void he_ops_batch(he_ops *o, he_core *core, const he_entry_report *reports,
 
 /* Entries after the saved offset (health_events_lag_entries). */
 void he_ops_lag(he_ops *o, unsigned long long entries);
+
+/* The age of the oldest entry not committed (health_events_lag_seconds). */
+void he_ops_lag_seconds(he_ops *o, double seconds);
+
+/* One committed entry was this old at its commit. */
+void he_ops_age(he_ops *o, double seconds);
+
+/* Reads abandoned over the byte budget, `total` since start (counted up
+ * to it). */
+void he_ops_abandoned(he_ops *o, unsigned long long total);
 
 /* A failing Redis or PostgreSQL answers again. */
 void he_ops_reconnected(he_ops *o);

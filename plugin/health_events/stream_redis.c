@@ -194,6 +194,25 @@ static void *guard_nil(const redisReadTask *t)
 	return charge(t, 0) ? g->orig->createNil(t) : NULL;
 }
 
+/* The TIME reply that follows each XREAD: s->time_us, s->time_at_ns. */
+static int read_time(he_stream_redis *s)
+{
+	void *got = NULL;
+	if (redisGetReply(s->c, &got) != REDIS_OK || !got)
+		return io_fail(s, "TIME");
+	const redisReply *t = got;
+	if (t->type == REDIS_REPLY_ARRAY && t->elements == 2 &&
+	    t->element[0]->type == REDIS_REPLY_STRING &&
+	    t->element[1]->type == REDIS_REPLY_STRING) {
+		s->time_us = strtoull(t->element[0]->str, NULL, 10) * 1000000u +
+			     strtoull(t->element[1]->str, NULL, 10);
+		s->time_at_ns = s->svc->now_ns(s->svc->host);
+	}
+	/* A TIME refused (an ACL without it) only leaves the lag unknown. */
+	freeReplyObject(got);
+	return HE_OK;
+}
+
 /* One XREAD of `count` entries under the guard; *g says what it cost. */
 static int xread(he_stream_redis *s, const char *after, unsigned count,
 		 bool block, read_guard *g, redisReply **rep)
@@ -218,11 +237,27 @@ static int xread(he_stream_redis *s, const char *after, unsigned count,
 	g->fn.createArray = guard_array;
 	g->fn.createInteger = guard_integer;
 	g->fn.createNil = guard_nil;
+	/* TIME rides in the same round trip: Redis runs it once XREAD
+	 * returns, so it dates the entries as they are read. */
+	static const char *const time_argv[] = {"TIME"};
+	if (redisAppendCommandArgv(s->c, block ? 8 : 6, argv, NULL) !=
+		REDIS_OK ||
+	    redisAppendCommandArgv(s->c, 1, (const char **)time_argv, NULL) !=
+		REDIS_OK)
+		return io_fail(s, "XREAD");
 	rd->fn = &g->fn;
 	rd->privdata = g;
-	*rep = redisCommandArgv(s->c, block ? 8 : 6, argv, NULL);
+	void *got = NULL;
+	if (redisGetReply(s->c, &got) != REDIS_OK)
+		got = NULL;
+	*rep = got;
 	rd->fn = g->orig;
 	rd->privdata = priv;
+	if (*rep && read_time(s) < 0) {
+		freeReplyObject(*rep);
+		*rep = NULL;
+		return HE_ECONN;
+	}
 	if (*rep == NULL && g->over) {
 		snprintf(s->err, sizeof(s->err),
 			 "XREAD: reply over %zu bytes after %zu entries",

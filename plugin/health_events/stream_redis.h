@@ -49,6 +49,8 @@ typedef struct he_stream_redis {
 	he_batch_ctl batch;  /* XREAD COUNT within HE_BATCH_BYTES */
 	unsigned asked;	     /* COUNT of the last read that succeeded */
 	unsigned long long overflows; /* reads abandoned over the budget */
+	uint64_t time_us;    /* Redis TIME after the last read, 0: none yet */
+	uint64_t time_at_ns; /* svc->now_ns when that TIME arrived */
 } he_stream_redis;
 
 /* Set up (no I/O). The stream is then used by one thread. */
@@ -61,9 +63,11 @@ void he_stream_redis_close(he_stream_redis *s);
  * XREAD COUNT <he_batch_count> BLOCK block_ms STREAMS <stream> <after>.
  * On success sets *entries and *n (n == 0 on timeout or CLIENT UNBLOCK);
  * they stay valid until the next read or close; s->asked is the COUNT
- * asked (n < s->asked: the end was reached). A reply that outgrows
- * s->batch's budget after a whole entry is abandoned (the connection
- * given back as broken) and read again with the COUNT that fits.
+ * asked (n < s->asked: the end was reached). Each XREAD is followed by
+ * a TIME in the same round trip: s->time_us and s->time_at_ns date it. A
+ * reply that outgrows s->batch's budget after a whole entry is abandoned
+ * (the connection given back as broken, s->overflows counted) and read
+ * again with the COUNT that fits.
  * 0 or a negative HE_E* (s->err says why).
  */
 int he_stream_redis_read(he_stream_redis *s, const char *after,

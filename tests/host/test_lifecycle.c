@@ -199,6 +199,46 @@ Test(lifecycle, single_component_api)
 	test_ctx_free(ctx);
 }
 
+/* good_build_info{version,abi} in the default registry, -1: absent. */
+static double build_info(void)
+{
+	char *text, want[128];
+	size_t len;
+	double v = -1;
+
+	cr_assert_eq(
+	    apphost_metrics_render(apphost_metrics_default(), &text, &len), 0);
+	snprintf(want, sizeof(want),
+		 "good_build_info{version=\"1.2.3\",abi=\"%d.%d\"} ",
+		 APPHOST_ABI_MAJOR, APPHOST_ABI_MINOR);
+	const char *p = strstr(text, want);
+	if (p != NULL)
+		v = strtod(p + strlen(want), NULL);
+	free(text);
+	return v;
+}
+
+/* A dashboard tells which build runs: 1 while it runs, 0 once stopped. */
+Test(lifecycle, a_component_build_info_is_one_while_it_runs)
+{
+	struct apphost_comp *c;
+	struct apphost_ctx *ctx = test_ctx_new();
+	char err[512] = "";
+
+	cr_assert_eq(apphost_comp_load(comp_path("good"), &c, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(apphost_comp_init(c, ctx, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(build_info(), -1, "not before it starts");
+	cr_assert_eq(apphost_comp_start(c, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(build_info(), 1);
+	cr_assert_eq(apphost_comp_stop_with_deadline(
+			 c, apphost_now_ns() + 2000000000u, err, sizeof(err)),
+		     0, "%s", err);
+	cr_expect_eq(build_info(), 0);
+	apphost_comp_free(c);
+	test_ctx_free(ctx);
+}
+
 Test(lifecycle, empty_list_refused)
 {
 	struct apphost_comp_list l;

@@ -37,6 +37,7 @@ static PGconn *pg;
 static th_keys K;
 static char dir[64], so_path[128], so_env[160], logfile[128];
 static pid_t pid;
+static unsigned http_port; /* the host's /metrics, on a port it chose */
 
 static void setup(void)
 {
@@ -171,12 +172,43 @@ static void private_dir(char *out, size_t len)
 static void spawn(void)
 {
 	const char *const env[] = {
-	    "APPHOST_HOT_SWAP=1",     so_env, "APPHOST_HTTP_ADDR=",
+	    "APPHOST_HOT_SWAP=1",     so_env, "APPHOST_HTTP_ADDR=127.0.0.1:0",
 	    "APPHOST_LOG_LEVEL=info", NULL,
 	};
 
 	pid = ap_spawn_he(&K, logfile, env);
+	char *l = wait_log("http endpoint listening", 1);
+	const char *p = strstr(l, " port=");
+	cr_assert(p && sscanf(p, " port=%u", &http_port) == 1, "%s", l);
+	free(l);
 	free(wait_log("hot swap: watching", 1));
+}
+
+/*
+ * The health_events_build_info series on /metrics: how many, and how many
+ * of them are 1 (*running) and with that version (*running_is_want).
+ */
+static void build_info(const char *want, int *series, int *running,
+		       int *running_is_want)
+{
+	char cmd[160], line[512], ver[128];
+	double v;
+	snprintf(cmd, sizeof(cmd),
+		 "curl -sS --max-time 10 http://127.0.0.1:%u/metrics",
+		 http_port);
+	FILE *f = popen(cmd, "r");
+	cr_assert_not_null(f);
+	*series = *running = *running_is_want = 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line,
+			   "health_events_build_info{version=\"%127[^\"]\"%*[^}"
+			   "]} %lf",
+			   ver, &v) == 2) {
+			(*series)++;
+			*running += v == 1;
+			*running_is_want += v == 1 && !strcmp(ver, want);
+		}
+	pclose(f);
 }
 
 /* SIGTERM and wait; returns the exit status. */
@@ -532,6 +564,12 @@ Test(hotswap, broken_replacements_leave_the_old_build_serving)
 	free(l);
 	feed(game, "container_exited");
 	free(he);
+	/* a dashboard sees which build runs: only the new one's series is 1 */
+	int series, running, is_new;
+	build_info("hotswap-test", &series, &running, &is_new);
+	cr_expect_eq(series, 2, "the old build's series and the new one's");
+	cr_expect_eq(running, 1);
+	cr_expect_eq(is_new, 1, "the one at 1 is the running build");
 
 	char *r = th_row(pg, game);
 	cr_expect_str_eq(r, "engine_unreachable/exited/3");

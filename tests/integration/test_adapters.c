@@ -583,3 +583,38 @@ Test(redis_stream, a_flushed_script_cache_is_reloaded)
 	free(o);
 	he_stream_redis_close(&s);
 }
+
+/* Each XREAD carries Redis's TIME in its round trip, errors included. */
+Test(redis_stream, each_read_is_dated_by_redis_time)
+{
+	he_config cfg = unique_config();
+	char *id = th_xadd(redis, cfg.stream, "game_id", "g1", "event_type",
+			   "container_oom", NULL);
+	he_stream_redis s;
+	he_stream_redis_init(&s, rs_services(rs), &cfg);
+	const he_stream_entry *e;
+	size_t n;
+	cr_assert_eq(s.time_us, 0, "not dated before a read");
+	cr_assert_eq(he_stream_redis_read(&s, "0-0", &e, &n), 0, "%s", s.err);
+	cr_assert_eq(n, 1);
+	redisReply *t = redisCommand(redis, "TIME");
+	cr_assert(t && t->type == REDIS_REPLY_ARRAY && t->elements == 2);
+	unsigned long long now_ms =
+	    strtoull(t->element[0]->str, NULL, 10) * 1000;
+	freeReplyObject(t);
+	unsigned long long ms = strtoull(id, NULL, 10);
+	cr_expect_geq(s.time_us / 1000, ms, "TIME after the entry was added");
+	cr_expect_leq(s.time_us / 1000, now_ms + 1000, "and not ahead");
+	cr_expect_gt(s.time_at_ns, 0);
+
+	/* a refused XREAD still has its TIME read: the next command is in
+	 * step with its own reply */
+	snprintf(cfg.stream, sizeof(cfg.stream), "%s", cfg.offset_key);
+	freeReplyObject(
+	    th_cmd(redis, "SET", cfg.offset_key, "not a stream", NULL));
+	cr_expect_lt(he_stream_redis_read(&s, "0-0", &e, &n), 0);
+	cr_expect_eq(he_stream_redis_ping(&s), 0, "%s", s.err);
+	he_stream_redis_close(&s);
+	cr_assert_eq(rs_leases_out(rs), 0);
+	free(id);
+}

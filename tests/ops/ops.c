@@ -107,3 +107,52 @@ int ops_sh(const char *fmt, ...)
 	free(cmd);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
+
+void ops_private_do(const ops_private *p, const char *what)
+{
+	cr_assert_eq(
+	    ops_sh("APPHOST_RUN_DIR='%s' '%s/scripts/services' %s "
+		   ">>'%s.services' 2>&1",
+		   p->run_dir, getenv("APPHOST_SRC"), what, p->run_dir),
+	    0, "scripts/services %s (see %s.services)", what, p->run_dir);
+}
+
+void ops_private_start(ops_private *p, const char *tag)
+{
+	memset(p, 0, sizeof(*p));
+	cr_assert(getenv("APPHOST_SRC"), "APPHOST_SRC must be set by meson");
+	snprintf(p->run_dir, sizeof(p->run_dir), "%s/ops-run-%d-%s",
+		 getenv("OPS_RUN_BASE") ? getenv("OPS_RUN_BASE") : "/tmp",
+		 (int)getpid(), tag);
+	ops_private_do(p, "start");
+	char cmd[1024], line[512];
+	snprintf(cmd, sizeof(cmd),
+		 "APPHOST_RUN_DIR='%s' '%s/scripts/services' env", p->run_dir,
+		 getenv("APPHOST_SRC"));
+	FILE *f = popen(cmd, "r");
+	while (f && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		if (!strncmp(line, "export APPHOST_REDIS_URL=", 25))
+			snprintf(p->redis_url, sizeof(p->redis_url), "%s",
+				 line + 25);
+		if (!strncmp(line, "export APPHOST_POSTGRES_DSN=", 28))
+			snprintf(p->pg_dsn, sizeof(p->pg_dsn), "%s", line + 28);
+	}
+	if (f)
+		pclose(f);
+	cr_assert(p->redis_url[0] && p->pg_dsn[0], "private services env");
+	cr_assert_eq(ops_sh("APPHOST_POSTGRES_DSN='%s' '%s/scripts/migrate' "
+			    ">/dev/null",
+			    p->pg_dsn, getenv("APPHOST_SRC")),
+		     0);
+}
+
+void ops_private_stop(ops_private *p)
+{
+	if (!p->run_dir[0])
+		return;
+	(void)ops_sh("APPHOST_RUN_DIR='%s' '%s/scripts/services' stop "
+		     ">/dev/null 2>&1; rm -rf '%s'",
+		     p->run_dir, getenv("APPHOST_SRC"), p->run_dir);
+	p->run_dir[0] = '\0';
+}

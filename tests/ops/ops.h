@@ -36,6 +36,23 @@ double ops_sample(const char *exposition, const char *series);
 bool ops_wait_status(int port, const char *path, int want_status,
 		     int timeout_ms);
 
+/*
+ * A private scripts/services instance (its own Redis and PostgreSQL,
+ * migrated) under $OPS_RUN_BASE, for a test that stops and starts its
+ * servers without touching the shared ones.
+ */
+typedef struct ops_private {
+	char run_dir[512];
+	char redis_url[512], pg_dsn[512];
+} ops_private;
+
+/* Start one (tag names it among this process's); asserts it runs. */
+void ops_private_start(ops_private *p, const char *tag);
+/* scripts/services <what> on it (stop-postgres, ...); asserts success. */
+void ops_private_do(const ops_private *p, const char *what);
+/* Stop and remove it; a no-op when never started. For .fini. */
+void ops_private_stop(ops_private *p);
+
 /* Run a shell command; its exit status. */
 int ops_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -7,9 +7,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+#include <libpq-fe.h>
+#include <microhttpd.h>
+#include <uv.h>
+
+#include "build_info.h"
 #include "index_params.h"
 #include "log.h"
 #include "metrics.h"
+#include "process_metrics.h"
 
 static struct apphost_metrics *reg;
 
@@ -184,4 +196,61 @@ Test(json_log, format_names)
 	cr_expect_eq(apphost_log_format_parse("json"), APPHOST_LOG_JSON);
 	cr_expect_eq(apphost_log_format_parse("TEXT"), APPHOST_LOG_TEXT);
 	cr_expect_eq(apphost_log_format_parse("yaml"), APPHOST_EINVAL);
+}
+
+/* value of `series ` in text, -1 when absent */
+static double sample(const char *text, const char *series)
+{
+	char want[256];
+	snprintf(want, sizeof(want), "\n%s ", series);
+	const char *p = strstr(text, want);
+	return p ? strtod(p + strlen(want), NULL) : -1;
+}
+
+Test(exposition, process_metrics_are_read_from_proc_at_scrape_time)
+{
+	cr_assert_eq(apphost_process_metrics_collect(reg), 0);
+	char *t = render();
+	struct rlimit rl;
+	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	cr_expect(strstr(t, "# TYPE process_cpu_seconds_total counter\n"));
+	cr_expect_geq(sample(t, "process_cpu_seconds_total"), 0);
+	cr_expect_gt(sample(t, "process_resident_memory_bytes"), 1 << 20);
+	cr_expect_gt(sample(t, "process_virtual_memory_bytes"),
+		     sample(t, "process_resident_memory_bytes"));
+	cr_expect_eq(sample(t, "process_max_fds"), (double)rl.rlim_cur);
+	double start = sample(t, "process_start_time_seconds");
+	double now = (double)time(NULL);
+	cr_expect(start > now - 3600 && start <= now + 1, "start %f now %f",
+		  start, now);
+	double fds = sample(t, "process_open_fds");
+	cr_expect_geq(fds, 3);
+	free(t);
+
+	/* one more descriptor open: counted at the next scrape */
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(apphost_process_metrics_collect(reg), 0);
+	t = render();
+	cr_expect_eq(sample(t, "process_open_fds"), fds + 1, "%s", t);
+	free(t);
+	close(fd);
+}
+
+Test(exposition, the_host_build_info_names_its_libraries)
+{
+	char want[256];
+	cr_assert_eq(apphost_build_info_host(reg, "9.8.7"), 0);
+	char *t = render();
+	cr_expect(strstr(t, "# TYPE apphost_build_info gauge\n"), "%s", t);
+	snprintf(want, sizeof(want),
+		 "\napphost_build_info{version=\"9.8.7\",abi=\"%d.%d\","
+		 "hiredis=\"%d.%d.%d\",libpq=\"%d.%d\",libuv=\"%s\","
+		 "libmicrohttpd=\"%s\"} 1\n",
+		 APPHOST_ABI_MAJOR, APPHOST_ABI_MINOR, HIREDIS_MAJOR,
+		 HIREDIS_MINOR, HIREDIS_PATCH, PQlibVersion() / 10000,
+		 PQlibVersion() % 10000, uv_version_string(),
+		 MHD_get_version());
+	cr_expect(strstr(t, want), "want %s in %s", want, t);
+	free(t);
 }

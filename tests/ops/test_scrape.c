@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 static th_keys K;
-static char logfile[256], run_dir[512];
+static char logfile[256];
 static char env_buf[5][600];
 static const char *env[6];
 
@@ -189,65 +189,33 @@ Test(scrape, counters_match_the_scenario)
 
 /* ---- readiness across a PostgreSQL outage -------------------------------- */
 
-static void services(const char *what)
-{
-	cr_assert_eq(ops_sh("APPHOST_RUN_DIR='%s' '%s/scripts/services' %s "
-			    ">>'%s.services' 2>&1",
-			    run_dir, getenv("APPHOST_SRC"), what, run_dir),
-		     0, "scripts/services %s (see %s.services)", what, run_dir);
-}
+static ops_private priv;
 
 static void stop_private(void)
 {
-	if (run_dir[0])
-		(void)ops_sh("APPHOST_RUN_DIR='%s' '%s/scripts/services' stop "
-			     ">/dev/null 2>&1; rm -rf '%s'",
-			     run_dir, getenv("APPHOST_SRC"), run_dir);
+	ops_private_stop(&priv);
 }
 
 Test(scrape, readyz_503_while_postgres_is_stopped, .fini = stop_private)
 {
 	rs_require_servers();
-	cr_assert(getenv("APPHOST_SRC"), "APPHOST_SRC must be set by meson");
-	snprintf(run_dir, sizeof(run_dir), "%s/ops-run-%d",
-		 getenv("OPS_RUN_BASE") ? getenv("OPS_RUN_BASE") : "/tmp",
-		 (int)getpid());
-	services("start");
-	/* this instance's addresses and schema */
-	char cmd[1024], redis_url[512] = "", pg_dsn[512] = "";
-	snprintf(cmd, sizeof(cmd),
-		 "APPHOST_RUN_DIR='%s' '%s/scripts/services' env", run_dir,
-		 getenv("APPHOST_SRC"));
-	FILE *p = popen(cmd, "r");
-	char line[512];
-	while (p && fgets(line, sizeof(line), p)) {
-		line[strcspn(line, "\n")] = '\0';
-		if (!strncmp(line, "export APPHOST_REDIS_URL=", 25))
-			snprintf(redis_url, sizeof(redis_url), "%s", line + 25);
-		if (!strncmp(line, "export APPHOST_POSTGRES_DSN=", 28))
-			snprintf(pg_dsn, sizeof(pg_dsn), "%s", line + 28);
-	}
-	if (p)
-		pclose(p);
-	cr_assert(redis_url[0] && pg_dsn[0], "private services env");
-	cr_assert_eq(ops_sh("APPHOST_POSTGRES_DSN='%s' '%s/scripts/migrate' "
-			    ">/dev/null",
-			    pg_dsn, getenv("APPHOST_SRC")),
-		     0);
-
+	ops_private_start(&priv, "readyz");
 	/* a BLOCK far longer than 5 s: readiness must stay fresh anyway */
-	int port = setup_env(redis_url, pg_dsn, "60000");
+	int port = setup_env(priv.redis_url, priv.pg_dsn, "60000");
 	pid_t pid = ap_spawn_he(&K, logfile, env);
 	cr_assert(ops_wait_status(port, "/readyz", 200, 20000),
 		  "ready within 20 s (log: %s)", logfile);
 
-	services("stop-postgres");
+	ops_private_do(&priv, "stop-postgres");
 	/* idle: no entries arrive, yet readiness notices within ~5 s */
 	cr_expect(ops_wait_status(port, "/readyz", 503, 8000),
 		  "503 while PostgreSQL is down (log: %s)", logfile);
 	ops_resp r = ops_http(port, "/readyz", NULL);
 	cr_expect(strstr(r.body, "health_events: postgres"), "%s", r.body);
 	ops_resp_free(&r);
+	cr_expect_eq(metric(port, "apphost_component_ready{component="
+				  "\"health_events\"}"),
+		     0, "the not-ready alert sees it");
 	r = ops_http(port, "/healthz", NULL);
 	cr_expect_eq(r.status, 200, "alive while not ready");
 	ops_resp_free(&r);
@@ -255,10 +223,13 @@ Test(scrape, readyz_503_while_postgres_is_stopped, .fini = stop_private)
 	free(ap_wait_log(logfile, "\"renew_failed\"", 1, pid, 8000));
 	cr_expect_eq(metric(port, "health_events_leader"), 0);
 
-	services("start-postgres");
+	ops_private_do(&priv, "start-postgres");
 	cr_expect(ops_wait_status(port, "/readyz", 200, 20000),
 		  "200 again after PostgreSQL is back (log: %s)", logfile);
 	cr_expect_geq(metric(port, "health_events_reconnects_total"), 1);
+	cr_expect_eq(metric(port, "apphost_component_ready{component="
+				  "\"health_events\"}"),
+		     1);
 	free(ap_wait_log(logfile, "leadership acquired", 2, pid, 10000));
 	cr_expect_eq(metric(port, "health_events_leader"), 1);
 	cr_expect_eq(ap_terminate(pid), 0, "SIGTERM exits 0 (log: %s)",
@@ -333,9 +304,9 @@ Test(scrape, a_standby_that_cannot_ask_for_the_lease_is_not_ready)
 		ops_resp_free(&h);
 	}
 	cr_expect(said, "not ready without the lease (log: %s)", logfile);
-	cr_expect_geq(ap_log_count(logfile, "not ready", "lease calls failing",
-				   NULL),
-		      1, "the log says why (log: %s)", logfile);
+	cr_expect_geq(
+	    ap_log_count(logfile, "not ready", "lease calls failing", NULL), 1,
+	    "the log says why (log: %s)", logfile);
 	cr_expect_eq(ap_terminate(pid), 0);
 	snprintf(sql, sizeof(sql), "DROP DATABASE %s", db);
 	th_sql(pg, sql, NULL);

@@ -141,6 +141,7 @@ typedef struct he_core_stats {
 	uint64_t dead_lettered; /* HE_ENTRY_DEAD_LETTERED */
 	uint64_t published;	/* snapshots put into an outbox */
 	uint64_t suppressed;	/* decodable, found, not published (D4) */
+	uint64_t evictions;	/* games the dedupe cache evicted (budget) */
 } he_core_stats;
 void he_core_get_stats(he_core *c, he_core_stats *out);
 

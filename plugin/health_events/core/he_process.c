@@ -635,5 +635,6 @@ void he_core_get_stats(he_core *c, he_core_stats *out)
 	    .dead_lettered = atomic_load(&c->st.dead_lettered),
 	    .published = atomic_load(&c->st.published),
 	    .suppressed = atomic_load(&c->st.suppressed),
+	    .evictions = he_dedupe_evictions(c->cache),
 	};
 }
