@@ -13,34 +13,88 @@
 #include "dsn.h"
 #include "pool.h"
 
-#define RESET_TIMEOUT_MS 5000
-
 struct apphost_pg_pool {
 	char *dsn;
 	char *addr; /* redacted */
 	struct apphost_pool *pool;
 };
 
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/*
+ * TCP keepalives and tcp_user_timeout (libpq's own keywords; the DSN
+ * overrides them): a peer that vanished without a FIN or RST is noticed
+ * on an idle pooled connection within seconds, not after tcp_retries2
+ * (about 15 minutes), and data left unacknowledged that long breaks the
+ * connection. The lessees' own deadlines bound each call; these bound what
+ * no call is waiting on.
+ */
+static const char *const tcp_keys[] = {"keepalives", "keepalives_idle",
+				       "keepalives_interval",
+				       "keepalives_count", "tcp_user_timeout"};
+static const char *const tcp_vals[] = {"1", "5", "1", "3", "5000"};
+#define NTCP (sizeof(tcp_keys) / sizeof(tcp_keys[0]))
+
+/*
+ * Connect within timeout_ms by our own clock: libpq's connect_timeout
+ * counts whole seconds, at least 2 per host, which is longer than a
+ * lessee that must answer within a lease can wait. PQconnectPoll is
+ * driven here instead, up to the deadline; then the attempt is abandoned.
+ */
 static int pg_connect(void *arg, uint32_t timeout_ms, void **conn, char *err,
 		      size_t errlen)
 {
 	struct apphost_pg_pool *p = arg;
-	char cto[16];
 	/* Ours first, the DSN (expanded from dbname) overrides them; then
 	 * the encoding, which overrides the DSN: every component sends and
 	 * expects UTF-8, whatever the database's own encoding. */
-	const char *keys[] = {"connect_timeout", "fallback_application_name",
-			      "dbname", "client_encoding", NULL};
-	const char *vals[] = {cto, "apphost", p->dsn, "UTF8", NULL};
+	const char *keys[NTCP + 4], *vals[NTCP + 4];
+	size_t k = 0;
+	uint64_t deadline = mono_ms() + timeout_ms;
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
 	PGconn *c;
 
-	/* Whole seconds; libpq treats anything below 2 as 2. */
-	snprintf(cto, sizeof(cto), "%u",
-		 timeout_ms < 2000 ? 2u : (timeout_ms + 999) / 1000);
-	c = PQconnectdbParams(keys, vals, 1);
+	for (size_t i = 0; i < NTCP; i++, k++) {
+		keys[k] = tcp_keys[i];
+		vals[k] = tcp_vals[i];
+	}
+	keys[k] = "fallback_application_name";
+	vals[k++] = "apphost";
+	keys[k] = "dbname";
+	vals[k++] = p->dsn;
+	keys[k] = "client_encoding";
+	vals[k++] = "UTF8";
+	keys[k] = vals[k] = NULL;
+	c = PQconnectStartParams(keys, vals, 1);
 	if (c == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return APPHOST_ENOMEM;
+	}
+	while (PQstatus(c) != CONNECTION_BAD && st != PGRES_POLLING_OK &&
+	       st != PGRES_POLLING_FAILED) {
+		uint64_t now = mono_ms();
+		struct pollfd pfd = {
+		    .fd = PQsocket(c),
+		    .events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT,
+		};
+
+		if (now >= deadline) {
+			snprintf(err, errlen,
+				 "no connection within %u ms (server "
+				 "unreachable or not answering)",
+				 (unsigned)timeout_ms);
+			PQfinish(c);
+			return APPHOST_ECONN;
+		}
+		if (pfd.fd >= 0 && poll(&pfd, 1, (int)(deadline - now)) == 0)
+			continue; /* the deadline check above ends it */
+		st = PQconnectPoll(c);
 	}
 	if (PQstatus(c) != CONNECTION_OK) {
 		apphost_dsn_error_summary(PQerrorMessage(c), err, errlen);
@@ -49,14 +103,6 @@ static int pg_connect(void *arg, uint32_t timeout_ms, void **conn, char *err,
 	}
 	*conn = c;
 	return 0;
-}
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 /* Run a command that returns no rows, waiting at most timeout_ms (a
@@ -94,7 +140,8 @@ static int exec_within(PGconn *c, const char *sql, uint32_t timeout_ms)
  * advisory locks. A lessee that prepares statements must therefore
  * prepare them after each lease (or handle 42P05 when one survived).
  */
-static int pg_prepare(void *arg, void *conn, bool new_lessee)
+static int pg_prepare(void *arg, void *conn, bool new_lessee,
+		      uint32_t timeout_ms)
 {
 	PGconn *c = conn;
 
@@ -104,7 +151,7 @@ static int pg_prepare(void *arg, void *conn, bool new_lessee)
 	    PQpipelineStatus(c) != PQ_PIPELINE_OFF)
 		return APPHOST_EIO;
 	if (new_lessee)
-		return exec_within(c, "DISCARD ALL", RESET_TIMEOUT_MS);
+		return exec_within(c, "DISCARD ALL", timeout_ms);
 	return 0;
 }
 

@@ -21,6 +21,7 @@
 #include "pool.h"
 #include "sentinel.h"
 #include "status.h"
+#include "tcp_opts.h"
 #include "url.h"
 
 /* Per Sentinel: a stuck one must not hold up asking the next. */
@@ -246,6 +247,7 @@ static int redis_connect(void *arg, uint32_t timeout_ms, void **conn, char *err,
 	}
 	/* AUTH and SELECT must not hang on a stuck server either. */
 	redisSetTimeout(c, ms_tv(timeout_ms));
+	(void)apphost_tcp_opts_set(c->fd);
 	if (p->url.password != NULL) {
 		const char *argv[3];
 		int argc = 0;
@@ -575,7 +577,8 @@ static bool at_primary(struct apphost_redis_pool *p, const redisContext *c)
  * +QUEUED from an open MULTI or a stale reply ahead of ours, or a server
  * no longer primary, discards the connection.
  */
-static int redis_prepare(void *arg, void *conn, bool new_lessee)
+static int redis_prepare(void *arg, void *conn, bool new_lessee,
+			 uint32_t timeout_ms)
 {
 	struct apphost_redis_pool *p = arg;
 	redisContext *c = conn;
@@ -591,8 +594,8 @@ static int redis_prepare(void *arg, void *conn, bool new_lessee)
 		return APPHOST_EIO;
 	if (!at_primary(p, c))
 		return APPHOST_EIO;
-	if (redisSetTimeout(c, ms_tv(APPHOST_REDIS_COMMAND_TIMEOUT_MS)) !=
-	    REDIS_OK)
+	/* This round trip within the lessee's timeout; then its default. */
+	if (redisSetTimeout(c, ms_tv(timeout_ms)) != REDIS_OK)
 		return APPHOST_EIO;
 	snprintf(db, sizeof(db), "%u", p->url.db);
 	snprintf(nonce, sizeof(nonce), "apphost-lease-%u",
@@ -628,6 +631,10 @@ static int redis_prepare(void *arg, void *conn, bool new_lessee)
 		}
 		freeReplyObject(r);
 	}
+	if (rc == 0 &&
+	    redisSetTimeout(c, ms_tv(APPHOST_REDIS_COMMAND_TIMEOUT_MS)) !=
+		REDIS_OK)
+		rc = APPHOST_EIO;
 	return rc;
 }
 
