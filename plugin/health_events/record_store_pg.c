@@ -58,6 +58,17 @@ void he_record_store_pg_set_timeout(he_record_store_pg *s, unsigned ms)
 	s->timeout_ns = (uint64_t)ms * 1000000u;
 }
 
+void he_record_store_pg_set_statement_timeout(he_record_store_pg *s,
+					      unsigned ms)
+{
+	s->stmt_ms = ms;
+}
+
+void he_record_store_pg_set_heard(he_record_store_pg *s, atomic_ullong *heard)
+{
+	s->heard = heard;
+}
+
 void he_record_store_pg_set_fence(he_record_store_pg *s, const char *lease,
 				  uint64_t epoch)
 {
@@ -190,6 +201,12 @@ static PGresult *await(he_record_store_pg *s, const char *what, int sent)
 	PGresult *first = PQgetResult(s->conn), *more;
 	while ((more = PQgetResult(s->conn)))
 		PQclear(more);
+	/* The server's own answer (an error carries its SQLSTATE), not one
+	 * libpq made up for a lost connection. */
+	if (s->heard && first && PQstatus(s->conn) == CONNECTION_OK &&
+	    (PQresultStatus(first) != PGRES_FATAL_ERROR ||
+	     PQresultErrorField(first, PG_DIAG_SQLSTATE)))
+		atomic_store(s->heard, mono_ns());
 	return first;
 }
 
@@ -197,7 +214,11 @@ static int ensure_conn(he_record_store_pg *s)
 {
 	if (s->conn)
 		return HE_OK;
-	int r = s->svc->pg_lease(s->svc->host, LEASE_TIMEOUT_MS, &s->conn);
+	/* A connect is bounded like any call of this store. */
+	unsigned ms = LEASE_TIMEOUT_MS;
+	if (s->timeout_ns && s->timeout_ns / 1000000u < ms)
+		ms = (unsigned)(s->timeout_ns / 1000000u);
+	int r = s->svc->pg_lease(s->svc->host, ms, &s->conn);
 	if (r < 0) {
 		s->conn = NULL;
 		snprintf(s->err, sizeof(s->err), "postgres lease: %s",
@@ -208,9 +229,24 @@ static int ensure_conn(he_record_store_pg *s)
 	 * the consumer compares the applied position again. */
 	s->reconnected = s->had_conn;
 	s->had_conn = true;
-	PGresult *res =
-	    await(s, "prepare health_events_apply",
-		  PQsendPrepare(s->conn, s->stmt, apply_sql, 0, NULL));
+	if (s->stmt_ms) {
+		char set[64];
+		snprintf(set, sizeof(set), "SET statement_timeout = %u",
+			 s->stmt_ms);
+		PGresult *res = await(s, "set statement_timeout",
+				      PQsendQuery(s->conn, set));
+		if (!res)
+			return HE_ECONN;
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			/* Never a connection without its bound. */
+			(void)fail(s, "set statement_timeout", res);
+			drop(s, true);
+			return HE_ECONN;
+		}
+		PQclear(res);
+	}
+	PGresult *res = await(s, "prepare health_events_apply",
+			      PQsendPrepare(s->conn, s->stmt, apply_sql, 0, NULL));
 	if (!res)
 		return HE_ECONN;
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {

@@ -12,9 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define LEASE_TIMEOUT_MS 1000
-#define IO_TIMEOUT_MS	 5000 /* socket timeout beyond the XREAD BLOCK */
 
 void he_stream_redis_init(he_stream_redis *s, const apphost_services *svc,
 			  const he_config *cfg)
@@ -24,6 +24,31 @@ void he_stream_redis_init(he_stream_redis *s, const apphost_services *svc,
 	s->cfg = cfg;
 	atomic_init(&s->client_id, 0);
 	he_batch_init(&s->batch, cfg->batch, HE_BATCH_BYTES);
+}
+
+void he_stream_redis_set_heard(he_stream_redis *s, atomic_ullong *heard)
+{
+	s->heard = heard;
+}
+
+/* Redis answered (anything, an error too): note when. */
+static void answered(he_stream_redis *s)
+{
+	struct timespec ts;
+	if (!s->heard)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	atomic_store(s->heard, (unsigned long long)ts.tv_sec * 1000000000ull +
+				   (unsigned long long)ts.tv_nsec);
+}
+
+/* A command's socket timeout: a quarter of the lease beyond the XREAD
+ * BLOCK (itself at most a quarter), so a silent server is given up within
+ * half a lease, the time a leader may go without an answer. */
+static unsigned io_timeout_ms(const he_stream_redis *s)
+{
+	unsigned q = s->cfg->lease_ms / 4;
+	return he_config_read_block_ms(s->cfg) + (q ? q : 1000);
 }
 
 static void drop(he_stream_redis *s, bool broken)
@@ -88,14 +113,21 @@ static int command(he_stream_redis *s, const char *what, int argc,
 		   const char **argv, const size_t *lens, redisReply **out)
 {
 	*out = redisCommandArgv(s->c, argc, argv, lens);
-	return *out ? HE_OK : io_fail(s, what);
+	if (!*out)
+		return io_fail(s, what);
+	answered(s);
+	return HE_OK;
 }
 
 static int ensure_conn(he_stream_redis *s)
 {
 	if (s->c)
 		return HE_OK;
-	int r = s->svc->redis_lease(s->svc->host, LEASE_TIMEOUT_MS, &s->c);
+	/* A connect is one of the calls a silent server must not stretch. */
+	unsigned q = s->cfg->lease_ms / 4;
+	int r = s->svc->redis_lease(
+	    s->svc->host, q && q < LEASE_TIMEOUT_MS ? q : LEASE_TIMEOUT_MS,
+	    &s->c);
 	if (r < 0) {
 		s->c = NULL;
 		snprintf(s->err, sizeof(s->err), "redis lease: %s",
@@ -107,8 +139,7 @@ static int ensure_conn(he_stream_redis *s)
 	s->reconnected = s->had_conn;
 	s->had_conn = true;
 	/* A socket timeout shorter than BLOCK would read as an I/O error. */
-	redisSetTimeout(s->c,
-			ms_tv(he_config_read_block_ms(s->cfg) + IO_TIMEOUT_MS));
+	redisSetTimeout(s->c, ms_tv(io_timeout_ms(s)));
 	const char *argv[] = {"CLIENT", "ID"};
 	redisReply *rep;
 	if ((r = command(s, "CLIENT ID", 2, argv, NULL, &rep)) < 0)
@@ -253,6 +284,8 @@ static int xread(he_stream_redis *s, const char *after, unsigned count,
 	*rep = got;
 	rd->fn = g->orig;
 	rd->privdata = priv;
+	if (*rep)
+		answered(s);
 	if (*rep && read_time(s) < 0) {
 		freeReplyObject(*rep);
 		*rep = NULL;
