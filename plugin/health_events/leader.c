@@ -44,7 +44,7 @@ struct he_leader {
 	atomic_bool failing; /* lease calls failing (logged once); any thread */
 	/* When the consumer last had an answer from each server (monotonic
 	 * ns, 0: never); written by its adapters, read here. */
-	atomic_ullong heard[HE_DEP_COUNT];
+	he_heard heard[HE_DEP_COUNT];
 
 	struct apphost_metric *m_leader, *m_epoch, *m_changes, *m_fenced;
 };
@@ -118,8 +118,10 @@ int he_leader_new(const apphost_services *svc, const he_config *cfg,
 	he_record_store_pg_set_timeout(&l->pg, l->t.call_ms);
 	atomic_init(&l->stop, false);
 	atomic_init(&l->failing, false);
-	for (int i = 0; i < HE_DEP_COUNT; i++)
-		atomic_init(&l->heard[i], 0);
+	for (int i = 0; i < HE_DEP_COUNT; i++) {
+		atomic_init(&l->heard[i].at, 0);
+		atomic_init(&l->heard[i].waiting, 0);
+	}
 	uv_mutex_init(&l->mu);
 	uv_cond_init(&l->cv);
 	l->aside = STARTING;
@@ -175,8 +177,10 @@ static void lost(he_leader *l, const char *reason)
 /* Whether the consumer can do the work now (DESIGN §10). Any thread. */
 static he_able able_now(he_leader *l, uint64_t now)
 {
-	return he_lease_able(&l->t, now, atomic_load(&l->heard[HE_DEP_REDIS]),
-			     atomic_load(&l->heard[HE_DEP_PG]));
+	const he_heard *r = &l->heard[HE_DEP_REDIS], *p = &l->heard[HE_DEP_PG];
+	return he_lease_able(&l->t, now, atomic_load(&r->at),
+			     atomic_load(&p->at), atomic_load(&r->waiting),
+			     atomic_load(&p->waiting));
 }
 
 /* We do not contend, for `why` (NULL: we do again); logged on change,
@@ -281,8 +285,8 @@ static bool can_contend(he_leader *l, uint64_t *let_go, uint64_t *next)
 		l->aside_until = now + l->t.aside_ms * ms;
 	}
 	if (a != HE_ABLE || now < l->aside_until) {
-		bool never = !atomic_load(&l->heard[HE_DEP_REDIS]) &&
-			     !atomic_load(&l->heard[HE_DEP_PG]);
+		bool never = !atomic_load(&l->heard[HE_DEP_REDIS].at) &&
+			     !atomic_load(&l->heard[HE_DEP_PG].at);
 		stand_aside(l, a == HE_ABLE ? "backing_off"
 			       : never	    ? STARTING
 					    : he_able_name(a));
@@ -415,7 +419,7 @@ uint64_t he_leader_wait(he_leader *l, const atomic_bool *stop,
 	return e;
 }
 
-atomic_ullong *he_leader_heard(he_leader *l, enum he_dep d)
+he_heard *he_leader_heard(he_leader *l, enum he_dep d)
 {
 	return &l->heard[d];
 }

@@ -79,7 +79,7 @@ bool he_leader_failing(he_leader *l);
  * is renewed, and contended for, only while both answered within half a
  * lease; he_leader_epoch() is 0 as soon as one did not. Owned by l.
  */
-atomic_ullong *he_leader_heard(he_leader *l, enum he_dep d);
+he_heard *he_leader_heard(he_leader *l, enum he_dep d);
 
 /*
  * The consumer consumes (on) or no longer does: health_events_leader is

@@ -64,7 +64,7 @@ void he_record_store_pg_set_statement_timeout(he_record_store_pg *s,
 	s->stmt_ms = ms;
 }
 
-void he_record_store_pg_set_heard(he_record_store_pg *s, atomic_ullong *heard)
+void he_record_store_pg_set_heard(he_record_store_pg *s, he_heard *heard)
 {
 	s->heard = heard;
 }
@@ -164,9 +164,10 @@ static uint64_t mono_ns(void)
  * statement's transaction is then rolled back by the server or, if it
  * had committed, replayed harmlessly) and returns NULL with s->err set.
  */
-static PGresult *await(he_record_store_pg *s, const char *what, int sent)
+static PGresult *wait_answer(he_record_store_pg *s, const char *what, int sent,
+			     uint64_t t0)
 {
-	uint64_t stop_seen = 0, t0 = s->timeout_ns ? mono_ns() : 0;
+	uint64_t stop_seen = 0;
 	bool ok = sent == 1;
 	while (ok && PQisBusy(s->conn)) {
 		if (s->timeout_ns && mono_ns() - t0 > s->timeout_ns) {
@@ -206,8 +207,20 @@ static PGresult *await(he_record_store_pg *s, const char *what, int sent)
 	if (s->heard && first && PQstatus(s->conn) == CONNECTION_OK &&
 	    (PQresultStatus(first) != PGRES_FATAL_ERROR ||
 	     PQresultErrorField(first, PG_DIAG_SQLSTATE)))
-		atomic_store(s->heard, mono_ns());
+		atomic_store(&s->heard->at, mono_ns());
 	return first;
+}
+
+/* wait_answer, noting the wait in s->heard while it lasts. */
+static PGresult *await(he_record_store_pg *s, const char *what, int sent)
+{
+	uint64_t t0 = mono_ns();
+	if (s->heard)
+		atomic_store(&s->heard->waiting, t0);
+	PGresult *res = wait_answer(s, what, sent, t0);
+	if (s->heard)
+		atomic_store(&s->heard->waiting, 0);
+	return res;
 }
 
 static int ensure_conn(he_record_store_pg *s)

@@ -8,6 +8,7 @@
 #ifndef HE_RECORD_STORE_PG_H
 #define HE_RECORD_STORE_PG_H
 
+#include "he_lease.h"
 #include "ports.h"
 
 #include <apphost/component.h>
@@ -24,7 +25,7 @@ typedef struct he_record_store_pg {
 	char err[256];	     /* text of the last error, for the caller's log */
 	uint64_t timeout_ns; /* 0: wait as long as the server takes */
 	unsigned stmt_ms;    /* statement_timeout of the session, 0: none */
-	atomic_ullong *heard; /* monotonic ns of the last answer, or NULL */
+	he_heard *heard;     /* answers and waits noted, or NULL */
 	const char *lease;   /* fence of every apply: lease name and */
 	char epoch[24];	     /* epoch, decimal (he_record_store_pg_set_fence) */
 	char refusal[160];   /* after HE_EDATA: SQLSTATE and primary message */
@@ -61,10 +62,11 @@ void he_record_store_pg_set_timeout(he_record_store_pg *s, unsigned ms);
 void he_record_store_pg_set_statement_timeout(he_record_store_pg *s,
 					      unsigned ms);
 /*
- * Note in *heard (monotonic ns, CLOCK_MONOTONIC) each time PostgreSQL
- * answers, an error included (DESIGN §10). NULL: nowhere.
+ * Note in *heard (he_lease.h; CLOCK_MONOTONIC) each time PostgreSQL
+ * answers, an error included, and while a call waits for its answer
+ * (DESIGN §10). NULL: nowhere.
  */
-void he_record_store_pg_set_heard(he_record_store_pg *s, atomic_ullong *heard);
+void he_record_store_pg_set_heard(he_record_store_pg *s, he_heard *heard);
 /*
  * Fence every following apply: it runs for the holder of `epoch` of lease
  * `lease` (borrowed; outlives the store) and fails with HE_EFENCED, writing

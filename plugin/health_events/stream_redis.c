@@ -26,20 +26,34 @@ void he_stream_redis_init(he_stream_redis *s, const apphost_services *svc,
 	he_batch_init(&s->batch, cfg->batch, HE_BATCH_BYTES);
 }
 
-void he_stream_redis_set_heard(he_stream_redis *s, atomic_ullong *heard)
+void he_stream_redis_set_heard(he_stream_redis *s, he_heard *heard)
 {
 	s->heard = heard;
 }
 
-/* Redis answered (anything, an error too): note when. */
-static void answered(he_stream_redis *s)
+static unsigned long long mono_ns(void)
 {
 	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (unsigned long long)ts.tv_sec * 1000000000ull +
+	       (unsigned long long)ts.tv_nsec;
+}
+
+/* A command is sent: we wait on Redis from now. */
+static void waiting(he_stream_redis *s)
+{
+	if (s->heard)
+		atomic_store(&s->heard->waiting, mono_ns());
+}
+
+/* The wait ended: with an answer (anything, an error too), or not. */
+static void wait_over(he_stream_redis *s, bool answer)
+{
 	if (!s->heard)
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	atomic_store(s->heard, (unsigned long long)ts.tv_sec * 1000000000ull +
-				   (unsigned long long)ts.tv_nsec);
+	if (answer)
+		atomic_store(&s->heard->at, mono_ns());
+	atomic_store(&s->heard->waiting, 0);
 }
 
 /* A command's socket timeout: a quarter of the lease beyond the XREAD
@@ -112,11 +126,10 @@ static int refused(he_stream_redis *s, const char *what, const redisReply *r)
 static int command(he_stream_redis *s, const char *what, int argc,
 		   const char **argv, const size_t *lens, redisReply **out)
 {
+	waiting(s);
 	*out = redisCommandArgv(s->c, argc, argv, lens);
-	if (!*out)
-		return io_fail(s, what);
-	answered(s);
-	return HE_OK;
+	wait_over(s, *out != NULL);
+	return *out ? HE_OK : io_fail(s, what);
 }
 
 static int ensure_conn(he_stream_redis *s)
@@ -278,14 +291,14 @@ static int xread(he_stream_redis *s, const char *after, unsigned count,
 		return io_fail(s, "XREAD");
 	rd->fn = &g->fn;
 	rd->privdata = g;
+	waiting(s);
 	void *got = NULL;
 	if (redisGetReply(s->c, &got) != REDIS_OK)
 		got = NULL;
 	*rep = got;
+	wait_over(s, *rep != NULL || g->over);
 	rd->fn = g->orig;
 	rd->privdata = priv;
-	if (*rep)
-		answered(s);
 	if (*rep && read_time(s) < 0) {
 		freeReplyObject(*rep);
 		*rep = NULL;

@@ -11,6 +11,7 @@
 #include "he_batch.h"
 #include "he_config.h"
 #include "he_deadletter.h"
+#include "he_lease.h"
 #include "he_stream_id.h"
 #include "he_xread.h"
 #include "ports.h"
@@ -43,7 +44,7 @@ typedef struct he_stream_redis {
 	const char *committing; /* last_id of the commit in flight */
 	unsigned long long fence_seen; /* fence of the last FENCED refusal */
 	bool had_conn;		       /* a connection was leased before */
-	atomic_ullong *heard; /* monotonic ns of the last answer, or NULL */
+	he_heard *heard;	       /* answers and waits noted, or NULL */
 	bool reconnected; /* the current one replaced an earlier one */
 
 	he_dead_fields dead; /* commit scratch: the dead letters' fields */
@@ -58,11 +59,11 @@ typedef struct he_stream_redis {
 void he_stream_redis_init(he_stream_redis *s, const apphost_services *svc,
 			  const he_config *cfg);
 /*
- * Note in *heard (monotonic ns, CLOCK_MONOTONIC) each time Redis answers,
- * an error reply included: leadership follows the ability to reach it
- * (DESIGN §10). NULL: nowhere.
+ * Note in *heard (he_lease.h; CLOCK_MONOTONIC) each time Redis answers, an
+ * error reply included, and while a command waits for its answer:
+ * leadership follows the ability to reach it (DESIGN §10). NULL: nowhere.
  */
-void he_stream_redis_set_heard(he_stream_redis *s, atomic_ullong *heard);
+void he_stream_redis_set_heard(he_stream_redis *s, he_heard *heard);
 /* Free the last reply, return the lease (if held). */
 void he_stream_redis_close(he_stream_redis *s);
 

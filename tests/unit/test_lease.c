@@ -35,16 +35,28 @@ Test(lease, an_instance_works_only_while_both_servers_answer)
 	cr_assert_eq(t.heard_ms, 1500);
 	/* a ping every check_ms keeps an idle instance able */
 	cr_assert_lt(t.check_ms * 2, t.heard_ms + 1);
-	cr_assert_eq(he_lease_able(&t, now, now - 10 * ms, now - 1499 * ms),
-		     HE_ABLE);
-	cr_assert_eq(he_lease_able(&t, now, now - 1500 * ms, now),
+	cr_assert_eq(
+	    he_lease_able(&t, now, now - 10 * ms, now - 1499 * ms, 0, 0),
+	    HE_ABLE);
+	cr_assert_eq(he_lease_able(&t, now, now - 1500 * ms, now, 0, 0),
 		     HE_ABLE_REDIS_SILENT);
-	cr_assert_eq(he_lease_able(&t, now, now, now - 1500 * ms),
+	cr_assert_eq(he_lease_able(&t, now, now, now - 1500 * ms, 0, 0),
 		     HE_ABLE_PG_SILENT);
-	cr_assert_eq(he_lease_able(&t, now, 0, 0), HE_ABLE_BOTH_SILENT,
+	cr_assert_eq(he_lease_able(&t, now, 0, 0, 0, 0), HE_ABLE_BOTH_SILENT,
 		     "never heard is silent");
+	/* stuck on Redis, the consumer stopped pinging PostgreSQL too */
+	cr_assert_eq(
+	    he_lease_able(&t, now, now - 2500 * ms, now - 1600 * ms, 0, 0),
+	    HE_ABLE_REDIS_SILENT);
+	cr_assert_eq(
+	    he_lease_able(&t, now, now - 1600 * ms, now - 2500 * ms, 0, 0),
+	    HE_ABLE_PG_SILENT);
+	/* a call waiting on Redis names Redis, whichever answered last */
+	cr_assert_eq(he_lease_able(&t, now, now - 1600 * ms, now - 2500 * ms,
+				   now - 1600 * ms, 0),
+		     HE_ABLE_REDIS_SILENT);
 	/* a stamp written after `now` was read is fresh, not 584 years old */
-	cr_assert_eq(he_lease_able(&t, now, now + ms, now + ms), HE_ABLE);
+	cr_assert_eq(he_lease_able(&t, now, now + ms, now + ms, 0, 0), HE_ABLE);
 	cr_assert_str_eq(he_able_name(HE_ABLE_PG_SILENT), "postgres_silent");
 }
 

@@ -24,9 +24,19 @@ static int fresh(const he_lease_timing *t, unsigned long long now,
 }
 
 he_able he_lease_able(const he_lease_timing *t, unsigned long long now_ns,
-		      unsigned long long redis_ns, unsigned long long pg_ns)
+		      unsigned long long redis_ns, unsigned long long pg_ns,
+		      unsigned long long redis_waiting,
+		      unsigned long long pg_waiting)
 {
 	int r = fresh(t, now_ns, redis_ns), p = fresh(t, now_ns, pg_ns);
+	/* Both silent: the cause is the one a call waits on (a consumer stuck
+	 * on one server pings the other no more), else the one silent for
+	 * longer, unless neither ever answered or both stopped at once. */
+	if (!r && !p && !redis_waiting != !pg_waiting)
+		return redis_waiting ? HE_ABLE_REDIS_SILENT : HE_ABLE_PG_SILENT;
+	if (!r && !p && redis_ns != pg_ns && redis_ns && pg_ns)
+		return redis_ns < pg_ns ? HE_ABLE_REDIS_SILENT
+					: HE_ABLE_PG_SILENT;
 	return r && p ? HE_ABLE
 	       : p    ? HE_ABLE_REDIS_SILENT
 	       : r    ? HE_ABLE_PG_SILENT
