@@ -98,6 +98,8 @@ static void bound_calls(he_consumer *c)
 				     he_leader_heard(c->leader, HE_DEP_PG));
 	he_stream_redis_set_heard(&c->rs,
 				  he_leader_heard(c->leader, HE_DEP_REDIS));
+	he_record_store_pg_set_token(&c->pg, he_leader_token(c->leader));
+	he_stream_redis_set_token(&c->rs, he_leader_token(c->leader));
 }
 
 int he_consumer_new(const apphost_services *svc, he_consumer **out)
@@ -672,6 +674,24 @@ static void lead(he_consumer *c)
 }
 
 /*
+ * A standby's Redis check (as check_dep's): GET the fence key, so that the
+ * lease is asked for an epoch above the highest one written with.
+ */
+static void check_fence(he_consumer *c, uint64_t now)
+{
+	unsigned long long fence;
+	if (now - c->deps[DEP_REDIS].last_ok_ns < c->t.check_ms * 1000000ull)
+		return;
+	int r = he_stream_redis_read_fence(&c->rs, &fence);
+	if (r < 0) {
+		dep_failed(c, DEP_REDIS, r, c->rs.err);
+		return;
+	}
+	dep_ok(c, DEP_REDIS);
+	he_leader_saw_fence(c->leader, fence);
+}
+
+/*
  * A standby: keep both connections warm and readiness fresh, until the
  * lease thread holds the lease (returns its epoch), export parks us, or
  * stop (0).
@@ -686,7 +706,7 @@ static uint64_t standby(he_consumer *c)
 		/* First the checks: the lease thread contends only once both
 		 * servers answered. */
 		uint64_t now = c->svc->now_ns(c->svc->host);
-		check_dep(c, DEP_REDIS, now);
+		check_fence(c, now);
 		/*
 		 * A standby that cannot ask for the lease (PostgreSQL down, or
 		 * the lease functions missing) could never take over: that is

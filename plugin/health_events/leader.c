@@ -49,7 +49,7 @@ struct he_leader {
 	struct apphost_metric *m_leader, *m_epoch, *m_changes, *m_fenced;
 };
 
-/* Why a standby does not contend before its consumer reached anything. */
+/* Why a standby does not contend before its consumer reached both. */
 static const char STARTING[] = "starting";
 
 #define LOG(l, lvl, msg, ...)                                                  \
@@ -184,7 +184,7 @@ static he_able able_now(he_leader *l, uint64_t now)
 }
 
 /* We do not contend, for `why` (NULL: we do again); logged on change,
- * except at the start, before the consumer reached anything. */
+ * except at the start, before the consumer reached both servers. */
 static void stand_aside(he_leader *l, const char *why)
 {
 	if (why == l->aside)
@@ -285,7 +285,8 @@ static bool can_contend(he_leader *l, uint64_t *let_go, uint64_t *next)
 		l->aside_until = now + l->t.aside_ms * ms;
 	}
 	if (a != HE_ABLE || now < l->aside_until) {
-		bool never = !atomic_load(&l->heard[HE_DEP_REDIS].at) &&
+		/* Still starting until both answered once. */
+		bool never = !atomic_load(&l->heard[HE_DEP_REDIS].at) ||
 			     !atomic_load(&l->heard[HE_DEP_PG].at);
 		stand_aside(l, a == HE_ABLE ? "backing_off"
 			       : never	    ? STARTING
@@ -422,6 +423,19 @@ uint64_t he_leader_wait(he_leader *l, const atomic_bool *stop,
 he_heard *he_leader_heard(he_leader *l, enum he_dep d)
 {
 	return &l->heard[d];
+}
+
+const char *he_leader_token(const he_leader *l)
+{
+	return l->token;
+}
+
+void he_leader_saw_fence(he_leader *l, unsigned long long fence)
+{
+	uv_mutex_lock(&l->mu);
+	if (fence && fence + 1 > l->min_epoch)
+		l->min_epoch = fence + 1;
+	uv_mutex_unlock(&l->mu);
 }
 
 void he_leader_consuming(he_leader *l, bool on)

@@ -82,6 +82,20 @@ bool he_leader_failing(he_leader *l);
 he_heard *he_leader_heard(he_leader *l, enum he_dep d);
 
 /*
+ * This instance's random token (owned by l; for its whole life): a fencing
+ * token is the epoch and this together, in the lease row, in every apply
+ * and in the Redis fence. Any thread.
+ */
+const char *he_leader_token(const he_leader *l);
+
+/*
+ * The Redis fence holds `fence` (a standby reads it): the next lease asked
+ * for is above it, so no epoch already written with is handed out again,
+ * even by a lease row that PostgreSQL lost or rolled back. Any thread.
+ */
+void he_leader_saw_fence(he_leader *l, unsigned long long fence);
+
+/*
  * The consumer consumes (on) or no longer does: health_events_leader is
  * 1 only in between. Consumer thread.
  */

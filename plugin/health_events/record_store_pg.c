@@ -26,7 +26,8 @@ static const char *const apply_sql =
     "SELECT o_ord, o_outcome, o_status, o_engine_health, o_current_turn "
     "FROM health_events_apply($1::text, $2::bigint, $3::bigint, $4::bigint, "
     "$5::bigint, $6::bigint, $7::text[], $8::text[], $9::text[], "
-    "$10::text[], $11::bigint, $12::bigint, $13::text)";
+    "$10::text[], $11::bigint, $12::bigint, $13::text, $14::text, "
+    "$15::integer)";
 
 /* SQLSTATEs of health_events_apply's refusals: a stale epoch
  * (schema/003), an applied position other than the batch follows (004). */
@@ -67,6 +68,11 @@ void he_record_store_pg_set_statement_timeout(he_record_store_pg *s,
 void he_record_store_pg_set_heard(he_record_store_pg *s, he_heard *heard)
 {
 	s->heard = heard;
+}
+
+void he_record_store_pg_set_token(he_record_store_pg *s, const char *token)
+{
+	s->token = token;
 }
 
 void he_record_store_pg_set_fence(he_record_store_pg *s, const char *lease,
@@ -461,7 +467,11 @@ static int apply(void *ctx, const he_apply_span *span, const he_mutation *ops,
 		return HE_EFENCED;
 	}
 	bool refused = span->refused_id != NULL;
-	const char *params[13] = {s->lease,
+	/* Lock waits end with the statement's own bound (at least 1 ms). */
+	char lock_ms[16];
+	snprintf(lock_ms, sizeof(lock_ms), "%u",
+		 s->stmt_ms ? s->stmt_ms : 600000);
+	const char *params[15] = {s->lease,
 				  s->epoch,
 				  pos[0],
 				  pos[1],
@@ -473,10 +483,12 @@ static int apply(void *ctx, const he_apply_span *span, const he_mutation *ops,
 				  s->buf[3],
 				  refused ? pos[4] : NULL,
 				  refused ? pos[5] : NULL,
-				  refused ? span->refused_reason : NULL};
+				  refused ? span->refused_reason : NULL,
+				  s->token ? s->token : "",
+				  lock_ms};
 	PGresult *res = await(
 	    s, "health_events_apply",
-	    PQsendQueryPrepared(s->conn, s->stmt, 13, params, NULL, NULL, 0));
+	    PQsendQueryPrepared(s->conn, s->stmt, 15, params, NULL, NULL, 0));
 	if (!res)
 		return HE_ECONN;
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)

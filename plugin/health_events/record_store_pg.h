@@ -28,6 +28,7 @@ typedef struct he_record_store_pg {
 	he_heard *heard;     /* answers and waits noted, or NULL */
 	const char *lease;   /* fence of every apply: lease name and */
 	char epoch[24];	     /* epoch, decimal (he_record_store_pg_set_fence) */
+	const char *token;   /* ... and the holder's token (set_token) */
 	char refusal[160];   /* after HE_EDATA: SQLSTATE and primary message */
 	char stmt[32];	     /* the apply's statement name: a hash of its SQL */
 	bool had_conn, reconnected; /* he_record_store_pg_reconnected */
@@ -67,6 +68,13 @@ void he_record_store_pg_set_statement_timeout(he_record_store_pg *s,
  * (DESIGN §10). NULL: nowhere.
  */
 void he_record_store_pg_set_heard(he_record_store_pg *s, he_heard *heard);
+/*
+ * The holder's token (borrowed; outlives the store): every apply names it
+ * with the epoch, and is refused unless the lease row holds both
+ * (schema/005). Until set, the empty token is named. Its lock_timeout is
+ * the statement timeout (set_statement_timeout), else 600 s.
+ */
+void he_record_store_pg_set_token(he_record_store_pg *s, const char *token);
 /*
  * Fence every following apply: it runs for the holder of `epoch` of lease
  * `lease` (borrowed; outlives the store) and fails with HE_EFENCED, writing

@@ -464,12 +464,32 @@ int he_stream_redis_check_gap(he_stream_redis *s, const char *offset,
 /* ---- fencing and commit ----------------------------------------------- */
 
 /*
+ * The fence key holds the last writer's token: "<epoch> <holder token>"
+ * (a bare "<epoch>" from before tokens, or from a writer without one). A
+ * write with ARGV[1] = "<epoch> <token>" is refused (FENCED <epoch>) when
+ * its epoch is below the fence's, or equal with another token: an epoch
+ * the lease handed out twice (a PostgreSQL rollback) is still not used by
+ * two instances. FENCE_RAISE then records ours when it is higher.
+ */
+#define FENCE_CHECK                                                            \
+	"local f = redis.call('GET', KEYS[1]) or '0'\n"                        \
+	"local fence = tonumber(string.match(f, '^%d+')) or 0\n"               \
+	"local holder = string.match(f, '^%d+ (.+)$') or ''\n"                 \
+	"local epoch = tonumber(string.match(ARGV[1], '^%d+'))\n"              \
+	"local mine = string.match(ARGV[1], '^%d+ (.+)$') or ''\n"             \
+	"if epoch < fence or (epoch == fence and holder ~= mine) then\n"       \
+	"  return redis.error_reply('FENCED ' .. fence)\n"                     \
+	"end\n"
+#define FENCE_RAISE                                                            \
+	"if epoch > fence then redis.call('SET', KEYS[1], ARGV[1]) end\n"
+
+/*
  * The commit, atomic in Redis. KEYS: fence, offset, lobby stream, dead
- * letters. ARGV: epoch, the offset this batch follows ("" for none), the
- * new offset, the number of snapshots, then game_id/source_id/payload per
+ * letters. ARGV: epoch and token, the offset this batch follows ("" for none),
+ * the new offset, the number of snapshots, then game_id/source_id/payload per
  * snapshot, then per dead letter its item count and items.
- *   - an epoch below the fence is refused (FENCED <fence>): a newer leader
- *     exists; an epoch above it raises it;
+ *   - an epoch below the fence, or equal with another token, is refused
+ *     (FENCED <fence>): a newer leader exists; an epoch above it raises it;
  *   - a saved offset other than the one the batch follows is refused
  *     (MOVED <saved>): a failover lost writes, or an operator moved it;
  *   - then the XADDs, and the offset SET last: an XADD that fails (a key
@@ -492,15 +512,9 @@ static const char commit_script[] =
     "  if not am or not bm then return true end\n"
     "  if am ~= bm then return lt(bm, am) end\n"
     "  return lt(bs, as)\n"
-    "end\n"
-    "local fence = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
-    "local epoch = tonumber(ARGV[1])\n"
-    "if epoch < fence then return redis.error_reply('FENCED ' .. fence) end\n"
-    "local saved = redis.call('GET', KEYS[2]) or ''\n"
+    "end\n" FENCE_CHECK "local saved = redis.call('GET', KEYS[2]) or ''\n"
     "if saved ~= ARGV[2] then return redis.error_reply('MOVED ' .. saved) "
-    "end\n"
-    "if epoch > fence then redis.call('SET', KEYS[1], ARGV[1]) end\n"
-    "local i = 5\n"
+    "end\n" FENCE_RAISE "local i = 5\n"
     "for _ = 1, tonumber(ARGV[4]) do\n"
     "  redis.call('XADD', KEYS[3], '*', 'event_type', "
     "'runtime_snapshot_update', 'game_id', ARGV[i], 'source_id', "
@@ -516,21 +530,50 @@ static const char commit_script[] =
     "return 'OK'\n";
 
 /*
- * Taking over: raise the fence to our epoch (refused when it is already
- * higher) and read the saved offset, in one step. Any commit of an older
+ * Taking over: raise the fence to our epoch and token (refused when it is
+ * already higher, or as high with another token) and read the saved
+ * offset, in one step. Any commit of an older
  * leader then either landed before (and its offset is what we read) or is
  * refused: the new leader starts exactly where the last commit ended.
  */
 static const char take_over_script[] =
-    "local fence = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
-    "local epoch = tonumber(ARGV[1])\n"
-    "if epoch < fence then return redis.error_reply('FENCED ' .. fence) end\n"
-    "if epoch > fence then redis.call('SET', KEYS[1], ARGV[1]) end\n"
-    "return redis.call('GET', KEYS[2])\n";
+    FENCE_CHECK FENCE_RAISE "return redis.call('GET', KEYS[2])\n";
+
+/* ARGV[1] of the scripts: "<epoch> <token>", or "<epoch>" without one. */
+static void fence_arg(he_stream_redis *s)
+{
+	snprintf(s->fence_arg, sizeof(s->fence_arg), "%s%s%s", s->epoch,
+		 s->token[0] ? " " : "", s->token);
+}
 
 void he_stream_redis_set_epoch(he_stream_redis *s, uint64_t epoch)
 {
 	snprintf(s->epoch, sizeof(s->epoch), "%llu", (unsigned long long)epoch);
+	fence_arg(s);
+}
+
+void he_stream_redis_set_token(he_stream_redis *s, const char *token)
+{
+	snprintf(s->token, sizeof(s->token), "%s", token ? token : "");
+	fence_arg(s);
+}
+
+int he_stream_redis_read_fence(he_stream_redis *s, unsigned long long *epoch)
+{
+	int r = ensure_conn(s);
+	if (r < 0)
+		return r;
+	const char *argv[] = {"GET", s->cfg->fence_key};
+	redisReply *rep;
+	if ((r = command(s, "GET fence", 2, argv, NULL, &rep)) < 0)
+		return r;
+	*epoch = 0;
+	if (rep->type == REDIS_REPLY_STRING)
+		*epoch = strtoull(rep->str, NULL, 10);
+	else if (rep->type != REDIS_REPLY_NIL)
+		r = refused(s, "GET fence", rep);
+	freeReplyObject(rep);
+	return r;
 }
 
 bool he_stream_redis_reconnected(he_stream_redis *s)
@@ -581,7 +624,7 @@ int he_stream_redis_take_over(he_stream_redis *s, char *out, size_t cap)
 			      "2",
 			      s->cfg->fence_key,
 			      s->cfg->offset_key,
-			      s->epoch};
+			      s->fence_arg};
 	redisReply *rep;
 	if ((r = command(s, "EVAL take-over", 6, argv, NULL, &rep)) < 0)
 		return r;
@@ -633,7 +676,7 @@ static int build_commit(he_stream_redis *s, const he_outbox *box, int *argc)
 	ARGZ(s->cfg->offset_key);
 	ARGZ(s->cfg->lobby_stream);
 	ARGZ(s->cfg->dead_stream);
-	ARGZ(s->epoch);
+	ARGZ(s->fence_arg);
 	ARGZ(s->saved);
 	ARGZ(box->last_id);
 	snprintf(s->nsnap, sizeof(s->nsnap), "%zu", box->nsnapshots);

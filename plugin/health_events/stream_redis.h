@@ -39,6 +39,8 @@ typedef struct he_stream_redis {
 	char nsnap[24];
 	char sha[48];		/* SHA1 of the commit script, once loaded */
 	char epoch[24];		/* this leader's epoch, decimal */
+	char token[40];		/* this instance's token, "" for none */
+	char fence_arg[72];	/* "<epoch> <token>": the scripts' ARGV[1] */
 	char saved[48];		/* the offset Redis holds, as last read or set
 				 * ("" when none is saved) */
 	const char *committing; /* last_id of the commit in flight */
@@ -106,6 +108,17 @@ int he_stream_redis_ping(he_stream_redis *s);
 
 /* Fence every following write with this leader's epoch. */
 void he_stream_redis_set_epoch(he_stream_redis *s, uint64_t epoch);
+/*
+ * ... and with this instance's token (copied; at most 39 bytes, no
+ * space): the fence key stores both, and a write with the fence's epoch
+ * but another token is refused (DESIGN §10). NULL or "": none.
+ */
+void he_stream_redis_set_token(he_stream_redis *s, const char *token);
+/*
+ * GET the fence key: the epoch it holds (0: none) into *epoch, so that a
+ * standby asks the lease for an epoch above it. 0 or a negative HE_E*.
+ */
+int he_stream_redis_read_fence(he_stream_redis *s, unsigned long long *epoch);
 
 /*
  * Become the writer: raise the fence key to our epoch and read the saved
