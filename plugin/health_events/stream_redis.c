@@ -3,9 +3,11 @@
  *
  * commit: one Lua script (EVALSHA) checks the leader's epoch against a
  * fence key and the saved offset against the one the batch follows, then
- * XADDs the batch and SETs the offset last (see commit_script).
+ * XADDs the batch and SETs the offset last (see redis_scripts.h).
  */
 #include "stream_redis.h"
+
+#include "redis_scripts.h"
 
 #include <errno.h>
 #include <hiredis/hiredis.h>
@@ -463,82 +465,6 @@ int he_stream_redis_check_gap(he_stream_redis *s, const char *offset,
 
 /* ---- fencing and commit ----------------------------------------------- */
 
-/*
- * The fence key holds the last writer's token: "<epoch> <holder token>"
- * (a bare "<epoch>" from before tokens, or from a writer without one). A
- * write with ARGV[1] = "<epoch> <token>" is refused (FENCED <epoch>) when
- * its epoch is below the fence's, or equal with another token: an epoch
- * the lease handed out twice (a PostgreSQL rollback) is still not used by
- * two instances. FENCE_RAISE then records ours when it is higher.
- */
-#define FENCE_CHECK                                                            \
-	"local f = redis.call('GET', KEYS[1]) or '0'\n"                        \
-	"local fence = tonumber(string.match(f, '^%d+')) or 0\n"               \
-	"local holder = string.match(f, '^%d+ (.+)$') or ''\n"                 \
-	"local epoch = tonumber(string.match(ARGV[1], '^%d+'))\n"              \
-	"local mine = string.match(ARGV[1], '^%d+ (.+)$') or ''\n"             \
-	"if epoch < fence or (epoch == fence and holder ~= mine) then\n"       \
-	"  return redis.error_reply('FENCED ' .. fence)\n"                     \
-	"end\n"
-#define FENCE_RAISE                                                            \
-	"if epoch > fence then redis.call('SET', KEYS[1], ARGV[1]) end\n"
-
-/*
- * The commit, atomic in Redis. KEYS: fence, offset, lobby stream, dead
- * letters. ARGV: epoch and token, the offset this batch follows ("" for none),
- * the new offset, the number of snapshots, then game_id/source_id/payload per
- * snapshot, then per dead letter its item count and items.
- *   - an epoch below the fence, or equal with another token, is refused
- *     (FENCED <fence>): a newer leader exists; an epoch above it raises it;
- *   - a saved offset other than the one the batch follows is refused
- *     (MOVED <saved>): a failover lost writes, or an operator moved it;
- *   - then the XADDs, and the offset SET last: an XADD that fails (a key
- *     of the wrong type) aborts the script before it, and the offset stays
- *     where it was (a script is not rolled back, so the XADDs before the
- *     failing one stay: the retry repeats them, which Lobby tolerates);
- *   - the offset never moves backwards: a batch applied again after
- *     PostgreSQL lost transactions (DESIGN §13, Redis ahead) publishes
- *     and leaves a newer offset as it is. Ids compare as numbers (digit
- *     strings by length, then by text: exact beyond 2^53).
- */
-static const char commit_script[] =
-    "local function lt(a, b)\n"
-    "  if #a ~= #b then return #a < #b end\n"
-    "  return a < b\n"
-    "end\n"
-    "local function newer(a, b)\n"
-    "  local am, as = string.match(a, '^(%d+)-(%d+)$')\n"
-    "  local bm, bs = string.match(b, '^(%d+)-(%d+)$')\n"
-    "  if not am or not bm then return true end\n"
-    "  if am ~= bm then return lt(bm, am) end\n"
-    "  return lt(bs, as)\n"
-    "end\n" FENCE_CHECK "local saved = redis.call('GET', KEYS[2]) or ''\n"
-    "if saved ~= ARGV[2] then return redis.error_reply('MOVED ' .. saved) "
-    "end\n" FENCE_RAISE "local i = 5\n"
-    "for _ = 1, tonumber(ARGV[4]) do\n"
-    "  redis.call('XADD', KEYS[3], '*', 'event_type', "
-    "'runtime_snapshot_update', 'game_id', ARGV[i], 'source_id', "
-    "ARGV[i + 1], 'payload', ARGV[i + 2])\n"
-    "  i = i + 3\n"
-    "end\n"
-    "while i <= #ARGV do\n"
-    "  local n = tonumber(ARGV[i])\n"
-    "  redis.call('XADD', KEYS[4], '*', unpack(ARGV, i + 1, i + n))\n"
-    "  i = i + n + 1\n"
-    "end\n"
-    "if newer(ARGV[3], saved) then redis.call('SET', KEYS[2], ARGV[3]) end\n"
-    "return 'OK'\n";
-
-/*
- * Taking over: raise the fence to our epoch and token (refused when it is
- * already higher, or as high with another token) and read the saved
- * offset, in one step. Any commit of an older
- * leader then either landed before (and its offset is what we read) or is
- * refused: the new leader starts exactly where the last commit ended.
- */
-static const char take_over_script[] =
-    FENCE_CHECK FENCE_RAISE "return redis.call('GET', KEYS[2])\n";
-
 /* ARGV[1] of the scripts: "<epoch> <token>", or "<epoch>" without one. */
 static void fence_arg(he_stream_redis *s)
 {
@@ -620,7 +546,7 @@ int he_stream_redis_take_over(he_stream_redis *s, char *out, size_t cap)
 	s->reconnected = false;
 	s->committing = NULL;
 	const char *argv[] = {"EVAL",
-			      take_over_script,
+			      he_take_over_script,
 			      "2",
 			      s->cfg->fence_key,
 			      s->cfg->offset_key,
@@ -648,7 +574,7 @@ static int argv_reserve(he_stream_redis *s, size_t n)
 	return HE_OK;
 }
 
-/* One EVALSHA argv of the whole commit (commit_script's layout). */
+/* One EVALSHA argv of the whole commit (he_commit_script's layout). */
 static int build_commit(he_stream_redis *s, const he_outbox *box, int *argc)
 {
 	he_dead_fields_reset(&s->dead);
@@ -710,7 +636,7 @@ static int build_commit(he_stream_redis *s, const he_outbox *box, int *argc)
 /* SCRIPT LOAD the commit script into s->sha (once per server). */
 static int load_script(he_stream_redis *s)
 {
-	const char *argv[] = {"SCRIPT", "LOAD", commit_script};
+	const char *argv[] = {"SCRIPT", "LOAD", he_commit_script};
 	redisReply *rep;
 	int r = command(s, "SCRIPT LOAD", 3, argv, NULL, &rep);
 	if (r < 0)
