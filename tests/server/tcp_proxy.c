@@ -147,8 +147,10 @@ static bool push(struct conn *c, int i)
 		}
 		off += (size_t)w;
 	}
-	memmove(f->buf, f->buf + off, f->len - off);
-	f->len -= off;
+	if (off) { /* else buf may be NULL: nothing was ever read */
+		memmove(f->buf, f->buf + off, f->len - off);
+		f->len -= off;
+	}
 	if (f->eof && f->len == 0 && !f->shut) {
 		(void)shutdown(to, SHUT_WR);
 		f->shut = true;
