@@ -387,12 +387,12 @@ static bool id_params(const char *id, char ms[24], char seq[24])
 	return true;
 }
 
-static int apply(void *ctx, const he_apply_span *span, const he_mutation *ops,
-		 size_t n, he_mutation_result *results)
+int he_record_store_pg_send(he_record_store_pg *s, const he_apply_span *span,
+			    const he_mutation *ops, size_t n)
 {
-	he_record_store_pg *s = ctx;
 	char pos[6][24];
 	s->refusal[0] = '\0';
+	s->sent = 0;
 	if (!id_params(span->after, pos[0], pos[1]) ||
 	    !id_params(span->last, pos[2], pos[3]) ||
 	    (span->refused_id &&
@@ -425,16 +425,39 @@ static int apply(void *ctx, const he_apply_span *span, const he_mutation *ops,
 				  refused ? pos[4] : NULL,
 				  refused ? pos[5] : NULL,
 				  refused ? span->refused_reason : NULL};
-	PGresult *res = await(
-	    s, "health_events_apply",
-	    PQsendQueryPrepared(s->conn, s->stmt, 13, params, NULL, NULL, 0));
+	s->sent = PQsendQueryPrepared(s->conn, s->stmt, 13, params, NULL, NULL,
+				      0) == 1
+		      ? 1
+		      : -1;
+	s->sent_n = n;
+	return HE_OK;
+}
+
+int he_record_store_pg_receive(he_record_store_pg *s,
+			       he_mutation_result *results)
+{
+	if (s->sent == 0) {
+		snprintf(s->err, sizeof(s->err),
+			 "health_events_apply: nothing was sent");
+		return HE_ESTATE;
+	}
+	PGresult *res = await(s, "health_events_apply", s->sent);
+	s->sent = 0;
 	if (!res)
 		return HE_ECONN;
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		return fail(s, "health_events_apply", res);
-	r = read_results(s, res, n, results);
+	int r = read_results(s, res, s->sent_n, results);
 	PQclear(res);
 	return r;
+}
+
+static int apply(void *ctx, const he_apply_span *span, const he_mutation *ops,
+		 size_t n, he_mutation_result *results)
+{
+	he_record_store_pg *s = ctx;
+	int r = he_record_store_pg_send(s, span, ops, n);
+	return r < 0 ? r : he_record_store_pg_receive(s, results);
 }
 
 int he_record_store_pg_query(he_record_store_pg *s, const char *what,

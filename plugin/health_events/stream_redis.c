@@ -23,7 +23,8 @@ void he_stream_redis_init(he_stream_redis *s, const apphost_services *svc,
 	s->svc = svc;
 	s->cfg = cfg;
 	atomic_init(&s->client_id, 0);
-	he_batch_init(&s->batch, cfg->batch, HE_BATCH_BYTES);
+	/* Every batch in flight within the one budget. */
+	he_batch_init(&s->batch, cfg->batch, HE_BATCH_BYTES / HE_READ_SLOTS);
 }
 
 static void drop(he_stream_redis *s, bool broken)
@@ -36,11 +37,13 @@ static void drop(he_stream_redis *s, bool broken)
 
 void he_stream_redis_close(he_stream_redis *s)
 {
-	if (s->reply)
-		freeReplyObject(s->reply);
-	s->reply = NULL;
+	for (unsigned i = 0; i < HE_READ_SLOTS; i++) {
+		if (s->reply[i])
+			freeReplyObject(s->reply[i]);
+		s->reply[i] = NULL;
+		he_xread_free(&s->parsed[i]);
+	}
 	drop(s, false);
-	he_xread_free(&s->parsed);
 	free(s->argv);
 	free(s->argvlen);
 	free(s->counts);
@@ -273,9 +276,11 @@ static int read_batch(he_stream_redis *s, const char *after, bool block,
 {
 	*n = 0;
 	*entries = NULL;
-	if (s->reply)
-		freeReplyObject(s->reply);
-	s->reply = NULL;
+	/* The oldest slot's entries are no longer anyone's. */
+	s->slot = (s->slot + 1) % HE_READ_SLOTS;
+	if (s->reply[s->slot])
+		freeReplyObject(s->reply[s->slot]);
+	s->reply[s->slot] = NULL;
 	read_guard g;
 	redisReply *rep;
 	unsigned count;
@@ -298,13 +303,13 @@ static int read_batch(he_stream_redis *s, const char *after, bool block,
 		freeReplyObject(rep);
 		return r;
 	}
-	s->reply = rep;
-	if ((r = he_xread_parse(&s->parsed, rep, n, s->err, sizeof(s->err))) <
-	    0)
+	s->reply[s->slot] = rep;
+	if ((r = he_xread_parse(&s->parsed[s->slot], rep, n, s->err,
+				sizeof(s->err))) < 0)
 		return r;
 	he_batch_observe(&s->batch, *n, g.bytes);
 	s->asked = count;
-	*entries = s->parsed.entries;
+	*entries = s->parsed[s->slot].entries;
 	return HE_OK;
 }
 
