@@ -547,3 +547,24 @@ Test(grants, printed_grants_are_enough_to_lead_fail_over_and_stop)
 	cr_expect_str_eq(released, "true", "the stop released the lease");
 	free(released);
 }
+
+/* docs/operations.md and health_events(7) show exactly what it prints. */
+Test(grants, docs_show_the_printed_grants)
+{
+	int rc;
+	char *out = migrate_cmd(owner_dsn, "--grant apphost", &rc);
+	cr_assert_eq(rc, 0, "%s", out);
+	static const char *const docs[] = {"docs/operations.md",
+					   "dist/health_events.7.scd"};
+	for (size_t i = 0; i < sizeof(docs) / sizeof(*docs); i++) {
+		char *path = path_in_source(docs[i]);
+		char *text = ap_read_file(path);
+		cr_assert(text != NULL, "%s", path);
+		cr_expect(strstr(text, out) != NULL,
+			  "%s does not show what --grant apphost prints:\n%s",
+			  path, out);
+		free(text);
+		free(path);
+	}
+	free(out);
+}
