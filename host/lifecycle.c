@@ -25,6 +25,7 @@ int apphost_comp_init(struct apphost_comp *c, const struct apphost_ctx *ctx,
 	}
 	c->svc_host.ctx = ctx;
 	snprintf(c->svc_host.name, sizeof(c->svc_host.name), "%s", c->name);
+	c->svc_host.abi_minor = c->magic != NULL ? c->magic->abi_minor : 0;
 	apphost_status_register(c->name); /* /readyz waits for it from now */
 	apphost_services_fill(&c->svc, &c->svc_host);
 	rc = c->init(&c->svc, &state);

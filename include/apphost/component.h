@@ -25,6 +25,10 @@
  * using a field newer than 1.0. A major version changes what exists.
  *   1.1  metrics and readiness in the services table
  *   1.2  hiredis_major/minor in the magic block
+ *   1.3  APPHOST_EPERM and APPHOST_EAUTH: a lease refused for a
+ *        permission or for the credentials is told from an unreachable
+ *        server (a host gives a component built before 1.3
+ *        APPHOST_ECONN instead, as it always did)
  *
  * Threads: init, start, export and import are called on the host's main
  * thread; stop is called on a short-lived host thread while the main
@@ -52,7 +56,7 @@ extern "C" {
 
 #define APPHOST_MAGIC	  0x41504831u /* "APH1" */
 #define APPHOST_ABI_MAJOR 1
-#define APPHOST_ABI_MINOR 2
+#define APPHOST_ABI_MINOR 3
 
 /*
  * The hiredis a component is built against, recorded in its magic block
@@ -99,7 +103,10 @@ extern "C" {
 	XX(EIO, -5, "I/O error")	     /* failed mid-request */         \
 	XX(ESTATE, -6, "wrong state")	     /* wrong lifecycle state */      \
 	XX(ENOTSUP, -7, "not supported")     /* optional feature absent */    \
-	XX(EPROTO, -8, "protocol error")     /* unexpected answer */
+	XX(EPROTO, -8, "protocol error")     /* unexpected answer */         \
+	XX(EPERM, -9, "permission denied")   /* 1.3: the server refused a     \
+						privilege (ACL, GRANT) */      \
+	XX(EAUTH, -10, "authentication failed") /* 1.3: credentials refused */
 
 enum {
 #define APPHOST_ERRNO_ENUM_(name, value, text) APPHOST_##name = (value),
@@ -212,7 +219,10 @@ typedef struct apphost_services {
 	 * Lease an exclusive, connected Redis context (hiredis). Waits up to
 	 * timeout_ms for a free pooled connection; connects lazily.
 	 * Returns 0 and sets *out, APPHOST_ETIMEDOUT when the pool stayed
-	 * exhausted, APPHOST_ECONN when the server cannot be reached. The
+	 * exhausted, APPHOST_ECONN when the server cannot be reached,
+	 * (1.3) APPHOST_EAUTH when it refused the credentials and
+	 * APPHOST_EPERM when it refused a command the connection needs
+	 * (SELECT of the db, ROLE), also during the reconnect backoff. The
 	 * context belongs to the caller until redis_release; use it from one
 	 * thread at a time. Its command timeout is the host default (5 s)
 	 * at lease time; the caller may change it with redisSetTimeout.

@@ -125,7 +125,9 @@ void apphost_mock_log_clear(apphost_mock *m);
 
 /*
  * 0: leases behave normally; else every redis_lease (pg_lease) returns
- * `code` (e.g. APPHOST_ECONN, APPHOST_ETIMEDOUT) until set back to 0.
+ * `code` (e.g. APPHOST_ECONN, APPHOST_ETIMEDOUT, or from ABI 1.3
+ * APPHOST_EPERM and APPHOST_EAUTH, as a host returns them for a refused
+ * privilege or refused credentials) until set back to 0.
  */
 void apphost_mock_fail_redis(apphost_mock *m, int code);
 void apphost_mock_fail_pg(apphost_mock *m, int code);

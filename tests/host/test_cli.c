@@ -31,7 +31,7 @@ Test(cli, version)
 
 	cr_assert_eq(run_cmd(argv, NULL, &out), 0);
 	cr_assert(strstr(out, "apphost ") == out, "%s", out);
-	cr_assert(strstr(out, "ABI 1.2") != NULL, "%s", out);
+	cr_assert(strstr(out, "ABI 1.3") != NULL, "%s", out);
 	free(out);
 }
 
