@@ -80,6 +80,10 @@ static int refused(he_stream_redis *s, const char *what, const redisReply *r)
 			drop(s, true);
 			return HE_ECONN;
 		}
+	/* An ACL refusal keeps the connection: it is not broken. */
+	if (r && r->type == REDIS_REPLY_ERROR && r->len >= 6 &&
+	    strncmp(r->str, "NOPERM", 6) == 0)
+		return HE_EPERM;
 	return HE_EREFUSED;
 }
 
@@ -100,7 +104,10 @@ static int ensure_conn(he_stream_redis *s)
 		s->c = NULL;
 		snprintf(s->err, sizeof(s->err), "redis lease: %s",
 			 apphost_strerror(r));
-		return r == APPHOST_ETIMEDOUT ? HE_ETIMEDOUT : HE_ECONN;
+		return r == APPHOST_ETIMEDOUT || r == APPHOST_EPERM ||
+			       r == APPHOST_EAUTH
+			   ? r
+			   : HE_ECONN;
 	}
 	/* Any new connection may reach another server (a failover): the
 	 * consumer re-reads the offset before it goes on. */

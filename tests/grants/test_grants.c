@@ -568,3 +568,53 @@ Test(grants, docs_show_the_printed_grants)
 	}
 	free(out);
 }
+
+/*
+ * A grant missing from the role is named as a permission refusal (not an
+ * I/O error), retried without dead-lettering the entry, and clears once
+ * granted, without a restart.
+ */
+Test(grants, a_missing_grant_is_named_retried_and_clears_when_granted)
+{
+	int rc;
+	char *grants = migrate_cmd(owner_dsn, "--grant \"$ROLE\"", &rc);
+	cr_assert_eq(rc, 0, "%s", grants);
+	exec_sql(owner, "%s", grants);
+	free(grants);
+	char *qa = quoted(owner, app_role);
+	exec_sql(owner,
+		 "REVOKE EXECUTE ON FUNCTION health_events_apply_batch("
+		 "text[], text[], text[], text[]) FROM %s",
+		 qa);
+
+	th_keys_init(&K, "grants");
+	char g1[160];
+	snprintf(g1, sizeof(g1), "%s:g1", K.prefix);
+	th_insert_game(owner, g1, "running", 1);
+	spawn(0);
+	free(ap_wait_log(logs[0], "leadership acquired", 1, pids[0], 20000));
+	char *id = th_xadd(redis, K.stream, "game_id", g1, "event_type",
+			   "container_oom", NULL);
+	char *line =
+	    ap_wait_log(logs[0], "dependency failing", 1, pids[0], 20000);
+	/* code= is written unquoted: JSON keeps its first word */
+	cr_expect(strstr(line, "\"code\":\"permission\"") != NULL,
+		  "the refusal is named: %s", line);
+	cr_expect(strstr(line, "health_events_apply_batch") != NULL, "%s",
+		  line);
+	free(line);
+	cr_expect_eq(th_xlen(redis, K.dead), 0, "dead-lettered");
+
+	exec_sql(owner,
+		 "GRANT EXECUTE ON FUNCTION health_events_apply_batch("
+		 "text[], text[], text[], text[]) TO %s",
+		 qa);
+	cr_assert(th_wait_offset(redis, K.offset_key, id, 30000),
+		  "not committed once granted (log %s)", logs[0]);
+	char *row = th_row(owner, g1);
+	cr_expect_str_eq(row, "engine_unreachable/oom/1");
+	free(row);
+	cr_expect_eq(th_xlen(redis, K.dead), 0);
+	free(id);
+	free(qa);
+}
