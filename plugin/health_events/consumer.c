@@ -7,6 +7,7 @@
 
 #include "he_ops.h"
 #include "leader.h"
+#include "preflight.h"
 #include "record_store_pg.h"
 #include "stream_redis.h"
 
@@ -66,6 +67,7 @@ struct he_consumer {
 	unsigned backoff_ms;
 	dep_state deps[DEP_COUNT];
 	he_ops ops;	    /* metrics and readiness (he_ops.h) */
+	he_preflight pf;    /* permissions, asked at each (re)connection */
 	uint64_t lag_at_ns; /* last lag count */
 };
 
@@ -91,6 +93,7 @@ int he_consumer_new(const apphost_services *svc, he_consumer **out)
 	he_record_store_pg_set_abort(&c->pg, &c->stopping);
 	he_stream_redis_init(&c->rs, svc, &c->cfg);
 	he_ops_init(&c->ops, svc);
+	he_preflight_init(&c->pf, svc, &c->cfg);
 	atomic_init(&c->stopping, false);
 	atomic_init(&c->holding, false);
 	uv_mutex_init(&c->mu);
@@ -137,6 +140,19 @@ static void dep_failed(he_consumer *c, enum dep d, int code, const char *err)
 static void dep_ok(he_consumer *c, enum dep d)
 {
 	dep_state *s = &c->deps[d];
+	/*
+	 * Reached for the first time or again (a reconnection, perhaps to
+	 * another node): may we do all we will do there? Until we may, the
+	 * dependency stays failing, and each retry asks again.
+	 */
+	if (!s->last_ok_ns || s->failing) {
+		int r = d == DEP_PG ? he_preflight_pg(&c->pf)
+				    : he_preflight_redis(&c->pf);
+		if (r < 0) {
+			dep_failed(c, d, r, c->pf.err);
+			return;
+		}
+	}
 	if (s->failing) {
 		LOG(c, APPHOST_LOG_INFO, "dependency recovered",
 		    "dependency=%s failed_attempts=%u", dep_name[d],
