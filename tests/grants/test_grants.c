@@ -458,43 +458,6 @@ static void spawn(int i)
 	pids[i] = ap_spawn_he(&K, logs[i], env);
 }
 
-/* The instance holding the lease, -1 when none. */
-static int holder(void)
-{
-	char *h = th_sql_value(owner,
-			       "SELECT holder FROM health_events_leader "
-			       "WHERE name = $1 AND expires_at > now()",
-			       K.prefix);
-	int who = -1;
-	if (h != NULL)
-		sscanf(h, "grants-%d", &who);
-	free(h);
-	return who;
-}
-
-static int wait_holder(int not )
-{
-	for (double t0 = th_now_ms(); th_now_ms() - t0 < 20000;) {
-		int w = holder();
-		if (w >= 0 && w != not )
-			return w;
-		usleep(50000);
-	}
-	cr_assert_fail("no instance other than %d leads", not );
-	return -1;
-}
-
-/* An oom for `game`, committed: the row moved and the offset with it. */
-static void feed_committed(const char *game)
-{
-	char *id = th_xadd(redis, K.stream, "game_id", game, "event_type",
-			   "container_oom", NULL);
-	cr_assert(th_wait_offset(redis, K.offset_key, id, 20000),
-		  "the entry %s was not committed (logs: %s, %s)", id, logs[0],
-		  logs[1]);
-	free(id);
-}
-
 Test(grants, printed_grants_are_enough_to_lead_fail_over_and_stop)
 {
 	int rc;
@@ -506,33 +469,8 @@ Test(grants, printed_grants_are_enough_to_lead_fail_over_and_stop)
 	free(grants);
 
 	th_keys_init(&K, "grants");
-	char g1[160], g2[160];
-	snprintf(g1, sizeof(g1), "%s:g1", K.prefix);
-	snprintf(g2, sizeof(g2), "%s:g2", K.prefix);
-	th_insert_game(owner, g1, "running", 1);
-	th_insert_game(owner, g2, "running", 2);
-
-	spawn(0);
-	free(ap_wait_log(logs[0], "leadership acquired", 1, pids[0], 20000));
-	spawn(1);
-	free(ap_wait_log(logs[1], "consumer starting", 1, pids[1], 20000));
-	feed_committed(g1);
-	char *row = th_row(owner, g1);
-	cr_expect_str_eq(row, "engine_unreachable/oom/1");
-	free(row);
-
-	int old = holder();
-	cr_assert(old == 0 || old == 1);
-	ap_kill9(pids[old]);
-	pids[old] = 0;
-	int now = wait_holder(old);
-	feed_committed(g2);
-	row = th_row(owner, g2);
-	cr_expect_str_eq(row, "engine_unreachable/oom/2");
-	free(row);
-
-	cr_expect_eq(ap_terminate(pids[now]), 0, "a graceful stop");
-	pids[now] = 0;
+	ap_two_instances_fail_over(&K, redis, owner, "grants", spawn, pids,
+				   logs);
 	for (int i = 0; i < 2; i++) {
 		cr_expect_eq(ap_log_count(logs[i], "permission denied", NULL),
 			     0, "%s mentions a refused permission", logs[i]);

@@ -259,3 +259,40 @@ char *ap_wait_log(const char *path, const char *needle, size_t n, pid_t pid,
 		       timeout_ms, path);
 	return NULL;
 }
+
+/* The row of game as "status/health/turn" equals want. */
+static void expect_row(PGconn *rows, const char *game, const char *want)
+{
+	char *row = th_row(rows, game);
+	cr_expect_str_eq(row ? row : "(none)", want, "row of %s", game);
+	free(row);
+}
+
+void ap_two_instances_fail_over(const th_keys *k, redisContext *r, PGconn *rows,
+				const char *tag, void (*spawn)(int),
+				pid_t pids[2], char (*logs)[128])
+{
+	char g1[160], g2[160];
+	snprintf(g1, sizeof(g1), "%s:g1", k->prefix);
+	snprintf(g2, sizeof(g2), "%s:g2", k->prefix);
+	th_insert_game(rows, g1, "running", 1);
+	th_insert_game(rows, g2, "running", 2);
+	spawn(0);
+	free(ap_wait_log(logs[0], "leadership acquired", 1, pids[0], 20000));
+	spawn(1);
+	free(ap_wait_log(logs[1], "consumer starting", 1, pids[1], 20000));
+	th_oom_committed(r, k, g1, 20000);
+	expect_row(rows, g1, "engine_unreachable/oom/1");
+
+	int old = th_lease_holder(rows, k->prefix, tag);
+	cr_assert(old == 0 || old == 1, "holder %d", old);
+	ap_kill9(pids[old]);
+	pids[old] = 0;
+	int now = 1 - old;
+	free(
+	    ap_wait_log(logs[now], "leadership acquired", 1, pids[now], 20000));
+	th_oom_committed(r, k, g2, 20000);
+	expect_row(rows, g2, "engine_unreachable/oom/2");
+	cr_expect_eq(ap_terminate(pids[now]), 0, "a graceful stop");
+	pids[now] = 0;
+}

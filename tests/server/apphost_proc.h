@@ -64,6 +64,19 @@ int ap_terminate_within(pid_t pid, int wait_ms, double *elapsed_ms);
 /* SIGKILL and reap. */
 void ap_kill9(pid_t pid);
 
+/*
+ * Two instances on k's streams: spawn(i) starts instance i (its holder
+ * name "<tag>-i") and sets pids[i]; logs[i] is its log. Instance 0 leads,
+ * 1 stands by, an entry is committed; the leader is SIGKILLed, the other
+ * takes over and commits one more; then it stops with SIGTERM, exit 0.
+ * Games "<prefix>:g1", ":g2" are inserted and read on `rows` (a
+ * connection that may insert them). Asserts at each step; pids[i] is 0
+ * for an instance it reaped.
+ */
+void ap_two_instances_fail_over(const th_keys *k, redisContext *r, PGconn *rows,
+				const char *tag, void (*spawn)(int),
+				pid_t pids[2], char (*logs)[128]);
+
 /* ---- files and the log ---- */
 
 /* A whole file as a malloc()ed string, or NULL when it cannot be read. */
