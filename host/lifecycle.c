@@ -291,6 +291,37 @@ int apphost_lifecycle_init_all(struct apphost_comp_list *l,
 	return 0;
 }
 
+int apphost_lifecycle_check_all(struct apphost_comp_list *l)
+{
+	int first = 0;
+
+	for (size_t i = 0; i < l->n; i++) {
+		struct apphost_comp *c = l->v[i];
+		char report[1024] = "";
+		int rc;
+
+		if (c->check == NULL) {
+			apphost_log(APPHOST_LOG_INFO, NULL,
+				    "component has no connected check",
+				    "name=%s", c->name);
+			continue;
+		}
+		rc = c->check(c->cstate, report, sizeof(report));
+		report[sizeof(report) - 1] = '\0';
+		if (rc > 0)
+			rc = APPHOST_EINVAL;
+		apphost_log(rc == 0 ? APPHOST_LOG_INFO : APPHOST_LOG_ERROR,
+			    NULL,
+			    rc == 0 ? "component check passed"
+				    : "component check failed",
+			    "name=%s code=%s report=\"%s\"", c->name,
+			    apphost_err_name(rc), report);
+		if (rc < 0 && first == 0)
+			first = rc;
+	}
+	return first;
+}
+
 int apphost_lifecycle_start_all(struct apphost_comp_list *l,
 				uint32_t timeout_ms)
 {

@@ -315,13 +315,12 @@ static int object_exists(PGconn *c, const struct apphost_grant *g,
 {
 	static const char *const sql[] = {
 	    [APPHOST_GRANT_SCHEMA] = "SELECT to_regnamespace($1) IS NOT NULL",
-	    [APPHOST_GRANT_FUNCTION] =
-		"SELECT to_regprocedure($1) IS NOT NULL",
+	    [APPHOST_GRANT_FUNCTION] = "SELECT to_regprocedure($1) IS NOT NULL",
 	    [APPHOST_GRANT_TABLE] = "SELECT to_regclass($1) IS NOT NULL",
 	};
 	const char *params[1] = {object};
-	PGresult *r = PQexecParams(c, sql[g->kind], 1, NULL, params, NULL,
-				   NULL, 0);
+	PGresult *r =
+	    PQexecParams(c, sql[g->kind], 1, NULL, params, NULL, NULL, 0);
 	int rc = -1;
 
 	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
@@ -357,7 +356,8 @@ static int print_grants(const char *dsn, const char *dir, const char *role)
 	rc = apphost_grants_parse(text, &g, err, sizeof(err));
 	free(text);
 	if (rc < 0) {
-		fail("%s: %s", path, rc == APPHOST_ENOMEM ? "out of memory" : err);
+		fail("%s: %s", path,
+		     rc == APPHOST_ENOMEM ? "out of memory" : err);
 		return EXIT_FAIL;
 	}
 	c = connect_db(dsn);

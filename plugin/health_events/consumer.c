@@ -496,6 +496,11 @@ static void wake_reader(void *arg)
 	uv_mutex_unlock(&c->mu);
 }
 
+he_preflight *he_consumer_preflight(he_consumer *c)
+{
+	return &c->pf;
+}
+
 int he_consumer_start(he_consumer *c)
 {
 	if (c->started)

@@ -170,6 +170,32 @@ Test(acl, a_missing_required_command_is_named_and_clears_when_given)
 	pids[0] = 0;
 }
 
+/* apphost --check --connect as the user names what it may not run. */
+Test(acl, check_connect_names_a_missing_command)
+{
+	create_user("-evalsha");
+	setenv("APPHOST_REDIS_URL", url + strlen("APPHOST_REDIS_URL="), 1);
+	setenv("APPHOST_COMPONENTS", getenv("HE_SO"), 1);
+	setenv("HEALTH_EVENTS_STREAM", K.stream, 1);
+	setenv("HEALTH_EVENTS_LOBBY_STREAM", K.lobby, 1);
+	setenv("HEALTH_EVENTS_DEAD_LETTER_STREAM", K.dead, 1);
+	setenv("HEALTH_EVENTS_OFFSET_LABEL", K.prefix, 1);
+	setenv("APPHOST_HTTP_ADDR", "", 1);
+	char *cmd;
+	int rc;
+	cr_assert(asprintf(&cmd, "'%s' --check --connect 2>&1",
+			   getenv("APPHOST_BIN")) > 0);
+	char *out = ap_capture(cmd, &rc);
+	cr_expect_neq(rc, 0, "%s", out);
+	cr_expect(strstr(out, "component check failed name=health_events") !=
+			  NULL &&
+		      strstr(out, "redis: user may not run evalsha") != NULL &&
+		      strstr(out, "postgres: ok") != NULL,
+		  "%s", out);
+	free(out);
+	free(cmd);
+}
+
 Test(acl, a_missing_optional_command_is_one_warning)
 {
 	create_user("-client|unblock");

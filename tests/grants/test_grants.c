@@ -89,22 +89,13 @@ static void load_list(void)
  */
 static char *migrate_cmd(const char *dsn, const char *args, int *rc)
 {
-	char *cmd, buf[4096];
-	size_t len = 0;
-	char *out = calloc(1, 1);
+	char *cmd;
 	setenv("APPHOST_POSTGRES_DSN", dsn, 1);
 	setenv("ROLE", app_role, 1);
 	cr_assert(asprintf(&cmd, "'%s' --schema-dir '%s/schema' %s",
 			   getenv("APPHOST_MIGRATE_BIN"), SOURCE_ROOT,
 			   args) > 0);
-	FILE *p = popen(cmd, "r");
-	cr_assert(p != NULL);
-	for (size_t n; (n = fread(buf, 1, sizeof(buf), p)) > 0; len += n) {
-		out = realloc(out, len + n + 1);
-		memcpy(out + len, buf, n);
-		out[len + n] = '\0';
-	}
-	*rc = pclose(p);
+	char *out = ap_capture(cmd, rc);
 	free(cmd);
 	return out;
 }
@@ -445,6 +436,18 @@ Test(grants, grant_needs_a_migrated_database)
 
 /* ---- the application role, given exactly the printed grants ---- */
 
+/* Apply what apphost-migrate --grant prints for the app role, as owner. */
+static void grant_printed(void)
+{
+	int rc;
+	char *grants = migrate_cmd(owner_dsn, "--grant \"$ROLE\"", &rc);
+	cr_assert_eq(rc, 0, "apphost-migrate --grant: %s", grants);
+	cr_assert(strstr(grants, "GRANT USAGE ON SCHEMA \"public\"") == grants,
+		  "USAGE first: %s", grants);
+	exec_sql(owner, "%s", grants);
+	free(grants);
+}
+
 static void spawn(int i)
 {
 	char id[64], dsn[512];
@@ -460,14 +463,7 @@ static void spawn(int i)
 
 Test(grants, printed_grants_are_enough_to_lead_fail_over_and_stop)
 {
-	int rc;
-	char *grants = migrate_cmd(owner_dsn, "--grant \"$ROLE\"", &rc);
-	cr_assert_eq(rc, 0, "apphost-migrate --grant: %s", grants);
-	cr_assert(strstr(grants, "GRANT USAGE ON SCHEMA \"public\"") == grants,
-		  "USAGE first: %s", grants);
-	exec_sql(owner, "%s", grants);
-	free(grants);
-
+	grant_printed();
 	th_keys_init(&K, "grants");
 	ap_two_instances_fail_over(&K, redis, owner, "grants", spawn, pids,
 				   logs);
@@ -514,11 +510,7 @@ Test(grants, docs_show_the_printed_grants)
  */
 Test(grants, a_missing_grant_is_named_retried_and_clears_when_granted)
 {
-	int rc;
-	char *grants = migrate_cmd(owner_dsn, "--grant \"$ROLE\"", &rc);
-	cr_assert_eq(rc, 0, "%s", grants);
-	exec_sql(owner, "%s", grants);
-	free(grants);
+	grant_printed();
 	char *qa = quoted(owner, app_role);
 	exec_sql(owner,
 		 "REVOKE EXECUTE ON FUNCTION health_events_apply_batch("
@@ -555,4 +547,63 @@ Test(grants, a_missing_grant_is_named_retried_and_clears_when_granted)
 	cr_expect_eq(th_xlen(redis, K.dead), 0);
 	free(id);
 	free(qa);
+}
+
+/*
+ * apphost --check --connect as the application role: passes with the
+ * printed grants, fails naming what one revoked lacks, and writes
+ * nothing either way (no lease row, no fence, no offset).
+ */
+static char *check_connect(int *rc)
+{
+	char *cmd;
+	setenv("APPHOST_POSTGRES_DSN", app_dsn, 1);
+	setenv("APPHOST_COMPONENTS", getenv("HE_SO"), 1);
+	setenv("HEALTH_EVENTS_OFFSET_LABEL", K.prefix, 1);
+	setenv("HEALTH_EVENTS_STREAM", K.stream, 1);
+	setenv("APPHOST_HTTP_ADDR", "", 1);
+	cr_assert(asprintf(&cmd, "'%s' --check --connect 2>&1",
+			   getenv("APPHOST_BIN")) > 0);
+	char *out = ap_capture(cmd, rc);
+	free(cmd);
+	return out;
+}
+
+Test(grants, check_connect_names_a_missing_grant_and_writes_nothing)
+{
+	grant_printed();
+	th_keys_init(&K, "grants");
+
+	int rc;
+	char *out = check_connect(&rc);
+	cr_expect_eq(rc, 0, "%s", out);
+	cr_expect(strstr(out, "component check passed name=health_events") !=
+		      NULL,
+		  "%s", out);
+	free(out);
+
+	char *qa = quoted(owner, app_role);
+	exec_sql(owner, "REVOKE UPDATE ON TABLE runtime_records FROM %s", qa);
+	free(qa);
+	out = check_connect(&rc);
+	cr_expect_neq(rc, 0, "%s", out);
+	cr_expect(strstr(out, "UPDATE on table runtime_records") != NULL, "%s",
+		  out);
+	free(out);
+
+	char *rows = th_sql_value(owner,
+				  "SELECT count(*)::text FROM "
+				  "health_events_leader WHERE name = $1",
+				  K.prefix);
+	cr_expect_str_eq(rows, "0", "a lease row was written");
+	free(rows);
+	char fence[200];
+	snprintf(fence, sizeof(fence), "%s:fence", K.offset_key);
+	cr_expect_eq(th_xlen(redis, K.stream), 0);
+	char *v = th_get(redis, fence);
+	cr_expect_null(v, "the fence was raised");
+	free(v);
+	v = th_get(redis, K.offset_key);
+	cr_expect_null(v, "an offset was written");
+	free(v);
 }

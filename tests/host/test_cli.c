@@ -94,6 +94,27 @@ Test(cli, check_good_exits_0)
 	free(out);
 }
 
+/* --connect only with --check; a component without a check is said so. */
+Test(cli, check_connect_without_a_component_check)
+{
+	char *alone[] = {bin(), "--connect", NULL};
+	char *argv[] = {bin(), "--check", "--connect", NULL};
+	char *out;
+
+	cr_assert_eq(run_cmd(alone, env_with(comp_path("good")), &out), 2, "%s",
+		     out);
+	cr_assert(strstr(out, "--connect only goes with --check") != NULL, "%s",
+		  out);
+	free(out);
+	cr_assert_eq(run_cmd(argv, env_with(comp_path("good")), &out), 0, "%s",
+		     out);
+	cr_assert(strstr(out, "component has no connected check name=good") !=
+		      NULL,
+		  "%s", out);
+	cr_assert(strstr(out, "check passed") != NULL, "%s", out);
+	free(out);
+}
+
 Test(cli, check_refused_exits_1)
 {
 	char *argv[] = {bin(), "--check", NULL};

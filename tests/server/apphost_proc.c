@@ -296,3 +296,20 @@ void ap_two_instances_fail_over(const th_keys *k, redisContext *r, PGconn *rows,
 	cr_expect_eq(ap_terminate(pids[now]), 0, "a graceful stop");
 	pids[now] = 0;
 }
+
+char *ap_capture(const char *cmdline, int *status)
+{
+	char buf[4096];
+	size_t len = 0;
+	char *out = calloc(1, 1);
+	FILE *p = popen(cmdline, "r");
+	cr_assert(p != NULL && out != NULL, "popen %s", cmdline);
+	for (size_t n; (n = fread(buf, 1, sizeof(buf), p)) > 0; len += n) {
+		out = realloc(out, len + n + 1);
+		cr_assert(out != NULL);
+		memcpy(out + len, buf, n);
+		out[len + n] = '\0';
+	}
+	*status = pclose(p);
+	return out;
+}

@@ -77,6 +77,12 @@ void ap_two_instances_fail_over(const th_keys *k, redisContext *r, PGconn *rows,
 				const char *tag, void (*spawn)(int),
 				pid_t pids[2], char (*logs)[128]);
 
+/*
+ * Run a shell command line; its stdout as a malloc()ed string, and its
+ * wait status in *status (0: exited 0).
+ */
+char *ap_capture(const char *cmdline, int *status);
+
 /* ---- files and the log ---- */
 
 /* A whole file as a malloc()ed string, or NULL when it cannot be read. */
