@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -76,8 +78,15 @@ void ap_env_put_all(ap_env *e, const char *const *kvs)
 
 pid_t ap_spawn(const char *bin, const ap_env *e, const char *logfile)
 {
-	posix_spawn_file_actions_t fa;
 	char *argv[] = {(char *)bin, NULL};
+
+	return ap_spawn_argv(argv, e, logfile);
+}
+
+pid_t ap_spawn_argv(char *const *argv, const ap_env *e, const char *logfile)
+{
+	posix_spawn_file_actions_t fa;
+	const char *bin = argv[0];
 	pid_t pid;
 	int rc;
 
@@ -312,4 +321,17 @@ char *ap_capture(const char *cmdline, int *status)
 	}
 	*status = pclose(p);
 	return out;
+}
+
+int ap_free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	cr_assert(fd >= 0);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	close(fd);
+	return ntohs(a.sin_port);
 }

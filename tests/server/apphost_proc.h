@@ -43,6 +43,12 @@ void ap_env_put_all(ap_env *e, const char *const *kvs);
  * the caller reaps it (ap_terminate, ap_kill9).
  */
 pid_t ap_spawn(const char *bin, const ap_env *e, const char *logfile);
+/* A TCP port free on 127.0.0.1 now (the kernel's pick; free it may not
+ * stay, so bind it soon). */
+int ap_free_port(void);
+
+/* As ap_spawn, with arguments: argv[0] is the program's path. */
+pid_t ap_spawn_argv(char *const *argv, const ap_env *e, const char *logfile);
 /*
  * apphost (APPHOST_BIN) with health_events (HE_SO) on k's streams and
  * offset label, HEALTH_EVENTS_BLOCK_MS=1000, then `extra` (NULL or a
