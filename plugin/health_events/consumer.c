@@ -454,8 +454,10 @@ static uint64_t standby(he_consumer *c)
 		 * the lease functions missing) could never take over: that is
 		 * PostgreSQL failing, for readiness and the logs alike.
 		 */
+		int why = he_leader_failure(c->leader);
 		if (he_leader_failing(c->leader))
-			dep_failed(c, DEP_PG, HE_ECONN, "lease calls failing");
+			dep_failed(c, DEP_PG, why < 0 ? why : HE_ECONN,
+				   "lease calls failing");
 		else
 			check_dep(c, DEP_PG, now);
 	}

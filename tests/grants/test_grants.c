@@ -607,3 +607,29 @@ Test(grants, check_connect_names_a_missing_grant_and_writes_nothing)
 	cr_expect_null(v, "an offset was written");
 	free(v);
 }
+
+/*
+ * A standby whose lease calls are refused for a privilege says so: every
+ * "dependency failing" line names a permission, none an unreachable
+ * server.
+ */
+Test(grants, a_refused_lease_call_is_a_permission_on_the_standby)
+{
+	grant_printed();
+	char *qa = quoted(owner, app_role);
+	exec_sql(owner,
+		 "REVOKE EXECUTE ON FUNCTION health_events_lease(text, text, "
+		 "text, integer, bigint) FROM %s",
+		 qa);
+	free(qa);
+	th_keys_init(&K, "grants");
+	spawn(0);
+	free(ap_wait_log(logs[0], "lease calls failing", 1, pids[0], 20000));
+	free(ap_wait_log(logs[0], "dependency failing", 1, pids[0], 20000));
+	cr_expect_eq(ap_log_count(logs[0], "dependency failing",
+				  "\"code\":\"connection", NULL),
+		     0, "reported as a connection failure (log %s)", logs[0]);
+	cr_expect_eq(ap_log_count(logs[0], "lease calls failing",
+				  "\"code\":\"I/O", NULL),
+		     0, "reported as I/O (log %s)", logs[0]);
+}
