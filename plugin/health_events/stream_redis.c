@@ -626,8 +626,14 @@ int he_stream_redis_unblock(const apphost_services *svc, long long client_id)
 	snprintf(id, sizeof(id), "%lld", client_id);
 	const char *argv[] = {"CLIENT", "UNBLOCK", id};
 	redisReply *rep = redisCommandArgv(c, 3, argv, NULL);
-	r = rep && rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer
-						    : HE_EIO;
+	/* An error reply (an ACL without client|unblock) leaves the
+	 * connection sound: only a missing reply breaks it. */
+	r = !rep			       ? HE_EIO
+	    : rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer
+	    : rep->type == REDIS_REPLY_ERROR && rep->len >= 6 &&
+		    strncmp(rep->str, "NOPERM", 6) == 0
+		? HE_EPERM
+		: HE_EREFUSED;
 	if (rep)
 		freeReplyObject(rep);
 	svc->redis_release(svc->host, c, r == HE_EIO);

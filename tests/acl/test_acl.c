@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "redis_needs.h"
+#include "stream_redis.h"
 
 static redisContext *redis;
 static PGconn *pg;
@@ -211,6 +212,22 @@ Test(acl, a_missing_optional_command_is_one_warning)
 	cr_expect_eq(ap_log_count(logs[0], "dependency failing", NULL), 0);
 	cr_expect_eq(ap_terminate(pids[0]), 0);
 	pids[0] = 0;
+}
+
+/*
+ * Without client|unblock the refusal is a permission, and the connection
+ * that carried it is fine: given back whole, not as broken.
+ */
+Test(acl, a_refused_unblock_keeps_its_connection)
+{
+	create_user("-client|unblock");
+	setenv("APPHOST_REDIS_URL", url + strlen("APPHOST_REDIS_URL="), 1);
+	real_services *rs = rs_new();
+	cr_assert(rs != NULL);
+	cr_expect_eq(he_stream_redis_unblock(rs_services(rs), 1), HE_EPERM);
+	cr_expect_eq(rs_broken_releases(rs), 0, "given back as broken");
+	cr_expect_eq(rs_leases_out(rs), 0);
+	rs_free(rs);
 }
 
 /* operations.md shows the line for the default names, as written. */
