@@ -126,10 +126,15 @@ static void readiness(he_consumer *c)
 static void dep_failed(he_consumer *c, enum dep d, int code, const char *err)
 {
 	dep_state *s = &c->deps[d];
+	/* Refused inside a script, Redis names no command: ask which. */
+	if (code == HE_EPERM && d == DEP_REDIS && err != c->pf.err &&
+	    he_preflight_redis(&c->pf) == HE_EPERM)
+		err = c->pf.err;
 	s->attempts++;
-	if (s->failing && strcmp(s->err, err) == 0)
+	/* (compared as far as it is kept: a long reason is cut) */
+	if (s->failing && strncmp(s->err, err, sizeof(s->err) - 1) == 0)
 		return; /* same state: already said */
-	snprintf(s->err, sizeof(s->err), "%s", err);
+	snprintf(s->err, sizeof(s->err), "%.*s", (int)sizeof(s->err) - 1, err);
 	s->failing = true;
 	readiness(c);
 	LOG(c, APPHOST_LOG_ERROR, "dependency failing, retrying with backoff",

@@ -80,9 +80,11 @@ static int refused(he_stream_redis *s, const char *what, const redisReply *r)
 			drop(s, true);
 			return HE_ECONN;
 		}
-	/* An ACL refusal keeps the connection: it is not broken. */
-	if (r && r->type == REDIS_REPLY_ERROR && r->len >= 6 &&
-	    strncmp(r->str, "NOPERM", 6) == 0)
+	/* An ACL refusal keeps the connection: it is not broken. Inside a
+	 * script Redis says so without NOPERM (and names no command). */
+	if (r && r->type == REDIS_REPLY_ERROR &&
+	    ((r->len >= 6 && strncmp(r->str, "NOPERM", 6) == 0) ||
+	     strstr(r->str, "can't run this command or subcommand")))
 		return HE_EPERM;
 	return HE_EREFUSED;
 }

@@ -171,6 +171,40 @@ Test(acl, a_missing_required_command_is_named_and_clears_when_given)
 	pids[0] = 0;
 }
 
+/*
+ * A command taken away while it runs, refused inside the commit script
+ * (where Redis names no command), is named all the same.
+ */
+Test(acl, a_command_refused_inside_the_commit_script_is_named)
+{
+	create_user(NULL);
+	spawn(0);
+	free(ap_wait_log(logs[0], "leadership acquired", 1, pids[0], 20000));
+	free(ap_wait_log(logs[0], "no saved offset", 1, pids[0], 20000));
+	char text[200];
+	snprintf(text, sizeof(text), "ACL SETUSER %s -xadd\n", user);
+	free(redis_cli(text));
+	char g1[160];
+	snprintf(g1, sizeof(g1), "%s:g1", K.prefix);
+	th_insert_game(pg, g1, "running", 1);
+	char *id = th_xadd(redis, K.stream, "game_id", g1, "event_type",
+			   "container_oom", NULL);
+	char *line =
+	    ap_wait_log(logs[0], "dependency failing", 1, pids[0], 20000);
+	char want[300];
+	snprintf(want, sizeof(want), "xadd on key %s", K.lobby);
+	cr_expect(strstr(line, want) != NULL, "names %s: %s", want, line);
+	cr_expect(strstr(line, "code=permission denied") != NULL, "%s", line);
+	free(line);
+	snprintf(text, sizeof(text), "ACL SETUSER %s +xadd\n", user);
+	free(redis_cli(text));
+	cr_assert(th_wait_offset(redis, K.offset_key, id, 20000),
+		  "not committed once given back (log %s)", logs[0]);
+	free(id);
+	cr_expect_eq(ap_terminate(pids[0]), 0);
+	pids[0] = 0;
+}
+
 /* apphost --check --connect as the user names what it may not run. */
 Test(acl, check_connect_names_a_missing_command)
 {
