@@ -137,21 +137,35 @@ Test(acl, the_documented_user_leads_stands_by_fails_over_and_stops)
 	}
 }
 
-Test(acl, a_missing_required_command_is_named_and_clears_when_given)
+/* The first "dependency failing" line names xadd on the lobby stream as
+ * a refused permission; want gets that text. */
+static void expect_xadd_named(char *want, size_t cap)
 {
-	char extra[600];
-	snprintf(extra, sizeof(extra), "-xadd");
-	create_user(extra);
-	spawn(0);
 	char *line =
 	    ap_wait_log(logs[0], "dependency failing", 1, pids[0], 20000);
-	char want[300];
-	snprintf(want, sizeof(want), "xadd on key %s", K.lobby);
+	snprintf(want, cap, "xadd on key %s", K.lobby);
 	cr_expect(strstr(line, want) != NULL, "names %s: %s", want, line);
 	cr_expect(strstr(line, "code=permission denied") != NULL, "%s", line);
 	free(line);
-	line = ap_wait_log(logs[0], "the Redis ACL this configuration needs", 1,
-			   pids[0], 5000);
+}
+
+/* ACL SETUSER <user> <rule>, as the servers' admin. */
+static void acl_set(const char *rule)
+{
+	char text[200];
+	snprintf(text, sizeof(text), "ACL SETUSER %s %s\n", user, rule);
+	free(redis_cli(text));
+}
+
+Test(acl, a_missing_required_command_is_named_and_clears_when_given)
+{
+	char want[300];
+	create_user("-xadd");
+	spawn(0);
+	expect_xadd_named(want, sizeof(want));
+	char *line =
+	    ap_wait_log(logs[0], "the Redis ACL this configuration needs", 1,
+			pids[0], 5000);
 	cr_expect(strstr(line, "+xadd") != NULL, "%s", line);
 	free(line);
 	line = ap_wait_log(logs[0], "not ready reason=\"redis failing", 1,
@@ -159,9 +173,7 @@ Test(acl, a_missing_required_command_is_named_and_clears_when_given)
 	cr_expect(strstr(line, want) != NULL, "%s", line);
 	free(line);
 
-	char text[200];
-	snprintf(text, sizeof(text), "ACL SETUSER %s +xadd\n", user);
-	free(redis_cli(text));
+	acl_set("+xadd");
 	free(ap_wait_log(logs[0], "dependency recovered", 1, pids[0], 20000));
 	char g1[160];
 	snprintf(g1, sizeof(g1), "%s:g1", K.prefix);
@@ -181,23 +193,14 @@ Test(acl, a_command_refused_inside_the_commit_script_is_named)
 	spawn(0);
 	free(ap_wait_log(logs[0], "leadership acquired", 1, pids[0], 20000));
 	free(ap_wait_log(logs[0], "no saved offset", 1, pids[0], 20000));
-	char text[200];
-	snprintf(text, sizeof(text), "ACL SETUSER %s -xadd\n", user);
-	free(redis_cli(text));
-	char g1[160];
+	acl_set("-xadd");
+	char want[300], g1[160];
 	snprintf(g1, sizeof(g1), "%s:g1", K.prefix);
 	th_insert_game(pg, g1, "running", 1);
 	char *id = th_xadd(redis, K.stream, "game_id", g1, "event_type",
 			   "container_oom", NULL);
-	char *line =
-	    ap_wait_log(logs[0], "dependency failing", 1, pids[0], 20000);
-	char want[300];
-	snprintf(want, sizeof(want), "xadd on key %s", K.lobby);
-	cr_expect(strstr(line, want) != NULL, "names %s: %s", want, line);
-	cr_expect(strstr(line, "code=permission denied") != NULL, "%s", line);
-	free(line);
-	snprintf(text, sizeof(text), "ACL SETUSER %s +xadd\n", user);
-	free(redis_cli(text));
+	expect_xadd_named(want, sizeof(want));
+	acl_set("+xadd");
 	cr_assert(th_wait_offset(redis, K.offset_key, id, 20000),
 		  "not committed once given back (log %s)", logs[0]);
 	free(id);
