@@ -142,6 +142,12 @@ static void put_key_pattern(text *t, const char *key)
 	text pat = {0};
 	puts_(&pat, "~");
 	for (const char *p = key; *p; p++) {
+		/* An ACL rule cannot hold a space: one character of any kind
+		 * stands for it, the closest a pattern gets. */
+		if (*p == ' ') {
+			put(&pat, "?", 1);
+			continue;
+		}
 		if (strchr("*?[]\\", *p))
 			put(&pat, "\\", 1);
 		put(&pat, p, 1);

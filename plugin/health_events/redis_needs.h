@@ -44,8 +44,9 @@ const char *he_need_key_name(const he_config *cfg, int k);
 
 /*
  * The ACL SETUSER line for `user` that allows exactly what the list
- * needs on cfg's keys (glob characters escaped, each argument quoted as
- * redis-cli reads it when it must be), with the password as the
+ * needs on cfg's keys (glob characters escaped, a space, which no ACL
+ * rule can hold, as '?'; each argument quoted as redis-cli reads it when
+ * it must be), with the password as the
  * placeholder ">PASSWORD"; `sentinel` adds ROLE. malloc()ed, or NULL when
  * out of memory.
  */

@@ -267,6 +267,32 @@ Test(acl, a_refused_unblock_keeps_its_connection)
 	rs_free(rs);
 }
 
+/* A user made from the line for odd key names may use exactly those. */
+Test(acl, odd_key_names_are_granted_literally)
+{
+	snprintf(cfg.stream, sizeof(cfg.stream), "%s:in*[x]?", K.prefix);
+	snprintf(cfg.dead_stream, sizeof(cfg.dead_stream), "%s:dead\"q\\",
+		 K.prefix);
+	create_user(NULL);
+	const char *const keys[][2] = {
+	    {cfg.stream, "OK"},
+	    {cfg.dead_stream, "OK"},
+	    {"in*[x]?", "no permissions"},
+	};
+	char other[300];
+	snprintf(other, sizeof(other), "%s:inA[x]?", K.prefix);
+	for (size_t i = 0; i < 4; i++) {
+		const char *key = i < 3 ? keys[i][0] : other;
+		const char *want = i < 3 ? keys[i][1] : "no permissions";
+		redisReply *r =
+		    th_cmd(redis, "ACL", "DRYRUN", user, "GET", key, NULL);
+		cr_expect(r->str != NULL && strstr(r->str, want) != NULL,
+			  "GET %s: %s, want %s", key, r->str ? r->str : "?",
+			  want);
+		freeReplyObject(r);
+	}
+}
+
 /* operations.md shows the line for the default names, as written. */
 Test(acl_docs, operations_md_shows_the_line_for_the_defaults, .init = NULL,
      .fini = NULL)
@@ -292,4 +318,26 @@ Test(acl_docs, operations_md_shows_the_line_for_the_defaults, .init = NULL,
 		free(line);
 	}
 	free(doc);
+}
+
+/* Key names are literal in the ACL: glob characters escaped, and an
+ * argument redis-cli would split or unquote is quoted. */
+Test(acl_docs, key_patterns_are_literal_and_quoted)
+{
+	he_config d;
+	memset(&d, 0, sizeof(d));
+	snprintf(d.stream, sizeof(d.stream), "in*[x]?");
+	snprintf(d.lobby_stream, sizeof(d.lobby_stream), "lobby events");
+	snprintf(d.dead_stream, sizeof(d.dead_stream), "dead\"q");
+	snprintf(d.offset_key, sizeof(d.offset_key), "in*[x]?");
+	snprintf(d.fence_key, sizeof(d.fence_key), "back\\slash");
+	char *line = he_redis_acl_line(&d, "app user", false);
+	cr_assert_str_eq(
+	    line,
+	    "ACL SETUSER \"app user\" on >PASSWORD resetkeys "
+	    "\"~in\\\\*\\\\[x\\\\]\\\\?\" ~lobby?events \"~dead\\\"q\" "
+	    "\"~back\\\\\\\\slash\" resetchannels -@all +select +unwatch "
+	    "+echo +ping +client|id +xread +get +eval +evalsha +script|load "
+	    "+set +xadd +client|unblock +xinfo|stream +xrange");
+	free(line);
 }
