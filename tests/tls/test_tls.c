@@ -17,6 +17,7 @@
 #include <criterion/criterion.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,11 +58,17 @@ static void sh(const char *cmd)
 	free(out);
 }
 
-static void write_file(const char *path, const char *text)
+/* dir/name into path (cap bytes), then the formatted text into it. */
+__attribute__((format(printf, 4, 5))) static void
+write_conf(char *path, size_t cap, const char *name, const char *fmt, ...)
 {
+	snprintf(path, cap, "%s/%s", dir, name);
 	FILE *f = fopen(path, "w");
 	cr_assert(f != NULL, "%s", path);
-	fputs(text, f);
+	va_list ap;
+	va_start(ap, fmt);
+	vfprintf(f, fmt, ap);
+	va_end(ap);
 	fclose(f);
 }
 
@@ -128,24 +135,19 @@ static void setup(void)
 	snprintf(stunnel_log, sizeof(stunnel_log), "%s/stunnel.log", dir);
 	snprintf(he_log, sizeof(he_log), "%s/apphost.log", dir);
 
-	char text[2048];
-	snprintf(redis_conf, sizeof(redis_conf), "%s/redis.conf", dir);
-	snprintf(text, sizeof(text),
-		 "bind 127.0.0.1\nport 0\ntls-port %d\n"
-		 "tls-cert-file %s/server.pem\ntls-key-file %s/server.key\n"
-		 "tls-ca-cert-file %s/ca.pem\ntls-auth-clients no\n"
-		 "save \"\"\nappendonly no\ndir %s\nlogfile %s\n",
-		 tls_port, dir, dir, dir, dir, redis_log);
-	write_file(redis_conf, text);
+	write_conf(redis_conf, sizeof(redis_conf), "redis.conf",
+		   "bind 127.0.0.1\nport 0\ntls-port %d\n"
+		   "tls-cert-file %s/server.pem\ntls-key-file %s/server.key\n"
+		   "tls-ca-cert-file %s/ca.pem\ntls-auth-clients no\n"
+		   "save \"\"\nappendonly no\ndir %s\nlogfile %s\n",
+		   tls_port, dir, dir, dir, dir, redis_log);
 	/* The client sidecar as operations.md shows it, on loopback. */
-	snprintf(stunnel_conf, sizeof(stunnel_conf), "%s/stunnel.conf", dir);
-	snprintf(text, sizeof(text),
-		 "foreground = yes\npid =\n\n[redis]\nclient = yes\n"
-		 "accept = 127.0.0.1:%d\nconnect = 127.0.0.1:%d\n"
-		 "verifyChain = yes\nCAfile = %s/ca.pem\n"
-		 "checkHost = localhost\n",
-		 side_port, tls_port, dir);
-	write_file(stunnel_conf, text);
+	write_conf(stunnel_conf, sizeof(stunnel_conf), "stunnel.conf",
+		   "foreground = yes\npid =\n\n[redis]\nclient = yes\n"
+		   "accept = 127.0.0.1:%d\nconnect = 127.0.0.1:%d\n"
+		   "verifyChain = yes\nCAfile = %s/ca.pem\n"
+		   "checkHost = localhost\n",
+		   side_port, tls_port, dir);
 
 	start_redis();
 	stunnel_pid =
