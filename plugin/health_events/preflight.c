@@ -205,11 +205,12 @@ static const char acl_script[] =
 
 #define MAX_ARGV (3 + 40 * (HE_NEED_ARGS + 1))
 
-/* The needs this configuration has, in list order; returns how many. */
+/* The needs this configuration has, in list order (at most 64: out has
+ * room for that many); returns how many. */
 static size_t needs(const he_preflight *pf, const he_redis_need **out)
 {
 	size_t n = 0;
-	for (size_t i = 0; i < he_redis_nneeds; i++)
+	for (size_t i = 0; i < he_redis_nneeds && n < 64; i++)
 		if (!he_redis_needs[i].sentinel_only || pf->sentinel)
 			out[n++] = &he_redis_needs[i];
 	return n;

@@ -466,6 +466,37 @@ Test(redis, through_services_table)
 	test_ctx_free(ctx);
 }
 
+/*
+ * A refused AUTH reaches a component built for ABI 1.3 as APPHOST_EAUTH,
+ * and one built before as the APPHOST_ECONN it always got.
+ */
+Test(redis, lease_codes_follow_the_components_abi)
+{
+	const char *url = need_env("APPHOST_REDIS_URL");
+	struct apphost_ctx *ctx = test_ctx_new();
+	char with_pw[512], err[256];
+	redisContext *c;
+
+	if (strchr(url, '@') != NULL)
+		cr_skip_test("server URL already carries credentials");
+	snprintf(with_pw, sizeof(with_pw), "redis://:hunter2@%s", url + 8);
+	apphost_redis_pool_free(ctx->redis);
+	cr_assert_eq(
+	    apphost_redis_pool_new(with_pw, 2, &ctx->redis, err, sizeof(err)),
+	    0, "%s", err);
+	for (unsigned minor = 2; minor <= 3; minor++) {
+		struct apphost_svc_host h = {
+		    .ctx = ctx, .name = "svc", .abi_minor = minor};
+		apphost_services svc;
+
+		apphost_services_fill(&svc, &h);
+		cr_expect_eq(svc.redis_lease(svc.host, 2000, &c),
+			     minor < 3 ? APPHOST_ECONN : APPHOST_EAUTH,
+			     "ABI 1.%u", minor);
+	}
+	test_ctx_free(ctx);
+}
+
 Test(redis, unreachable_port_fails_fast)
 {
 	struct apphost_redis_pool *p;
