@@ -43,9 +43,11 @@ static int pg_connect(void *arg, uint32_t timeout_ms, void **conn, char *err,
 		return APPHOST_ENOMEM;
 	}
 	if (PQstatus(c) != CONNECTION_OK) {
-		apphost_dsn_error_summary(PQerrorMessage(c), err, errlen);
+		int rc =
+		    apphost_dsn_error_summary(PQerrorMessage(c), err, errlen);
+
 		PQfinish(c);
-		return APPHOST_ECONN;
+		return rc;
 	}
 	*conn = c;
 	return 0;

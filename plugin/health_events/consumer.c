@@ -8,6 +8,7 @@
 #include "he_lag.h"
 #include "he_ops.h"
 #include "leader.h"
+#include "preflight.h"
 #include "record_store_pg.h"
 #include "stream_redis.h"
 
@@ -85,6 +86,7 @@ struct he_consumer {
 	unsigned backoff_ms;
 	dep_state deps[DEP_COUNT];
 	he_ops ops;	    /* metrics and readiness (he_ops.h) */
+	he_preflight pf;    /* permissions, asked at each (re)connection */
 	uint64_t lag_at_ns; /* last lag count */
 	he_lag lag;	    /* the oldest uncommitted entry's age (he_lag.h) */
 };
@@ -111,6 +113,7 @@ int he_consumer_new(const apphost_services *svc, he_consumer **out)
 	he_record_store_pg_set_abort(&c->pg, &c->stopping);
 	he_stream_redis_init(&c->rs, svc, &c->cfg);
 	he_ops_init(&c->ops, svc);
+	he_preflight_init(&c->pf, svc, &c->cfg);
 	atomic_init(&c->stopping, false);
 	atomic_init(&c->holding, false);
 	uv_mutex_init(&c->mu);
@@ -143,10 +146,15 @@ static void readiness(he_consumer *c)
 static void dep_failed(he_consumer *c, enum dep d, int code, const char *err)
 {
 	dep_state *s = &c->deps[d];
+	/* Refused inside a script, Redis names no command: ask which. */
+	if (code == HE_EPERM && d == DEP_REDIS && err != c->pf.err &&
+	    he_preflight_redis(&c->pf) == HE_EPERM)
+		err = c->pf.err;
 	s->attempts++;
-	if (s->failing && strcmp(s->err, err) == 0)
+	/* (compared as far as it is kept: a long reason is cut) */
+	if (s->failing && strncmp(s->err, err, sizeof(s->err) - 1) == 0)
 		return; /* same state: already said */
-	snprintf(s->err, sizeof(s->err), "%s", err);
+	snprintf(s->err, sizeof(s->err), "%.*s", (int)sizeof(s->err) - 1, err);
 	s->failing = true;
 	readiness(c);
 	LOG(c, APPHOST_LOG_ERROR, "dependency failing, retrying with backoff",
@@ -157,6 +165,19 @@ static void dep_failed(he_consumer *c, enum dep d, int code, const char *err)
 static void dep_ok(he_consumer *c, enum dep d)
 {
 	dep_state *s = &c->deps[d];
+	/*
+	 * Reached for the first time or again (a reconnection, perhaps to
+	 * another node): may we do all we will do there? Until we may, the
+	 * dependency stays failing, and each retry asks again.
+	 */
+	if (!s->last_ok_ns || s->failing) {
+		int r = d == DEP_PG ? he_preflight_pg(&c->pf)
+				    : he_preflight_redis(&c->pf);
+		if (r < 0) {
+			dep_failed(c, d, r, c->pf.err);
+			return;
+		}
+	}
 	if (s->failing) {
 		LOG(c, APPHOST_LOG_INFO, "dependency recovered",
 		    "dependency=%s failed_attempts=%u", dep_name[d],
@@ -794,8 +815,10 @@ static uint64_t standby(he_consumer *c)
 		 * the lease functions missing) could never take over: that is
 		 * PostgreSQL failing, for readiness and the logs alike.
 		 */
+		int why = he_leader_failure(c->leader);
 		if (he_leader_failing(c->leader))
-			dep_failed(c, DEP_PG, HE_ECONN, "lease calls failing");
+			dep_failed(c, DEP_PG, why < 0 ? why : HE_ECONN,
+				   "lease calls failing");
 		else
 			check_dep(c, DEP_PG, now);
 	}
@@ -834,6 +857,11 @@ static void wake_reader(void *arg)
 	uv_mutex_lock(&c->mu);
 	uv_cond_broadcast(&c->cv);
 	uv_mutex_unlock(&c->mu);
+}
+
+he_preflight *he_consumer_preflight(he_consumer *c)
+{
+	return &c->pf;
 }
 
 int he_consumer_start(he_consumer *c)

@@ -40,6 +40,8 @@ struct he_leader {
 	unsigned long long min_epoch; /* above the highest fence seen */
 	char holder_seen[256];	      /* the other holder, last poll */
 	atomic_bool failing; /* lease calls failing (logged once); any thread */
+	atomic_int
+	    fail_code; /* the last failed call's HE_E* code; any thread */
 
 	struct apphost_metric *m_leader, *m_epoch, *m_changes, *m_fenced;
 };
@@ -110,6 +112,7 @@ int he_leader_new(const apphost_services *svc, const he_config *cfg,
 	he_record_store_pg_set_timeout(&l->pg, l->t.call_ms);
 	atomic_init(&l->stop, false);
 	atomic_init(&l->failing, false);
+	atomic_init(&l->fail_code, 0);
 	uv_mutex_init(&l->mu);
 	uv_cond_init(&l->cv);
 	l->m_leader = metric(l, APPHOST_METRIC_GAUGE, "health_events_leader",
@@ -217,6 +220,7 @@ static void call_result(he_leader *l, int r)
 		    "code=%s error=\"%s\"", he_strerror(r), l->pg.err);
 	else if (r == 0 && was)
 		LOG(l, APPHOST_LOG_INFO, "lease calls recovered", "%s", "");
+	atomic_store(&l->fail_code, r < 0 ? r : 0);
 	atomic_store(&l->failing, r < 0);
 }
 
@@ -342,6 +346,11 @@ uint64_t he_leader_wait(he_leader *l, const atomic_bool *stop,
 	}
 	uv_mutex_unlock(&l->mu);
 	return e;
+}
+
+int he_leader_failure(he_leader *l)
+{
+	return atomic_load(&l->fail_code);
 }
 
 bool he_leader_failing(he_leader *l)

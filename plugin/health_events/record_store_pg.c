@@ -134,6 +134,12 @@ static int fail(he_record_store_pg *s, const char *what, PGresult *res)
 		drop(s, true);
 		return HE_ECONN;
 	}
+	/* 42501: a missing GRANT; class 28: the role itself refused. Both
+	 * are retried like I/O (never dead-lettered), but named. */
+	if (state && strcmp(state, "42501") == 0)
+		return HE_EPERM;
+	if (state && strncmp(state, "28", 2) == 0)
+		return HE_EAUTH;
 	return data ? HE_EDATA : HE_EIO;
 }
 
@@ -202,7 +208,10 @@ static int ensure_conn(he_record_store_pg *s)
 		s->conn = NULL;
 		snprintf(s->err, sizeof(s->err), "postgres lease: %s",
 			 apphost_strerror(r));
-		return r == APPHOST_ETIMEDOUT ? HE_ETIMEDOUT : HE_ECONN;
+		return r == APPHOST_ETIMEDOUT || r == APPHOST_EPERM ||
+			       r == APPHOST_EAUTH
+			   ? r
+			   : HE_ECONN;
 	}
 	/* A new connection may reach another server (a failover, a restore):
 	 * the consumer compares the applied position again. */

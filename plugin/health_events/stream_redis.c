@@ -83,6 +83,12 @@ static int refused(he_stream_redis *s, const char *what, const redisReply *r)
 			drop(s, true);
 			return HE_ECONN;
 		}
+	/* An ACL refusal keeps the connection: it is not broken. Inside a
+	 * script Redis says so without NOPERM (and names no command). */
+	if (r && r->type == REDIS_REPLY_ERROR &&
+	    ((r->len >= 6 && strncmp(r->str, "NOPERM", 6) == 0) ||
+	     strstr(r->str, "can't run this command or subcommand")))
+		return HE_EPERM;
 	return HE_EREFUSED;
 }
 
@@ -103,7 +109,10 @@ static int ensure_conn(he_stream_redis *s)
 		s->c = NULL;
 		snprintf(s->err, sizeof(s->err), "redis lease: %s",
 			 apphost_strerror(r));
-		return r == APPHOST_ETIMEDOUT ? HE_ETIMEDOUT : HE_ECONN;
+		return r == APPHOST_ETIMEDOUT || r == APPHOST_EPERM ||
+			       r == APPHOST_EAUTH
+			   ? r
+			   : HE_ECONN;
 	}
 	/* Any new connection may reach another server (a failover): the
 	 * consumer re-reads the offset before it goes on. */
@@ -696,8 +705,14 @@ int he_stream_redis_unblock(const apphost_services *svc, long long client_id)
 	snprintf(id, sizeof(id), "%lld", client_id);
 	const char *argv[] = {"CLIENT", "UNBLOCK", id};
 	redisReply *rep = redisCommandArgv(c, 3, argv, NULL);
-	r = rep && rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer
-						    : HE_EIO;
+	/* An error reply (an ACL without client|unblock) leaves the
+	 * connection sound: only a missing reply breaks it. */
+	r = !rep			       ? HE_EIO
+	    : rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer
+	    : rep->type == REDIS_REPLY_ERROR && rep->len >= 6 &&
+		    strncmp(rep->str, "NOPERM", 6) == 0
+		? HE_EPERM
+		: HE_EREFUSED;
 	if (rep)
 		freeReplyObject(rep);
 	svc->redis_release(svc->host, c, r == HE_EIO);
