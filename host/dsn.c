@@ -130,47 +130,94 @@ int apphost_dsn_redact(const char *dsn, char **shown, char *err, size_t errlen)
 	return *shown != NULL ? 0 : APPHOST_ENOMEM;
 }
 
-void apphost_dsn_error_summary(const char *msg, char *err, size_t errlen)
+/*
+ * msg with the inside of every "..." removed (the quotes stay), into buf:
+ * libpq quotes host names, certificate names and file paths, which must
+ * neither be shown nor decide the match (a host named "SSL-db").
+ */
+static void unquote(const char *msg, char *buf, size_t cap)
+{
+	size_t n = 0;
+	bool in = false;
+
+	for (; *msg != '\0' && n + 1 < cap; msg++) {
+		if (*msg == '"') {
+			in = !in;
+			buf[n++] = '"';
+		} else if (!in) {
+			buf[n++] = *msg;
+		}
+	}
+	buf[n] = '\0';
+}
+
+int apphost_dsn_error_summary(const char *msg, char *err, size_t errlen)
 {
 	/* First match wins; the order puts specific phrases first. */
 	static const struct {
 		const char *needle, *summary;
+		int code;
 	} table[] = {
-	    {"could not translate host name", "host name not found"},
-	    {"Connection refused", "connection refused"},
-	    {"timeout expired", "connect timeout"},
-	    {"Network is unreachable", "network unreachable"},
-	    {"No route to host", "network unreachable"},
-	    {"No such file or directory", "no server socket"},
-	    {"no password supplied", "password required, none given"},
-	    {"password authentication failed", "authentication failed"},
-	    {"authentication failed", "authentication failed"},
-	    {"pg_hba.conf", "refused by the server's pg_hba.conf"},
-	    {"permission denied", "permission denied"},
-	    {"too many clients", "no free connection slots"},
-	    {"connection slots are reserved", "no free connection slots"},
-	    {"starting up", "server starting up"},
-	    {"shutting down", "server shutting down"},
-	    {"recovery", "server in recovery"},
-	    {"read-only", "server is read-only (a standby)"},
-	    {"hot standby", "server is read-only (a standby)"},
-	    {"FATAL:  role \"", "role does not exist"},
-	    {"FATAL:  database \"", "database does not exist"},
-	    {"SSL", "TLS failed"},
-	    {"certificate", "TLS failed"},
-	    {"invalid", "invalid connection parameter"},
-	    {"closed the connection", "server closed the connection"},
-	    {"out of memory", "out of memory"},
+	    {"certificate verify failed",
+	     "TLS: server certificate not trusted (certificate verify "
+	     "failed: check sslrootcert)",
+	     APPHOST_ECONN},
+	    {"does not match host name",
+	     "TLS: server certificate does not match host name", APPHOST_ECONN},
+	    {"root certificate file",
+	     "TLS: root certificate file missing or unreadable (sslrootcert)",
+	     APPHOST_ECONN},
+	    {"server does not support SSL",
+	     "TLS: server does not support SSL (ssl=off on the server)",
+	     APPHOST_ECONN},
+	    {"could not translate host name", "host name not found",
+	     APPHOST_ECONN},
+	    {"Connection refused", "connection refused", APPHOST_ECONN},
+	    {"timeout expired", "connect timeout", APPHOST_ECONN},
+	    {"Network is unreachable", "network unreachable", APPHOST_ECONN},
+	    {"No route to host", "network unreachable", APPHOST_ECONN},
+	    {"No such file or directory", "no server socket", APPHOST_ECONN},
+	    {"no password supplied", "password required, none given",
+	     APPHOST_EAUTH},
+	    {"password authentication failed", "authentication failed",
+	     APPHOST_EAUTH},
+	    {"authentication failed", "authentication failed", APPHOST_EAUTH},
+	    {"pg_hba.conf", "refused by the server's pg_hba.conf",
+	     APPHOST_EAUTH},
+	    {"permission denied", "permission denied", APPHOST_EPERM},
+	    {"does not have CONNECT privilege", "permission denied",
+	     APPHOST_EPERM},
+	    {"too many clients", "no free connection slots", APPHOST_ECONN},
+	    {"connection slots are reserved", "no free connection slots",
+	     APPHOST_ECONN},
+	    {"starting up", "server starting up", APPHOST_ECONN},
+	    {"shutting down", "server shutting down", APPHOST_ECONN},
+	    {"recovery", "server in recovery", APPHOST_ECONN},
+	    {"read-only", "server is read-only (a standby)", APPHOST_ECONN},
+	    {"hot standby", "server is read-only (a standby)", APPHOST_ECONN},
+	    {"FATAL:  role \"\"", "role does not exist", APPHOST_EAUTH},
+	    {"FATAL:  database \"\"", "database does not exist", APPHOST_ECONN},
+	    {"SSL", "TLS failed", APPHOST_ECONN},
+	    {"certificate", "TLS failed", APPHOST_ECONN},
+	    {"invalid", "invalid connection parameter", APPHOST_ECONN},
+	    {"closed the connection", "server closed the connection",
+	     APPHOST_ECONN},
+	    {"out of memory", "out of memory", APPHOST_ECONN},
 	};
 	const char *s = "connection failed (libpq's message withheld: it may "
 			"quote the DSN)";
+	int code = APPHOST_ECONN;
+	char bare[1024];
 
+	unquote(msg != NULL ? msg : "", bare, sizeof(bare));
 	for (size_t i = 0; msg != NULL && i < sizeof(table) / sizeof(table[0]);
 	     i++) {
-		if (strstr(msg, table[i].needle) != NULL) {
+		if (strstr(bare, table[i].needle) != NULL) {
 			s = table[i].summary;
+			code = table[i].code;
 			break;
 		}
 	}
 	set_err(err, errlen, s);
+	return code;
 }

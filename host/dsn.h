@@ -44,10 +44,14 @@ int apphost_dsn_redact(const char *dsn, char **shown, char *err, size_t errlen);
 
 /*
  * Summarise a libpq connect error (PQerrorMessage text) into err as a
- * fixed phrase ("connection refused", "authentication failed", ...):
- * nothing of `msg` is copied, since libpq quotes hosts, users and tokens
- * of the DSN in it.
+ * fixed phrase ("connection refused", "authentication failed", "TLS:
+ * server certificate does not match host name", ...): nothing of `msg` is
+ * copied, since libpq quotes hosts, users, tokens of the DSN and file
+ * paths in it, and the phrases are matched with those quoted parts
+ * removed. Returns the class: APPHOST_EAUTH (credentials refused),
+ * APPHOST_EPERM (a privilege refused, e.g. CONNECT), else APPHOST_ECONN.
+ * Any thread.
  */
-void apphost_dsn_error_summary(const char *msg, char *err, size_t errlen);
+int apphost_dsn_error_summary(const char *msg, char *err, size_t errlen);
 
 #endif

@@ -27,6 +27,7 @@ int apphost_comp_init(struct apphost_comp *c, const struct apphost_ctx *ctx,
 	}
 	c->svc_host.ctx = ctx;
 	snprintf(c->svc_host.name, sizeof(c->svc_host.name), "%s", c->name);
+	c->svc_host.abi_minor = c->magic != NULL ? c->magic->abi_minor : 0;
 	apphost_status_register(c->name); /* /readyz waits for it from now */
 	apphost_services_fill(&c->svc, &c->svc_host);
 	rc = c->init(&c->svc, &state);
@@ -295,6 +296,37 @@ int apphost_lifecycle_init_all(struct apphost_comp_list *l,
 			    "name=%s", l->v[i]->name);
 	}
 	return 0;
+}
+
+int apphost_lifecycle_check_all(struct apphost_comp_list *l)
+{
+	int first = 0;
+
+	for (size_t i = 0; i < l->n; i++) {
+		struct apphost_comp *c = l->v[i];
+		char report[1024] = "";
+		int rc;
+
+		if (c->check == NULL) {
+			apphost_log(APPHOST_LOG_INFO, NULL,
+				    "component has no connected check",
+				    "name=%s", c->name);
+			continue;
+		}
+		rc = c->check(c->cstate, report, sizeof(report));
+		report[sizeof(report) - 1] = '\0';
+		if (rc > 0)
+			rc = APPHOST_EINVAL;
+		apphost_log(rc == 0 ? APPHOST_LOG_INFO : APPHOST_LOG_ERROR,
+			    NULL,
+			    rc == 0 ? "component check passed"
+				    : "component check failed",
+			    "name=%s code=%s report=\"%s\"", c->name,
+			    apphost_err_name(rc), report);
+		if (rc < 0 && first == 0)
+			first = rc;
+	}
+	return first;
 }
 
 int apphost_lifecycle_start_all(struct apphost_comp_list *l,

@@ -94,6 +94,14 @@ int apphost_lifecycle_start_all(struct apphost_comp_list *l,
 				uint32_t timeout_ms);
 
 /*
+ * --check --connect: each initialised component's check (ABI 1.3), in
+ * list order; a component without one is logged as not checked. Logs
+ * each report. Returns 0 when every check passed, else the first
+ * failure's code. Main thread.
+ */
+int apphost_lifecycle_check_all(struct apphost_comp_list *l);
+
+/*
  * Stop every READY/RUNNING component in reverse order, all within
  * timeout_ms. A stop still running at the deadline is logged as an error
  * and left behind (STUCK); components after it still get a short grace

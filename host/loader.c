@@ -473,6 +473,9 @@ static int verify(struct apphost_comp *c, char *err, size_t errlen)
 	}
 	SYM(c->handle, APPHOST_SYM_EXPORT, c->export_state);
 	SYM(c->handle, APPHOST_SYM_IMPORT, c->import_state);
+	/* Read only from a component that knows the symbol's contract. */
+	if (m->abi_minor >= 3)
+		SYM(c->handle, APPHOST_SYM_CHECK, c->check);
 	return 0;
 }
 

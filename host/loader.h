@@ -56,6 +56,7 @@ struct apphost_comp {
 	apphost_stop_fn stop;
 	apphost_export_fn export_state; /* NULL unless exported */
 	apphost_import_fn import_state; /* NULL unless exported */
+	apphost_check_fn check;		/* NULL unless exported (1.3) */
 
 	enum apphost_comp_state state;
 	void *cstate; /* the component's own state from init */

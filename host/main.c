@@ -44,7 +44,7 @@ static void usage(FILE *f)
 {
 	fprintf(
 	    f,
-	    "Usage: apphost [--config FILE] [--check]\n"
+	    "Usage: apphost [--config FILE] [--check [--connect]]\n"
 	    "       apphost --help | --version\n"
 	    "\n"
 	    "Loads the components listed in APPHOST_COMPONENTS, checks their\n"
@@ -58,6 +58,10 @@ static void usage(FILE *f)
 	    "      --check        load, verify and initialise every "
 	    "component,\n"
 	    "                     stop them again and exit; starts no work\n"
+	    "      --connect      with --check: also connect, and let each\n"
+	    "                     component check that it could work "
+	    "(servers,\n"
+	    "                     permissions), writing nothing\n"
 	    "  -h, --help         this text\n"
 	    "  -V, --version      name, version and component ABI\n"
 	    "\n"
@@ -282,12 +286,13 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 	    {"config", required_argument, NULL, 'c'},
 	    {"check", no_argument, NULL, 'k'},
+	    {"connect", no_argument, NULL, 'C'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *config_path = NULL;
-	bool check = false;
+	bool check = false, connect = false;
 	struct apphost_config *cfg = NULL;
 	struct apphost_ctx ctx = {0};
 	struct apphost_comp_list comps = {0};
@@ -304,6 +309,7 @@ int main(int argc, char **argv)
 		switch (opt) {
 		case 'c': config_path = optarg; break;
 		case 'k': check = true; break;
+		case 'C': connect = true; break;
 		case 'h': usage(stdout); return EXIT_OK;
 		case 'V': version(); return EXIT_OK;
 		case ':':
@@ -317,6 +323,11 @@ int main(int argc, char **argv)
 			fprintf(stderr, "Try 'apphost --help'.\n");
 			return EXIT_USAGE;
 		}
+	}
+	if (connect && !check) {
+		fprintf(stderr, "apphost: --connect only goes with --check\n");
+		fprintf(stderr, "Try 'apphost --help'.\n");
+		return EXIT_USAGE;
 	}
 	if (optind < argc) {
 		fprintf(stderr, "apphost: unexpected argument '%s'\n",
@@ -408,9 +419,11 @@ int main(int argc, char **argv)
 	    0)
 		goto out;
 	if (check) {
+		int checked = connect ? apphost_lifecycle_check_all(&comps) : 0;
+
 		rc =
 		    apphost_lifecycle_stop_all(&comps, ctx.shutdown_timeout_ms);
-		if (rc == 0) {
+		if (rc == 0 && checked == 0) {
 			apphost_log(APPHOST_LOG_INFO, NULL, "check passed",
 				    "components=%zu", comps.n);
 			status = EXIT_OK;

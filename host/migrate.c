@@ -8,6 +8,11 @@
  * (/proc/PID/cmdline). It goes to libpq as apphost passes it, so a DSN
  * that works for apphost works here (URI, conninfo, several hosts).
  *
+ * With --grant ROLE it applies nothing: it prints the GRANT statements
+ * the list schema/grants names, for ROLE, qualified with the schema the
+ * connection's search path finds first (where the migrations ran), after
+ * checking that every object of the list exists there.
+ *
  * Each file runs as one simple-query string inside BEGIN ... COMMIT,
  * after taking an advisory lock and re-checking schema_migrations, so two
  * concurrent runs apply a file once. The files are plain SQL: no psql
@@ -26,6 +31,7 @@
 
 #include "config.h"
 #include "dsn.h"
+#include "grants.h"
 
 #ifndef APPHOST_VERSION
 #define APPHOST_VERSION "0.0.0"
@@ -41,6 +47,8 @@ static void usage(FILE *f)
 	fprintf(
 	    f,
 	    "Usage: apphost-migrate [--config FILE] [--schema-dir DIR]\n"
+	    "       apphost-migrate [--config FILE] [--schema-dir DIR] "
+	    "--grant ROLE\n"
 	    "       apphost-migrate --help | --version\n"
 	    "\n"
 	    "Applies the NNN_*.sql files of the schema directory that are\n"
@@ -57,11 +65,19 @@ static void usage(FILE *f)
 	    "  -s, --schema-dir DIR  the migrations (default: "
 	    "$APPHOST_SCHEMA_DIR,\n"
 	    "                        else %s)\n"
+	    "  -g, --grant ROLE      apply nothing; print the GRANT "
+	    "statements\n"
+	    "                        that give ROLE what apphost needs "
+	    "(DIR/grants),\n"
+	    "                        for the schema the migrations ran in; "
+	    "run it\n"
+	    "                        with the owner's DSN, pipe it to psql\n"
 	    "  -h, --help            this text\n"
 	    "  -V, --version         the version\n"
 	    "\n"
-	    "Exit status: 0 applied or nothing to apply, 1 failure (a failed\n"
-	    "file is rolled back whole), 2 usage error.\n",
+	    "Exit status: 0 applied or nothing to apply (or the grants\n"
+	    "printed), 1 failure (a failed file is rolled back whole), 2\n"
+	    "usage error.\n",
 	    APPHOST_SCHEMA_DIR);
 }
 
@@ -267,17 +283,11 @@ static int apply_one(PGconn *c, const char *dir, const char *name)
 	return 1;
 }
 
-static int migrate(const char *dsn, const char *dir)
+/* A connection to dsn, or NULL (reported). */
+static PGconn *connect_db(const char *dsn)
 {
-	PGconn *c;
-	char **files;
-	size_t n = 0, applied = 0;
-	int status = EXIT_FAIL;
+	PGconn *c = PQconnectdb(dsn);
 
-	files = list_files(dir, &n);
-	if (files == NULL)
-		return EXIT_FAIL;
-	c = PQconnectdb(dsn);
 	if (PQstatus(c) != CONNECTION_OK) {
 		/* libpq's own text quotes pieces of the DSN: never shown */
 		char *shown = NULL, why[128];
@@ -289,8 +299,126 @@ static int migrate(const char *dsn, const char *dir)
 		     "%s",
 		     shown != NULL ? shown : APPHOST_DSN_UNPARSABLE, why);
 		free(shown);
+		PQfinish(c);
+		return NULL;
+	}
+	return c;
+}
+
+/*
+ * Whether `object` (SQL, schema-qualified) exists: to_regprocedure,
+ * to_regclass or to_regnamespace by its kind. -1 when the query failed
+ * (reported).
+ */
+static int object_exists(PGconn *c, const struct apphost_grant *g,
+			 const char *object)
+{
+	static const char *const sql[] = {
+	    [APPHOST_GRANT_SCHEMA] = "SELECT to_regnamespace($1) IS NOT NULL",
+	    [APPHOST_GRANT_FUNCTION] = "SELECT to_regprocedure($1) IS NOT NULL",
+	    [APPHOST_GRANT_TABLE] = "SELECT to_regclass($1) IS NOT NULL",
+	};
+	const char *params[1] = {object};
+	PGresult *r =
+	    PQexecParams(c, sql[g->kind], 1, NULL, params, NULL, NULL, 0);
+	int rc = -1;
+
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+		rc = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	else
+		fail("cannot look up %s: %s", object, pq_err(c));
+	PQclear(r);
+	return rc;
+}
+
+/*
+ * --grant ROLE: the list's GRANT statements on stdout, for the schema
+ * the connection finds first, once every object is known to exist there
+ * (a list ahead of the database, or the wrong database, is an error
+ * rather than statements psql would half apply).
+ */
+static int print_grants(const char *dsn, const char *dir, const char *role)
+{
+	struct apphost_grants g = {0};
+	char path[4096], err[256];
+	char *text, *schema = NULL, *sql = NULL;
+	PGconn *c = NULL;
+	PGresult *r;
+	int status = EXIT_FAIL, rc;
+	bool missing = false;
+
+	snprintf(path, sizeof(path), "%s/grants", dir);
+	text = read_file(path);
+	if (text == NULL) {
+		fail("cannot read %s: %s", path, strerror(errno));
+		return EXIT_FAIL;
+	}
+	rc = apphost_grants_parse(text, &g, err, sizeof(err));
+	free(text);
+	if (rc < 0) {
+		fail("%s: %s", path,
+		     rc == APPHOST_ENOMEM ? "out of memory" : err);
+		return EXIT_FAIL;
+	}
+	c = connect_db(dsn);
+	if (c == NULL)
+		goto out;
+	r = PQexec(c, "SELECT current_schema()");
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+	    !PQgetisnull(r, 0, 0))
+		schema = strdup(PQgetvalue(r, 0, 0));
+	else
+		fail("no current schema: the search path names no schema "
+		     "that exists%s%s",
+		     PQresultStatus(r) == PGRES_TUPLES_OK ? "" : ": ",
+		     PQresultStatus(r) == PGRES_TUPLES_OK ? "" : pq_err(c));
+	PQclear(r);
+	if (schema == NULL)
+		goto out;
+	for (size_t i = 0; i < g.n; i++) {
+		char *object = apphost_grant_object(&g.v[i], schema);
+
+		rc = object != NULL ? object_exists(c, &g.v[i], object) : -1;
+		if (rc == 0) {
+			fail("the database has no %s (%s line %u): run the "
+			     "migrations first, with this DSN",
+			     object, path, g.v[i].line);
+			missing = true;
+		}
+		free(object);
+		if (rc < 0)
+			goto out;
+	}
+	if (missing)
+		goto out;
+	sql = apphost_grants_sql(&g, schema, role);
+	if (sql == NULL) {
+		fail("out of memory");
 		goto out;
 	}
+	fputs(sql, stdout);
+	status = fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
+out:
+	free(sql);
+	free(schema);
+	PQfinish(c);
+	apphost_grants_free(&g);
+	return status;
+}
+
+static int migrate(const char *dsn, const char *dir)
+{
+	PGconn *c;
+	char **files;
+	size_t n = 0, applied = 0;
+	int status = EXIT_FAIL;
+
+	files = list_files(dir, &n);
+	if (files == NULL)
+		return EXIT_FAIL;
+	c = connect_db(dsn);
+	if (c == NULL)
+		goto out;
 	if (!exec_ok(c, "SET client_min_messages = warning") ||
 	    !exec_ok(c, "CREATE TABLE IF NOT EXISTS schema_migrations ("
 			" version text PRIMARY KEY,"
@@ -325,20 +453,22 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 	    {"config", required_argument, NULL, 'c'},
 	    {"schema-dir", required_argument, NULL, 's'},
+	    {"grant", required_argument, NULL, 'g'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *config_path = NULL, *dir = NULL, *dsn;
+	const char *config_path = NULL, *dir = NULL, *dsn, *role = NULL;
 	struct apphost_config *cfg = NULL;
 	char err[1024];
 	int opt, status;
 
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":c:s:hV", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":c:s:g:hV", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': config_path = optarg; break;
 		case 's': dir = optarg; break;
+		case 'g': role = optarg; break;
 		case 'h': usage(stdout); return EXIT_OK;
 		case 'V':
 			printf("apphost-migrate %s\n", APPHOST_VERSION);
@@ -379,7 +509,13 @@ int main(int argc, char **argv)
 	if (dir == NULL || dir[0] == '\0')
 		dir = APPHOST_SCHEMA_DIR;
 	dsn = apphost_config_get(cfg, "APPHOST_POSTGRES_DSN");
-	status = migrate(dsn != NULL ? dsn : "", dir);
+	if (role != NULL && role[0] == '\0') {
+		fail("--grant needs a role name");
+		apphost_config_free(cfg);
+		return EXIT_USAGE;
+	}
+	status = role != NULL ? print_grants(dsn != NULL ? dsn : "", dir, role)
+			      : migrate(dsn != NULL ? dsn : "", dir);
 	apphost_config_free(cfg);
 	return status;
 }

@@ -42,6 +42,7 @@ struct apphost_pool {
 	enum reach reach;
 	uint32_t backoff_ms;
 	uint64_t retry_at_ns; /* no connect attempt before this */
+	int down_code;	      /* what a lease says while down (mu) */
 
 	/* apphost_pool_*{pool=kind} in the default registry (NULL: none) */
 	struct apphost_metric *m_leases, *m_timeouts, *m_unreachable, *m_conns;
@@ -173,12 +174,19 @@ static void note_connect(struct apphost_pool *p, int rc, const char *err)
 		p->retry_at_ns = 0;
 		return;
 	}
-	snprintf(msg, sizeof(msg), "%s %s", p->ops->kind,
-		 p->reach == REACH_DOWN ? "still unreachable" : "unreachable");
-	apphost_log(p->reach == REACH_DOWN ? APPHOST_LOG_DEBUG
-					   : APPHOST_LOG_ERROR,
-		    NULL, msg, "addr=%s err=\"%s\" retry_in_ms=%u", p->addr,
-		    err, p->backoff_ms);
+	/* A refusal of the credentials or of a privilege is not an outage:
+	 * it says so, and leases report it until a connect succeeds. */
+	p->down_code =
+	    rc == APPHOST_EAUTH || rc == APPHOST_EPERM ? rc : APPHOST_ECONN;
+	snprintf(msg, sizeof(msg), "%s %s%s", p->ops->kind,
+		 p->reach == REACH_DOWN ? "still " : "",
+		 rc == APPHOST_EAUTH   ? "refuses authentication"
+		 : rc == APPHOST_EPERM ? "refuses a permission"
+				       : "unreachable");
+	apphost_log(
+	    p->reach == REACH_DOWN ? APPHOST_LOG_DEBUG : APPHOST_LOG_ERROR,
+	    NULL, msg, "addr=%s err=\"%s\" retry_in_ms=%u code=%s", p->addr,
+	    err, p->backoff_ms, apphost_err_name(p->down_code));
 	p->reach = REACH_DOWN;
 	p->retry_at_ns = mono_ns() + (uint64_t)p->backoff_ms * 1000000u;
 	p->backoff_ms = p->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
@@ -270,9 +278,10 @@ int apphost_pool_lease(struct apphost_pool *p, uint32_t timeout_ms,
 	uint64_t now = mono_ns();
 
 	if (p->reach == REACH_DOWN && now < p->retry_at_ns) {
+		rc = p->down_code;
 		pthread_mutex_unlock(&p->mu);
 		apphost_metric_add(p->m_unreachable, 1);
-		return APPHOST_ECONN;
+		return rc;
 	}
 	if (p->reach == REACH_DOWN) /* this caller probes; others back off */
 		p->retry_at_ns = now + (uint64_t)p->backoff_ms * 1000000u;
@@ -290,11 +299,12 @@ int apphost_pool_lease(struct apphost_pool *p, uint32_t timeout_ms,
 	s->connecting = false;
 	note_connect(p, rc, err);
 	if (rc < 0) {
+		rc = p->down_code;
 		p->leased--;
 		pthread_cond_signal(&p->cv);
 		pthread_mutex_unlock(&p->mu);
 		apphost_metric_add(p->m_unreachable, 1);
-		return APPHOST_ECONN;
+		return rc;
 	}
 	s->conn = conn;
 	s->leased = true;

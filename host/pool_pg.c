@@ -80,9 +80,11 @@ static int pg_connect(void *arg, uint32_t timeout_ms, void **conn, char *err,
 		st = PQconnectPoll(c);
 	}
 	if (PQstatus(c) != CONNECTION_OK) {
-		apphost_dsn_error_summary(PQerrorMessage(c), err, errlen);
+		int rc =
+		    apphost_dsn_error_summary(PQerrorMessage(c), err, errlen);
+
 		PQfinish(c);
-		return APPHOST_ECONN;
+		return rc;
 	}
 	/*
 	 * Keepalives and TCP_USER_TIMEOUT, as on the Redis sockets, set here

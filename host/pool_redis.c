@@ -38,7 +38,14 @@ static int command_ok(redisContext *c, int argc, const char **argv, char *err,
 	if (r->type == REDIS_REPLY_ERROR) {
 		snprintf(err, errlen, "%s refused: %.*s", argv[0],
 			 (int)(r->len > 200 ? 200 : r->len), r->str);
-		rc = APPHOST_EPROTO;
+		/* An ACL's NOPERM (SELECT of another db, ROLE) and a refused
+		 * AUTH are not an outage: their own classes say so. */
+		if (r->len >= 6 && strncmp(r->str, "NOPERM", 6) == 0)
+			rc = APPHOST_EPERM;
+		else if (strcmp(argv[0], "AUTH") == 0)
+			rc = APPHOST_EAUTH;
+		else
+			rc = APPHOST_EPROTO;
 	}
 	freeReplyObject(r);
 	return rc;
@@ -221,7 +228,8 @@ static int redis_connect(void *arg, uint32_t timeout_ms, void **conn, char *err,
 				 err);
 			snprintf(err, errlen, "%s", why);
 			apphost_redis_primary_state(p, false, NULL, err);
-			rc = APPHOST_ECONN;
+			if (rc != APPHOST_EPERM)
+				rc = APPHOST_ECONN;
 			goto fail;
 		}
 		apphost_redis_primary_state(

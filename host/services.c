@@ -44,6 +44,17 @@ static const char *svc_config_get(void *host, const char *key)
 	return apphost_config_get(h->ctx->cfg, key);
 }
 
+/*
+ * A lease's code as the component knows it: one built before ABI 1.3 has
+ * no EPERM or EAUTH and gets the ECONN it always got for them.
+ */
+static int lease_code(const struct apphost_svc_host *h, int rc)
+{
+	if (h->abi_minor < 3 && (rc == APPHOST_EPERM || rc == APPHOST_EAUTH))
+		return APPHOST_ECONN;
+	return rc;
+}
+
 static int svc_redis_lease(void *host, uint32_t timeout_ms,
 			   struct redisContext **out)
 {
@@ -54,8 +65,8 @@ static int svc_redis_lease(void *host, uint32_t timeout_ms,
 	*out = NULL;
 	if (h->ctx->redis == NULL)
 		return APPHOST_ENOTSUP;
-	return apphost_redis_pool_lease(h->ctx->redis, timeout_ms, h->name,
-					out);
+	return lease_code(h, apphost_redis_pool_lease(h->ctx->redis, timeout_ms,
+						      h->name, out));
 }
 
 static void svc_redis_release(void *host, struct redisContext *c, bool broken)
@@ -76,7 +87,8 @@ static int svc_pg_lease(void *host, uint32_t timeout_ms, struct pg_conn **out)
 	*out = NULL;
 	if (h->ctx->pg == NULL)
 		return APPHOST_ENOTSUP;
-	return apphost_pg_pool_lease(h->ctx->pg, timeout_ms, h->name, out);
+	return lease_code(
+	    h, apphost_pg_pool_lease(h->ctx->pg, timeout_ms, h->name, out));
 }
 
 static void svc_pg_release(void *host, struct pg_conn *c, bool broken)

@@ -28,6 +28,7 @@ struct apphost_ctx {
 struct apphost_svc_host {
 	const struct apphost_ctx *ctx;
 	char name[64]; /* component name, as in its magic block */
+	unsigned abi_minor; /* the component's: which codes it knows */
 };
 
 /*

@@ -104,12 +104,17 @@ int apphost_redis_url_parse(const char *url, struct apphost_redis_url *out,
 		return APPHOST_EINVAL;
 	}
 	if (strncasecmp(url, "rediss://", 9) == 0) {
-		snprintf(err, errlen, "TLS (rediss://) is not supported");
+		/* Say why and what instead: an operator reads this first. */
+		snprintf(err, errlen,
+			 "TLS (rediss://) is not supported: the hiredis of "
+			 "Debian 12 (0.14) has no TLS; run a local TLS "
+			 "sidecar (stunnel4) and give its redis:// address, "
+			 "see operations.md, \"Redis over TLS\"");
 		return APPHOST_EINVAL;
 	}
 	if (strncasecmp(url, scheme, sizeof(scheme) - 1) != 0) {
 		snprintf(err, errlen,
-			 "expected redis://[:password@]host:port/db");
+			 "expected redis://[[user]:password@]host:port/db");
 		return APPHOST_EINVAL;
 	}
 	p = url + sizeof(scheme) - 1;

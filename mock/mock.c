@@ -765,6 +765,8 @@ int apphost_mock_load(apphost_mock *m, const char *path,
 	sym[1] = dlsym(dl, APPHOST_SYM_IMPORT);
 	memcpy(&e.export_, &sym[0], sizeof(e.export_));
 	memcpy(&e.import_, &sym[1], sizeof(e.import_));
+	sym[0] = dlsym(dl, APPHOST_SYM_CHECK);
+	memcpy(&e.check_, &sym[0], sizeof(e.check_));
 	rc = attach(m, &e, dl, path, out, err, errlen);
 	if (rc < 0)
 		dlclose(dl);
@@ -839,6 +841,18 @@ int apphost_mock_import(apphost_mock_component *c, const void *buf, size_t len)
 	if (c->st != C_READY)
 		return APPHOST_ESTATE;
 	return code(c->e.import_(c->state, buf, len));
+}
+
+int apphost_mock_check(apphost_mock_component *c, char *report, size_t cap)
+{
+	/* As the host: the symbol's contract is 1.3's. */
+	if (c->e.check_ == NULL || c->magic->abi_minor < 3)
+		return APPHOST_ENOTSUP;
+	if (c->st != C_READY)
+		return APPHOST_ESTATE;
+	if (cap > 0)
+		report[0] = '\0';
+	return code(c->e.check_(c->state, report, cap));
 }
 
 void apphost_mock_component_free(apphost_mock_component *c)

@@ -25,6 +25,11 @@
  * using a field newer than 1.0. A major version changes what exists.
  *   1.1  metrics and readiness in the services table
  *   1.2  hiredis_major/minor in the magic block
+ *   1.3  APPHOST_EPERM and APPHOST_EAUTH: a lease refused for a
+ *        permission or for the credentials is told from an unreachable
+ *        server (a host gives a component built before 1.3
+ *        APPHOST_ECONN instead, as it always did); the optional export
+ *        apphost_component_check (apphost --check --connect)
  *
  * Threads: init, start, export and import are called on the host's main
  * thread; stop is called on a short-lived host thread while the main
@@ -52,7 +57,7 @@ extern "C" {
 
 #define APPHOST_MAGIC	  0x41504831u /* "APH1" */
 #define APPHOST_ABI_MAJOR 1
-#define APPHOST_ABI_MINOR 2
+#define APPHOST_ABI_MINOR 3
 
 /*
  * The hiredis a component is built against, recorded in its magic block
@@ -92,14 +97,17 @@ extern "C" {
  */
 #define APPHOST_ERRNO_MAP(XX)                                                  \
 	XX(OK, 0, "success")                                                   \
-	XX(EINVAL, -1, "invalid argument")   /* bad argument or config */     \
-	XX(ENOMEM, -2, "out of memory")      /* allocation failed */          \
-	XX(ETIMEDOUT, -3, "timed out")	     /* a deadline passed */          \
-	XX(ECONN, -4, "connection failed")   /* a server unreachable */       \
-	XX(EIO, -5, "I/O error")	     /* failed mid-request */         \
-	XX(ESTATE, -6, "wrong state")	     /* wrong lifecycle state */      \
-	XX(ENOTSUP, -7, "not supported")     /* optional feature absent */    \
-	XX(EPROTO, -8, "protocol error")     /* unexpected answer */
+	XX(EINVAL, -1, "invalid argument")	/* bad argument or config */   \
+	XX(ENOMEM, -2, "out of memory")		/* allocation failed */        \
+	XX(ETIMEDOUT, -3, "timed out")		/* a deadline passed */        \
+	XX(ECONN, -4, "connection failed")	/* a server unreachable */     \
+	XX(EIO, -5, "I/O error")		/* failed mid-request */       \
+	XX(ESTATE, -6, "wrong state")		/* wrong lifecycle state */    \
+	XX(ENOTSUP, -7, "not supported")	/* optional feature absent */  \
+	XX(EPROTO, -8, "protocol error")	/* unexpected answer */        \
+	XX(EPERM, -9, "permission denied")	/* 1.3: the server refused a   \
+						   privilege (ACL, GRANT) */   \
+	XX(EAUTH, -10, "authentication failed") /* 1.3: credentials refused */
 
 enum {
 #define APPHOST_ERRNO_ENUM_(name, value, text) APPHOST_##name = (value),
@@ -212,7 +220,10 @@ typedef struct apphost_services {
 	 * Lease an exclusive, connected Redis context (hiredis). Waits up to
 	 * timeout_ms for a free pooled connection; connects lazily.
 	 * Returns 0 and sets *out, APPHOST_ETIMEDOUT when the pool stayed
-	 * exhausted, APPHOST_ECONN when the server cannot be reached. The
+	 * exhausted, APPHOST_ECONN when the server cannot be reached,
+	 * (1.3) APPHOST_EAUTH when it refused the credentials and
+	 * APPHOST_EPERM when it refused a command the connection needs
+	 * (SELECT of the db, ROLE), also during the reconnect backoff. The
 	 * context belongs to the caller until redis_release; use it from one
 	 * thread at a time. Its command timeout is the host default (5 s)
 	 * at lease time; the caller may change it with redisSetTimeout.
@@ -343,6 +354,19 @@ APPHOST_EXPORT int apphost_component_export(void *state, void **buf,
 APPHOST_EXPORT int apphost_component_import(void *state, const void *buf,
 					    size_t len);
 
+/*
+ * Optional (ABI 1.3), for `apphost --check --connect`: connect and check
+ * that the component could do its work (the servers answer, its
+ * permissions suffice), writing nothing: nothing it would only do while
+ * running (no lease of leadership, no fence raised, no script loaded).
+ * Called on the main thread on an initialised component that is never
+ * started, then stop. Returns 0 when it could work, else a negative
+ * code; either way writes one line of what it found into `report` (cap
+ * bytes, NUL-terminated; no secrets).
+ */
+APPHOST_EXPORT int apphost_component_check(void *state, char *report,
+					   size_t cap);
+
 /* Symbol names, for the host's dlsym. */
 #define APPHOST_SYM_MAGIC  "apphost_component_magic"
 #define APPHOST_SYM_INIT   "apphost_component_init"
@@ -350,6 +374,7 @@ APPHOST_EXPORT int apphost_component_import(void *state, const void *buf,
 #define APPHOST_SYM_STOP   "apphost_component_stop"
 #define APPHOST_SYM_EXPORT "apphost_component_export"
 #define APPHOST_SYM_IMPORT "apphost_component_import"
+#define APPHOST_SYM_CHECK  "apphost_component_check"
 
 typedef const apphost_magic *(*apphost_magic_fn)(void);
 typedef int (*apphost_init_fn)(const apphost_services *, void **);
@@ -357,6 +382,7 @@ typedef int (*apphost_start_fn)(void *);
 typedef int (*apphost_stop_fn)(void *);
 typedef int (*apphost_export_fn)(void *, void **, size_t *);
 typedef int (*apphost_import_fn)(void *, const void *, size_t);
+typedef int (*apphost_check_fn)(void *, char *, size_t);
 
 #ifdef __cplusplus
 }

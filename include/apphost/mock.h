@@ -125,7 +125,9 @@ void apphost_mock_log_clear(apphost_mock *m);
 
 /*
  * 0: leases behave normally; else every redis_lease (pg_lease) returns
- * `code` (e.g. APPHOST_ECONN, APPHOST_ETIMEDOUT) until set back to 0.
+ * `code` (e.g. APPHOST_ECONN, APPHOST_ETIMEDOUT, or from ABI 1.3
+ * APPHOST_EPERM and APPHOST_EAUTH, as a host returns them for a refused
+ * privilege or refused credentials) until set back to 0.
  */
 void apphost_mock_fail_redis(apphost_mock *m, int code);
 void apphost_mock_fail_pg(apphost_mock *m, int code);
@@ -211,7 +213,7 @@ int apphost_mock_ready_reports(apphost_mock *m);
 
 /* ---- driving a component ----------------------------------------------- */
 
-/* The entry points of a component; export_/import_ may be NULL. */
+/* The entry points of a component; export_/import_/check_ may be NULL. */
 typedef struct apphost_mock_entry {
 	apphost_magic_fn magic;
 	apphost_init_fn init;
@@ -219,6 +221,7 @@ typedef struct apphost_mock_entry {
 	apphost_stop_fn stop;
 	apphost_export_fn export_;
 	apphost_import_fn import_;
+	apphost_check_fn check_; /* ABI 1.3 */
 } apphost_mock_entry;
 
 /*
@@ -227,9 +230,10 @@ typedef struct apphost_mock_entry {
  * apphost_mock_entry yourself to test those).
  */
 #define APPHOST_MOCK_LINKED                                                    \
-	((const apphost_mock_entry){                                           \
-	    apphost_component_magic, apphost_component_init,                   \
-	    apphost_component_start, apphost_component_stop, NULL, NULL})
+	((const apphost_mock_entry){apphost_component_magic,                   \
+				    apphost_component_init,                    \
+				    apphost_component_start,                   \
+				    apphost_component_stop, NULL, NULL, NULL})
 
 typedef struct apphost_mock_component apphost_mock_component;
 
@@ -262,6 +266,12 @@ int apphost_mock_start(apphost_mock_component *c);
 int apphost_mock_stop(apphost_mock_component *c);
 int apphost_mock_export(apphost_mock_component *c, void **buf, size_t *len);
 int apphost_mock_import(apphost_mock_component *c, const void *buf, size_t len);
+/*
+ * check (ABI 1.3, `apphost --check --connect`): on an initialised, not
+ * yet started one; its code and its one-line report (check_ absent, or a
+ * loaded component older than 1.3: APPHOST_ENOTSUP).
+ */
+int apphost_mock_check(apphost_mock_component *c, char *report, size_t cap);
 
 /*
  * Stop it if it is initialised or started (as the host does at exit),

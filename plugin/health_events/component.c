@@ -5,6 +5,9 @@
  * cache across a hot swap.
  */
 #include "consumer.h"
+#include "preflight.h"
+
+#include <stdio.h>
 
 #include <apphost/component.h>
 
@@ -52,4 +55,21 @@ APPHOST_EXPORT int apphost_component_import(void *state, const void *buf,
 					    size_t len)
 {
 	return he_to_apphost(he_consumer_import(state, buf, len));
+}
+
+/*
+ * --check --connect: the permission check of both servers, as the
+ * consumer runs it before it reports ready; nothing is written.
+ */
+APPHOST_EXPORT int apphost_component_check(void *state, char *report,
+					   size_t cap)
+{
+	he_preflight *pf = he_consumer_preflight(state);
+	char pg[sizeof(pf->err)], rd[sizeof(pf->err)];
+	int rp = he_preflight_pg(pf);
+	snprintf(pg, sizeof(pg), "%s", rp == 0 ? "ok" : pf->err);
+	int rr = he_preflight_redis(pf);
+	snprintf(rd, sizeof(rd), "%s", rr == 0 ? "ok" : pf->err);
+	snprintf(report, cap, "postgres: %.500s; redis: %.500s", pg, rd);
+	return he_to_apphost(rp < 0 ? rp : rr);
 }

@@ -8,6 +8,7 @@
 #include "he_lag.h"
 #include "he_ops.h"
 #include "leader.h"
+#include "preflight.h"
 #include "record_store_pg.h"
 #include "stream_redis.h"
 
@@ -68,13 +69,23 @@ struct he_consumer {
 	bool exited;
 	bool held; /* parked between batches until stop */
 
-	char offset[HE_POSITION_MAX]; /* read and applied up to here */
-	he_outbox box;
+	char offset[HE_POSITION_MAX]; /* applied and committed up to here */
+	he_outbox box;		      /* the batch being applied */
 	he_entry_report *reports;
 	size_t reports_cap;
+	/* The batch before it, applied and waiting for its commit while the
+	 * next one applies (pipelined): entries borrowed from a read slot. */
+	bool pending;
+	he_outbox pbox;
+	he_entry_report *preports;
+	size_t preports_cap;
+	const he_stream_entry *pe;
+	size_t pn;
+	uint64_t pt0;
 	unsigned backoff_ms;
 	dep_state deps[DEP_COUNT];
 	he_ops ops;	    /* metrics and readiness (he_ops.h) */
+	he_preflight pf;    /* permissions, asked at each (re)connection */
 	uint64_t lag_at_ns; /* last lag count */
 	he_lag lag;	    /* the oldest uncommitted entry's age (he_lag.h) */
 };
@@ -122,6 +133,7 @@ int he_consumer_new(const apphost_services *svc, he_consumer **out)
 	he_stream_redis_init(&c->rs, svc, &c->cfg);
 	bound_calls(c);
 	he_ops_init(&c->ops, svc);
+	he_preflight_init(&c->pf, svc, &c->cfg);
 	atomic_init(&c->stopping, false);
 	atomic_init(&c->holding, false);
 	uv_mutex_init(&c->mu);
@@ -156,10 +168,15 @@ static void readiness(he_consumer *c)
 static void dep_failed(he_consumer *c, enum dep d, int code, const char *err)
 {
 	dep_state *s = &c->deps[d];
+	/* Refused inside a script, Redis names no command: ask which. */
+	if (code == HE_EPERM && d == DEP_REDIS && err != c->pf.err &&
+	    he_preflight_redis(&c->pf) == HE_EPERM)
+		err = c->pf.err;
 	s->attempts++;
-	if (s->failing && strcmp(s->err, err) == 0)
+	/* (compared as far as it is kept: a long reason is cut) */
+	if (s->failing && strncmp(s->err, err, sizeof(s->err) - 1) == 0)
 		return; /* same state: already said */
-	snprintf(s->err, sizeof(s->err), "%s", err);
+	snprintf(s->err, sizeof(s->err), "%.*s", (int)sizeof(s->err) - 1, err);
 	s->failing = true;
 	readiness(c);
 	LOG(c, APPHOST_LOG_ERROR, "dependency failing, retrying with backoff",
@@ -170,6 +187,19 @@ static void dep_failed(he_consumer *c, enum dep d, int code, const char *err)
 static void dep_ok(he_consumer *c, enum dep d)
 {
 	dep_state *s = &c->deps[d];
+	/*
+	 * Reached for the first time or again (a reconnection, perhaps to
+	 * another node): may we do all we will do there? Until we may, the
+	 * dependency stays failing, and each retry asks again.
+	 */
+	if (!s->last_ok_ns || s->failing) {
+		int r = d == DEP_PG ? he_preflight_pg(&c->pf)
+				    : he_preflight_redis(&c->pf);
+		if (r < 0) {
+			dep_failed(c, d, r, c->pf.err);
+			return;
+		}
+	}
 	if (s->failing) {
 		LOG(c, APPHOST_LOG_INFO, "dependency recovered",
 		    "dependency=%s failed_attempts=%u", dep_name[d],
@@ -489,25 +519,79 @@ enum batch_end {
 	BATCH_MOVED,	 /* the saved offset moved: resync first */
 };
 
+#define NOT_TRIED 1 /* commit_batch: no attempt was made yet */
+
 /*
- * Apply a batch and commit it, as leader of c->epoch. Every attempt
- * first checks that we still lead (our deadline has not passed); the
- * writes themselves are fenced, which covers a pause after that check.
- * A batch not committed (abandoned, lost, moved) has its games forgotten
- * by the dedupe cache when its rows were already written, so whoever
- * replays it publishes them again; its offset is not saved.
+ * Commit a batch applied as leader of c->epoch (its outbox and reports),
+ * retrying while Redis fails; r is the result of an attempt already made,
+ * or NOT_TRIED. A batch not committed (abandoned, lost, moved) has its
+ * games forgotten by the dedupe cache, since its rows were written: the
+ * resync publishes them again. Its offset is not saved.
+ */
+static enum batch_end commit_batch(he_consumer *c, he_outbox *box,
+				   const he_entry_report *reports,
+				   const he_stream_entry *e, size_t n,
+				   uint64_t t0, int r)
+{
+	he_stream_port port = he_stream_redis_port(&c->rs);
+	enum batch_end end = BATCH_DONE;
+	for (;; r = NOT_TRIED) {
+		if (r == NOT_TRIED) {
+			if (!leading(c)) {
+				end = BATCH_LOST;
+				break;
+			}
+			r = port.commit(port.ctx, box);
+		}
+		if (r == HE_OK)
+			break;
+		if (r == HE_EFENCED || r == HE_EMOVED) {
+			if (r == HE_EFENCED)
+				fenced(c, "commit", true);
+			end = r == HE_EFENCED ? BATCH_LOST : BATCH_MOVED;
+			break;
+		}
+		dep_failed(c, DEP_REDIS, r, c->rs.err);
+		if (stopping(c)) {
+			end = BATCH_ABANDONED;
+			break;
+		}
+		keep_fresh(c, DEP_PG);
+		backoff(c);
+	}
+	if (end != BATCH_DONE) {
+		he_core_forget(c->core, box);
+		return end;
+	}
+	dep_ok(c, DEP_REDIS);
+	he_ops_batch(&c->ops, c->core, reports, n,
+		     (double)(c->svc->now_ns(c->svc->host) - t0) / 1e9);
+	lag_committed(c, e, n);
+	snprintf(c->offset, sizeof(c->offset), "%s", box->last_id);
+	if (c->svc->log_enabled(c->svc->host, APPHOST_LOG_DEBUG))
+		LOG(c, APPHOST_LOG_DEBUG, "batch committed",
+		    "entries=%zu snapshots=%zu dead_letters=%zu offset=%s", n,
+		    box->nsnapshots, box->ndead, c->offset);
+	return BATCH_DONE;
+}
+
+static int reserve_reports(he_entry_report **r, size_t *cap, size_t n)
+{
+	return he_grow((void **)r, cap, n, sizeof(**r));
+}
+
+/*
+ * Apply a batch and commit it, as leader of c->epoch, one step after the
+ * other. Every attempt first checks that we still lead (our deadline has
+ * not passed); the writes themselves are fenced, which covers a pause
+ * after that check.
  */
 static enum batch_end run_batch(he_consumer *c, const he_stream_entry *e,
 				size_t n)
 {
 	uint64_t t0 = c->svc->now_ns(c->svc->host);
-	if (n > c->reports_cap) {
-		he_entry_report *r = realloc(c->reports, n * sizeof(*r));
-		if (!r)
-			return BATCH_ABANDONED;
-		c->reports = r;
-		c->reports_cap = n;
-	}
+	if (reserve_reports(&c->reports, &c->reports_cap, n) < 0)
+		return BATCH_ABANDONED;
 	he_record_store store = he_record_store_pg_port(&c->pg);
 	for (;;) {
 		if (!leading(c))
@@ -537,43 +621,89 @@ static enum batch_end run_batch(he_consumer *c, const he_stream_entry *e,
 		backoff(c);
 	}
 	dep_ok(c, DEP_PG);
+	return commit_batch(c, &c->box, c->reports, e, n, t0, NOT_TRIED);
+}
+
+/* Commit the pending batch, if any, after an attempt r (or NOT_TRIED). */
+static enum batch_end drain_tried(he_consumer *c, int r)
+{
+	if (!c->pending)
+		return BATCH_DONE;
+	c->pending = false;
+	return commit_batch(c, &c->pbox, c->preports, c->pe, c->pn, c->pt0, r);
+}
+
+/* Before a resync, a park or a stop: the pending batch committed. */
+static enum batch_end drain(he_consumer *c)
+{
+	return drain_tried(c, NOT_TRIED);
+}
+
+/*
+ * Pipelined: send the apply of e[0..n) and, while PostgreSQL runs it,
+ * commit the batch before (if one is pending) and read the one after
+ * (*next, *nnext; none when the stream had nothing more, or on any
+ * trouble, which the next blocking read then reports). So PostgreSQL
+ * never waits for Redis, applies stay serial and in stream order on one
+ * connection, and a batch is committed only after the one before it.
+ * DONE: e's batch applied and is now the pending one. A commit of the
+ * batch before that is refused or lost forgets both from the dedupe
+ * cache (the resync re-publishes them: Redis is then behind the applied
+ * position). An apply that fails falls back to run_batch's retries.
+ */
+static enum batch_end overlap(he_consumer *c, const he_stream_entry *e,
+			      size_t n, const he_stream_entry **next,
+			      size_t *nnext)
+{
+	uint64_t t0 = c->svc->now_ns(c->svc->host);
+	he_record_store store = he_record_store_pg_port(&c->pg);
 	he_stream_port port = he_stream_redis_port(&c->rs);
-	enum batch_end end = BATCH_DONE;
-	for (;;) {
-		if (!leading(c)) {
-			end = BATCH_LOST;
-			break;
+	he_core_apply a;
+	*nnext = 0;
+	if (reserve_reports(&c->reports, &c->reports_cap, n) < 0)
+		return BATCH_ABANDONED;
+	he_outbox_clear(&c->box);
+	int r =
+	    leading(c) ? he_core_begin(c->core, e, n, &c->box, &a) : HE_EFENCED;
+	bool begun = r == HE_OK;
+	if (begun)
+		r = he_record_store_pg_send(&c->pg, &a.span, a.ops, a.nops);
+	bool sent = begun && r == HE_OK;
+	int cr = NOT_TRIED;
+	if (c->pending && leading(c))
+		cr = port.commit(port.ctx, &c->pbox);
+	if (sent && (!c->pending || cr == HE_OK) && !stopping(c) &&
+	    he_stream_redis_read_now(&c->rs, e[n - 1].id, next, nnext) < 0)
+		*nnext = 0;
+	if (sent)
+		r = he_record_store_pg_receive(&c->pg, a.results);
+	if (begun)
+		r = he_core_end(c->core, e, n, r, &store, &c->box, c->reports);
+	if (c->pending) {
+		enum batch_end end = drain_tried(c, cr);
+		if (end != BATCH_DONE) {
+			if (r == HE_OK)
+				he_core_forget(c->core, &c->box);
+			*nnext = 0;
+			return end;
 		}
-		int r = port.commit(port.ctx, &c->box);
-		if (r == HE_OK)
-			break;
-		if (r == HE_EFENCED || r == HE_EMOVED) {
-			if (r == HE_EFENCED)
-				fenced(c, "commit", true);
-			end = r == HE_EFENCED ? BATCH_LOST : BATCH_MOVED;
-			break;
-		}
-		dep_failed(c, DEP_REDIS, r, c->rs.err);
-		if (stopping(c)) {
-			end = BATCH_ABANDONED;
-			break;
-		}
-		keep_fresh(c, DEP_PG);
-		backoff(c);
 	}
-	if (end != BATCH_DONE) {
-		he_core_forget(c->core, &c->box);
-		return end;
-	}
-	dep_ok(c, DEP_REDIS);
-	he_ops_batch(&c->ops, c->core, c->reports, n,
-		     (double)(c->svc->now_ns(c->svc->host) - t0) / 1e9);
-	lag_committed(c, e, n);
-	snprintf(c->offset, sizeof(c->offset), "%s", c->box.last_id);
-	if (c->svc->log_enabled(c->svc->host, APPHOST_LOG_DEBUG))
-		LOG(c, APPHOST_LOG_DEBUG, "batch committed",
-		    "entries=%zu snapshots=%zu dead_letters=%zu offset=%s", n,
-		    c->box.nsnapshots, c->box.ndead, c->offset);
+	if (r != HE_OK)
+		return run_batch(c, e, n);
+	dep_ok(c, DEP_PG);
+	he_outbox t = c->pbox;
+	c->pbox = c->box;
+	c->box = t;
+	he_entry_report *tr = c->preports;
+	size_t tc = c->preports_cap;
+	c->preports = c->reports;
+	c->preports_cap = c->reports_cap;
+	c->reports = tr;
+	c->reports_cap = tc;
+	c->pe = e;
+	c->pn = n;
+	c->pt0 = t0;
+	c->pending = true;
 	return BATCH_DONE;
 }
 
@@ -643,33 +773,60 @@ static void lead(he_consumer *c)
 	he_leader_consuming(c->leader, true);
 	readiness(c);
 	after_read(c, c->cfg.batch); /* readiness and lag at once */
+	c->pending = false;
+	const he_stream_entry *e = NULL;
+	size_t n = 0; /* read, not yet applied */
+	enum batch_end end = BATCH_DONE;
 	while (!stopping(c) && leading(c)) {
-		const he_stream_entry *e;
-		size_t n;
-		if (atomic_load(&c->holding)) {
-			park(c);
-			continue;
-		}
 		/* Either server may have failed over: compare again. */
 		bool again = he_stream_redis_reconnected(&c->rs);
 		again |= he_record_store_pg_reconnected(&c->pg);
-		if (again && !resync(c))
-			break;
-		int r = he_stream_redis_read(&c->rs, c->offset, &e, &n);
-		if (r < 0) {
-			dep_failed(c, DEP_REDIS, r, c->rs.err);
-			backoff(c);
-			continue;
+		if (atomic_load(&c->holding) || again || n == 0) {
+			/* Nothing read ahead survives these: commit first. */
+			if ((end = drain(c)) == BATCH_ABANDONED ||
+			    end == BATCH_LOST)
+				break;
+			if (atomic_load(&c->holding)) {
+				park(c);
+				continue;
+			}
+			if ((again || end == BATCH_MOVED) && !resync(c))
+				break;
+			int r = he_stream_redis_read(&c->rs, c->offset, &e, &n);
+			if (r < 0) {
+				n = 0;
+				dep_failed(c, DEP_REDIS, r, c->rs.err);
+				backoff(c);
+				continue;
+			}
+			dep_ok(c, DEP_REDIS);
+			lag_read(c, e, n);
+			if (n == 0) {
+				after_read(c, 0);
+				continue;
+			}
 		}
-		dep_ok(c, DEP_REDIS);
-		lag_read(c, e, n);
-		enum batch_end end = n ? run_batch(c, e, n) : BATCH_DONE;
+		const he_stream_entry *next;
+		size_t nnext;
+		end = overlap(c, e, n, &next, &nnext);
 		if (end == BATCH_ABANDONED || end == BATCH_LOST)
 			break;
-		if (end == BATCH_MOVED && !resync(c))
-			break;
+		if (end == BATCH_MOVED) {
+			n = 0;
+			if (!resync(c))
+				break;
+			continue;
+		}
 		after_read(c, n);
+		e = next;
+		n = nnext;
 	}
+	/* A stop still commits what was applied; a lost lead forgets it. */
+	if (c->pending && !(end == BATCH_LOST || !leading(c)))
+		(void)drain(c);
+	else if (c->pending)
+		he_core_forget(c->core, &c->pbox);
+	c->pending = false;
 	he_leader_consuming(c->leader, false);
 }
 
@@ -712,11 +869,13 @@ static uint64_t standby(he_consumer *c)
 		 * the lease functions missing) could never take over: that is
 		 * PostgreSQL failing, for readiness and the logs alike.
 		 */
+		int why = he_leader_failure(c->leader);
 		if (he_leader_failing(c->leader)) {
 			/* Still pinged: its answers let the lease thread
 			 * try again (it asks only while both answer). */
 			(void)he_record_store_pg_ping(&c->pg);
-			dep_failed(c, DEP_PG, HE_ECONN, "lease calls failing");
+			dep_failed(c, DEP_PG, why < 0 ? why : HE_ECONN,
+				   "lease calls failing");
 		} else {
 			check_dep(c, DEP_PG, now);
 		}
@@ -762,6 +921,11 @@ static void wake_reader(void *arg)
 	uv_mutex_lock(&c->mu);
 	uv_cond_broadcast(&c->cv);
 	uv_mutex_unlock(&c->mu);
+}
+
+he_preflight *he_consumer_preflight(he_consumer *c)
+{
+	return &c->pf;
 }
 
 int he_consumer_start(he_consumer *c)
@@ -884,7 +1048,9 @@ void he_consumer_free(he_consumer *c)
 	he_consumer_stop_thread(c);
 	he_leader_free(c->leader);
 	he_outbox_free(&c->box);
+	he_outbox_free(&c->pbox);
 	free(c->reports);
+	free(c->preports);
 	he_core_free(c->core);
 	uv_cond_destroy(&c->cv);
 	uv_mutex_destroy(&c->mu);

@@ -24,6 +24,10 @@ int he_consumer_new(const apphost_services *svc, he_consumer **out);
 /* Start the consumer thread. 0, or HE_ESTATE if already started. */
 int he_consumer_start(he_consumer *c);
 
+/* Its permission check (preflight.h), for the component's check entry
+ * point: only before start, main thread. Owned by c. */
+struct he_preflight *he_consumer_preflight(he_consumer *c);
+
 /*
  * Stop: the thread finishes the batch in hand (commit and offset
  * included, unless its servers are failing), wakes from XREAD BLOCK via

@@ -42,6 +42,8 @@ struct he_leader {
 	uint64_t aside_until; /* monotonic ns: no contending before this */
 	const char *aside;    /* why we do not contend now, NULL: we do */
 	atomic_bool failing; /* lease calls failing (logged once); any thread */
+	atomic_int
+	    fail_code; /* the last failed call's HE_E* code; any thread */
 	/* When the consumer last had an answer from each server (monotonic
 	 * ns, 0: never); written by its adapters, read here. */
 	he_heard heard[HE_DEP_COUNT];
@@ -118,6 +120,7 @@ int he_leader_new(const apphost_services *svc, const he_config *cfg,
 	he_record_store_pg_set_timeout(&l->pg, l->t.call_ms);
 	atomic_init(&l->stop, false);
 	atomic_init(&l->failing, false);
+	atomic_init(&l->fail_code, 0);
 	for (int i = 0; i < HE_DEP_COUNT; i++) {
 		atomic_init(&l->heard[i].at, 0);
 		atomic_init(&l->heard[i].waiting, 0);
@@ -256,6 +259,7 @@ static void call_result(he_leader *l, int r)
 		    "code=%s error=\"%s\"", he_strerror(r), l->pg.err);
 	else if (r == 0 && was)
 		LOG(l, APPHOST_LOG_INFO, "lease calls recovered", "%s", "");
+	atomic_store(&l->fail_code, r < 0 ? r : 0);
 	atomic_store(&l->failing, r < 0);
 }
 
@@ -418,6 +422,11 @@ uint64_t he_leader_wait(he_leader *l, const atomic_bool *stop,
 	}
 	uv_mutex_unlock(&l->mu);
 	return e;
+}
+
+int he_leader_failure(he_leader *l)
+{
+	return atomic_load(&l->fail_code);
 }
 
 he_heard *he_leader_heard(he_leader *l, enum he_dep d)

@@ -72,6 +72,9 @@ uint64_t he_leader_wait(he_leader *l, const atomic_bool *stop,
  * for the lease is not ready: it could never take over. Any thread.
  */
 bool he_leader_failing(he_leader *l);
+/* The last failed lease call's code (HE_EPERM for a refused privilege,
+ * ...), 0 when the last call succeeded. Any thread. */
+int he_leader_failure(he_leader *l);
 
 /*
  * Where the consumer's adapters note each answer of server d (monotonic

@@ -151,6 +151,12 @@ static int fail(he_record_store_pg *s, const char *what, PGresult *res)
 		drop(s, true);
 		return HE_ECONN;
 	}
+	/* 42501: a missing GRANT; class 28: the role itself refused. Both
+	 * are retried like I/O (never dead-lettered), but named. */
+	if (state && strcmp(state, "42501") == 0)
+		return HE_EPERM;
+	if (state && strncmp(state, "28", 2) == 0)
+		return HE_EAUTH;
 	return data ? HE_EDATA : HE_EIO;
 }
 
@@ -212,21 +218,25 @@ static PGresult *wait_answer(he_record_store_pg *s, const char *what, int sent,
 	 * libpq made up for a lost connection. */
 	if (s->heard && first && PQstatus(s->conn) == CONNECTION_OK &&
 	    (PQresultStatus(first) != PGRES_FATAL_ERROR ||
-	     PQresultErrorField(first, PG_DIAG_SQLSTATE)))
+	     PQresultErrorField(first, PG_DIAG_SQLSTATE))) {
 		atomic_store(&s->heard->at, mono_ns());
+		atomic_store(&s->heard->waiting, 0);
+	}
 	return first;
 }
 
-/* wait_answer, noting the wait in s->heard while it lasts. */
+/*
+ * wait_answer, noting the wait in s->heard from its start (or an earlier
+ * one that got no answer: reconnects included) until PostgreSQL answers.
+ */
 static PGresult *await(he_record_store_pg *s, const char *what, int sent)
 {
 	uint64_t t0 = mono_ns();
+	unsigned long long none = 0;
 	if (s->heard)
-		atomic_store(&s->heard->waiting, t0);
-	PGresult *res = wait_answer(s, what, sent, t0);
-	if (s->heard)
-		atomic_store(&s->heard->waiting, 0);
-	return res;
+		(void)atomic_compare_exchange_strong(&s->heard->waiting, &none,
+						     t0);
+	return wait_answer(s, what, sent, t0);
 }
 
 static int ensure_conn(he_record_store_pg *s)
@@ -242,7 +252,10 @@ static int ensure_conn(he_record_store_pg *s)
 		s->conn = NULL;
 		snprintf(s->err, sizeof(s->err), "postgres lease: %s",
 			 apphost_strerror(r));
-		return r == APPHOST_ETIMEDOUT ? HE_ETIMEDOUT : HE_ECONN;
+		return r == APPHOST_ETIMEDOUT || r == APPHOST_EPERM ||
+			       r == APPHOST_EAUTH
+			   ? r
+			   : HE_ECONN;
 	}
 	/* A new connection may reach another server (a failover, a restore):
 	 * the consumer compares the applied position again. */
@@ -442,12 +455,12 @@ static bool id_params(const char *id, char ms[24], char seq[24])
 	return true;
 }
 
-static int apply(void *ctx, const he_apply_span *span, const he_mutation *ops,
-		 size_t n, he_mutation_result *results)
+int he_record_store_pg_send(he_record_store_pg *s, const he_apply_span *span,
+			    const he_mutation *ops, size_t n)
 {
-	he_record_store_pg *s = ctx;
 	char pos[6][24];
 	s->refusal[0] = '\0';
+	s->sent = 0;
 	if (!id_params(span->after, pos[0], pos[1]) ||
 	    !id_params(span->last, pos[2], pos[3]) ||
 	    (span->refused_id &&
@@ -486,16 +499,39 @@ static int apply(void *ctx, const he_apply_span *span, const he_mutation *ops,
 				  refused ? span->refused_reason : NULL,
 				  s->token ? s->token : "",
 				  lock_ms};
-	PGresult *res = await(
-	    s, "health_events_apply",
-	    PQsendQueryPrepared(s->conn, s->stmt, 15, params, NULL, NULL, 0));
+	s->sent = PQsendQueryPrepared(s->conn, s->stmt, 15, params, NULL, NULL,
+				      0) == 1
+		      ? 1
+		      : -1;
+	s->sent_n = n;
+	return HE_OK;
+}
+
+int he_record_store_pg_receive(he_record_store_pg *s,
+			       he_mutation_result *results)
+{
+	if (s->sent == 0) {
+		snprintf(s->err, sizeof(s->err),
+			 "health_events_apply: nothing was sent");
+		return HE_ESTATE;
+	}
+	PGresult *res = await(s, "health_events_apply", s->sent);
+	s->sent = 0;
 	if (!res)
 		return HE_ECONN;
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		return fail(s, "health_events_apply", res);
-	r = read_results(s, res, n, results);
+	int r = read_results(s, res, s->sent_n, results);
 	PQclear(res);
 	return r;
+}
+
+static int apply(void *ctx, const he_apply_span *span, const he_mutation *ops,
+		 size_t n, he_mutation_result *results)
+{
+	he_record_store_pg *s = ctx;
+	int r = he_record_store_pg_send(s, span, ops, n);
+	return r < 0 ? r : he_record_store_pg_receive(s, results);
 }
 
 int he_record_store_pg_query(he_record_store_pg *s, const char *what,

@@ -32,6 +32,8 @@ typedef struct he_record_store_pg {
 	char refusal[160];   /* after HE_EDATA: SQLSTATE and primary message */
 	char stmt[32];	     /* the apply's statement name: a hash of its SQL */
 	bool had_conn, reconnected; /* he_record_store_pg_reconnected */
+	int sent;      /* an apply in flight: PQsend*'s result, 0: none */
+	size_t sent_n; /* its number of ops */
 	/* array-literal scratch buffers, reused across batches */
 	char *buf[4];
 	size_t cap[4];
@@ -94,6 +96,17 @@ int he_record_store_pg_query(he_record_store_pg *s, const char *what,
 void he_record_store_pg_close(he_record_store_pg *s);
 /* The port for he_core_process; ctx is s. */
 he_record_store he_record_store_pg_port(he_record_store_pg *s);
+/*
+ * The port's apply in two halves, so the caller can do other work while
+ * PostgreSQL runs it: send puts the statement on the wire (0, or a
+ * negative HE_E* with nothing in flight); receive waits for its answer
+ * (with the store's timeout and abort flag) and returns what apply would.
+ * ops and their strings must stay valid until receive. One in flight.
+ */
+int he_record_store_pg_send(he_record_store_pg *s, const he_apply_span *span,
+			    const he_mutation *ops, size_t n);
+int he_record_store_pg_receive(he_record_store_pg *s,
+			       he_mutation_result *results);
 /*
  * Whether a connection was made anew since the last call (clears the
  * flag): the server behind it may have failed over or been restored.

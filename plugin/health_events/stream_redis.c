@@ -25,7 +25,8 @@ void he_stream_redis_init(he_stream_redis *s, const apphost_services *svc,
 	s->svc = svc;
 	s->cfg = cfg;
 	atomic_init(&s->client_id, 0);
-	he_batch_init(&s->batch, cfg->batch, HE_BATCH_BYTES);
+	/* Every batch in flight within the one budget. */
+	he_batch_init(&s->batch, cfg->batch, HE_BATCH_BYTES / HE_READ_SLOTS);
 }
 
 void he_stream_redis_set_heard(he_stream_redis *s, he_heard *heard)
@@ -41,20 +42,22 @@ static unsigned long long mono_ns(void)
 	       (unsigned long long)ts.tv_nsec;
 }
 
-/* A command is sent: we wait on Redis from now. */
+/* A command is sent: we wait on Redis from now, unless from earlier. */
 static void waiting(he_stream_redis *s)
 {
+	unsigned long long none = 0;
 	if (s->heard)
-		atomic_store(&s->heard->waiting, mono_ns());
+		(void)atomic_compare_exchange_strong(&s->heard->waiting, &none,
+						     mono_ns());
 }
 
-/* The wait ended: with an answer (anything, an error too), or not. */
+/* The wait ended. Without an answer it goes on (reconnects included)
+ * until Redis answers anything, an error too. */
 static void wait_over(he_stream_redis *s, bool answer)
 {
-	if (!s->heard)
+	if (!s->heard || !answer)
 		return;
-	if (answer)
-		atomic_store(&s->heard->at, mono_ns());
+	atomic_store(&s->heard->at, mono_ns());
 	atomic_store(&s->heard->waiting, 0);
 }
 
@@ -77,11 +80,13 @@ static void drop(he_stream_redis *s, bool broken)
 
 void he_stream_redis_close(he_stream_redis *s)
 {
-	if (s->reply)
-		freeReplyObject(s->reply);
-	s->reply = NULL;
+	for (unsigned i = 0; i < HE_READ_SLOTS; i++) {
+		if (s->reply[i])
+			freeReplyObject(s->reply[i]);
+		s->reply[i] = NULL;
+		he_xread_free(&s->parsed[i]);
+	}
 	drop(s, false);
-	he_xread_free(&s->parsed);
 	free(s->argv);
 	free(s->argvlen);
 	free(s->counts);
@@ -121,6 +126,12 @@ static int refused(he_stream_redis *s, const char *what, const redisReply *r)
 			drop(s, true);
 			return HE_ECONN;
 		}
+	/* An ACL refusal keeps the connection: it is not broken. Inside a
+	 * script Redis says so without NOPERM (and names no command). */
+	if (r && r->type == REDIS_REPLY_ERROR &&
+	    ((r->len >= 6 && strncmp(r->str, "NOPERM", 6) == 0) ||
+	     strstr(r->str, "can't run this command or subcommand")))
+		return HE_EPERM;
 	return HE_EREFUSED;
 }
 
@@ -147,7 +158,10 @@ static int ensure_conn(he_stream_redis *s)
 		s->c = NULL;
 		snprintf(s->err, sizeof(s->err), "redis lease: %s",
 			 apphost_strerror(r));
-		return r == APPHOST_ETIMEDOUT ? HE_ETIMEDOUT : HE_ECONN;
+		return r == APPHOST_ETIMEDOUT || r == APPHOST_EPERM ||
+			       r == APPHOST_EAUTH
+			   ? r
+			   : HE_ECONN;
 	}
 	/* Any new connection may reach another server (a failover): the
 	 * consumer re-reads the offset before it goes on. */
@@ -321,9 +335,11 @@ static int read_batch(he_stream_redis *s, const char *after, bool block,
 {
 	*n = 0;
 	*entries = NULL;
-	if (s->reply)
-		freeReplyObject(s->reply);
-	s->reply = NULL;
+	/* The oldest slot's entries are no longer anyone's. */
+	s->slot = (s->slot + 1) % HE_READ_SLOTS;
+	if (s->reply[s->slot])
+		freeReplyObject(s->reply[s->slot]);
+	s->reply[s->slot] = NULL;
 	read_guard g;
 	redisReply *rep;
 	unsigned count;
@@ -346,13 +362,13 @@ static int read_batch(he_stream_redis *s, const char *after, bool block,
 		freeReplyObject(rep);
 		return r;
 	}
-	s->reply = rep;
-	if ((r = he_xread_parse(&s->parsed, rep, n, s->err, sizeof(s->err))) <
-	    0)
+	s->reply[s->slot] = rep;
+	if ((r = he_xread_parse(&s->parsed[s->slot], rep, n, s->err,
+				sizeof(s->err))) < 0)
 		return r;
 	he_batch_observe(&s->batch, *n, g.bytes);
 	s->asked = count;
-	*entries = s->parsed.entries;
+	*entries = s->parsed[s->slot].entries;
 	return HE_OK;
 }
 
@@ -706,8 +722,14 @@ int he_stream_redis_unblock(const apphost_services *svc, long long client_id)
 	snprintf(id, sizeof(id), "%lld", client_id);
 	const char *argv[] = {"CLIENT", "UNBLOCK", id};
 	redisReply *rep = redisCommandArgv(c, 3, argv, NULL);
-	r = rep && rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer
-						    : HE_EIO;
+	/* An error reply (an ACL without client|unblock) leaves the
+	 * connection sound: only a missing reply breaks it. */
+	r = !rep			       ? HE_EIO
+	    : rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer
+	    : rep->type == REDIS_REPLY_ERROR && rep->len >= 6 &&
+		    strncmp(rep->str, "NOPERM", 6) == 0
+		? HE_EPERM
+		: HE_EREFUSED;
 	if (rep)
 		freeReplyObject(rep);
 	svc->redis_release(svc->host, c, r == HE_EIO);

@@ -21,15 +21,22 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* Reads whose entries stay valid at once; the byte budget is shared. */
+#define HE_READ_SLOTS 3
+
 typedef struct he_stream_redis {
 	const apphost_services *svc;
 	const he_config *cfg;
-	struct redisContext *c;	 /* leased lazily; NULL when not held */
-	atomic_llong client_id;	 /* CLIENT ID of c, 0 when none */
-	char err[256];		 /* text of the last error */
-	void *reply;		 /* the last XREAD reply (entries borrow it) */
-	he_xread_entries parsed; /* the entries of `reply` */
-	const char **argv;	 /* commit scratch */
+	struct redisContext *c; /* leased lazily; NULL when not held */
+	atomic_llong client_id; /* CLIENT ID of c, 0 when none */
+	char err[256];		/* text of the last error */
+	/* The last HE_READ_SLOTS XREAD replies and their entries, which
+	 * borrow them: a pipelined consumer commits one batch and applies
+	 * the next while it reads a third. */
+	void *reply[HE_READ_SLOTS];
+	he_xread_entries parsed[HE_READ_SLOTS];
+	unsigned slot;	   /* of the last read */
+	const char **argv; /* commit scratch */
 	size_t *argvlen;
 	size_t argv_cap;
 	struct {
@@ -50,7 +57,7 @@ typedef struct he_stream_redis {
 	bool reconnected; /* the current one replaced an earlier one */
 
 	he_dead_fields dead; /* commit scratch: the dead letters' fields */
-	he_batch_ctl batch;  /* XREAD COUNT within HE_BATCH_BYTES */
+	he_batch_ctl batch;  /* XREAD COUNT within HE_BATCH_BYTES / slots */
 	unsigned asked;	     /* COUNT of the last read that succeeded */
 	unsigned long long overflows; /* reads abandoned over the budget */
 	uint64_t time_us;    /* Redis TIME after the last read, 0: none yet */
@@ -66,13 +73,14 @@ void he_stream_redis_init(he_stream_redis *s, const apphost_services *svc,
  * leadership follows the ability to reach it (DESIGN §10). NULL: nowhere.
  */
 void he_stream_redis_set_heard(he_stream_redis *s, he_heard *heard);
-/* Free the last reply, return the lease (if held). */
+/* Free the last replies, return the lease (if held). */
 void he_stream_redis_close(he_stream_redis *s);
 
 /*
  * XREAD COUNT <he_batch_count> BLOCK block_ms STREAMS <stream> <after>.
  * On success sets *entries and *n (n == 0 on timeout or CLIENT UNBLOCK);
- * they stay valid until the next read or close; s->asked is the COUNT
+ * they stay valid for HE_READ_SLOTS - 1 more reads, until the one after
+ * those, or close; s->asked is the COUNT
  * asked (n < s->asked: the end was reached). Each XREAD is followed by
  * a TIME in the same round trip: s->time_us and s->time_at_ns date it. A
  * reply that outgrows s->batch's budget after a whole entry is abandoned

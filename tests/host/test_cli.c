@@ -31,7 +31,7 @@ Test(cli, version)
 
 	cr_assert_eq(run_cmd(argv, NULL, &out), 0);
 	cr_assert(strstr(out, "apphost ") == out, "%s", out);
-	cr_assert(strstr(out, "ABI 1.2") != NULL, "%s", out);
+	cr_assert(strstr(out, "ABI 1.3") != NULL, "%s", out);
 	free(out);
 }
 
@@ -91,6 +91,27 @@ Test(cli, check_good_exits_0)
 	cr_assert(strstr(out, "hunter2") == NULL, "password logged: %s", out);
 	cr_assert(strstr(out, "postgres=\"host=127.0.0.1 port=1\"") != NULL,
 		  "%s", out);
+	free(out);
+}
+
+/* --connect only with --check; a component without a check is said so. */
+Test(cli, check_connect_without_a_component_check)
+{
+	char *alone[] = {bin(), "--connect", NULL};
+	char *argv[] = {bin(), "--check", "--connect", NULL};
+	char *out;
+
+	cr_assert_eq(run_cmd(alone, env_with(comp_path("good")), &out), 2, "%s",
+		     out);
+	cr_assert(strstr(out, "--connect only goes with --check") != NULL, "%s",
+		  out);
+	free(out);
+	cr_assert_eq(run_cmd(argv, env_with(comp_path("good")), &out), 0, "%s",
+		     out);
+	cr_assert(strstr(out, "component has no connected check name=good") !=
+		      NULL,
+		  "%s", out);
+	cr_assert(strstr(out, "check passed") != NULL, "%s", out);
 	free(out);
 }
 

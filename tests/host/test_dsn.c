@@ -68,9 +68,10 @@ ParameterizedTest(struct dsn_case *c, dsn, redact)
 }
 
 struct summary_case {
-	char msg[160];
-	char want[48];
+	char msg[240];
+	char want[64];
 	char secret[16];
+	int code; /* the class it returns */
 };
 
 ParameterizedTestParameters(dsn, error_summary)
@@ -78,19 +79,59 @@ ParameterizedTestParameters(dsn, error_summary)
 	static struct summary_case cases[] = {
 	    {"could not translate host name \"t@host\" to address: Name or "
 	     "service not known\n",
-	     "host name not found", "t@host"},
+	     "host name not found", "t@host", APPHOST_ECONN},
 	    {"connection to server at \"127.0.0.1\", port 1 failed: "
 	     "Connection refused\n\tIs the server running on that host?\n",
-	     "connection refused", "127.0.0.1"},
+	     "connection refused", "127.0.0.1", APPHOST_ECONN},
 	    {"connection to server at \"h\" (10.0.0.1), port 5432 failed: "
 	     "FATAL:  password authentication failed for user \"app\"\n",
-	     "authentication failed", "app"},
+	     "authentication failed", "app", APPHOST_EAUTH},
 	    {"invalid integer value \"s3\" for connection option \"port\"\n",
-	     "invalid connection parameter", "s3"},
+	     "invalid connection parameter", "s3", APPHOST_ECONN},
 	    {"connection to server at \"h\", port 5432 failed: FATAL:  "
 	     "database \"gm\" does not exist\n",
-	     "database does not exist", "gm"},
-	    {"something new from libpq \"pw\"\n", "connection failed", "pw"},
+	     "database does not exist", "gm", APPHOST_ECONN},
+	    {"something new from libpq \"pw\"\n", "connection failed", "pw",
+	     APPHOST_ECONN},
+	    /* TLS: each failure its own phrase, matched without libpq's
+	     * quoted host names and paths (which could hold the phrase) */
+	    {"connection to server at \"db\", port 5432 failed: SSL error: "
+	     "certificate verify failed\n",
+	     "TLS: server certificate not trusted", "db", APPHOST_ECONN},
+	    {"connection to server at \"127.0.0.1\", port 5432 failed: "
+	     "server certificate for \"pg.internal\" does not match host "
+	     "name \"127.0.0.1\"\n",
+	     "TLS: server certificate does not match host name", "pg.internal",
+	     APPHOST_ECONN},
+	    {"connection to server at \"db\", port 5432 failed: root "
+	     "certificate file \"/etc/x/No such file or directory.crt\" does "
+	     "not exist\nEither provide the file or change sslmode to "
+	     "disable server certificate verification.\n",
+	     "TLS: root certificate file missing", "/etc/x", APPHOST_ECONN},
+	    {"connection to server at \"db\", port 5432 failed: server does "
+	     "not support SSL, but SSL was required\n",
+	     "TLS: server does not support SSL", "db", APPHOST_ECONN},
+	    {"connection to server at \"certificate-host\", port 5432 failed: "
+	     "SSL SYSCALL error: EOF detected\n",
+	     "TLS failed", "certificate-host", APPHOST_ECONN},
+	    /* a host name holding a phrase decides nothing */
+	    {"could not connect to \"SSL permission denied\": Connection "
+	     "refused\n",
+	     "connection refused", "permission", APPHOST_ECONN},
+	    /* classes: credentials and privileges are not outages */
+	    {"connection to server at \"h\", port 5432 failed: fe_sendauth: "
+	     "no password supplied\n",
+	     "password required", "h\"", APPHOST_EAUTH},
+	    {"connection to server at \"h\", port 5432 failed: FATAL:  no "
+	     "pg_hba.conf entry for host \"10.1.1.1\", user \"app\"\n",
+	     "refused by the server's pg_hba.conf", "10.1.1.1", APPHOST_EAUTH},
+	    {"connection to server at \"h\", port 5432 failed: FATAL:  role "
+	     "\"ghost\" does not exist\n",
+	     "role does not exist", "ghost", APPHOST_EAUTH},
+	    {"connection to server at \"h\", port 5432 failed: FATAL:  "
+	     "permission denied for database \"gm\"\nDETAIL:  User does not "
+	     "have CONNECT privilege.\n",
+	     "permission denied", "gm", APPHOST_EPERM},
 	};
 	return cr_make_param_array(struct summary_case, cases,
 				   sizeof(cases) / sizeof(cases[0]));
@@ -100,8 +141,10 @@ ParameterizedTest(struct summary_case *c, dsn, error_summary)
 {
 	char err[256];
 
-	apphost_dsn_error_summary(c->msg, err, sizeof(err));
+	int code = apphost_dsn_error_summary(c->msg, err, sizeof(err));
+
 	cr_assert(strncmp(err, c->want, strlen(c->want)) == 0, "%s -> %s",
 		  c->msg, err);
 	cr_assert(strstr(err, c->secret) == NULL, "%s", err);
+	cr_assert_eq(code, c->code, "%s -> %s", c->msg, apphost_err_name(code));
 }

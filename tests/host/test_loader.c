@@ -54,7 +54,7 @@ ParameterizedTestParameters(loader, refused)
 	    {"nomagic", "missing symbol apphost_component_magic"},
 	    {"badmagic", "magic 0x12345678, host expects 0x41504831"},
 	    {"badmajor", "ABI major 2, host supports 1"},
-	    {"badminor", "ABI minor 99, host supports up to 1.2"},
+	    {"badminor", "ABI minor 99, host supports up to 1.3"},
 	    {"badhiredis", "built against hiredis 1.14, host uses 0.14"},
 	    {"badsize", "services table size"},
 	    {"nostart", "missing symbol apphost_component_start"},

@@ -17,6 +17,7 @@
 #include "pool_pg.h"
 #include "pool_redis.h"
 #include "services.h"
+#include "url.h"
 
 /* ---- fake connections ---------------------------------------------------- */
 
@@ -467,6 +468,37 @@ Test(redis, through_services_table)
 	test_ctx_free(ctx);
 }
 
+/*
+ * A refused AUTH reaches a component built for ABI 1.3 as APPHOST_EAUTH,
+ * and one built before as the APPHOST_ECONN it always got.
+ */
+Test(redis, lease_codes_follow_the_components_abi)
+{
+	const char *url = need_env("APPHOST_REDIS_URL");
+	struct apphost_ctx *ctx = test_ctx_new();
+	char with_pw[512], err[256];
+	redisContext *c;
+
+	if (strchr(url, '@') != NULL)
+		cr_skip_test("server URL already carries credentials");
+	snprintf(with_pw, sizeof(with_pw), "redis://:hunter2@%s", url + 8);
+	apphost_redis_pool_free(ctx->redis);
+	cr_assert_eq(
+	    apphost_redis_pool_new(with_pw, 2, &ctx->redis, err, sizeof(err)),
+	    0, "%s", err);
+	for (unsigned minor = 2; minor <= 3; minor++) {
+		struct apphost_svc_host h = {
+		    .ctx = ctx, .name = "svc", .abi_minor = minor};
+		apphost_services svc;
+
+		apphost_services_fill(&svc, &h);
+		cr_expect_eq(svc.redis_lease(svc.host, 2000, &c),
+			     minor < 3 ? APPHOST_ECONN : APPHOST_EAUTH,
+			     "ABI 1.%u", minor);
+	}
+	test_ctx_free(ctx);
+}
+
 Test(redis, unreachable_port_fails_fast)
 {
 	struct apphost_redis_pool *p;
@@ -522,6 +554,56 @@ static long redis_db(redisContext *c)
 	n = strtol(db + 4, NULL, 10);
 	freeReplyObject(r);
 	return n;
+}
+
+/*
+ * A refused AUTH and an ACL's NOPERM on SELECT are their own codes, in
+ * the lease's return and in the log, also while the pool backs off: they
+ * are not an outage.
+ */
+Test(redis, refused_credentials_and_privileges_have_their_own_codes)
+{
+	const char *url = need_env("APPHOST_REDIS_URL");
+	struct apphost_redis_url u;
+	struct apphost_redis_pool *p;
+	redisContext *admin, *c;
+	char err[256], user[64], bad[400], nosel[400];
+	char *log;
+
+	cr_assert_eq(apphost_redis_url_parse(url, &u, err, sizeof(err)), 0);
+	admin = redisConnect(u.host, u.port);
+	cr_assert(admin != NULL && !admin->err);
+	if (u.password != NULL)
+		freeReplyObject(rcmd(admin, "AUTH", u.password, NULL));
+	snprintf(user, sizeof(user), "he-pool-%d", (int)getpid());
+	freeReplyObject(rcmd(admin, "ACL", "SETUSER", user, "on", ">pw", "~*",
+			     "+@all", "-select", NULL));
+	snprintf(bad, sizeof(bad), "redis://%s:wrong@%s:%u/0", user, u.host,
+		 (unsigned)u.port);
+	snprintf(nosel, sizeof(nosel), "redis://%s:pw@%s:%u/1", user, u.host,
+		 (unsigned)u.port);
+
+	cr_assert_eq(apphost_redis_pool_new(bad, 1, &p, err, sizeof(err)), 0);
+	cr_expect_eq(apphost_redis_pool_lease(p, 2000, "t", &c), APPHOST_EAUTH);
+	cr_expect_eq(apphost_redis_pool_lease(p, 2000, "t", &c), APPHOST_EAUTH,
+		     "in the backoff too");
+	apphost_redis_pool_free(p);
+	cr_assert_eq(apphost_redis_pool_new(nosel, 1, &p, err, sizeof(err)), 0);
+	cr_expect_eq(apphost_redis_pool_lease(p, 2000, "t", &c), APPHOST_EPERM);
+	apphost_redis_pool_free(p);
+	log = log_captured();
+	cr_expect(strstr(log, "redis refuses authentication") != NULL &&
+		      strstr(log, "code=EAUTH") != NULL,
+		  "%s", log);
+	cr_expect(strstr(log, "redis refuses a permission") != NULL &&
+		      strstr(log, "code=EPERM") != NULL &&
+		      strstr(log, "NOPERM") != NULL,
+		  "%s", log);
+	cr_expect(strstr(log, "redis unreachable") == NULL, "%s", log);
+	free(log);
+	freeReplyObject(rcmd(admin, "ACL", "DELUSER", user, NULL));
+	redisFree(admin);
+	apphost_redis_url_clear(&u);
 }
 
 /* A lessee's SELECT does not follow the connection to the next lease. */
@@ -889,7 +971,7 @@ Test(redis, auth_refused_without_leaking_password)
 	snprintf(with_pw, sizeof(with_pw), "redis://:hunter2@%s", url + 8);
 	cr_assert_eq(apphost_redis_pool_new(with_pw, 2, &p, err, sizeof(err)),
 		     0, "%s", err);
-	cr_assert_eq(apphost_redis_pool_lease(p, 2000, "t", &c), APPHOST_ECONN);
+	cr_assert_eq(apphost_redis_pool_lease(p, 2000, "t", &c), APPHOST_EAUTH);
 	log = log_captured();
 	cr_assert(strstr(log, "AUTH refused") != NULL, "%s", log);
 	cr_assert(strstr(log, "hunter2") == NULL, "password logged: %s", log);

@@ -58,6 +58,21 @@ struct refused_case {
 	char url[48];
 };
 
+/* The refusal of rediss:// says why and where to go instead. */
+Test(url, rediss_refusal_points_to_the_sidecar)
+{
+	struct apphost_redis_url u;
+	char err[300] = "";
+
+	cr_assert_eq(
+	    apphost_redis_url_parse("rediss://:pw@h:1/0", &u, err, sizeof(err)),
+	    APPHOST_EINVAL);
+	cr_expect(strstr(err, "hiredis") != NULL, "%s", err);
+	cr_expect(strstr(err, "stunnel4") != NULL, "%s", err);
+	cr_expect(strstr(err, "Redis over TLS") != NULL, "%s", err);
+	cr_expect(strstr(err, "pw") == NULL, "%s", err);
+}
+
 ParameterizedTestParameters(url, refused)
 {
 	static struct refused_case cases[] = {

@@ -8,6 +8,7 @@
  */
 #include <criterion/criterion.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -277,4 +278,64 @@ Test(mock, refuses_like_the_host)
 	cr_assert_eq(
 	    apphost_mock_load(m, "/nonexistent.so", &c, err, sizeof(err)),
 	    APPHOST_EINVAL);
+}
+
+/* ---- check (ABI 1.3): a component linked into this test ---- */
+
+static const apphost_magic *check_magic(void)
+{
+	static const apphost_magic mg = {APPHOST_MAGIC,
+					 APPHOST_ABI_MAJOR,
+					 APPHOST_ABI_MINOR,
+					 (uint32_t)sizeof(apphost_services),
+					 "checked",
+					 "1.0",
+					 0,
+					 0};
+	return &mg;
+}
+static int check_init(const apphost_services *s, void **state)
+{
+	*state = (void *)s;
+	return 0;
+}
+static int check_nop(void *state)
+{
+	(void)state;
+	return 0;
+}
+static int check_check(void *state, char *report, size_t cap)
+{
+	(void)state;
+	snprintf(report, cap, "redis: user may not run xadd");
+	return APPHOST_EPERM;
+}
+
+Test(mock, check_of_a_component)
+{
+	apphost_mock_entry e = {check_magic, check_init, check_nop,  check_nop,
+				NULL,	     NULL,	 check_check};
+	apphost_mock_component *c, *g;
+	char err[256], report[64] = "x";
+
+	cr_assert_eq(apphost_mock_attach(m, &e, &c, err, sizeof(err)), 0, "%s",
+		     err);
+	cr_assert_eq(apphost_mock_check(c, report, sizeof(report)),
+		     APPHOST_ESTATE, "check before init");
+	cr_assert_eq(apphost_mock_init(c), 0);
+	cr_assert_eq(apphost_mock_check(c, report, sizeof(report)),
+		     APPHOST_EPERM);
+	cr_assert_str_eq(report, "redis: user may not run xadd");
+	cr_assert_eq(apphost_mock_start(c), 0);
+	cr_assert_eq(apphost_mock_check(c, report, sizeof(report)),
+		     APPHOST_ESTATE, "check after start");
+	apphost_mock_component_free(c);
+
+	/* one without the export */
+	cr_assert_eq(apphost_mock_load(m, comp("good"), &g, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(apphost_mock_init(g), 0);
+	cr_assert_eq(apphost_mock_check(g, report, sizeof(report)),
+		     APPHOST_ENOTSUP);
+	apphost_mock_component_free(g);
 }

@@ -516,6 +516,90 @@ Test(schema, apply_reference_check_catches_a_difference)
 	free(diff);
 }
 
+/*
+ * A concurrent writer: another flow changes two rows and holds them while
+ * a set-sized batch (16 elements: one game twice) waits on their locks.
+ * Once it commits, the batch must see the rows as that flow left them, as
+ * the sequential reference would after it: the CAS of the changed single
+ * game is lost (a conflict, its status kept), the game with two elements
+ * folds from the new status. A before state read beside the write, from
+ * the statement's snapshot, would see `running` for both.
+ */
+Test(schema, apply_sees_a_concurrent_writers_rows)
+{
+	char ids[2048] = "{", sums[1024] = "{", ex[1024] = "{", to[1024] = "{";
+	const char *g[15];
+	for (int i = 0; i < 15; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "cw%d", i);
+		g[i] = strdup(game_id(name));
+		insert_running(g[i]);
+	}
+	/* g0 once, g1 twice (elements 2 and 3), g2..g14 once: 16 elements */
+	for (int e = 0; e < 16; e++) {
+		int k = e < 2 ? e : e == 2 ? 1 : e - 1;
+		bool last = e == 15;
+		snprintf(ids + strlen(ids), sizeof(ids) - strlen(ids),
+			 "\"%s\"%s", g[k], last ? "}" : ",");
+		snprintf(sums + strlen(sums), sizeof(sums) - strlen(sums),
+			 "exited%s", last ? "}" : ",");
+		snprintf(ex + strlen(ex), sizeof(ex) - strlen(ex), "running%s",
+			 last ? "}" : ",");
+		snprintf(to + strlen(to), sizeof(to) - strlen(to),
+			 "engine_unreachable%s", last ? "}" : ",");
+	}
+	PGconn *other = PQconnectdb(getenv("APPHOST_POSTGRES_DSN"));
+	PGconn *mine = PQconnectdb(getenv("APPHOST_POSTGRES_DSN"));
+	cr_assert(PQstatus(other) == CONNECTION_OK &&
+		  PQstatus(mine) == CONNECTION_OK);
+	const char *lock[] = {g[0], g[1]};
+	PQclear(PQexec(other, "BEGIN"));
+	PGresult *res = PQexecParams(
+	    other,
+	    "UPDATE runtime_records SET status = 'generation_in_progress' "
+	    "WHERE game_id IN ($1, $2)",
+	    2, NULL, lock, NULL, NULL, 0);
+	cr_assert(PQresultStatus(res) == PGRES_COMMAND_OK, "%s",
+		  PQresultErrorMessage(res));
+	PQclear(res);
+	const char *p[] = {ids, sums, ex, to};
+	cr_assert(PQsendQueryParams(mine,
+				    "SELECT o_ord, o_outcome, o_status FROM "
+				    "health_events_apply_batch($1, $2, $3, $4) "
+				    "ORDER BY o_ord",
+				    4, NULL, p, NULL, NULL, 0));
+	bool waiting = false;
+	for (int i = 0; i < 500 && !waiting; i++) {
+		char *v = scalar("SELECT count(*) FROM pg_stat_activity WHERE "
+				 "wait_event_type = 'Lock' AND query LIKE "
+				 "'%health_events_apply_batch%'");
+		waiting = atoi(v) > 0;
+		free(v);
+		if (!waiting)
+			usleep(10000);
+	}
+	cr_assert(waiting, "the batch waits on the other flow's locks");
+	PQclear(PQexec(other, "COMMIT"));
+	res = PQgetResult(mine);
+	cr_assert(PQresultStatus(res) == PGRES_TUPLES_OK, "%s",
+		  PQresultErrorMessage(res));
+	cr_assert_eq(PQntuples(res), 16);
+	cr_expect_str_eq(PQgetvalue(res, 0, 1), "conflict");
+	cr_expect_str_eq(PQgetvalue(res, 0, 2), "generation_in_progress");
+	cr_expect_str_eq(PQgetvalue(res, 1, 1), "conflict");
+	cr_expect_str_eq(PQgetvalue(res, 2, 1), "conflict");
+	cr_expect_str_eq(PQgetvalue(res, 2, 2), "generation_in_progress");
+	cr_expect_str_eq(PQgetvalue(res, 3, 1), "transitioned");
+	cr_expect_str_eq(PQgetvalue(res, 3, 2), "engine_unreachable");
+	PQclear(res);
+	while ((res = PQgetResult(mine)))
+		PQclear(res);
+	PQfinish(mine);
+	PQfinish(other);
+	for (int i = 0; i < 15; i++)
+		free((void *)g[i]);
+}
+
 /* ---- leadership (schema/003) -------------------------------------------- */
 
 /* health_events_lease(name, holder, token, ms, 0): the epoch, or "0". */

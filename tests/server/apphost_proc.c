@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -76,8 +78,15 @@ void ap_env_put_all(ap_env *e, const char *const *kvs)
 
 pid_t ap_spawn(const char *bin, const ap_env *e, const char *logfile)
 {
-	posix_spawn_file_actions_t fa;
 	char *argv[] = {(char *)bin, NULL};
+
+	return ap_spawn_argv(argv, e, logfile);
+}
+
+pid_t ap_spawn_argv(char *const *argv, const ap_env *e, const char *logfile)
+{
+	posix_spawn_file_actions_t fa;
+	const char *bin = argv[0];
 	pid_t pid;
 	int rc;
 
@@ -258,4 +267,71 @@ char *ap_wait_log(const char *path, const char *needle, size_t n, pid_t pid,
 	cr_assert_fail("no %zu lines with \"%s\" in %d ms (log: %s)", n, needle,
 		       timeout_ms, path);
 	return NULL;
+}
+
+/* The row of game as "status/health/turn" equals want. */
+static void expect_row(PGconn *rows, const char *game, const char *want)
+{
+	char *row = th_row(rows, game);
+	cr_expect_str_eq(row ? row : "(none)", want, "row of %s", game);
+	free(row);
+}
+
+void ap_two_instances_fail_over(const th_keys *k, redisContext *r, PGconn *rows,
+				const char *tag, void (*spawn)(int),
+				pid_t pids[2], char (*logs)[128])
+{
+	char g1[160], g2[160];
+	snprintf(g1, sizeof(g1), "%s:g1", k->prefix);
+	snprintf(g2, sizeof(g2), "%s:g2", k->prefix);
+	th_insert_game(rows, g1, "running", 1);
+	th_insert_game(rows, g2, "running", 2);
+	spawn(0);
+	free(ap_wait_log(logs[0], "leadership acquired", 1, pids[0], 20000));
+	spawn(1);
+	free(ap_wait_log(logs[1], "consumer starting", 1, pids[1], 20000));
+	th_oom_committed(r, k, g1, 20000);
+	expect_row(rows, g1, "engine_unreachable/oom/1");
+
+	int old = th_lease_holder(rows, k->prefix, tag);
+	cr_assert(old == 0 || old == 1, "holder %d", old);
+	ap_kill9(pids[old]);
+	pids[old] = 0;
+	int now = 1 - old;
+	free(
+	    ap_wait_log(logs[now], "leadership acquired", 1, pids[now], 20000));
+	th_oom_committed(r, k, g2, 20000);
+	expect_row(rows, g2, "engine_unreachable/oom/2");
+	cr_expect_eq(ap_terminate(pids[now]), 0, "a graceful stop");
+	pids[now] = 0;
+}
+
+char *ap_capture(const char *cmdline, int *status)
+{
+	char buf[4096];
+	size_t len = 0;
+	char *out = calloc(1, 1);
+	FILE *p = popen(cmdline, "r");
+	cr_assert(p != NULL && out != NULL, "popen %s", cmdline);
+	for (size_t n; (n = fread(buf, 1, sizeof(buf), p)) > 0; len += n) {
+		out = realloc(out, len + n + 1);
+		cr_assert(out != NULL);
+		memcpy(out + len, buf, n);
+		out[len + n] = '\0';
+	}
+	*status = pclose(p);
+	return out;
+}
+
+int ap_free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	cr_assert(fd >= 0);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	close(fd);
+	return ntohs(a.sin_port);
 }

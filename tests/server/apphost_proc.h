@@ -43,6 +43,12 @@ void ap_env_put_all(ap_env *e, const char *const *kvs);
  * the caller reaps it (ap_terminate, ap_kill9).
  */
 pid_t ap_spawn(const char *bin, const ap_env *e, const char *logfile);
+/* A TCP port free on 127.0.0.1 now (the kernel's pick; free it may not
+ * stay, so bind it soon). */
+int ap_free_port(void);
+
+/* As ap_spawn, with arguments: argv[0] is the program's path. */
+pid_t ap_spawn_argv(char *const *argv, const ap_env *e, const char *logfile);
 /*
  * apphost (APPHOST_BIN) with health_events (HE_SO) on k's streams and
  * offset label, HEALTH_EVENTS_BLOCK_MS=1000, then `extra` (NULL or a
@@ -63,6 +69,25 @@ int ap_terminate(pid_t pid);
 int ap_terminate_within(pid_t pid, int wait_ms, double *elapsed_ms);
 /* SIGKILL and reap. */
 void ap_kill9(pid_t pid);
+
+/*
+ * Two instances on k's streams: spawn(i) starts instance i (its holder
+ * name "<tag>-i") and sets pids[i]; logs[i] is its log. Instance 0 leads,
+ * 1 stands by, an entry is committed; the leader is SIGKILLed, the other
+ * takes over and commits one more; then it stops with SIGTERM, exit 0.
+ * Games "<prefix>:g1", ":g2" are inserted and read on `rows` (a
+ * connection that may insert them). Asserts at each step; pids[i] is 0
+ * for an instance it reaped.
+ */
+void ap_two_instances_fail_over(const th_keys *k, redisContext *r, PGconn *rows,
+				const char *tag, void (*spawn)(int),
+				pid_t pids[2], char (*logs)[128]);
+
+/*
+ * Run a shell command line; its stdout as a malloc()ed string, and its
+ * wait status in *status (0: exited 0).
+ */
+char *ap_capture(const char *cmdline, int *status);
 
 /* ---- files and the log ---- */
 

@@ -99,3 +99,8 @@ int rs_leases_out(real_services *rs)
 {
 	return apphost_mock_leases_out(rs->m);
 }
+
+int rs_broken_releases(real_services *rs)
+{
+	return apphost_mock_broken_releases(rs->m);
+}

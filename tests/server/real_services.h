@@ -30,6 +30,8 @@ void rs_config_set(real_services *rs, const char *key, const char *value);
 size_t rs_log_count(real_services *rs, int level, const char *needle);
 /* Leases not yet released. */
 int rs_leases_out(real_services *rs);
+/* Releases that said the connection broke. */
+int rs_broken_releases(real_services *rs);
 
 /* Direct connections for test setup and checks (caller frees); NULL
  * when unset or unreachable. Any thread. */

@@ -192,6 +192,30 @@ bool th_wait_offset(redisContext *c, const char *key, const char *want,
 	return false;
 }
 
+int th_lease_holder(PGconn *c, const char *name, const char *tag)
+{
+	char *h = th_sql_value(c,
+			       "SELECT holder FROM health_events_leader "
+			       "WHERE name = $1 AND expires_at > now()",
+			       name);
+	int who = -1;
+	size_t n = strlen(tag);
+	if (h != NULL && strncmp(h, tag, n) == 0 && h[n] == '-')
+		who = atoi(h + n + 1);
+	free(h);
+	return who;
+}
+
+void th_oom_committed(redisContext *c, const th_keys *k, const char *game,
+		      int timeout_ms)
+{
+	char *id = th_xadd(c, k->stream, "game_id", game, "event_type",
+			   "container_oom", NULL);
+	cr_assert(th_wait_offset(c, k->offset_key, id, timeout_ms),
+		  "the entry %s for %s was not committed", id, game);
+	free(id);
+}
+
 const char *th_unique(const char *tag)
 {
 	static char buf[128];

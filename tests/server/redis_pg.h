@@ -38,6 +38,9 @@ char *th_sql_value(PGconn *c, const char *sql, const char *param);
 /* Insert a runtime_records row. */
 void th_insert_game(PGconn *c, const char *game_id, const char *status,
 		    int current_turn);
+/* The instance holding lease `name` now, as the N of holder "<tag>-N";
+ * -1 when nobody holds it. */
+int th_lease_holder(PGconn *c, const char *name, const char *tag);
 /* Take lease `name` (schema/003) for holder `token`, 60 s: its epoch. */
 unsigned long long th_take_lease(PGconn *c, const char *name,
 				 const char *token);
@@ -89,6 +92,10 @@ extern const th_event th_events[TH_EVENT_COUNT];
 /* Poll until GET key equals want, up to timeout_ms; true when it does. */
 bool th_wait_offset(redisContext *c, const char *key, const char *want,
 		    int timeout_ms);
+/* XADD a container_oom for game to k's stream and wait up to timeout_ms
+ * until the offset reaches it (committed); asserts it does. */
+void th_oom_committed(redisContext *c, const th_keys *k, const char *game,
+		      int timeout_ms);
 /* Wait up to timeout_ms until a health_events_apply call waits on a lock
  * (a row the test holds); true when one does. */
 bool th_wait_apply_blocked(PGconn *c, int timeout_ms);

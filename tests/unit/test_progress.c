@@ -213,3 +213,47 @@ Test(progress, a_repair_reports_the_store_failing)
 	    he_core_repair(fx.core, "0-0", b.e, 0, &fx.store, &fx.box, NULL),
 	    HE_EINVAL);
 }
+
+/*
+ * he_core_process in two halves: begin says what to apply (the whole
+ * batch, after the core's position), end takes the store's answer; a
+ * refusal there is split through the store as he_core_process does.
+ */
+Test(progress, begin_and_end_split_a_refusal_like_process)
+{
+	batch b;
+	he_core_apply a;
+
+	mem_store_put(fx.ms, "g1", "running", "", 1);
+	mem_store_put(fx.ms, "g2", "running", "", 1);
+	mem_store_refuse(fx.ms, "g2", HE_EDATA);
+	b_init(&b, 100);
+	b_fields(&b, 1, "x");
+	b_add(&b, "g1", "container_oom");
+	b_add(&b, "g2", "container_oom");
+	cr_assert_eq(he_core_begin(fx.core, b.e, b.n, &fx.box, &a), 0);
+	cr_assert_str_eq(a.span.after, "0-0");
+	cr_assert_str_eq(a.span.last, "100-2");
+	cr_assert_eq(a.nops, 2);
+	int rc =
+	    fx.store.apply(fx.store.ctx, &a.span, a.ops, a.nops, a.results);
+	cr_assert_eq(rc, HE_EDATA);
+	cr_assert_eq(
+	    he_core_end(fx.core, b.e, b.n, rc, &fx.store, &fx.box, fx.reps), 0);
+	cr_assert_eq(fx.reps[1].outcome, HE_ENTRY_TRANSITIONED);
+	cr_assert_eq(fx.reps[2].outcome, HE_ENTRY_DEAD_LETTERED);
+	cr_assert_eq(fx.box.ndead, 2);
+	cr_assert_str_eq(mem_store_position(fx.ms), "100-2");
+	cr_assert_str_eq(he_core_applied(fx.core), "100-2");
+
+	/* another failure ends the batch with nothing added */
+	b_init(&b, 101);
+	b_add(&b, "g1", "probe_failed");
+	he_outbox_clear(&fx.box);
+	cr_assert_eq(he_core_begin(fx.core, b.e, b.n, &fx.box, &a), 0);
+	cr_assert_eq(he_core_end(fx.core, b.e, b.n, HE_ECONN, &fx.store,
+				 &fx.box, fx.reps),
+		     HE_ECONN);
+	cr_assert_eq(fx.box.nsnapshots, 0);
+	cr_assert_str_eq(he_core_applied(fx.core), "100-2");
+}

@@ -70,6 +70,29 @@ int he_core_process(he_core *c, const he_stream_entry *entries, size_t n,
 		    he_entry_report *reports);
 
 /*
+ * he_core_process in two halves, for a caller that overlaps the store's
+ * work with its own (the pipelined consumer): begin decodes and plans
+ * entries[0..n) and says what to apply (*out: the span and the ops, which
+ * stay valid, with the scratch they point into, until end); the caller
+ * applies them (the whole batch in one call) and passes the result to
+ * end, which on HE_EDATA splits the batch through store->apply as
+ * he_core_process does, then decides and fills box (reserved by begin:
+ * the same box). Between the two no other batch may be begun. Both
+ * return 0 or a negative HE_E* as he_core_process does.
+ */
+typedef struct he_core_apply {
+	he_apply_span span;
+	const he_mutation *ops;
+	size_t nops;
+	he_mutation_result *results; /* nops slots, filled by the apply */
+} he_core_apply;
+int he_core_begin(he_core *c, const he_stream_entry *entries, size_t n,
+		  he_outbox *box, he_core_apply *out);
+int he_core_end(he_core *c, const he_stream_entry *entries, size_t n,
+		int apply_rc, const he_record_store *store, he_outbox *box,
+		he_entry_report *reports);
+
+/*
  * Rebuild in `box` (cleared by the caller) what a lost commit of
  * entries[0..n) held, applying nothing (DESIGN §13, Redis behind): a
  * snapshot of the current row (store->rows) of every game the decodable

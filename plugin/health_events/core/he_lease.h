@@ -36,8 +36,9 @@ he_lease_timing he_lease_timing_for(unsigned lease_ms);
 
 /*
  * One server as the consumer meets it (monotonic ns, 0: never / none):
- * when it last answered, and since when a call to it has been waiting for
- * an answer. Written by the consumer's adapters, read by the lease thread.
+ * when it last answered, and since when its calls have been waiting for
+ * an answer (the first of them that got none; reconnects included).
+ * Written by the consumer's adapters, read by the lease thread.
  */
 typedef struct he_heard {
 	atomic_ullong at;

@@ -438,21 +438,21 @@ static he_apply_span span_of(const he_core *c, const he_stream_entry *e,
  * the ranges that had applied (HE_EPOSITION), and resyncs.
  */
 static int apply_split(he_core *c, const he_record_store *store,
-		       const he_stream_entry *e, size_t n, size_t nops)
+		       const he_stream_entry *e, size_t n, size_t nops,
+		       int first_rc)
 {
 	he_split sp;
 
-	if (nops == 0) {
-		he_apply_span span = span_of(c, e, n, 0, 0, 0);
-		return store->apply(store->ctx, &span, c->ops, 0, c->results);
-	}
+	if (nops == 0)
+		return first_rc;
 	he_split_init(&sp, nops);
-	while (he_split_more(&sp)) {
+	for (bool first = true; he_split_more(&sp); first = false) {
 		size_t off, len, op;
 		he_split_range(&sp, &off, &len);
 		he_apply_span span = span_of(c, e, n, nops, off, off + len);
-		int rc = store->apply(store->ctx, &span, c->ops + off, len,
-				      c->results + off);
+		int rc = first ? first_rc
+			       : store->apply(store->ctx, &span, c->ops + off,
+					      len, c->results + off);
 		if (rc != 0 && rc != HE_EDATA)
 			return rc;
 		if (he_split_result(&sp, rc == HE_EDATA, &op) !=
@@ -487,18 +487,15 @@ static void remember(he_core *c, const item *it, const char *summary)
 	}
 }
 
-int he_core_process(he_core *c, const he_stream_entry *entries, size_t n,
-		    const he_record_store *store, he_outbox *box,
-		    he_entry_report *reports)
+int he_core_begin(he_core *c, const he_stream_entry *entries, size_t n,
+		  he_outbox *box, he_core_apply *out)
 {
 	size_t nops, ndead;
 	int rc;
 
-	if (c == NULL || store == NULL || store->apply == NULL || box == NULL ||
-	    (n > 0 && entries == NULL))
+	if (c == NULL || box == NULL || out == NULL || n == 0 ||
+	    entries == NULL)
 		return HE_EINVAL;
-	if (n == 0)
-		return 0;
 	if (entries[n - 1].id == NULL ||
 	    strlen(entries[n - 1].id) >= sizeof(box->last_id))
 		return HE_EINVAL;
@@ -507,8 +504,49 @@ int he_core_process(he_core *c, const he_stream_entry *entries, size_t n,
 	if ((rc = plan(c, entries, n, &nops, &ndead)) != 0)
 		return rc;
 	/* Any decodable entry may turn out refused: room for all as dead. */
-	if ((rc = he_outbox_reserve(box, nops, ndead + nops)) != 0 ||
-	    (rc = apply_split(c, store, entries, n, nops)) != 0) {
+	if ((rc = he_outbox_reserve(box, nops, ndead + nops)) != 0) {
+		drop_owned(c, n);
+		return rc;
+	}
+	*out = (he_core_apply){
+	    .span = span_of(c, entries, n, nops, 0, nops),
+	    .ops = c->ops,
+	    .nops = nops,
+	    .results = c->results,
+	};
+	return 0;
+}
+
+int he_core_process(he_core *c, const he_stream_entry *entries, size_t n,
+		    const he_record_store *store, he_outbox *box,
+		    he_entry_report *reports)
+{
+	he_core_apply a;
+
+	if (c == NULL || store == NULL || store->apply == NULL || box == NULL ||
+	    (n > 0 && entries == NULL))
+		return HE_EINVAL;
+	if (n == 0)
+		return 0;
+	int rc = he_core_begin(c, entries, n, box, &a);
+	if (rc != 0)
+		return rc;
+	rc = store->apply(store->ctx, &a.span, a.ops, a.nops, a.results);
+	return he_core_end(c, entries, n, rc, store, box, reports);
+}
+
+int he_core_end(he_core *c, const he_stream_entry *entries, size_t n,
+		int apply_rc, const he_record_store *store, he_outbox *box,
+		he_entry_report *reports)
+{
+	size_t nops = 0;
+	int rc;
+
+	for (size_t i = 0; i < n; i++)
+		nops += c->items[i].op >= 0;
+	if (apply_rc == HE_EDATA && (store == NULL || store->apply == NULL))
+		apply_rc = HE_EINVAL;
+	if ((rc = apply_split(c, store, entries, n, nops, apply_rc)) != 0) {
 		drop_owned(c, n);
 		return rc;
 	}
