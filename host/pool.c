@@ -193,6 +193,16 @@ static void note_connect(struct apphost_pool *p, int rc, const char *err)
 							   : p->backoff_ms * 2;
 }
 
+/* What is left from now to deadline, within the connect bounds. */
+static uint32_t clamp_ms(uint64_t now, uint64_t deadline)
+{
+	uint64_t left_ms = now < deadline ? (deadline - now) / 1000000u : 0;
+
+	return left_ms < CONNECT_TIMEOUT_MIN_MS	  ? CONNECT_TIMEOUT_MIN_MS
+	       : left_ms > CONNECT_TIMEOUT_MAX_MS ? CONNECT_TIMEOUT_MAX_MS
+						  : (uint32_t)left_ms;
+}
+
 int apphost_pool_lease(struct apphost_pool *p, uint32_t timeout_ms,
 		       const char *who, void **out)
 {
@@ -231,12 +241,13 @@ int apphost_pool_lease(struct apphost_pool *p, uint32_t timeout_ms,
 
 	if (connected) {
 		bool new_lessee = other_lessee(s, who);
+		uint32_t pto = clamp_ms(start, deadline);
 
 		s->leased = true;
 		set_who(s, who);
 		p->leased++;
 		pthread_mutex_unlock(&p->mu);
-		if (p->ops->prepare(p->arg, s->conn, new_lessee) == 0) {
+		if (p->ops->prepare(p->arg, s->conn, new_lessee, pto) == 0) {
 			apphost_metric_add(p->m_leases, 1);
 			*out = s->conn;
 			return 0;
@@ -279,11 +290,7 @@ int apphost_pool_lease(struct apphost_pool *p, uint32_t timeout_ms,
 	p->leased++;
 	pthread_mutex_unlock(&p->mu);
 
-	uint64_t left_ms = now < deadline ? (deadline - now) / 1000000u : 0;
-	uint32_t cto = left_ms < CONNECT_TIMEOUT_MIN_MS ? CONNECT_TIMEOUT_MIN_MS
-		       : left_ms > CONNECT_TIMEOUT_MAX_MS
-			   ? CONNECT_TIMEOUT_MAX_MS
-			   : (uint32_t)left_ms;
+	uint32_t cto = clamp_ms(now, deadline);
 	void *conn = NULL;
 	char err[256] = "";
 

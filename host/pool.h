@@ -40,10 +40,14 @@ struct apphost_pool_ops {
 	 * Make an idle connection ready for its next lessee: reset timeouts,
 	 * check that nothing of the last lessee's is left in flight, and
 	 * when new_lessee (another component held it last) reset the
-	 * session state it may have left behind. Returns 0, or negative: the
-	 * pool closes it and connects anew. Called without the pool lock.
+	 * session state it may have left behind, all within timeout_ms (what
+	 * is left of the lessee's own timeout: a server that stops answering
+	 * must not hold a lease longer than the lessee asked). Returns 0, or
+	 * negative: the pool closes it and connects anew. Called without the
+	 * pool lock.
 	 */
-	int (*prepare)(void *arg, void *conn, bool new_lessee);
+	int (*prepare)(void *arg, void *conn, bool new_lessee,
+		       uint32_t timeout_ms);
 	/* Close and free a connection. Called without the pool lock. */
 	void (*close)(void *arg, void *conn);
 };

@@ -12,8 +12,7 @@
 
 #include "dsn.h"
 #include "pool.h"
-
-#define RESET_TIMEOUT_MS 5000
+#include "tcp_opts.h"
 
 struct apphost_pg_pool {
 	char *dsn;
@@ -21,26 +20,64 @@ struct apphost_pg_pool {
 	struct apphost_pool *pool;
 };
 
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/*
+ * Connect within timeout_ms by our own clock: libpq's connect_timeout
+ * counts whole seconds, at least 2 per host, which is longer than a
+ * lessee that must answer within a lease can wait. PQconnectPoll is
+ * driven here instead, up to the deadline; then the attempt is abandoned.
+ */
 static int pg_connect(void *arg, uint32_t timeout_ms, void **conn, char *err,
 		      size_t errlen)
 {
 	struct apphost_pg_pool *p = arg;
-	char cto[16];
 	/* Ours first, the DSN (expanded from dbname) overrides them; then
 	 * the encoding, which overrides the DSN: every component sends and
 	 * expects UTF-8, whatever the database's own encoding. */
-	const char *keys[] = {"connect_timeout", "fallback_application_name",
-			      "dbname", "client_encoding", NULL};
-	const char *vals[] = {cto, "apphost", p->dsn, "UTF8", NULL};
+	const char *keys[4], *vals[4];
+	size_t k = 0;
+	uint64_t deadline = mono_ms() + timeout_ms;
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
 	PGconn *c;
 
-	/* Whole seconds; libpq treats anything below 2 as 2. */
-	snprintf(cto, sizeof(cto), "%u",
-		 timeout_ms < 2000 ? 2u : (timeout_ms + 999) / 1000);
-	c = PQconnectdbParams(keys, vals, 1);
+	keys[k] = "fallback_application_name";
+	vals[k++] = "apphost";
+	keys[k] = "dbname";
+	vals[k++] = p->dsn;
+	keys[k] = "client_encoding";
+	vals[k++] = "UTF8";
+	keys[k] = vals[k] = NULL;
+	c = PQconnectStartParams(keys, vals, 1);
 	if (c == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return APPHOST_ENOMEM;
+	}
+	while (PQstatus(c) != CONNECTION_BAD && st != PGRES_POLLING_OK &&
+	       st != PGRES_POLLING_FAILED) {
+		uint64_t now = mono_ms();
+		struct pollfd pfd = {
+		    .fd = PQsocket(c),
+		    .events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT,
+		};
+
+		if (now >= deadline) {
+			snprintf(err, errlen,
+				 "no connection within %u ms (server "
+				 "unreachable or not answering)",
+				 (unsigned)timeout_ms);
+			PQfinish(c);
+			return APPHOST_ECONN;
+		}
+		if (pfd.fd >= 0 && poll(&pfd, 1, (int)(deadline - now)) == 0)
+			continue; /* the deadline check above ends it */
+		st = PQconnectPoll(c);
 	}
 	if (PQstatus(c) != CONNECTION_OK) {
 		int rc =
@@ -49,16 +86,17 @@ static int pg_connect(void *arg, uint32_t timeout_ms, void **conn, char *err,
 		PQfinish(c);
 		return rc;
 	}
+	/*
+	 * Keepalives and TCP_USER_TIMEOUT, as on the Redis sockets, set here
+	 * rather than as libpq's keepalives* and tcp_user_timeout keywords:
+	 * with those, sustained throughput measured about 10% lower (bench,
+	 * alternating runs), with the same socket options in the end. A peer
+	 * gone without a FIN or RST then breaks an idle pooled connection
+	 * within seconds, not after tcp_retries2. A Unix socket takes none.
+	 */
+	(void)apphost_tcp_opts_set(PQsocket(c));
 	*conn = c;
 	return 0;
-}
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 /* Run a command that returns no rows, waiting at most timeout_ms (a
@@ -96,7 +134,8 @@ static int exec_within(PGconn *c, const char *sql, uint32_t timeout_ms)
  * advisory locks. A lessee that prepares statements must therefore
  * prepare them after each lease (or handle 42P05 when one survived).
  */
-static int pg_prepare(void *arg, void *conn, bool new_lessee)
+static int pg_prepare(void *arg, void *conn, bool new_lessee,
+		      uint32_t timeout_ms)
 {
 	PGconn *c = conn;
 
@@ -106,7 +145,7 @@ static int pg_prepare(void *arg, void *conn, bool new_lessee)
 	    PQpipelineStatus(c) != PQ_PIPELINE_OFF)
 		return APPHOST_EIO;
 	if (new_lessee)
-		return exec_within(c, "DISCARD ALL", RESET_TIMEOUT_MS);
+		return exec_within(c, "DISCARD ALL", timeout_ms);
 	return 0;
 }
 

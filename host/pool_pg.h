@@ -4,12 +4,15 @@
  *
  * Connections are made with the DSN (conninfo or URI; empty: libpq
  * defaults and PG* variables; libpq's multi-host form host=a,b port=p,q
- * target_session_attrs=read-write finds the primary) plus connect_timeout
- * and fallback_application_name=apphost unless the DSN sets them, and
- * always client_encoding=UTF8. At lease time a connection that is not
- * CONNECTION_OK, not idle (in a transaction) or still in pipeline mode is
- * discarded and replaced; one that another component held last is reset
- * with DISCARD ALL. Any thread.
+ * target_session_attrs=read-write finds the primary) plus
+ * fallback_application_name=apphost unless the DSN sets it, and always
+ * client_encoding=UTF8; once connected, the socket gets apphost's TCP
+ * keepalives and TCP_USER_TIMEOUT (tcp_opts.h). A connect ends at the lessee's
+ * timeout by our clock (connect_timeout is not used: it rounds to whole
+ * seconds, at least 2). At lease time a connection that is not CONNECTION_OK,
+ * not idle (in a transaction) or still in pipeline mode is discarded and
+ * replaced; one that another component held last is reset with DISCARD ALL,
+ * within what is left of the lessee's timeout. Any thread.
  */
 #ifndef APPHOST_HOST_POOL_PG_H
 #define APPHOST_HOST_POOL_PG_H

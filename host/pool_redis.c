@@ -2,66 +2,17 @@
  * this file sees a redisReply. */
 #include "pool_redis.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <hiredis/hiredis.h>
 
 #include "log.h"
-#include "metrics.h"
-#include "pool.h"
-#include "sentinel.h"
+#include "pool_redis_int.h"
 #include "status.h"
-#include "url.h"
-
-/* Per Sentinel: a stuck one must not hold up asking the next. */
-#define SENTINEL_TIMEOUT_MS 500
-/* The watcher's pause before trying the Sentinels again. */
-#define WATCH_RETRY_MS 1000
-/* The watcher PINGs a silent Sentinel, and gives it up when it stays so. */
-#define WATCH_PING_MS 500
-#define WATCH_DEAD_MS 2000
-
-enum primary_state {
-	PRIMARY_INIT,	 /* not asked yet */
-	PRIMARY_KNOWN,	 /* the last discovery found it */
-	PRIMARY_UNKNOWN, /* the last discovery failed */
-};
-
-struct apphost_redis_pool {
-	struct apphost_redis_url url;
-	char addr[600];
-	struct apphost_pool *pool;
-
-	/* Sentinel mode (nsentinels > 0): the primary comes from them. */
-	struct apphost_sentinel_addr *sentinels;
-	size_t nsentinels;
-	char *master;
-	char *sentinel_password; /* NULL: none */
-	pthread_mutex_t mu;	 /* guards the fields below */
-	size_t first;		 /* the Sentinel to ask first */
-	char primary[300];	 /* "host:port" last found, "" before */
-	enum primary_state state;
-	struct apphost_metric *m_changes;
-	atomic_uint nonce;
-
-	/* The watcher: SUBSCRIBE +switch-master on a Sentinel (started at
-	 * the first connect, under mu; wake[1] written to stop it). */
-	bool watching;
-	pthread_t watcher;
-	int wake[2];
-};
-
-static void watch_start(struct apphost_redis_pool *p);
+#include "tcp_opts.h"
 
 static struct timeval ms_tv(uint32_t ms)
 {
@@ -129,13 +80,9 @@ static int role_is_master(redisContext *c, char *err, size_t errlen)
 	return rc;
 }
 
-/*
- * Record what a discovery found: known (at addr) or not (why). Logs one
- * line per change of state, counts changes of the primary's address, and
- * keeps /readyz not ready while no primary is known.
- */
-static void primary_state(struct apphost_redis_pool *p, bool known,
-			  const char *addr, const char *why)
+/* See pool_redis_int.h. */
+void apphost_redis_primary_state(struct apphost_redis_pool *p, bool known,
+				 const char *addr, const char *why)
 {
 	char from[sizeof(p->primary)];
 	enum primary_state was;
@@ -184,8 +131,10 @@ static int discover(struct apphost_redis_pool *p, uint32_t timeout_ms,
 	first = p->first;
 	pthread_mutex_unlock(&p->mu);
 	err[0] = '\0';
-	for (size_t k = 0; k < p->nsentinels; k++) {
-		size_t i = (first + k) % p->nsentinels;
+	size_t n = p->nsentinels; /* only grows: see pool_redis_int.h */
+
+	for (size_t k = 0; k < n; k++) {
+		size_t i = (first + k) % n;
 		const struct apphost_sentinel_addr *s = &p->sentinels[i];
 		char why[256], at[300];
 
@@ -225,10 +174,11 @@ static int redis_connect(void *arg, uint32_t timeout_ms, void **conn, char *err,
 		rc = discover(p, timeout_ms, host, sizeof(host), &port, err,
 			      errlen);
 		if (rc < 0) {
-			primary_state(p, false, NULL, err);
+			apphost_redis_primary_state(p, false, NULL, err);
 			return rc;
 		}
-		watch_start(p); /* after: it asks the one that answered */
+		apphost_redis_watch_start(
+		    p); /* after: it asks the one that answered */
 	}
 	c = redisConnectWithTimeout(host, port, ms_tv(timeout_ms));
 	if (c == NULL) {
@@ -244,7 +194,7 @@ static int redis_connect(void *arg, uint32_t timeout_ms, void **conn, char *err,
 				 apphost_sentinel_addr_text(host, port, at,
 							    sizeof(at)),
 				 c->errstr);
-			primary_state(p, false, NULL, err);
+			apphost_redis_primary_state(p, false, NULL, err);
 		} else {
 			snprintf(err, errlen, "%s", c->errstr);
 		}
@@ -253,6 +203,7 @@ static int redis_connect(void *arg, uint32_t timeout_ms, void **conn, char *err,
 	}
 	/* AUTH and SELECT must not hang on a stuck server either. */
 	redisSetTimeout(c, ms_tv(timeout_ms));
+	(void)apphost_tcp_opts_set(c->fd);
 	if (p->url.password != NULL) {
 		const char *argv[3];
 		int argc = 0;
@@ -276,12 +227,12 @@ static int redis_connect(void *arg, uint32_t timeout_ms, void **conn, char *err,
 							    sizeof(at)),
 				 err);
 			snprintf(err, errlen, "%s", why);
-			primary_state(p, false, NULL, err);
+			apphost_redis_primary_state(p, false, NULL, err);
 			if (rc != APPHOST_EPERM)
 				rc = APPHOST_ECONN;
 			goto fail;
 		}
-		primary_state(
+		apphost_redis_primary_state(
 		    p, true,
 		    apphost_sentinel_addr_text(host, port, at, sizeof(at)),
 		    NULL);
@@ -309,255 +260,6 @@ fail:
 	return rc;
 }
 
-/* ---- the Sentinel watcher -----------------------------------------------
- *
- * A lessee may hold its connection for a long time (the consumer does).
- * When the Sentinels switch the primary while the old one is still up (a
- * switchover, SENTINEL FAILOVER), nothing tells that lessee: the old
- * primary goes on accepting writes until the Sentinels turn it into a
- * replica, seconds later. So, as the Sentinel client guidelines suggest,
- * a thread subscribes to +switch-master and, on a switch of our master,
- * records the new primary and shuts down the socket of every pooled
- * connection to another address: each lessee sees its connection drop,
- * gives it back as broken, and its next lease finds the new primary.
- */
-
-struct kick {
-	const char *primary; /* "host:port" */
-};
-
-/* Shut down c's socket unless it is connected to k->primary. */
-static void kick_one(void *arg, void *conn)
-{
-	const struct kick *k = arg;
-	redisContext *c = conn;
-	char at[300];
-
-	if (c->tcp.host == NULL)
-		return;
-	apphost_sentinel_addr_text(c->tcp.host, (unsigned)c->tcp.port, at,
-				   sizeof(at));
-	/* The fd stays open (the pool lock keeps it from being closed);
-	 * its lessee's next read or write fails and it releases it. */
-	if (strcmp(at, k->primary) != 0)
-		(void)shutdown(c->fd, SHUT_RDWR);
-}
-
-/* The Sentinels now name host:port: record it and, when that is a
- * change, drop every pooled connection to another address. */
-static void switched(struct apphost_redis_pool *p, const char *host,
-		     unsigned port)
-{
-	char at[300];
-	struct kick k = {
-	    apphost_sentinel_addr_text(host, port, at, sizeof(at))};
-	bool same;
-
-	/* Only a new address is news: the same one says nothing of whether
-	 * it is reachable (the connect path finds that out). */
-	pthread_mutex_lock(&p->mu);
-	same = strcmp(p->primary, k.primary) == 0;
-	pthread_mutex_unlock(&p->mu);
-	if (same)
-		return;
-	primary_state(p, true, k.primary, NULL);
-	apphost_pool_each(p->pool, kick_one, &k);
-}
-
-/* One +switch-master message: "<name> <old ip> <old port> <ip> <port>". */
-static void on_message(struct apphost_redis_pool *p, const redisReply *r)
-{
-	char name[160], oldip[256], ip[256];
-	unsigned oldport, port;
-
-	if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
-	    r->element[0]->type != REDIS_REPLY_STRING ||
-	    strcmp(r->element[0]->str, "message") != 0 ||
-	    r->element[2]->type != REDIS_REPLY_STRING)
-		return; /* the SUBSCRIBE confirmation, a PING's pong */
-	if (sscanf(r->element[2]->str, "%159s %255s %u %255s %u", name, oldip,
-		   &oldport, ip, &port) != 5 ||
-	    strcmp(name, p->master) != 0 || port == 0 || port > 65535)
-		return;
-	switched(p, ip, port);
-}
-
-/* Wait up to ms for a stop; true when asked to stop. */
-static bool stop_asked(struct apphost_redis_pool *p, int ms)
-{
-	struct pollfd w = {.fd = p->wake[0], .events = POLLIN};
-
-	return poll(&w, 1, ms) > 0;
-}
-
-/*
- * A connection to the first Sentinel from *at on that takes it (*at is
- * then its index), subscribed. Before
- * subscribing it asks for the primary, so that a switch published while
- * no watcher listened (the last Sentinel died, say) is caught up on.
- */
-static redisContext *subscribe(struct apphost_redis_pool *p, size_t *at)
-{
-	for (size_t k = 0; k < p->nsentinels; k++) {
-		const struct apphost_sentinel_addr *s =
-		    &p->sentinels[(*at + k) % p->nsentinels];
-		const char *argv[] = {"SUBSCRIBE", "+switch-master"};
-		char err[256], host[256];
-		uint16_t port;
-		redisContext *c;
-		redisReply *r;
-
-		if (apphost_sentinel_connect(s, p->sentinel_password,
-					     SENTINEL_TIMEOUT_MS, &c, err,
-					     sizeof(err)) < 0)
-			continue;
-		(void)redisEnableKeepAlive(c);
-		if (apphost_sentinel_get_master(c, p->master, host,
-						sizeof(host), &port, err,
-						sizeof(err)) == 0)
-			switched(p, host, port);
-		r = redisCommandArgv(c, 2, argv, NULL);
-		if (r != NULL && r->type == REDIS_REPLY_ARRAY) {
-			freeReplyObject(r);
-			*at = (*at + k) % p->nsentinels;
-			return c;
-		}
-		if (r != NULL)
-			freeReplyObject(r);
-		redisFree(c);
-	}
-	return NULL;
-}
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/*
- * Read messages until the connection fails or a stop is asked (true).
- * A Sentinel that hangs sends nothing, not even a FIN: after
- * WATCH_PING_MS of silence a PING goes out (allowed while subscribed),
- * and after WATCH_DEAD_MS the connection is given up for the next one.
- */
-static bool listen_on(struct apphost_redis_pool *p, redisContext *c)
-{
-	uint64_t last_rx = mono_ms();
-	bool pinged = false;
-
-	for (;;) {
-		struct pollfd fds[2] = {
-		    {.fd = c->fd, .events = POLLIN},
-		    {.fd = p->wake[0], .events = POLLIN},
-		};
-		void *reply = NULL;
-		int n = poll(fds, 2, WATCH_PING_MS);
-
-		if (n < 0 && errno != EINTR)
-			return false;
-		if (fds[1].revents != 0)
-			return true;
-		if (n <= 0 || fds[0].revents == 0) {
-			uint64_t idle = mono_ms() - last_rx;
-			const char *ping[] = {"PING"};
-			int done = 0;
-
-			if (idle >= WATCH_DEAD_MS)
-				return false;
-			if (pinged || idle < WATCH_PING_MS)
-				continue;
-			if (redisAppendCommandArgv(c, 1, ping, NULL) !=
-			    REDIS_OK)
-				return false;
-			while (!done)
-				if (redisBufferWrite(c, &done) != REDIS_OK)
-					return false;
-			pinged = true;
-			continue;
-		}
-		if (redisBufferRead(c) != REDIS_OK)
-			return false;
-		last_rx = mono_ms();
-		pinged = false;
-		while (redisGetReplyFromReader(c, &reply) == REDIS_OK &&
-		       reply != NULL) {
-			on_message(p, reply);
-			freeReplyObject(reply);
-			reply = NULL;
-		}
-		if (c->err)
-			return false;
-	}
-}
-
-static void *watch(void *arg)
-{
-	struct apphost_redis_pool *p = arg;
-	size_t at;
-
-	/* First the Sentinel that answered the discovery; after a failure
-	 * the next one, not the one that just failed. */
-	pthread_mutex_lock(&p->mu);
-	at = p->first;
-	pthread_mutex_unlock(&p->mu);
-	for (;;) {
-		redisContext *c = subscribe(p, &at);
-		bool stop = false;
-
-		if (c != NULL) {
-			stop = listen_on(p, c);
-			redisFree(c);
-			/* Nor should a discovery ask the failed one first. */
-			pthread_mutex_lock(&p->mu);
-			if (p->first == at)
-				p->first = (at + 1) % p->nsentinels;
-			pthread_mutex_unlock(&p->mu);
-			at = (at + 1) % p->nsentinels;
-		}
-		if (stop || stop_asked(p, WATCH_RETRY_MS))
-			return NULL;
-	}
-}
-
-/* Start the watcher once (Sentinel mode, at the first connect). */
-static void watch_start(struct apphost_redis_pool *p)
-{
-	int rc = 0;
-
-	pthread_mutex_lock(&p->mu);
-	if (!p->watching) {
-		rc = pipe2(p->wake, O_CLOEXEC);
-		if (rc == 0) {
-			rc = pthread_create(&p->watcher, NULL, watch, p);
-			if (rc != 0) {
-				close(p->wake[0]);
-				close(p->wake[1]);
-			}
-		}
-		p->watching = rc == 0;
-	}
-	pthread_mutex_unlock(&p->mu);
-	if (rc != 0)
-		apphost_log(APPHOST_LOG_WARN, NULL,
-			    "redis sentinel watch not started: a switchover "
-			    "is noticed at the next error only",
-			    "master=%s", p->master);
-}
-
-static void watch_stop(struct apphost_redis_pool *p)
-{
-	if (!p->watching)
-		return;
-	(void)!write(p->wake[1], "x", 1);
-	pthread_join(p->watcher, NULL);
-	close(p->wake[0]);
-	close(p->wake[1]);
-	p->watching = false;
-}
-
 /* Whether c is connected to the primary last found (Sentinel mode). */
 static bool at_primary(struct apphost_redis_pool *p, const redisContext *c)
 {
@@ -583,7 +285,8 @@ static bool at_primary(struct apphost_redis_pool *p, const redisContext *c)
  * +QUEUED from an open MULTI or a stale reply ahead of ours, or a server
  * no longer primary, discards the connection.
  */
-static int redis_prepare(void *arg, void *conn, bool new_lessee)
+static int redis_prepare(void *arg, void *conn, bool new_lessee,
+			 uint32_t timeout_ms)
 {
 	struct apphost_redis_pool *p = arg;
 	redisContext *c = conn;
@@ -599,8 +302,8 @@ static int redis_prepare(void *arg, void *conn, bool new_lessee)
 		return APPHOST_EIO;
 	if (!at_primary(p, c))
 		return APPHOST_EIO;
-	if (redisSetTimeout(c, ms_tv(APPHOST_REDIS_COMMAND_TIMEOUT_MS)) !=
-	    REDIS_OK)
+	/* This round trip within the lessee's timeout; then its default. */
+	if (redisSetTimeout(c, ms_tv(timeout_ms)) != REDIS_OK)
 		return APPHOST_EIO;
 	snprintf(db, sizeof(db), "%u", p->url.db);
 	snprintf(nonce, sizeof(nonce), "apphost-lease-%u",
@@ -636,6 +339,10 @@ static int redis_prepare(void *arg, void *conn, bool new_lessee)
 		}
 		freeReplyObject(r);
 	}
+	if (rc == 0 &&
+	    redisSetTimeout(c, ms_tv(APPHOST_REDIS_COMMAND_TIMEOUT_MS)) !=
+		REDIS_OK)
+		rc = APPHOST_EIO;
 	return rc;
 }
 
@@ -664,6 +371,18 @@ static void pool_clear(struct apphost_redis_pool *p)
 	}
 	pthread_mutex_destroy(&p->mu);
 	free(p);
+}
+
+/* Room for the Sentinels discovered later (the array never moves). */
+static int room_for_more(struct apphost_redis_pool *p)
+{
+	struct apphost_sentinel_addr *v =
+	    realloc(p->sentinels, APPHOST_SENTINEL_MAX * sizeof(*v));
+
+	if (v == NULL)
+		return APPHOST_ENOMEM;
+	p->sentinels = v;
+	return 0;
 }
 
 /* "sentinel:<master>@h1:p1,h2:p2/<db>" into p->addr. */
@@ -707,8 +426,13 @@ int apphost_redis_pool_new_sentinel(const char *url,
 		return rc;
 	}
 	if (sen != NULL) {
-		rc = apphost_sentinels_parse(sen->sentinels, &p->sentinels,
-					     &p->nsentinels, err, errlen);
+		size_t n = 0;
+
+		rc = apphost_sentinels_parse(sen->sentinels, &p->sentinels, &n,
+					     err, errlen);
+		if (rc == 0)
+			rc = room_for_more(p);
+		p->nsentinels = n;
 		if (rc == 0)
 			rc = apphost_sentinel_master_check(sen->master, err,
 							   errlen);
@@ -787,11 +511,16 @@ unsigned apphost_redis_pool_leased(struct apphost_redis_pool *p)
 	return apphost_pool_leased(p->pool);
 }
 
+size_t apphost_redis_pool_sentinels(struct apphost_redis_pool *p)
+{
+	return p->nsentinels;
+}
+
 void apphost_redis_pool_free(struct apphost_redis_pool *p)
 {
 	if (p == NULL)
 		return;
-	watch_stop(p);
+	apphost_redis_watch_stop(p);
 	apphost_pool_free(p->pool);
 	pool_clear(p);
 }

@@ -73,6 +73,13 @@ int apphost_redis_pool_release(struct apphost_redis_pool *p,
 /* Connections currently leased. */
 unsigned apphost_redis_pool_leased(struct apphost_redis_pool *p);
 
+/*
+ * Sentinels known: those configured, and those discovered since (SENTINEL
+ * sentinels, +sentinel: the watcher asks and listens). 0 without Sentinel.
+ * Any thread.
+ */
+size_t apphost_redis_pool_sentinels(struct apphost_redis_pool *p);
+
 /* As apphost_pool_free; NULL is a no-op. */
 void apphost_redis_pool_free(struct apphost_redis_pool *p);
 

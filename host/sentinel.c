@@ -250,6 +250,58 @@ int apphost_sentinel_get_master(struct redisContext *c, const char *master,
 	return rc;
 }
 
+/* Value of `key` in a flat key/value array reply, or NULL. */
+static const char *field(const redisReply *m, const char *key)
+{
+	for (size_t i = 0; i + 1 < m->elements; i += 2)
+		if (m->element[i]->type == REDIS_REPLY_STRING &&
+		    m->element[i + 1]->type == REDIS_REPLY_STRING &&
+		    strcmp(m->element[i]->str, key) == 0)
+			return m->element[i + 1]->str;
+	return NULL;
+}
+
+int apphost_sentinel_peers(struct redisContext *c, const char *master,
+			   struct apphost_sentinel_addr *out, size_t cap,
+			   size_t *n, char *err, size_t errlen)
+{
+	const char *argv[] = {"SENTINEL", "sentinels", master};
+	redisReply *r = redisCommandArgv(c, 3, argv, NULL);
+	int rc = 0;
+
+	*n = 0;
+	if (r == NULL) {
+		snprintf(err, errlen, "SENTINEL: %s", c->errstr);
+		return APPHOST_ECONN;
+	}
+	if (r->type != REDIS_REPLY_ARRAY) {
+		snprintf(err, errlen, "SENTINEL sentinels: %.*s",
+			 r->type == REDIS_REPLY_ERROR ? (int)r->len : 0,
+			 r->type == REDIS_REPLY_ERROR ? r->str : "");
+		rc = APPHOST_EPROTO;
+	}
+	for (size_t i = 0; rc == 0 && i < r->elements && *n < cap; i++) {
+		const redisReply *m = r->element[i];
+		const char *ip, *port;
+		char *end = NULL;
+		unsigned long p;
+
+		if (m->type != REDIS_REPLY_ARRAY ||
+		    (ip = field(m, "ip")) == NULL ||
+		    (port = field(m, "port")) == NULL || strlen(ip) == 0 ||
+		    strlen(ip) >= sizeof(out->host) ||
+		    (p = strtoul(port, &end, 10)) == 0 || *end != '\0' ||
+		    p > 65535)
+			continue;
+		memset(&out[*n], 0, sizeof(out[*n]));
+		memcpy(out[*n].host, ip, strlen(ip) + 1);
+		out[*n].port = (uint16_t)p;
+		(*n)++;
+	}
+	freeReplyObject(r);
+	return rc;
+}
+
 int apphost_sentinel_ask(const struct apphost_sentinel_addr *s,
 			 const char *master, const char *password,
 			 uint32_t timeout_ms, char *host, size_t hostcap,

@@ -75,6 +75,18 @@ int apphost_sentinel_get_master(struct redisContext *c, const char *master,
 				char *err, size_t errlen);
 
 /*
+ * SENTINEL sentinels <master> on a connection from apphost_sentinel_connect:
+ * the other Sentinels monitoring it, up to cap into out (*n of them;
+ * entries without a usable ip and port are skipped). Returns 0,
+ * APPHOST_ECONN when the connection failed, or APPHOST_EPROTO when the
+ * Sentinel refused (an unknown master); the reason is in err. Blocks; the
+ * connection's thread.
+ */
+int apphost_sentinel_peers(struct redisContext *c, const char *master,
+			   struct apphost_sentinel_addr *out, size_t cap,
+			   size_t *n, char *err, size_t errlen);
+
+/*
  * Ask the Sentinel at s for the address of `master`: connect (at most
  * timeout_ms, also per reply), AUTH with `password` when not NULL, then
  * SENTINEL get-master-addr-by-name. Returns 0 with the address in host and

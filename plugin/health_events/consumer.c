@@ -24,13 +24,8 @@
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 1000
 #define HOLD_WAIT_MS   5000 /* export waits this long for the batch in hand */
-/* Readiness: ping a server that has not answered for this long (the
- * leader's XREADs check Redis; a standby pings both). */
-#define IDLE_CHECK_NS  (2000ull * 1000000u)
 #define LAG_REFRESH_NS (5000ull * 1000000u) /* while behind */
 #define LAG_CAP	       100000
-/* A standby checks both servers this often (readiness, warm pools). */
-#define STANDBY_CHECK_MS 1000
 /*
  * Hot-swap state: this tag, the exporter's epoch (8 bytes, LE), the
  * published position its dedupe cache reflects (HE_POSITION_MAX bytes,
@@ -57,6 +52,10 @@ struct he_consumer {
 	he_record_store_pg pg;
 	he_stream_redis rs;
 	he_leader *leader;
+	/* check_ms: a server silent this long is pinged (the leader's
+	 * XREADs answer for Redis); a standby pings both this often. So an
+	 * idle instance that can work stays able to (leader.h). */
+	he_lease_timing t;
 	uint64_t epoch; /* the epoch we lead with, 0: standby (thread only) */
 	uint64_t swap_epoch; /* a hot swap's predecessor led with this one */
 	char swap_published[HE_POSITION_MAX]; /* ... and had published to */
@@ -94,6 +93,26 @@ struct he_consumer {
 #define LOG(c, lvl, msg, ...)                                                  \
 	(c)->svc->log((c)->svc->host, lvl, msg, __VA_ARGS__)
 
+/*
+ * Every call has a deadline below the write window, and every answer is
+ * noted for the lease thread: the server-side statement_timeout (which
+ * also ends an apply whose leader died) at check_ms, the client-side
+ * deadline at heard_ms for a flow that never answers; Redis's socket
+ * timeout is set by stream_redis.c from the lease.
+ */
+static void bound_calls(he_consumer *c)
+{
+	c->t = he_lease_timing_for(c->cfg.lease_ms);
+	he_record_store_pg_set_statement_timeout(&c->pg, c->t.check_ms);
+	he_record_store_pg_set_timeout(&c->pg, c->t.heard_ms);
+	he_record_store_pg_set_heard(&c->pg,
+				     he_leader_heard(c->leader, HE_DEP_PG));
+	he_stream_redis_set_heard(&c->rs,
+				  he_leader_heard(c->leader, HE_DEP_REDIS));
+	he_record_store_pg_set_token(&c->pg, he_leader_token(c->leader));
+	he_stream_redis_set_token(&c->rs, he_leader_token(c->leader));
+}
+
 int he_consumer_new(const apphost_services *svc, he_consumer **out)
 {
 	he_consumer *c = calloc(1, sizeof(*c));
@@ -112,6 +131,7 @@ int he_consumer_new(const apphost_services *svc, he_consumer **out)
 	he_record_store_pg_init(&c->pg, svc);
 	he_record_store_pg_set_abort(&c->pg, &c->stopping);
 	he_stream_redis_init(&c->rs, svc, &c->cfg);
+	bound_calls(c);
 	he_ops_init(&c->ops, svc);
 	he_preflight_init(&c->pf, svc, &c->cfg);
 	atomic_init(&c->stopping, false);
@@ -137,7 +157,9 @@ static void readiness(he_consumer *c)
 		snprintf(why, sizeof(why), "starting: %s not reached yet",
 			 !rd->last_ok_ns ? "redis" : "postgres");
 	else {
-		he_ops_ready(&c->ops, true, c->epoch ? "leader" : "standby");
+		char what[300];
+		bool asked = he_leader_aside(c->leader, what, sizeof(what));
+		he_ops_ready(&c->ops, asked, what);
 		return;
 	}
 	he_ops_ready(&c->ops, false, why);
@@ -478,6 +500,18 @@ static bool take_over(he_consumer *c, bool resync, bool *diverged)
 	return false;
 }
 
+static void check_dep(he_consumer *c, enum dep d, uint64_t now);
+
+/*
+ * While a batch is retried against one server, keep the other's answers
+ * fresh: a lock wait that PostgreSQL answers with an error must not read
+ * as a silent Redis and cost the leadership.
+ */
+static void keep_fresh(he_consumer *c, enum dep d)
+{
+	check_dep(c, d, c->svc->now_ns(c->svc->host));
+}
+
 enum batch_end {
 	BATCH_DONE,	 /* applied, committed, offset saved */
 	BATCH_ABANDONED, /* stop while a dependency failed */
@@ -522,6 +556,7 @@ static enum batch_end commit_batch(he_consumer *c, he_outbox *box,
 			end = BATCH_ABANDONED;
 			break;
 		}
+		keep_fresh(c, DEP_PG);
 		backoff(c);
 	}
 	if (end != BATCH_DONE) {
@@ -582,6 +617,7 @@ static enum batch_end run_batch(he_consumer *c, const he_stream_entry *e,
 		dep_failed(c, DEP_PG, r, c->pg.err);
 		if (stopping(c))
 			return BATCH_ABANDONED;
+		keep_fresh(c, DEP_REDIS);
 		backoff(c);
 	}
 	dep_ok(c, DEP_PG);
@@ -671,10 +707,10 @@ static enum batch_end overlap(he_consumer *c, const he_stream_entry *e,
 	return BATCH_DONE;
 }
 
-/* Ping dependency d when it has not answered for IDLE_CHECK_NS. */
+/* Ping dependency d when it has not answered for check_ms. */
 static void check_dep(he_consumer *c, enum dep d, uint64_t now)
 {
-	if (now - c->deps[d].last_ok_ns < IDLE_CHECK_NS)
+	if (now - c->deps[d].last_ok_ns < c->t.check_ms * 1000000ull)
 		return;
 	int r = d == DEP_PG ? he_record_store_pg_ping(&c->pg)
 			    : he_stream_redis_ping(&c->rs);
@@ -734,6 +770,7 @@ static void lead(he_consumer *c)
 	    id_cmp(c->swap_published, c->offset) != 0)
 		he_core_reset(c->core);
 	c->swap_epoch = 0;
+	he_leader_consuming(c->leader, true);
 	readiness(c);
 	after_read(c, c->cfg.batch); /* readiness and lag at once */
 	c->pending = false;
@@ -790,6 +827,25 @@ static void lead(he_consumer *c)
 	else if (c->pending)
 		he_core_forget(c->core, &c->pbox);
 	c->pending = false;
+	he_leader_consuming(c->leader, false);
+}
+
+/*
+ * A standby's Redis check (as check_dep's): GET the fence key, so that the
+ * lease is asked for an epoch above the highest one written with.
+ */
+static void check_fence(he_consumer *c, uint64_t now)
+{
+	unsigned long long fence;
+	if (now - c->deps[DEP_REDIS].last_ok_ns < c->t.check_ms * 1000000ull)
+		return;
+	int r = he_stream_redis_read_fence(&c->rs, &fence);
+	if (r < 0) {
+		dep_failed(c, DEP_REDIS, r, c->rs.err);
+		return;
+	}
+	dep_ok(c, DEP_REDIS);
+	he_leader_saw_fence(c->leader, fence);
 }
 
 /*
@@ -804,23 +860,30 @@ static uint64_t standby(he_consumer *c)
 	he_lag_reset(&c->lag); /* only the leader is behind */
 	lag_export(c);
 	while (!stopping(c) && !atomic_load(&c->holding)) {
-		uint64_t e =
-		    he_leader_wait(c->leader, &c->stopping, STANDBY_CHECK_MS);
-		if (e)
-			return e;
+		/* First the checks: the lease thread contends only once both
+		 * servers answered. */
 		uint64_t now = c->svc->now_ns(c->svc->host);
-		check_dep(c, DEP_REDIS, now);
+		check_fence(c, now);
 		/*
 		 * A standby that cannot ask for the lease (PostgreSQL down, or
 		 * the lease functions missing) could never take over: that is
 		 * PostgreSQL failing, for readiness and the logs alike.
 		 */
 		int why = he_leader_failure(c->leader);
-		if (he_leader_failing(c->leader))
+		if (he_leader_failing(c->leader)) {
+			/* Still pinged: its answers let the lease thread
+			 * try again (it asks only while both answer). */
+			(void)he_record_store_pg_ping(&c->pg);
 			dep_failed(c, DEP_PG, why < 0 ? why : HE_ECONN,
 				   "lease calls failing");
-		else
+		} else {
 			check_dep(c, DEP_PG, now);
+		}
+		uint64_t e =
+		    he_leader_wait(c->leader, &c->stopping, c->t.check_ms);
+		if (e)
+			return e;
+		readiness(c); /* why we stand aside may have changed */
 	}
 	return 0;
 }
@@ -847,13 +910,14 @@ static void run(void *arg)
 
 static void he_consumer_stop_thread(he_consumer *c);
 
-/* From the lease thread, when leadership ends: wake a blocked XREAD. */
+/*
+ * From the lease thread, when leadership ends: wake a backoff. No Redis
+ * I/O here (the lease thread must not wait on Redis): a blocked XREAD
+ * ends within a quarter of the lease, and nothing it read is written.
+ */
 static void wake_reader(void *arg)
 {
 	he_consumer *c = arg;
-	long long id = atomic_load(&c->rs.client_id);
-	if (id)
-		(void)he_stream_redis_unblock(c->svc, id);
 	uv_mutex_lock(&c->mu);
 	uv_cond_broadcast(&c->cv);
 	uv_mutex_unlock(&c->mu);

@@ -27,19 +27,22 @@ typedef struct he_config {
 #define HE_LEASE_MS_DEFAULT "3000"
 
 /*
- * One XREAD blocks at most this long, whatever HEALTH_EVENTS_BLOCK_MS
- * says: the idle consumer re-checks both servers after each XREAD, and
- * readiness must be re-checked at least every 5 s. A longer BLOCK_MS
- * just means several XREADs in a row; a shorter one is used as is.
+ * One XREAD blocks at most this long, and at most a quarter of the lease,
+ * whatever HEALTH_EVENTS_BLOCK_MS says: the idle consumer re-checks both
+ * servers after each XREAD, and a leader renews only while both answered
+ * within half a lease (DESIGN §10). A longer BLOCK_MS just means several
+ * XREADs in a row; a shorter one is used as is.
  */
 #define HE_BLOCK_MAX_PER_READ_MS 2000u
 
-/* The BLOCK of one XREAD: min(block_ms, HE_BLOCK_MAX_PER_READ_MS). */
+/* The BLOCK of one XREAD: min(block_ms, HE_BLOCK_MAX_PER_READ_MS,
+ * lease_ms / 4). */
 static inline unsigned he_config_read_block_ms(const he_config *cfg)
 {
-	return cfg->block_ms < HE_BLOCK_MAX_PER_READ_MS
-		   ? cfg->block_ms
-		   : HE_BLOCK_MAX_PER_READ_MS;
+	unsigned b = cfg->block_ms < HE_BLOCK_MAX_PER_READ_MS
+			 ? cfg->block_ms
+			 : HE_BLOCK_MAX_PER_READ_MS;
+	return cfg->lease_ms && cfg->lease_ms / 4 < b ? cfg->lease_ms / 4 : b;
 }
 
 /*

@@ -39,12 +39,20 @@ struct he_leader {
 	uint64_t fenced;      /* the consumer's refused epoch, 0: none */
 	unsigned long long min_epoch; /* above the highest fence seen */
 	char holder_seen[256];	      /* the other holder, last poll */
+	uint64_t aside_until; /* monotonic ns: no contending before this */
+	const char *aside;    /* why we do not contend now, NULL: we do */
 	atomic_bool failing; /* lease calls failing (logged once); any thread */
 	atomic_int
 	    fail_code; /* the last failed call's HE_E* code; any thread */
+	/* When the consumer last had an answer from each server (monotonic
+	 * ns, 0: never); written by its adapters, read here. */
+	he_heard heard[HE_DEP_COUNT];
 
 	struct apphost_metric *m_leader, *m_epoch, *m_changes, *m_fenced;
 };
+
+/* Why a standby does not contend before its consumer reached both. */
+static const char STARTING[] = "starting";
 
 #define LOG(l, lvl, msg, ...)                                                  \
 	(l)->svc->log((l)->svc->host, lvl, msg, __VA_ARGS__)
@@ -113,8 +121,13 @@ int he_leader_new(const apphost_services *svc, const he_config *cfg,
 	atomic_init(&l->stop, false);
 	atomic_init(&l->failing, false);
 	atomic_init(&l->fail_code, 0);
+	for (int i = 0; i < HE_DEP_COUNT; i++) {
+		atomic_init(&l->heard[i].at, 0);
+		atomic_init(&l->heard[i].waiting, 0);
+	}
 	uv_mutex_init(&l->mu);
 	uv_cond_init(&l->cv);
+	l->aside = STARTING;
 	l->m_leader = metric(l, APPHOST_METRIC_GAUGE, "health_events_leader",
 			     "1 while this instance holds the leadership "
 			     "lease and consumes, 0 on a standby.");
@@ -144,7 +157,7 @@ static void acquired(he_leader *l, uint64_t epoch, uint64_t sent_ns)
 	    "epoch=%llu instance=%s previous_holder=%s lease_ms=%u",
 	    (unsigned long long)epoch, l->cfg->instance_id,
 	    l->holder_seen[0] ? l->holder_seen : "none", l->t.lease_ms);
-	metric_set(l, l->m_leader, 1);
+	/* health_events_leader turns 1 once the consumer consumes. */
 	metric_set(l, l->m_epoch, (double)epoch);
 	metric_add(l, l->m_changes);
 	uv_cond_broadcast(&l->cv);
@@ -162,6 +175,32 @@ static void lost(he_leader *l, const char *reason)
 	metric_set(l, l->m_leader, 0);
 	metric_add(l, l->m_changes);
 	uv_cond_broadcast(&l->cv);
+}
+
+/* Whether the consumer can do the work now (DESIGN §10). Any thread. */
+static he_able able_now(he_leader *l, uint64_t now)
+{
+	const he_heard *r = &l->heard[HE_DEP_REDIS], *p = &l->heard[HE_DEP_PG];
+	return he_lease_able(&l->t, now, atomic_load(&r->at),
+			     atomic_load(&p->at), atomic_load(&r->waiting),
+			     atomic_load(&p->waiting));
+}
+
+/* We do not contend, for `why` (NULL: we do again); logged on change,
+ * except at the start, before the consumer reached both servers. */
+static void stand_aside(he_leader *l, const char *why)
+{
+	if (why == l->aside)
+		return;
+	if (why == STARTING || (!why && l->aside == STARTING)) {
+		/* nothing to say */
+	} else if (why)
+		LOG(l, APPHOST_LOG_WARN, "standing aside from the lease",
+		    "instance=%s reason=%s", l->cfg->instance_id, why);
+	else
+		LOG(l, APPHOST_LOG_INFO, "contending for the lease again",
+		    "instance=%s after=%s", l->cfg->instance_id, l->aside);
+	l->aside = why;
 }
 
 /* ---- lease calls (without mu) -------------------------------------------- */
@@ -232,6 +271,37 @@ static void wait_until(he_leader *l, uint64_t until_ns)
 		(void)uv_cond_timedwait(&l->cv, &l->mu, until_ns - now);
 }
 
+/*
+ * Under mu, before a lease call: whether to make it. A leader whose
+ * consumer went without an answer from either server for heard_ms steps
+ * down (*let_go: the epoch to release, where PostgreSQL still answers)
+ * and stands aside for aside_ms, so that an instance that can work takes
+ * over; a standby contends only while both answer and it is not standing
+ * aside. false: no call now (*next set).
+ */
+static bool can_contend(he_leader *l, uint64_t *let_go, uint64_t *next)
+{
+	const uint64_t ms = 1000000u, now = mono_ns();
+	he_able a = able_now(l, now);
+	if (l->epoch && a != HE_ABLE) {
+		*let_go = l->epoch;
+		lost(l, he_able_name(a));
+		l->aside_until = now + l->t.aside_ms * ms;
+	}
+	if (a != HE_ABLE || now < l->aside_until) {
+		/* Still starting until both answered once. */
+		bool never = !atomic_load(&l->heard[HE_DEP_REDIS].at) ||
+			     !atomic_load(&l->heard[HE_DEP_PG].at);
+		stand_aside(l, a == HE_ABLE ? "backing_off"
+			       : never	    ? STARTING
+					    : he_able_name(a));
+		*next = now + l->t.poll_ms * ms;
+		return false;
+	}
+	stand_aside(l, NULL);
+	return true;
+}
+
 static void run(void *arg)
 {
 	he_leader *l = arg;
@@ -249,6 +319,8 @@ static void run(void *arg)
 		} else if (mono_ns() < next) {
 			wait_until(l, next);
 			continue;
+		} else if (!can_contend(l, &let_go, &next)) {
+			wake = let_go != 0;
 		} else {
 			uint64_t held = l->epoch, got = 0;
 			unsigned long long min = l->min_epoch;
@@ -264,6 +336,8 @@ static void run(void *arg)
 			if (r < 0) {
 				if (held && mono_ns() >= l->valid_until) {
 					lost(l, "renew_failed");
+					l->aside_until =
+					    mono_ns() + l->t.aside_ms * ms;
 					wake = true;
 				}
 				/* a leader retries at once, within its time */
@@ -317,10 +391,12 @@ int he_leader_start(he_leader *l, void (*wake)(void *), void *arg)
 	return HE_OK;
 }
 
-/* Under mu: the epoch we may write with at `now`, else 0. */
-static uint64_t writable(const he_leader *l, uint64_t now)
+/* Under mu: the epoch we may write with at `now`, else 0. Not once a
+ * server went silent: the lease thread then steps down at its next turn. */
+static uint64_t writable(he_leader *l, uint64_t now)
 {
-	return l->epoch && l->fenced != l->epoch && now < l->valid_until
+	return l->epoch && l->fenced != l->epoch && now < l->valid_until &&
+		       able_now(l, now) == HE_ABLE
 		   ? l->epoch
 		   : 0;
 }
@@ -351,6 +427,47 @@ uint64_t he_leader_wait(he_leader *l, const atomic_bool *stop,
 int he_leader_failure(he_leader *l)
 {
 	return atomic_load(&l->fail_code);
+}
+
+he_heard *he_leader_heard(he_leader *l, enum he_dep d)
+{
+	return &l->heard[d];
+}
+
+const char *he_leader_token(const he_leader *l)
+{
+	return l->token;
+}
+
+void he_leader_saw_fence(he_leader *l, unsigned long long fence)
+{
+	uv_mutex_lock(&l->mu);
+	if (fence && fence + 1 > l->min_epoch)
+		l->min_epoch = fence + 1;
+	uv_mutex_unlock(&l->mu);
+}
+
+void he_leader_consuming(he_leader *l, bool on)
+{
+	metric_set(l, l->m_leader, on ? 1 : 0);
+}
+
+bool he_leader_aside(he_leader *l, char *buf, size_t cap)
+{
+	uv_mutex_lock(&l->mu);
+	bool asked = l->aside != STARTING;
+	if (!asked)
+		snprintf(buf, cap, "starting: lease not asked for yet");
+	else if (l->epoch)
+		snprintf(buf, cap, "leader");
+	else if (l->aside)
+		snprintf(buf, cap, "standby, standing aside: %s", l->aside);
+	else if (l->holder_seen[0])
+		snprintf(buf, cap, "standby, lease held by %s", l->holder_seen);
+	else
+		snprintf(buf, cap, "standby");
+	uv_mutex_unlock(&l->mu);
+	return asked;
 }
 
 bool he_leader_failing(he_leader *l)

@@ -11,8 +11,16 @@
  * down to standby and goes on polling (the host may run other components;
  * fencing never ends the process).
  *
+ * Leadership follows the ability to work: the consumer's adapters note
+ * every answer from Redis and PostgreSQL (he_leader_heard), and a leader
+ * whose consumer went half a lease without one from either steps down,
+ * releases the lease and stands aside for a lease; a standby contends only
+ * while both answer.
+ *
  * Logs: "leadership acquired" (epoch, previous holder) and "leadership
- * lost" (epoch, reason: fenced, renew_failed, lapsed, taken, stopping).
+ * lost" (epoch, reason: fenced, renew_failed, lapsed, taken, stopping,
+ * redis_silent, postgres_silent, both_silent); "standing aside from the
+ * lease" (reason) and "contending for the lease again".
  * Metrics: health_events_leader, health_events_leader_epoch,
  * health_events_leadership_changes_total, health_events_fenced_total.
  */
@@ -24,9 +32,14 @@
 
 #include <apphost/component.h>
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct he_leader he_leader;
+
+/* The servers the work needs. */
+enum he_dep { HE_DEP_REDIS, HE_DEP_PG, HE_DEP_COUNT };
 
 /* Allocate (no thread, no connection); cfg is borrowed. Main thread. */
 int he_leader_new(const apphost_services *svc, const he_config *cfg,
@@ -62,6 +75,42 @@ bool he_leader_failing(he_leader *l);
 /* The last failed lease call's code (HE_EPERM for a refused privilege,
  * ...), 0 when the last call succeeded. Any thread. */
 int he_leader_failure(he_leader *l);
+
+/*
+ * Where the consumer's adapters note each answer of server d (monotonic
+ * ns; he_stream_redis_set_heard, he_record_store_pg_set_heard). The lease
+ * is renewed, and contended for, only while both answered within half a
+ * lease; he_leader_epoch() is 0 as soon as one did not. Owned by l.
+ */
+he_heard *he_leader_heard(he_leader *l, enum he_dep d);
+
+/*
+ * This instance's random token (owned by l; for its whole life): a fencing
+ * token is the epoch and this together, in the lease row, in every apply
+ * and in the Redis fence. Any thread.
+ */
+const char *he_leader_token(const he_leader *l);
+
+/*
+ * The Redis fence holds `fence` (a standby reads it): the next lease asked
+ * for is above it, so no epoch already written with is handed out again,
+ * even by a lease row that PostgreSQL lost or rolled back. Any thread.
+ */
+void he_leader_saw_fence(he_leader *l, unsigned long long fence);
+
+/*
+ * The consumer consumes (on) or no longer does: health_events_leader is
+ * 1 only in between. Consumer thread.
+ */
+void he_leader_consuming(he_leader *l, bool on);
+
+/*
+ * What this instance is, for readiness: "leader", "standby, lease held by
+ * X", "standby, standing aside: redis_silent" and so on. false (and
+ * "starting: ...") until the lease thread first decided whether to ask
+ * for the lease. Any thread.
+ */
+bool he_leader_aside(he_leader *l, char *buf, size_t cap);
 
 /* Wake every he_leader_wait (the consumer is stopping). */
 void he_leader_kick(he_leader *l);

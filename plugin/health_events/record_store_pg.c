@@ -26,7 +26,8 @@ static const char *const apply_sql =
     "SELECT o_ord, o_outcome, o_status, o_engine_health, o_current_turn "
     "FROM health_events_apply($1::text, $2::bigint, $3::bigint, $4::bigint, "
     "$5::bigint, $6::bigint, $7::text[], $8::text[], $9::text[], "
-    "$10::text[], $11::bigint, $12::bigint, $13::text)";
+    "$10::text[], $11::bigint, $12::bigint, $13::text, $14::text, "
+    "$15::integer)";
 
 /* SQLSTATEs of health_events_apply's refusals: a stale epoch
  * (schema/003), an applied position other than the batch follows (004). */
@@ -56,6 +57,22 @@ void he_record_store_pg_set_abort(he_record_store_pg *s,
 void he_record_store_pg_set_timeout(he_record_store_pg *s, unsigned ms)
 {
 	s->timeout_ns = (uint64_t)ms * 1000000u;
+}
+
+void he_record_store_pg_set_statement_timeout(he_record_store_pg *s,
+					      unsigned ms)
+{
+	s->stmt_ms = ms;
+}
+
+void he_record_store_pg_set_heard(he_record_store_pg *s, he_heard *heard)
+{
+	s->heard = heard;
+}
+
+void he_record_store_pg_set_token(he_record_store_pg *s, const char *token)
+{
+	s->token = token;
 }
 
 void he_record_store_pg_set_fence(he_record_store_pg *s, const char *lease,
@@ -159,9 +176,10 @@ static uint64_t mono_ns(void)
  * statement's transaction is then rolled back by the server or, if it
  * had committed, replayed harmlessly) and returns NULL with s->err set.
  */
-static PGresult *await(he_record_store_pg *s, const char *what, int sent)
+static PGresult *wait_answer(he_record_store_pg *s, const char *what, int sent,
+			     uint64_t t0)
 {
-	uint64_t stop_seen = 0, t0 = s->timeout_ns ? mono_ns() : 0;
+	uint64_t stop_seen = 0;
 	bool ok = sent == 1;
 	while (ok && PQisBusy(s->conn)) {
 		if (s->timeout_ns && mono_ns() - t0 > s->timeout_ns) {
@@ -196,14 +214,40 @@ static PGresult *await(he_record_store_pg *s, const char *what, int sent)
 	PGresult *first = PQgetResult(s->conn), *more;
 	while ((more = PQgetResult(s->conn)))
 		PQclear(more);
+	/* The server's own answer (an error carries its SQLSTATE), not one
+	 * libpq made up for a lost connection. */
+	if (s->heard && first && PQstatus(s->conn) == CONNECTION_OK &&
+	    (PQresultStatus(first) != PGRES_FATAL_ERROR ||
+	     PQresultErrorField(first, PG_DIAG_SQLSTATE))) {
+		atomic_store(&s->heard->at, mono_ns());
+		atomic_store(&s->heard->waiting, 0);
+	}
 	return first;
+}
+
+/*
+ * wait_answer, noting the wait in s->heard from its start (or an earlier
+ * one that got no answer: reconnects included) until PostgreSQL answers.
+ */
+static PGresult *await(he_record_store_pg *s, const char *what, int sent)
+{
+	uint64_t t0 = mono_ns();
+	unsigned long long none = 0;
+	if (s->heard)
+		(void)atomic_compare_exchange_strong(&s->heard->waiting, &none,
+						     t0);
+	return wait_answer(s, what, sent, t0);
 }
 
 static int ensure_conn(he_record_store_pg *s)
 {
 	if (s->conn)
 		return HE_OK;
-	int r = s->svc->pg_lease(s->svc->host, LEASE_TIMEOUT_MS, &s->conn);
+	/* A connect is bounded like any call of this store. */
+	unsigned ms = LEASE_TIMEOUT_MS;
+	if (s->timeout_ns && s->timeout_ns / 1000000u < ms)
+		ms = (unsigned)(s->timeout_ns / 1000000u);
+	int r = s->svc->pg_lease(s->svc->host, ms, &s->conn);
 	if (r < 0) {
 		s->conn = NULL;
 		snprintf(s->err, sizeof(s->err), "postgres lease: %s",
@@ -217,9 +261,24 @@ static int ensure_conn(he_record_store_pg *s)
 	 * the consumer compares the applied position again. */
 	s->reconnected = s->had_conn;
 	s->had_conn = true;
-	PGresult *res =
-	    await(s, "prepare health_events_apply",
-		  PQsendPrepare(s->conn, s->stmt, apply_sql, 0, NULL));
+	if (s->stmt_ms) {
+		char set[64];
+		snprintf(set, sizeof(set), "SET statement_timeout = %u",
+			 s->stmt_ms);
+		PGresult *res = await(s, "set statement_timeout",
+				      PQsendQuery(s->conn, set));
+		if (!res)
+			return HE_ECONN;
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			/* Never a connection without its bound. */
+			(void)fail(s, "set statement_timeout", res);
+			drop(s, true);
+			return HE_ECONN;
+		}
+		PQclear(res);
+	}
+	PGresult *res = await(s, "prepare health_events_apply",
+			      PQsendPrepare(s->conn, s->stmt, apply_sql, 0, NULL));
 	if (!res)
 		return HE_ECONN;
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
@@ -421,7 +480,11 @@ int he_record_store_pg_send(he_record_store_pg *s, const he_apply_span *span,
 		return HE_EFENCED;
 	}
 	bool refused = span->refused_id != NULL;
-	const char *params[13] = {s->lease,
+	/* Lock waits end with the statement's own bound (at least 1 ms). */
+	char lock_ms[16];
+	snprintf(lock_ms, sizeof(lock_ms), "%u",
+		 s->stmt_ms ? s->stmt_ms : 600000);
+	const char *params[15] = {s->lease,
 				  s->epoch,
 				  pos[0],
 				  pos[1],
@@ -433,8 +496,10 @@ int he_record_store_pg_send(he_record_store_pg *s, const he_apply_span *span,
 				  s->buf[3],
 				  refused ? pos[4] : NULL,
 				  refused ? pos[5] : NULL,
-				  refused ? span->refused_reason : NULL};
-	s->sent = PQsendQueryPrepared(s->conn, s->stmt, 13, params, NULL, NULL,
+				  refused ? span->refused_reason : NULL,
+				  s->token ? s->token : "",
+				  lock_ms};
+	s->sent = PQsendQueryPrepared(s->conn, s->stmt, 15, params, NULL, NULL,
 				      0) == 1
 		      ? 1
 		      : -1;

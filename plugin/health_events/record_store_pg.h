@@ -8,6 +8,7 @@
 #ifndef HE_RECORD_STORE_PG_H
 #define HE_RECORD_STORE_PG_H
 
+#include "he_lease.h"
 #include "ports.h"
 
 #include <apphost/component.h>
@@ -23,8 +24,11 @@ typedef struct he_record_store_pg {
 	    *abort_flag;     /* set: stop waiting on a silent server */
 	char err[256];	     /* text of the last error, for the caller's log */
 	uint64_t timeout_ns; /* 0: wait as long as the server takes */
+	unsigned stmt_ms;    /* statement_timeout of the session, 0: none */
+	he_heard *heard;     /* answers and waits noted, or NULL */
 	const char *lease;   /* fence of every apply: lease name and */
 	char epoch[24];	     /* epoch, decimal (he_record_store_pg_set_fence) */
+	const char *token;   /* ... and the holder's token (set_token) */
 	char refusal[160];   /* after HE_EDATA: SQLSTATE and primary message */
 	char stmt[32];	     /* the apply's statement name: a hash of its SQL */
 	bool had_conn, reconnected; /* he_record_store_pg_reconnected */
@@ -50,6 +54,29 @@ void he_record_store_pg_set_abort(he_record_store_pg *s,
  * 0: no limit. For the lease thread, whose calls must not outlast a lease.
  */
 void he_record_store_pg_set_timeout(he_record_store_pg *s, unsigned ms);
+/*
+ * A server-side bound on every statement: SET statement_timeout = ms on
+ * each connection leased. Unlike a client-side deadline it also ends the
+ * statement (and frees its locks) when this process is gone, so an apply
+ * orphaned by a killed leader cannot hold a takeover for longer than ms;
+ * and a statement that waits on another flow's row lock longer fails with
+ * an answer (57014), retried like any infrastructure error. 0: none.
+ */
+void he_record_store_pg_set_statement_timeout(he_record_store_pg *s,
+					      unsigned ms);
+/*
+ * Note in *heard (he_lease.h; CLOCK_MONOTONIC) each time PostgreSQL
+ * answers, an error included, and while a call waits for its answer
+ * (DESIGN §10). NULL: nowhere.
+ */
+void he_record_store_pg_set_heard(he_record_store_pg *s, he_heard *heard);
+/*
+ * The holder's token (borrowed; outlives the store): every apply names it
+ * with the epoch, and is refused unless the lease row holds both
+ * (schema/005). Until set, the empty token is named. Its lock_timeout is
+ * the statement timeout (set_statement_timeout), else 600 s.
+ */
+void he_record_store_pg_set_token(he_record_store_pg *s, const char *token);
 /*
  * Fence every following apply: it runs for the holder of `epoch` of lease
  * `lease` (borrowed; outlives the store) and fails with HE_EFENCED, writing

@@ -3,18 +3,20 @@
  *
  * commit: one Lua script (EVALSHA) checks the leader's epoch against a
  * fence key and the saved offset against the one the batch follows, then
- * XADDs the batch and SETs the offset last (see commit_script).
+ * XADDs the batch and SETs the offset last (see redis_scripts.h).
  */
 #include "stream_redis.h"
+
+#include "redis_scripts.h"
 
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define LEASE_TIMEOUT_MS 1000
-#define IO_TIMEOUT_MS	 5000 /* socket timeout beyond the XREAD BLOCK */
 
 void he_stream_redis_init(he_stream_redis *s, const apphost_services *svc,
 			  const he_config *cfg)
@@ -25,6 +27,47 @@ void he_stream_redis_init(he_stream_redis *s, const apphost_services *svc,
 	atomic_init(&s->client_id, 0);
 	/* Every batch in flight within the one budget. */
 	he_batch_init(&s->batch, cfg->batch, HE_BATCH_BYTES / HE_READ_SLOTS);
+}
+
+void he_stream_redis_set_heard(he_stream_redis *s, he_heard *heard)
+{
+	s->heard = heard;
+}
+
+static unsigned long long mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (unsigned long long)ts.tv_sec * 1000000000ull +
+	       (unsigned long long)ts.tv_nsec;
+}
+
+/* A command is sent: we wait on Redis from now, unless from earlier. */
+static void waiting(he_stream_redis *s)
+{
+	unsigned long long none = 0;
+	if (s->heard)
+		(void)atomic_compare_exchange_strong(&s->heard->waiting, &none,
+						     mono_ns());
+}
+
+/* The wait ended. Without an answer it goes on (reconnects included)
+ * until Redis answers anything, an error too. */
+static void wait_over(he_stream_redis *s, bool answer)
+{
+	if (!s->heard || !answer)
+		return;
+	atomic_store(&s->heard->at, mono_ns());
+	atomic_store(&s->heard->waiting, 0);
+}
+
+/* A command's socket timeout: a quarter of the lease beyond the XREAD
+ * BLOCK (itself at most a quarter), so a silent server is given up within
+ * half a lease, the time a leader may go without an answer. */
+static unsigned io_timeout_ms(const he_stream_redis *s)
+{
+	unsigned q = s->cfg->lease_ms / 4;
+	return he_config_read_block_ms(s->cfg) + (q ? q : 1000);
 }
 
 static void drop(he_stream_redis *s, bool broken)
@@ -96,7 +139,9 @@ static int refused(he_stream_redis *s, const char *what, const redisReply *r)
 static int command(he_stream_redis *s, const char *what, int argc,
 		   const char **argv, const size_t *lens, redisReply **out)
 {
+	waiting(s);
 	*out = redisCommandArgv(s->c, argc, argv, lens);
+	wait_over(s, *out != NULL);
 	return *out ? HE_OK : io_fail(s, what);
 }
 
@@ -104,7 +149,11 @@ static int ensure_conn(he_stream_redis *s)
 {
 	if (s->c)
 		return HE_OK;
-	int r = s->svc->redis_lease(s->svc->host, LEASE_TIMEOUT_MS, &s->c);
+	/* A connect is one of the calls a silent server must not stretch. */
+	unsigned q = s->cfg->lease_ms / 4;
+	int r = s->svc->redis_lease(
+	    s->svc->host, q && q < LEASE_TIMEOUT_MS ? q : LEASE_TIMEOUT_MS,
+	    &s->c);
 	if (r < 0) {
 		s->c = NULL;
 		snprintf(s->err, sizeof(s->err), "redis lease: %s",
@@ -119,8 +168,7 @@ static int ensure_conn(he_stream_redis *s)
 	s->reconnected = s->had_conn;
 	s->had_conn = true;
 	/* A socket timeout shorter than BLOCK would read as an I/O error. */
-	redisSetTimeout(s->c,
-			ms_tv(he_config_read_block_ms(s->cfg) + IO_TIMEOUT_MS));
+	redisSetTimeout(s->c, ms_tv(io_timeout_ms(s)));
 	const char *argv[] = {"CLIENT", "ID"};
 	redisReply *rep;
 	if ((r = command(s, "CLIENT ID", 2, argv, NULL, &rep)) < 0)
@@ -259,10 +307,12 @@ static int xread(he_stream_redis *s, const char *after, unsigned count,
 		return io_fail(s, "XREAD");
 	rd->fn = &g->fn;
 	rd->privdata = g;
+	waiting(s);
 	void *got = NULL;
 	if (redisGetReply(s->c, &got) != REDIS_OK)
 		got = NULL;
 	*rep = got;
+	wait_over(s, *rep != NULL || g->over);
 	rd->fn = g->orig;
 	rd->privdata = priv;
 	if (*rep && read_time(s) < 0) {
@@ -431,74 +481,41 @@ int he_stream_redis_check_gap(he_stream_redis *s, const char *offset,
 
 /* ---- fencing and commit ----------------------------------------------- */
 
-/*
- * The commit, atomic in Redis. KEYS: fence, offset, lobby stream, dead
- * letters. ARGV: epoch, the offset this batch follows ("" for none), the
- * new offset, the number of snapshots, then game_id/source_id/payload per
- * snapshot, then per dead letter its item count and items.
- *   - an epoch below the fence is refused (FENCED <fence>): a newer leader
- *     exists; an epoch above it raises it;
- *   - a saved offset other than the one the batch follows is refused
- *     (MOVED <saved>): a failover lost writes, or an operator moved it;
- *   - then the XADDs, and the offset SET last: an XADD that fails (a key
- *     of the wrong type) aborts the script before it, and the offset stays
- *     where it was (a script is not rolled back, so the XADDs before the
- *     failing one stay: the retry repeats them, which Lobby tolerates);
- *   - the offset never moves backwards: a batch applied again after
- *     PostgreSQL lost transactions (DESIGN §13, Redis ahead) publishes
- *     and leaves a newer offset as it is. Ids compare as numbers (digit
- *     strings by length, then by text: exact beyond 2^53).
- */
-static const char commit_script[] =
-    "local function lt(a, b)\n"
-    "  if #a ~= #b then return #a < #b end\n"
-    "  return a < b\n"
-    "end\n"
-    "local function newer(a, b)\n"
-    "  local am, as = string.match(a, '^(%d+)-(%d+)$')\n"
-    "  local bm, bs = string.match(b, '^(%d+)-(%d+)$')\n"
-    "  if not am or not bm then return true end\n"
-    "  if am ~= bm then return lt(bm, am) end\n"
-    "  return lt(bs, as)\n"
-    "end\n"
-    "local fence = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
-    "local epoch = tonumber(ARGV[1])\n"
-    "if epoch < fence then return redis.error_reply('FENCED ' .. fence) end\n"
-    "local saved = redis.call('GET', KEYS[2]) or ''\n"
-    "if saved ~= ARGV[2] then return redis.error_reply('MOVED ' .. saved) "
-    "end\n"
-    "if epoch > fence then redis.call('SET', KEYS[1], ARGV[1]) end\n"
-    "local i = 5\n"
-    "for _ = 1, tonumber(ARGV[4]) do\n"
-    "  redis.call('XADD', KEYS[3], '*', 'event_type', "
-    "'runtime_snapshot_update', 'game_id', ARGV[i], 'source_id', "
-    "ARGV[i + 1], 'payload', ARGV[i + 2])\n"
-    "  i = i + 3\n"
-    "end\n"
-    "while i <= #ARGV do\n"
-    "  local n = tonumber(ARGV[i])\n"
-    "  redis.call('XADD', KEYS[4], '*', unpack(ARGV, i + 1, i + n))\n"
-    "  i = i + n + 1\n"
-    "end\n"
-    "if newer(ARGV[3], saved) then redis.call('SET', KEYS[2], ARGV[3]) end\n"
-    "return 'OK'\n";
-
-/*
- * Taking over: raise the fence to our epoch (refused when it is already
- * higher) and read the saved offset, in one step. Any commit of an older
- * leader then either landed before (and its offset is what we read) or is
- * refused: the new leader starts exactly where the last commit ended.
- */
-static const char take_over_script[] =
-    "local fence = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
-    "local epoch = tonumber(ARGV[1])\n"
-    "if epoch < fence then return redis.error_reply('FENCED ' .. fence) end\n"
-    "if epoch > fence then redis.call('SET', KEYS[1], ARGV[1]) end\n"
-    "return redis.call('GET', KEYS[2])\n";
+/* ARGV[1] of the scripts: "<epoch> <token>", or "<epoch>" without one. */
+static void fence_arg(he_stream_redis *s)
+{
+	snprintf(s->fence_arg, sizeof(s->fence_arg), "%s%s%s", s->epoch,
+		 s->token[0] ? " " : "", s->token);
+}
 
 void he_stream_redis_set_epoch(he_stream_redis *s, uint64_t epoch)
 {
 	snprintf(s->epoch, sizeof(s->epoch), "%llu", (unsigned long long)epoch);
+	fence_arg(s);
+}
+
+void he_stream_redis_set_token(he_stream_redis *s, const char *token)
+{
+	snprintf(s->token, sizeof(s->token), "%s", token ? token : "");
+	fence_arg(s);
+}
+
+int he_stream_redis_read_fence(he_stream_redis *s, unsigned long long *epoch)
+{
+	int r = ensure_conn(s);
+	if (r < 0)
+		return r;
+	const char *argv[] = {"GET", s->cfg->fence_key};
+	redisReply *rep;
+	if ((r = command(s, "GET fence", 2, argv, NULL, &rep)) < 0)
+		return r;
+	*epoch = 0;
+	if (rep->type == REDIS_REPLY_STRING)
+		*epoch = strtoull(rep->str, NULL, 10);
+	else if (rep->type != REDIS_REPLY_NIL)
+		r = refused(s, "GET fence", rep);
+	freeReplyObject(rep);
+	return r;
 }
 
 bool he_stream_redis_reconnected(he_stream_redis *s)
@@ -545,11 +562,11 @@ int he_stream_redis_take_over(he_stream_redis *s, char *out, size_t cap)
 	s->reconnected = false;
 	s->committing = NULL;
 	const char *argv[] = {"EVAL",
-			      take_over_script,
+			      he_take_over_script,
 			      "2",
 			      s->cfg->fence_key,
 			      s->cfg->offset_key,
-			      s->epoch};
+			      s->fence_arg};
 	redisReply *rep;
 	if ((r = command(s, "EVAL take-over", 6, argv, NULL, &rep)) < 0)
 		return r;
@@ -573,7 +590,7 @@ static int argv_reserve(he_stream_redis *s, size_t n)
 	return HE_OK;
 }
 
-/* One EVALSHA argv of the whole commit (commit_script's layout). */
+/* One EVALSHA argv of the whole commit (he_commit_script's layout). */
 static int build_commit(he_stream_redis *s, const he_outbox *box, int *argc)
 {
 	he_dead_fields_reset(&s->dead);
@@ -601,7 +618,7 @@ static int build_commit(he_stream_redis *s, const he_outbox *box, int *argc)
 	ARGZ(s->cfg->offset_key);
 	ARGZ(s->cfg->lobby_stream);
 	ARGZ(s->cfg->dead_stream);
-	ARGZ(s->epoch);
+	ARGZ(s->fence_arg);
 	ARGZ(s->saved);
 	ARGZ(box->last_id);
 	snprintf(s->nsnap, sizeof(s->nsnap), "%zu", box->nsnapshots);
@@ -635,7 +652,7 @@ static int build_commit(he_stream_redis *s, const he_outbox *box, int *argc)
 /* SCRIPT LOAD the commit script into s->sha (once per server). */
 static int load_script(he_stream_redis *s)
 {
-	const char *argv[] = {"SCRIPT", "LOAD", commit_script};
+	const char *argv[] = {"SCRIPT", "LOAD", he_commit_script};
 	redisReply *rep;
 	int r = command(s, "SCRIPT LOAD", 3, argv, NULL, &rep);
 	if (r < 0)

@@ -11,6 +11,7 @@
 #include "he_batch.h"
 #include "he_config.h"
 #include "he_deadletter.h"
+#include "he_lease.h"
 #include "he_stream_id.h"
 #include "he_xread.h"
 #include "ports.h"
@@ -45,11 +46,14 @@ typedef struct he_stream_redis {
 	char nsnap[24];
 	char sha[48];		/* SHA1 of the commit script, once loaded */
 	char epoch[24];		/* this leader's epoch, decimal */
+	char token[40];		/* this instance's token, "" for none */
+	char fence_arg[72];	/* "<epoch> <token>": the scripts' ARGV[1] */
 	char saved[48];		/* the offset Redis holds, as last read or set
 				 * ("" when none is saved) */
 	const char *committing; /* last_id of the commit in flight */
 	unsigned long long fence_seen; /* fence of the last FENCED refusal */
 	bool had_conn;		       /* a connection was leased before */
+	he_heard *heard;	       /* answers and waits noted, or NULL */
 	bool reconnected; /* the current one replaced an earlier one */
 
 	he_dead_fields dead; /* commit scratch: the dead letters' fields */
@@ -63,6 +67,12 @@ typedef struct he_stream_redis {
 /* Set up (no I/O). The stream is then used by one thread. */
 void he_stream_redis_init(he_stream_redis *s, const apphost_services *svc,
 			  const he_config *cfg);
+/*
+ * Note in *heard (he_lease.h; CLOCK_MONOTONIC) each time Redis answers, an
+ * error reply included, and while a command waits for its answer:
+ * leadership follows the ability to reach it (DESIGN §10). NULL: nowhere.
+ */
+void he_stream_redis_set_heard(he_stream_redis *s, he_heard *heard);
 /* Free the last replies, return the lease (if held). */
 void he_stream_redis_close(he_stream_redis *s);
 
@@ -106,6 +116,17 @@ int he_stream_redis_ping(he_stream_redis *s);
 
 /* Fence every following write with this leader's epoch. */
 void he_stream_redis_set_epoch(he_stream_redis *s, uint64_t epoch);
+/*
+ * ... and with this instance's token (copied; at most 39 bytes, no
+ * space): the fence key stores both, and a write with the fence's epoch
+ * but another token is refused (DESIGN §10). NULL or "": none.
+ */
+void he_stream_redis_set_token(he_stream_redis *s, const char *token);
+/*
+ * GET the fence key: the epoch it holds (0: none) into *epoch, so that a
+ * standby asks the lease for an epoch above it. 0 or a negative HE_E*.
+ */
+int he_stream_redis_read_fence(he_stream_redis *s, unsigned long long *epoch);
 
 /*
  * Become the writer: raise the fence key to our epoch and read the saved

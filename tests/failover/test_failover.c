@@ -602,6 +602,38 @@ static void pool_checks(struct apphost_redis_pool **pool)
 	apphost_redis_pool_free(bad);
 }
 
+/*
+ * A pool told of one Sentinel learns the others (SENTINEL sentinels, as
+ * the client guidelines allow), and finds the primary through them once
+ * the one it was told of hangs.
+ */
+static void sentinels_are_discovered(void)
+{
+	struct apphost_redis_pool *pool;
+	char one[64], err[512];
+	struct apphost_redis_sentinel sen = {one, "fomaster",
+					     C.sentinel_password};
+	redisContext *c;
+
+	snprintf(one, sizeof(one), "127.0.0.1:%d", C.sentinels[0]);
+	cr_assert_eq(apphost_redis_pool_new_sentinel("redis://127.0.0.1:9/0",
+						     &sen, 2, &pool, err,
+						     sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(apphost_redis_pool_lease(pool, 3000, "t", &c), 0);
+	apphost_redis_pool_release(pool, c, "t", true);
+	for (int i = 0; i < 100 && apphost_redis_pool_sentinels(pool) < 3; i++)
+		usleep(50000);
+	cr_assert_eq(apphost_redis_pool_sentinels(pool), 3,
+		     "the other two Sentinels were discovered");
+	sentinel_signal(0, SIGSTOP);
+	int r = apphost_redis_pool_lease(pool, 3000, "t", &c);
+	sentinel_signal(0, SIGCONT);
+	cr_assert_eq(r, 0, "a lease through a discovered Sentinel");
+	apphost_redis_pool_release(pool, c, "t", true);
+	apphost_redis_pool_free(pool);
+}
+
 static double primary_changes(void)
 {
 	struct apphost_metric *m;
@@ -977,6 +1009,7 @@ Test(failover, redis_sentinel_and_postgres_standby, .init = setup,
 
 	th_keys_init(&C.k, "failover");
 	pool_checks(&pool);
+	sentinels_are_discovered();
 	migrate();
 	readonly_is_broken();
 	insert_games(C.pg[0]);

@@ -306,25 +306,6 @@ Test(ha, a_killed_or_stopped_leader_is_replaced_in_time)
 	expect_converged();
 }
 
-/* Lobby length, offset and rows, to compare before and after. */
-static char *world(void)
-{
-	char *off = th_get(redis, K.offset_key);
-	size_t lobby = th_xlen(redis, K.lobby), dead = th_xlen(redis, K.dead);
-	char *rows = th_sql_value(
-	    pg,
-	    "SELECT string_agg(game_id || status || engine_health || "
-	    "updated_at::text, ';' ORDER BY game_id) FROM runtime_records "
-	    "WHERE game_id LIKE $1 || ':%'",
-	    K.prefix);
-	char *w;
-	cr_assert(asprintf(&w, "lobby=%zu dead=%zu offset=%s rows=%s", lobby,
-			   dead, off ? off : "-", rows ? rows : "-") > 0);
-	free(off);
-	free(rows);
-	return w;
-}
-
 /*
  * SIGCONT the paused ex-leader `old` while no input arrives: it notices
  * it lost the lease, and nothing changes: no row, lobby or dead-letter
@@ -332,11 +313,11 @@ static char *world(void)
  */
 static void wake_deposed(int old)
 {
-	char *before = world();
+	char *before = th_world(redis, pg, &K);
 	cr_assert_eq(kill(pids[old], SIGCONT), 0);
 	free(ap_wait_log(logs[old], "leadership lost", 1, pids[old], 10000));
 	usleep(1500 * 1000);
-	char *after = world();
+	char *after = th_world(redis, pg, &K);
 	cr_expect_str_eq(after, before, "the deposed leader wrote");
 	free(before);
 	free(after);

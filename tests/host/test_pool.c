@@ -67,10 +67,12 @@ static int fake_connect(void *arg, uint32_t timeout_ms, void **conn, char *err,
 	return 0;
 }
 
-static int fake_prepare(void *arg, void *conn, bool new_lessee)
+static int fake_prepare(void *arg, void *conn, bool new_lessee,
+			uint32_t timeout_ms)
 {
 	struct fake *f = arg;
 
+	(void)timeout_ms;
 	held(&f->hold_prepare, &f->in_prepare);
 	atomic_fetch_add(&f->prepares, 1);
 	if (new_lessee)

@@ -44,8 +44,10 @@ static unsigned long long take_lease(he_record_store_pg *st, const char *name,
 				     const char *token)
 {
 	unsigned long long e = th_take_lease(pg, name, token);
-	if (st)
+	if (st) {
 		he_record_store_pg_set_fence(st, name, e);
+		he_record_store_pg_set_token(st, token);
+	}
 	return e;
 }
 
@@ -219,7 +221,7 @@ static void *hold_apply(void *arg)
 	    c,
 	    "SELECT count(*), pg_sleep($3::float8) FROM health_events_apply("
 	    "$1, $2::bigint, 0, 0, 1, 0, '{}', '{}', '{}', '{}', NULL, NULL, "
-	    "NULL)",
+	    "NULL, 'old', 10000)",
 	    3, NULL, p, NULL, NULL, 0);
 	ExecStatusType st = PQresultStatus(res);
 	PQclear(res);
@@ -548,6 +550,56 @@ Test(redis_stream, a_commit_with_a_lower_epoch_writes_nothing)
 	cr_assert_eq(th_xlen(redis, cfg.lobby_stream), 2);
 	he_stream_redis_close(&old);
 	he_stream_redis_close(&cur);
+}
+
+/*
+ * A fencing token is the epoch and the holder together: an epoch handed
+ * out twice (a lease row PostgreSQL rolled back) is used by one instance
+ * only, whichever wrote it first; the other is refused and sees the fence.
+ */
+Test(redis_stream, an_epoch_with_another_token_is_refused)
+{
+	he_config cfg = unique_config();
+	he_stream_redis a, b;
+	he_stream_redis_init(&a, rs_services(rs), &cfg);
+	he_stream_redis_init(&b, rs_services(rs), &cfg);
+	he_stream_redis_set_token(&a, "token-a");
+	he_stream_redis_set_token(&b, "token-b");
+	he_stream_redis_set_epoch(&a, 5);
+	he_stream_redis_set_epoch(&b, 5);
+	char off[48];
+	cr_assert_eq(he_stream_redis_take_over(&a, off, sizeof(off)), HE_ENOENT,
+		     "%s", a.err);
+	char *f = th_get(redis, cfg.fence_key);
+	cr_assert_str_eq(f, "5 token-a", "the fence stores epoch and token");
+	free(f);
+	cr_assert_eq(commit_one(&a, "1-1"), 0, "%s", a.err);
+
+	int r = he_stream_redis_take_over(&b, off, sizeof(off));
+	cr_assert_eq(r, HE_EFENCED, "epoch 5 of another holder: %s",
+		     he_strerror(r));
+	cr_assert_eq(b.fence_seen, 5);
+	r = commit_one(&b, "2-1");
+	cr_assert_eq(r, HE_EFENCED, "got %s", he_strerror(r));
+	cr_assert_eq(th_xlen(redis, cfg.lobby_stream), 1, "b published");
+	/* the holder itself takes over again (a resync) and commits */
+	cr_assert_eq(he_stream_redis_take_over(&a, off, sizeof(off)), 0, "%s",
+		     a.err);
+	cr_assert_eq(commit_one(&a, "2-1"), 0, "%s", a.err);
+
+	/* what a standby reads first: it then asks for an epoch above it */
+	unsigned long long fence = 0;
+	cr_assert_eq(he_stream_redis_read_fence(&b, &fence), 0, "%s", b.err);
+	cr_assert_eq(fence, 5);
+	he_stream_redis_set_epoch(&b, fence + 1);
+	cr_assert_eq(he_stream_redis_take_over(&b, off, sizeof(off)), 0, "%s",
+		     b.err);
+	cr_assert_str_eq(off, "2-1");
+	r = commit_one(&a, "3-1");
+	cr_assert_eq(r, HE_EFENCED, "the older epoch after a newer one: %s",
+		     he_strerror(r));
+	he_stream_redis_close(&a);
+	he_stream_redis_close(&b);
 }
 
 Test(redis_stream, a_commit_after_the_saved_offset_moved_is_refused)

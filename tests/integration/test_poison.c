@@ -109,6 +109,7 @@ Test(poison, refused_entries_are_dead_lettered_and_the_rest_applies)
 	/* every apply of the split carries this holder's epoch */
 	unsigned long long epoch = th_take_lease(pg, u, "poison");
 	he_record_store_pg_set_fence(&st, u, epoch);
+	he_record_store_pg_set_token(&st, "poison");
 	he_record_store store = he_record_store_pg_port(&st);
 	he_core *core;
 	cr_assert_eq(he_core_new(NULL, &core), 0);

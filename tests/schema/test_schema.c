@@ -680,7 +680,7 @@ static PGresult *apply_at(const char *name, const char *epoch, const char *game,
 			   game ? "{NULL}" : "{}"};
 	return run("SELECT * FROM health_events_apply($1, $2::bigint, "
 		   "$4::bigint, 0, $5::bigint, 0, $3::text[], $6::text[], "
-		   "$7::text[], $7::text[], NULL, NULL, NULL)",
+		   "$7::text[], $7::text[], NULL, NULL, NULL, 'a', 10000)",
 		   7, p);
 }
 
@@ -760,7 +760,8 @@ Test(schema, an_apply_without_ops_moves_the_position_and_records_a_refusal)
 	expect_state(apply_at(name, "1", NULL, 4, 5), NULL);
 	PGresult *res =
 	    run("SELECT * FROM health_events_apply($1, 1, 5, 0, 7, 2, '{}', "
-		"'{}', '{}', '{}', 7, 1, 'refused by the database: x')",
+		"'{}', '{}', '{}', 7, 1, 'refused by the database: x', 'a', "
+		"10000)",
 		1, p);
 	expect_state(res, NULL);
 	char *pos = position_of(name);
@@ -775,7 +776,7 @@ Test(schema, an_apply_without_ops_moves_the_position_and_records_a_refusal)
 	PQclear(res);
 	/* a refused id outside (after, last] is a caller's bug */
 	res = run("SELECT * FROM health_events_apply($1, 1, 7, 2, 8, 0, '{}', "
-		  "'{}', '{}', '{}', 9, 0, 'x')",
+		  "'{}', '{}', '{}', 9, 0, 'x', 'a', 10000)",
 		  1, p);
 	expect_state(res, "22023");
 }
@@ -803,6 +804,78 @@ Test(schema, apply_with_an_old_epoch_after_a_takeover_is_refused)
 	PQclear(res);
 }
 
+/*
+ * A fencing token is the epoch and the holder together: the lease row
+ * rolled back to hand epoch 1 to another holder refuses the first one's
+ * applies, though the epoch matches.
+ */
+Test(schema, apply_with_the_epoch_of_another_holder_is_refused)
+{
+	const char *name = game_id("token");
+	const char *game = game_id("token-game");
+	const char *p[] = {name, game};
+
+	insert_running(game);
+	LEASE_IS(name, "a", "1");
+	expect_state(apply_one(name, "1", game), NULL);
+	/* as a restore would leave it: epoch 1, now held by "b" */
+	PGresult *res = run("UPDATE health_events_leader SET token = 'b', "
+			    "holder = 'b' WHERE name = $1",
+			    1, p);
+	cr_assert(PQresultStatus(res) == PGRES_COMMAND_OK);
+	PQclear(res);
+	expect_state(apply_one(name, "1", game), "HE001");
+	res = run("SELECT * FROM health_events_apply($1, 1, 0, 0, 1, 0, '{}', "
+		  "'{}', '{}', '{}', NULL, NULL, NULL, 'a', 0)",
+		  1, p);
+	expect_state(res, "22023"); /* a lock timeout of 0 would be none */
+}
+
+/*
+ * The apply bounds its own lock waits (lock_timeout from p_lock_ms, for
+ * its transaction only): a row another flow holds fails it with 55P03,
+ * writing nothing, instead of holding the lease row without end.
+ */
+Test(schema, apply_waits_for_a_row_lock_at_most_its_lock_timeout)
+{
+	const char *name = game_id("lockwait");
+	const char *game = game_id("lockwait-game");
+	const char *p[] = {name, game};
+
+	insert_running(game);
+	LEASE_IS(name, "a", "1");
+	PGconn *other = PQconnectdb(getenv("APPHOST_POSTGRES_DSN"));
+	cr_assert_eq(PQstatus(other), CONNECTION_OK);
+	PQclear(PQexec(other, "BEGIN"));
+	PGresult *res = PQexecParams(other,
+				     "SELECT 1 FROM runtime_records WHERE "
+				     "game_id = $1 FOR UPDATE",
+				     1, NULL, p + 1, NULL, NULL, 0);
+	cr_assert(PQresultStatus(res) == PGRES_TUPLES_OK);
+	PQclear(res);
+	char ids[200];
+	snprintf(ids, sizeof(ids), "{\"%s\"}", game);
+	const char *q[] = {name, ids};
+	res = run("SELECT * FROM health_events_apply($1, 1, 1, 0, 2, 0, "
+		  "$2::text[], '{oom}', '{NULL}', '{NULL}', NULL, NULL, NULL, "
+		  "'a', 200)",
+		  2, q);
+	expect_state(res, "55P03");
+	char *pos = position_of(name);
+	cr_assert_str_eq(pos, "(none)", "a failed apply moved the position");
+	free(pos);
+	char *lt = scalar("SHOW lock_timeout");
+	cr_assert_str_eq(lt, "0", "the apply's lock_timeout outlived it");
+	free(lt);
+	PQclear(PQexec(other, "ROLLBACK"));
+	PQfinish(other);
+	res = run("SELECT * FROM health_events_apply($1, 1, 1, 0, 2, 0, "
+		  "$2::text[], '{oom}', '{NULL}', '{NULL}', NULL, NULL, NULL, "
+		  "'a', 200)",
+		  2, q);
+	expect_state(res, NULL);
+}
+
 Test(schema, apply_refuses_arrays_of_different_lengths)
 {
 	const char *name = game_id("shape");
@@ -811,13 +884,13 @@ Test(schema, apply_refuses_arrays_of_different_lengths)
 	LEASE_IS(name, "a", "1");
 	PGresult *res = run("SELECT * FROM health_events_apply($1, 1, 1, 0, "
 			    "2, 0, '{g1,g2}', '{oom}', '{NULL,NULL}', "
-			    "'{NULL,NULL}', NULL, NULL, NULL)",
+			    "'{NULL,NULL}', NULL, NULL, NULL, 'a', 10000)",
 			    1, p);
 	cr_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "22023");
 	PQclear(res);
 	res = run("SELECT * FROM health_events_apply($1, 1, 1, 0, 2, 0, "
 		  "'{{g1},{g2}}', '{{a},{b}}', '{{NULL},{NULL}}', "
-		  "'{{NULL},{NULL}}', NULL, NULL, NULL)",
+		  "'{{NULL},{NULL}}', NULL, NULL, NULL, 'a', 10000)",
 		  1, p);
 	cr_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "22023");
 	PQclear(res);

@@ -254,3 +254,21 @@ const th_event th_events[TH_EVENT_COUNT] = {
     {"inspect_unhealthy", "unhealthy", NULL, NULL},
     {"probe_failed", "probe_failed", NULL, NULL},
 };
+
+char *th_world(redisContext *redis, PGconn *pg, const th_keys *k)
+{
+	char *off = th_get(redis, k->offset_key);
+	size_t lobby = th_xlen(redis, k->lobby), dead = th_xlen(redis, k->dead);
+	char *rows = th_sql_value(
+	    pg,
+	    "SELECT string_agg(game_id || status || engine_health || "
+	    "updated_at::text || xmin::text, ';' ORDER BY game_id) FROM "
+	    "runtime_records WHERE game_id LIKE $1 || ':%'",
+	    k->prefix);
+	char *w;
+	cr_assert(asprintf(&w, "lobby=%zu dead=%zu offset=%s rows=%s", lobby,
+			   dead, off ? off : "-", rows ? rows : "-") > 0);
+	free(off);
+	free(rows);
+	return w;
+}

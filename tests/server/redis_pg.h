@@ -70,6 +70,13 @@ typedef struct th_keys {
 /* Fill k with fresh names for tag ("e2e", "faults", ...). */
 void th_keys_init(th_keys *k, const char *tag);
 
+/*
+ * What health_events has written for k, as one malloc()ed line to compare
+ * before and after: lobby and dead-letter lengths, the offset, and every
+ * row of k's games with its updated_at and row version (xmin).
+ */
+char *th_world(redisContext *redis, PGconn *pg, const th_keys *k);
+
 /* ---- the event table ---- */
 
 /* DESIGN §4, row by row: name, summary, CAS from, CAS to (NULL: none),
