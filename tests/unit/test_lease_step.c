@@ -98,6 +98,19 @@ static const lcase cases[] = {
       {LOST, 2, 5, HE_LEASE_WHY_FENCED},
       {RELEASED, 3},
       {NEXT, 252, A, 10}}},
+    {"refused without a fence named: that epoch is never used again",
+     {{HEARD, 1},
+      {NEXT, 1, A, 0},
+      {ASKED, 2, 1, 0, 5},
+      {FENCED, 0, 5, 0}, /* PostgreSQL's HE001 names no fence */
+      {NEXT, 3, R, 5},
+      {LOST, 3, 5, HE_LEASE_WHY_FENCED},
+      {RELEASED, 4}, /* ... but the release did not land */
+      {HEARD, 300},
+      {NEXT, 300, A, 6},
+      {ASKED, 301, 300, 0, 5}, /* the row still names us: renewed */
+      {WRITABLE, 301, 0},
+      {NEXT, 301, R, 5}}},
     {"a refusal of an older epoch does not depose the current one",
      {{HEARD, 1},
       {NEXT, 0, A, 0},

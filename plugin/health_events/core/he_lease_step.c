@@ -128,7 +128,10 @@ void he_lease_sm_asked(he_lease_sm *s, uint64_t now, uint64_t sent, int rc,
 		lose(s, got ? HE_LEASE_WHY_LAPSED : HE_LEASE_WHY_TAKEN);
 		s->release = 0; /* no longer ours to let go */
 	}
-	if (!got || s->stop) {
+	if (!got || s->stop || got < s->min_epoch) {
+		/* An epoch below what we must ask for (one a write was
+		 * refused with, renewed from a row that still names us):
+		 * let it lapse now, and ask again for a higher one. */
 		if (got)
 			s->release = got;
 		s->next_ns = now + s->t.poll_ms * MS;
@@ -157,9 +160,13 @@ void he_lease_sm_heard(he_lease_sm *s, int which, uint64_t at)
 void he_lease_sm_fenced(he_lease_sm *s, uint64_t epoch,
 			unsigned long long fence)
 {
-	/* Strictly above: the fence's own epoch may still be in use. */
+	/* Strictly above: the fence's own epoch may still be in use; and
+	 * never the refused one again (a lease row that still names us
+	 * would renew it). */
 	if (fence && fence + 1 > s->min_epoch)
 		s->min_epoch = fence + 1;
+	if (epoch && epoch + 1 > s->min_epoch)
+		s->min_epoch = epoch + 1;
 	if (epoch && s->epoch == epoch)
 		s->fenced = epoch;
 }
