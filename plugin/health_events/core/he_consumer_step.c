@@ -206,8 +206,9 @@ static void resync(he_cs *s)
 	s->st = HE_CS_S_TAKE_OVER;
 }
 
-static void fenced(he_cs *s)
+static void fenced(he_cs *s, unsigned long long fence)
 {
+	s->news.fence = fence;
 	s->committing_repair = false;
 	s->news.fenced = s->epoch;
 	s->fenced_epoch = s->epoch;
@@ -229,7 +230,7 @@ void he_cs_done(he_cs *s, uint64_t now, const he_cs_result *r)
 		return; /* a ping, or leadership ended while it was out */
 	int rc = r->rc;
 	if (rc == HE_EFENCED) {
-		fenced(s);
+		fenced(s, r->fence);
 		return;
 	}
 	bool ok = rc == HE_OK || (rc == HE_ENOENT && (what == HE_CS_TAKE_OVER ||

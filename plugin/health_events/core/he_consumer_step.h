@@ -81,9 +81,11 @@ typedef struct he_cs_next {
  * or an infrastructure error) and what it read. */
 typedef struct he_cs_result {
 	int rc;
-	size_t n;	 /* READ, REPAIR_READ: entries in hand */
-	he_stream_id id; /* TAKE_OVER: saved offset; POSITION: applied
-			  * position; READ, REPAIR_READ: the last entry */
+	size_t n;		  /* READ, REPAIR_READ: entries in hand */
+	he_stream_id id;	  /* TAKE_OVER: saved offset; POSITION: applied
+				   * position; READ, REPAIR_READ: the last entry */
+	unsigned long long fence; /* HE_EFENCED: the fence it named, 0:
+				   * none (PostgreSQL's refusal) */
 } he_cs_result;
 
 typedef enum he_cs_state {
@@ -100,11 +102,13 @@ typedef enum he_cs_state {
 
 /* What the last step decided, for the caller's logs and the lease. */
 typedef struct he_cs_news {
-	uint64_t led;	       /* began to lead with this epoch */
-	uint64_t stood_down;   /* stopped leading with this epoch */
-	uint64_t fenced;       /* a write with this epoch was refused */
-	he_converge converged; /* 0, or how the last take-over converged */
-	bool moved;	       /* a refused position: resyncing */
+	uint64_t led;		  /* began to lead with this epoch */
+	uint64_t stood_down;	  /* stopped leading with this epoch */
+	uint64_t fenced;	  /* a write with this epoch was refused: the
+				   * caller tells the lease (he_lease_sm_fenced) */
+	unsigned long long fence; /* ... naming this fence */
+	he_converge converged;	  /* 0, or how the last take-over converged */
+	bool moved;		  /* a refused position: resyncing */
 } he_cs_news;
 
 typedef struct he_cs {

@@ -50,11 +50,6 @@ static void lose(he_lease_sm *s, he_lease_why why)
 	s->fenced = 0;
 }
 
-static uint64_t min_u64(uint64_t a, uint64_t b)
-{
-	return a < b ? a : b;
-}
-
 /* When `at` stops being fresh. */
 static uint64_t stale_at(const he_lease_sm *s, uint64_t at)
 {
@@ -88,12 +83,14 @@ he_lease_next he_lease_sm_next(he_lease_sm *s, uint64_t now)
 		return n;
 	if (now < s->next_ns) {
 		n.at_ns = s->next_ns;
-		if (s->epoch) /* wake to step down as soon as it is due */
-			n.at_ns =
-			    min_u64(n.at_ns,
-				    min_u64(s->valid_until,
-					    min_u64(stale_at(s, s->heard[0]),
-						    stale_at(s, s->heard[1]))));
+		if (s->epoch) { /* wake to step down as soon as it is due */
+			uint64_t due[] = {s->valid_until,
+					  stale_at(s, s->heard[0]),
+					  stale_at(s, s->heard[1])};
+			for (int i = 0; i < 3; i++)
+				if (due[i] > now && due[i] < n.at_ns)
+					n.at_ns = due[i];
+		}
 		return n;
 	}
 	if (!s->epoch && (!he_lease_sm_able(s, now) || now < s->aside_until)) {
