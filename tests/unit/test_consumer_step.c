@@ -54,6 +54,8 @@ enum op {
 	DONE, /* the call came back at t: rc a, n b, id c-0 */
 	RECONNECTED,
 	STOP,
+	FENCE, /* the next refusal names fence c-0 */
+	NEWS,  /* news: fenced epoch a with fence b, stood down from c */
 };
 
 typedef struct step {
@@ -157,7 +159,9 @@ static const ccase cases[] = {
       {NEXT, 5, 3, TK, ANY, ANY, 0}}},
     {"fenced: back to standby, nothing more written",
      {{NEXT, 0, 3, TK, ANY, ANY, 0},
+      {FENCE, 0, 0, 0, 9},
       {DONE, 1, HE_EFENCED},
+      {NEWS, 1, 3, 9, 3},
       /* the lease thread has not stepped down yet: still no take-over */
       {NEXT, 1, 3, PG, ANY, ANY, 0},
       {DONE, 2, 0},
@@ -218,6 +222,7 @@ ParameterizedTest(size_t *ip, consumer_step, scripts)
 	const ccase *c = &cases[*ip];
 	he_cs s;
 	he_cs_init(&s, 3000);
+	unsigned long long fence = 0;
 	const uint64_t ms = 1000000u;
 	/* The servers answered just now unless a script says otherwise. */
 	s.heard[HE_HEARD_REDIS] = s.heard[HE_HEARD_PG] = 0;
@@ -253,9 +258,19 @@ ParameterizedTest(size_t *ip, consumer_step, scripts)
 			r.rc = (int)p->a;
 			r.n = (size_t)p->b;
 			r.id = (he_stream_id){(unsigned long long)p->c, 0};
+			r.fence = fence;
 			he_cs_done(&s, t, &r);
 			break;
 		case RECONNECTED: he_cs_reconnected(&s); break;
+		case FENCE: fence = (unsigned long long)p->c; break;
+		case NEWS:
+			cr_assert_eq(s.news.fenced, (uint64_t)p->a,
+				     "%s: step %zu", c->name, i);
+			cr_assert_eq(s.news.fence, (unsigned long long)p->b,
+				     "%s: step %zu", c->name, i);
+			cr_assert_eq(s.news.stood_down, (uint64_t)p->c,
+				     "%s: step %zu", c->name, i);
+			break;
 		case STOP: he_cs_stop(&s); break;
 		case END: break;
 		}
