@@ -65,13 +65,14 @@ bool sim_pg_release(sim_pg *pg, uint64_t now, uint64_t token, uint64_t epoch)
 
 /* ---- schema/004: the fenced apply, compare-and-set on the position ------ */
 
-int sim_pg_apply(sim_pg *pg, uint64_t epoch, he_stream_id after,
-		 he_stream_id last, const sim_entry *e, size_t n,
-		 sim_row *rows_after)
+int sim_pg_apply(sim_pg *pg, bool tokens, uint64_t epoch, uint64_t token,
+		 he_stream_id after, he_stream_id last, const sim_entry *e,
+		 size_t n, sim_row *rows_after)
 {
 	if (he_stream_id_cmp(last, after) <= 0)
 		return HE_EINVAL;
-	if (!pg->lease || pg->epoch != epoch) /* HE001 */
+	if (!pg->lease || pg->epoch != epoch ||
+	    (tokens && pg->token != token)) /* HE001 */
 		return HE_EFENCED;
 	/* HE002; no row yet: any p_after is taken, once */
 	if (pg->progress && he_stream_id_cmp(pg->applied, after) != 0)

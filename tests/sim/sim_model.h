@@ -73,12 +73,14 @@ bool sim_pg_release(sim_pg *pg, uint64_t now, uint64_t token, uint64_t epoch);
 /*
  * health_events_apply of e[0..n) following `after`, ending at `last`:
  * HE_OK (rows_after[i] the row after entry i; may be NULL), HE_EFENCED
- * (HE001), HE_EPOSITION (HE002) or HE_EINVAL (22023: last not after
- * after); nothing written on a refusal.
+ * (HE001: the epoch is not the lease's, or with `tokens`, as
+ * schema/005 has it, the lease row does not hold `token` too),
+ * HE_EPOSITION (HE002) or HE_EINVAL (22023: last not after after);
+ * nothing written on a refusal.
  */
-int sim_pg_apply(sim_pg *pg, uint64_t epoch, he_stream_id after,
-		 he_stream_id last, const sim_entry *e, size_t n,
-		 sim_row *rows_after);
+int sim_pg_apply(sim_pg *pg, bool tokens, uint64_t epoch, uint64_t token,
+		 he_stream_id after, he_stream_id last, const sim_entry *e,
+		 size_t n, sim_row *rows_after);
 /* The applied position: HE_OK or HE_ENOENT. */
 int sim_pg_position(const sim_pg *pg, he_stream_id *out);
 

@@ -353,8 +353,8 @@ static void check_ask_rules(const inst *p, uint64_t now, uint64_t min_epoch)
 {
 	uint64_t seen = p->fence_seen > p->refused ? p->fence_seen : p->refused;
 	if (seen && min_epoch <= seen)
-		fail("fence: a lease asked for from epoch %llu after epoch "
-		     "%llu was seen refused or fenced",
+		fail("fence: a lease asked for from epoch %llu, not above the "
+		     "fence or refused epoch %llu it saw",
 		     (unsigned long long)min_epoch, (unsigned long long)seen);
 	for (int s = 0; s < 2 && !p->L.epoch; s++)
 		if (!p->answered[s] ||
@@ -470,8 +470,9 @@ static void exec_pg(msg *m)
 			m->rows[k - m->lo] = W.pg.rows[W.stream[k].game];
 		break;
 	case HE_CS_APPLY: {
-		m->rc = sim_pg_apply(&W.pg, m->epoch, m->from, m->to,
-				     &W.stream[m->lo], m->hi - m->lo, m->rows);
+		m->rc = sim_pg_apply(&W.pg, W.tokens, m->epoch, m->token,
+				     m->from, m->to, &W.stream[m->lo],
+				     m->hi - m->lo, m->rows);
 		if (m->rc != HE_OK)
 			break;
 		/* which entries moved a status now, for the dedupe rule */
@@ -498,7 +499,10 @@ static void exec_pg(msg *m)
 static void exec_redis(msg *m)
 {
 	switch (m->kind) {
-	case HE_CS_PING: m->rc = HE_OK; break;
+	case HE_CS_PING: /* a standby's check reads the fence */
+		m->rc = HE_OK;
+		m->r_fence = W.rd.fence;
+		break;
 	case HE_CS_TAKE_OVER:
 		m->rc = sim_redis_take_over(&W.rd, W.tokens, m->epoch, m->token,
 					    &m->r_id, &m->r_fence);
@@ -689,6 +693,15 @@ static void cons_result(int i, msg *m, int rc)
 		he_lease_sm_fenced(&p->L, p->C.news.fenced, p->C.news.fence);
 		p->C.news.fenced = 0;
 	}
+	if (p->C.news.saw_fence) {
+		he_lease_sm_saw_fence(&p->L, p->C.news.saw_fence);
+		p->C.news.saw_fence = 0;
+	}
+	/* what a standby read, which its next ask must be above */
+	if (rc == HE_OK && m->kind == HE_CS_PING && m->server == REDIS &&
+	    !p->L.epoch && p->C.st == HE_CS_STANDBY &&
+	    m->r_fence > p->fence_seen)
+		p->fence_seen = m->r_fence;
 	for (int s = 0; s < 2; s++)
 		he_lease_sm_heard(&p->L, s, p->C.heard[s]);
 }

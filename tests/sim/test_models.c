@@ -182,8 +182,9 @@ Test(models, postgres_functions_answer_as_their_model)
 				}
 				next_id = last.ms + 1;
 				sim_row rows[3];
-				int want = sim_pg_apply(&m, epoch, after, last,
-							e, n, rows);
+				int want =
+				    sim_pg_apply(&m, false, epoch, 0, after,
+						 last, e, n, rows);
 				char a[48], l[48];
 				id_text(a, sizeof(a), after);
 				id_text(l, sizeof(l), last);

@@ -19,6 +19,7 @@ enum op {
 	FENCED,	  /* a write with epoch a refused, fence b */
 	WRITABLE, /* he_lease_sm_writable at t is a */
 	LOST,	  /* news: epoch a lost for reason b (and cleared) */
+	SAW,	  /* a standby's check read fence a */
 	STOP,
 };
 
@@ -111,6 +112,16 @@ static const lcase cases[] = {
       {ASKED, 301, 300, 0, 5}, /* the row still names us: renewed */
       {WRITABLE, 301, 0},
       {NEXT, 301, R, 5}}},
+    {"a standby asks above the fence it read; a leader ignores its own",
+     {{HEARD, 1},
+      {SAW, 1, 7},
+      {NEXT, 1, A, 8},
+      {ASKED, 2, 1, 0, 8},
+      {SAW, 3, 8}, /* the fence is ours now */
+      {HEARD, 750},
+      {NEXT, 751, A, 8},
+      {ASKED, 752, 751, 0, 8},
+      {WRITABLE, 753, 8}}},
     {"a refusal of an older epoch does not depose the current one",
      {{HEARD, 1},
       {NEXT, 0, A, 0},
@@ -220,6 +231,9 @@ ParameterizedTest(size_t *ip, lease_step, scripts)
 			s.news = (he_lease_news){0};
 			break;
 		case STOP: he_lease_sm_stop(&s); break;
+		case SAW:
+			he_lease_sm_saw_fence(&s, (unsigned long long)p->a);
+			break;
 		case END: break;
 		}
 	}

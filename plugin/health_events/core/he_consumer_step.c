@@ -225,6 +225,9 @@ void he_cs_done(he_cs *s, uint64_t now, const he_cs_result *r)
 	/* An error reply is an answer: the server is reachable. */
 	if (r->rc != HE_ETIMEDOUT && r->rc != HE_ECONN)
 		s->heard[server] = now;
+	if (what == HE_CS_PING && server == HE_HEARD_REDIS &&
+	    s->st == HE_CS_STANDBY && r->rc == HE_OK && r->fence)
+		s->news.saw_fence = r->fence;
 	if (what == HE_CS_PING || what == HE_CS_WAIT ||
 	    s->st == HE_CS_STANDBY || s->st == HE_CS_STOPPED)
 		return; /* a ping, or leadership ended while it was out */

@@ -85,7 +85,8 @@ typedef struct he_cs_result {
 	he_stream_id id;	  /* TAKE_OVER: saved offset; POSITION: applied
 				   * position; READ, REPAIR_READ: the last entry */
 	unsigned long long fence; /* HE_EFENCED: the fence it named, 0:
-				   * none (PostgreSQL's refusal) */
+				   * none (PostgreSQL's refusal); a PING of
+				   * Redis: the fence it read */
 } he_cs_result;
 
 typedef enum he_cs_state {
@@ -107,8 +108,10 @@ typedef struct he_cs_news {
 	uint64_t fenced;	  /* a write with this epoch was refused: the
 				   * caller tells the lease (he_lease_sm_fenced) */
 	unsigned long long fence; /* ... naming this fence */
-	he_converge converged;	  /* 0, or how the last take-over converged */
-	bool moved;		  /* a refused position: resyncing */
+	unsigned long long saw_fence; /* a standby's check read this fence:
+				       * he_lease_sm_saw_fence */
+	he_converge converged; /* 0, or how the last take-over converged */
+	bool moved;	       /* a refused position: resyncing */
 } he_cs_news;
 
 typedef struct he_cs {

@@ -168,6 +168,12 @@ void he_lease_sm_fenced(he_lease_sm *s, uint64_t epoch,
 		s->fenced = epoch;
 }
 
+void he_lease_sm_saw_fence(he_lease_sm *s, unsigned long long fence)
+{
+	if (!s->epoch && fence && fence + 1 > s->min_epoch)
+		s->min_epoch = fence + 1;
+}
+
 void he_lease_sm_stop(he_lease_sm *s)
 {
 	s->stop = true;

@@ -121,6 +121,14 @@ void he_lease_sm_heard(he_lease_sm *s, int which, uint64_t at);
 void he_lease_sm_fenced(he_lease_sm *s, uint64_t epoch,
 			unsigned long long fence);
 
+/*
+ * A standby read the Redis fence (its idle check): a new lease is asked
+ * for above it, so an epoch a lost or rolled-back lease row hands out
+ * again is not even tried. Ignored while holding (our own epoch is the
+ * fence then).
+ */
+void he_lease_sm_saw_fence(he_lease_sm *s, unsigned long long fence);
+
 /* Stop: the next step lets the lease go and then waits for ever. */
 void he_lease_sm_stop(he_lease_sm *s);
 
