@@ -59,7 +59,8 @@ int main(int argc, char **argv)
 		}
 	}
 	double t0 = wall_s();
-	unsigned long long steps = 0, runs = 0, virt_ms = 0, faults = 0;
+	unsigned long long steps = 0, runs = 0, virt_ms = 0, faults = 0,
+			   unchecked = 0;
 	unsigned long long first = seed ? seed : 1;
 	for (unsigned long long s = first;; s++) {
 		sim_report rep;
@@ -67,6 +68,7 @@ int main(int argc, char **argv)
 		steps += rep.steps;
 		virt_ms += rep.virtual_ms;
 		faults += rep.faults;
+		unchecked += rep.lobby_unchecked;
 		runs++;
 		if (!ok) {
 			printf("sim: FAILED seed=%llu step=%llu t=%.3fs: %s\n"
@@ -80,8 +82,9 @@ int main(int argc, char **argv)
 	}
 	printf("sim: %llu simulated steps in %llu runs (seeds %llu..%llu), "
 	       "%llu faults, %.1f s virtual, %.2f s wall: all invariants "
-	       "held\n",
+	       "held (the lobby not compared in %llu runs: Redis was ahead and "
+	       "its commits unordered, a known gap)\n",
 	       steps, runs, first, first + runs - 1, faults, virt_ms / 1000.0,
-	       wall_s() - t0);
+	       wall_s() - t0, unchecked);
 	return 0;
 }

@@ -12,6 +12,7 @@ typedef struct sim_report {
 	unsigned long long virtual_ms; /* virtual time the run took */
 	unsigned long long faults;     /* faults injected */
 	unsigned long long fail_ms;    /* when an invariant broke */
+	bool lobby_unchecked;	       /* the known gap of note_reapply() */
 	char why[256];		       /* which, and how */
 } sim_report;
 

@@ -54,8 +54,9 @@ enum op {
 	DONE, /* the call came back at t: rc a, n b, id c-0 */
 	RECONNECTED,
 	STOP,
-	FENCE, /* the next refusal names fence c-0 */
-	NEWS,  /* news: fenced epoch a with fence b, stood down from c */
+	FENCE,	 /* the next refusal names fence c-0 */
+	DROPPED, /* news: the outboxes in hand are dropped */
+	NEWS,	 /* news: fenced epoch a with fence b, stood down from c */
 };
 
 typedef struct step {
@@ -67,6 +68,7 @@ typedef struct step {
 typedef struct ccase {
 	const char *name;
 	step s[24];
+	bool pipelined; /* he_cs_pipeline */
 } ccase;
 
 #define ANY -2
@@ -87,6 +89,16 @@ typedef struct ccase {
 	    {NEXT, 1, 3, POS, ANY, ANY, 0},                                    \
 	{                                                                      \
 		DONE, 2, 0, 0, applied                                         \
+	}
+
+/* Pipelined, after LEAD(5, 5): batch 5..6 applied, the next one read
+ * ahead (without blocking) and its apply 6..7 sent at 5 ms. */
+#define PIPE()                                                                 \
+	LEAD(5, 5), {NEXT, 2, 3, RD, 5, ANY, ANY}, {DONE, 3, 0, 1, 6},         \
+	    {NEXT, 3, 3, AP, 5, 6, 0}, {DONE, 4, 0},                           \
+	    {NEXT, 4, 3, RD, 6, ANY, 0}, {DONE, 5, 0, 1, 7},                   \
+	{                                                                      \
+		NEXT, 5, 3, AP, 6, 7, 0                                        \
 	}
 
 /* Lease 3000: idle pings after 750 ms. Steps that do not care about a
@@ -210,6 +222,32 @@ static const ccase cases[] = {
       {DONE, 5, HE_ECONN},
       {NEXT, 5, 3, WT, ANY, ANY, HE_CS_FORGET},
       {NEXT, 500, 3, WT, ANY, ANY, 0}}},
+    {"pipelined: a batch commits after the next one applied",
+     {PIPE(),
+      {DONE, 6, 0},
+      {NEXT, 6, 3, CM, 5, 6, 0}, /* the batch before */
+      {DONE, 7, 0},
+      {NEXT, 7, 3, RD, 7, ANY, 0},
+      {DONE, 8, 0, 0, 0}, /* nothing more: commit before blocking */
+      {NEXT, 8, 3, CM, 6, 7, 0},
+      {DONE, 9, 0},
+      {NEXT, 9, 3, RD, 7, ANY, 0}},
+     true},
+    {"pipelined: a refused commit forgets both batches and resyncs",
+     {PIPE(),
+      {DONE, 6, 0},
+      {NEXT, 6, 3, CM, 5, 6, 0},
+      {DONE, 7, HE_EMOVED},
+      {DROPPED},
+      {NEXT, 7, 3, TK, ANY, ANY, 0}},
+     true},
+    {"pipelined: a refused apply commits the pending batch, then resyncs",
+     {PIPE(),
+      {DONE, 6, HE_EPOSITION},
+      {NEXT, 6, 3, CM, 5, 6, 0},
+      {DONE, 7, 0},
+      {NEXT, 7, 3, TK, ANY, ANY, 0}},
+     true},
 };
 
 ParameterizedTestParameters(consumer_step, scripts)
@@ -222,6 +260,7 @@ ParameterizedTest(size_t *ip, consumer_step, scripts)
 	const ccase *c = &cases[*ip];
 	he_cs s;
 	he_cs_init(&s, 3000);
+	he_cs_pipeline(&s, c->pipelined);
 	unsigned long long fence = 0;
 	const uint64_t ms = 1000000u;
 	/* The servers answered just now unless a script says otherwise. */
@@ -263,6 +302,9 @@ ParameterizedTest(size_t *ip, consumer_step, scripts)
 			break;
 		case RECONNECTED: he_cs_reconnected(&s); break;
 		case FENCE: fence = (unsigned long long)p->c; break;
+		case DROPPED:
+			cr_assert(s.news.dropped, "%s: step %zu", c->name, i);
+			break;
 		case NEWS:
 			cr_assert_eq(s.news.fenced, (uint64_t)p->a,
 				     "%s: step %zu", c->name, i);

@@ -45,6 +45,11 @@ void he_cs_swap(he_cs *s, uint64_t epoch, he_stream_id at)
 	s->swap_published = at;
 }
 
+void he_cs_pipeline(he_cs *s, bool on)
+{
+	s->pipelined = on;
+}
+
 void he_cs_stop(he_cs *s)
 {
 	s->stop = true;
@@ -60,7 +65,24 @@ static bool idle(const he_cs *s, int server, uint64_t now)
 /* A batch whose rows may be written but is not committed. */
 static bool in_batch(const he_cs *s)
 {
-	return s->st == HE_CS_S_APPLY || s->st == HE_CS_S_COMMIT;
+	return s->st == HE_CS_S_APPLY || s->st == HE_CS_S_COMMIT || s->has_pend;
+}
+
+/* Commit the pending batch first, then go on in state `then`. */
+static void drain(he_cs *s, he_cs_state then)
+{
+	s->committing_pend = true;
+	s->shift = false;
+	s->then = then;
+	s->st = HE_CS_S_COMMIT;
+}
+
+/* No outbox in hand will be committed (their games were forgotten). */
+static void drop_batches(he_cs *s)
+{
+	s->committing_repair = false;
+	s->committing_pend = false;
+	s->has_pend = false;
 }
 
 static he_cs_next call(he_cs *s, he_cs_do what, int server)
@@ -83,8 +105,11 @@ he_cs_next he_cs_next_call(he_cs *s, uint64_t now, uint64_t writable)
 		s->st = HE_CS_STOPPED;
 		s->news.stood_down = s->epoch;
 		s->epoch = 0;
+		drop_batches(s);
 		return n;
 	}
+	if (s->stop && s->has_pend && s->st == HE_CS_S_READ)
+		drain(s, HE_CS_S_READ); /* what was applied is committed */
 	if (s->st != HE_CS_STANDBY && writable != s->epoch) {
 		/* Our deadline passed, a server went silent, or a newer
 		 * leader exists: write nothing more. */
@@ -92,7 +117,7 @@ he_cs_next he_cs_next_call(he_cs *s, uint64_t now, uint64_t writable)
 		s->news.stood_down = s->epoch;
 		s->st = HE_CS_STANDBY;
 		s->epoch = 0;
-		s->committing_repair = false;
+		drop_batches(s);
 		s->retry_at = 0;
 		s->backoff_ms = 0;
 	}
@@ -124,8 +149,13 @@ he_cs_next he_cs_next_call(he_cs *s, uint64_t now, uint64_t writable)
 		return n;
 	}
 	if (s->st == HE_CS_S_READ && s->resync_due) {
-		s->resync_due = false;
-		s->st = HE_CS_S_TAKE_OVER;
+		/* Nothing read ahead survives a resync: commit first. */
+		if (s->has_pend)
+			drain(s, HE_CS_S_READ);
+		else {
+			s->resync_due = false;
+			s->st = HE_CS_S_TAKE_OVER;
+		}
 	}
 	switch (s->st) {
 	case HE_CS_S_TAKE_OVER:
@@ -149,6 +179,7 @@ he_cs_next he_cs_next_call(he_cs *s, uint64_t now, uint64_t writable)
 		else {
 			n = call(s, HE_CS_READ, HE_HEARD_REDIS);
 			n.from = s->applied;
+			n.now_only = s->has_pend;
 		}
 		break;
 	case HE_CS_S_APPLY:
@@ -160,7 +191,9 @@ he_cs_next he_cs_next_call(he_cs *s, uint64_t now, uint64_t writable)
 		n = call(s, HE_CS_COMMIT, HE_HEARD_REDIS);
 		n.has_from = s->has_saved;
 		n.from = s->saved;
-		n.to = s->committing_repair ? s->repair_last : s->batch_last;
+		n.to = s->committing_repair ? s->repair_last
+		       : s->committing_pend ? s->pend_last
+					    : s->batch_last;
 		break;
 	default: break;
 	}
@@ -202,14 +235,23 @@ static void converge(he_cs *s, bool has_applied, he_stream_id applied)
 static void resync(he_cs *s)
 {
 	s->news.moved = true;
-	s->committing_repair = false;
+	if (s->has_pend && !s->committing_pend) {
+		/* An apply refused while a batch is pending: commit it, then
+		 * resync (consumer.c commits it alongside the apply). */
+		drain(s, HE_CS_S_TAKE_OVER);
+		return;
+	}
+	/* A refused commit: its outboxes will not be committed. */
+	s->news.dropped = s->st == HE_CS_S_COMMIT || s->has_pend;
+	drop_batches(s);
 	s->st = HE_CS_S_TAKE_OVER;
 }
 
 static void fenced(he_cs *s, unsigned long long fence)
 {
 	s->news.fence = fence;
-	s->committing_repair = false;
+	s->news.dropped = s->has_pend || s->st == HE_CS_S_COMMIT;
+	drop_batches(s);
 	s->news.fenced = s->epoch;
 	s->fenced_epoch = s->epoch;
 	s->news.stood_down = s->epoch;
@@ -247,6 +289,9 @@ void he_cs_done(he_cs *s, uint64_t now, const he_cs_result *r)
 		s->failed = true;
 		s->backoff_ms = he_cs_backoff_next(s->backoff_ms);
 		s->retry_at = now + s->backoff_ms * MS;
+		/* A retried apply commits what is pending first. */
+		if (what == HE_CS_APPLY && s->has_pend)
+			drain(s, HE_CS_S_APPLY);
 		return;
 	}
 	s->backoff_ms = 0;
@@ -271,20 +316,38 @@ void he_cs_done(he_cs *s, uint64_t now, const he_cs_result *r)
 			s->batch_last = r->id;
 			s->failed = false;
 			s->st = HE_CS_S_APPLY;
+		} else if (s->has_pend) {
+			drain(s, HE_CS_S_READ); /* then a blocking read */
 		}
 		break;
 	case HE_CS_APPLY:
 		s->applied = s->batch_last;
-		s->st = HE_CS_S_COMMIT;
+		if (!s->pipelined) {
+			s->st = HE_CS_S_COMMIT;
+		} else if (s->has_pend) {
+			drain(s, HE_CS_S_READ);
+			s->shift = true;
+		} else {
+			s->has_pend = true;
+			s->pend_last = s->batch_last;
+			s->st = HE_CS_S_READ;
+		}
 		break;
 	case HE_CS_COMMIT: {
-		he_stream_id to =
-		    s->committing_repair ? s->repair_last : s->batch_last;
+		he_stream_id to = s->committing_repair ? s->repair_last
+				  : s->committing_pend ? s->pend_last
+						       : s->batch_last;
 		/* The offset never moves backwards. */
 		if (!s->has_saved || he_stream_id_cmp(to, s->saved) > 0)
 			s->saved = to;
 		s->has_saved = true;
-		if (s->committing_repair) {
+		if (s->committing_pend) {
+			s->committing_pend = false;
+			s->has_pend = s->shift;
+			s->pend_last = s->batch_last;
+			s->shift = false;
+			s->st = s->then;
+		} else if (s->committing_repair) {
 			s->committing_repair = false;
 			s->repair_at = to;
 			s->st = he_stream_id_cmp(to, s->repair_to) >= 0

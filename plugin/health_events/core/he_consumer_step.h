@@ -64,7 +64,9 @@ typedef enum he_cs_do {
 /* Before the call: what to do to the dedupe cache. */
 enum {
 	HE_CS_RESET = 1,  /* drop it: what Lobby got is not what it says */
-	HE_CS_FORGET = 2, /* forget the outbox in hand's games: not committed */
+	HE_CS_FORGET = 2, /* forget the games of every outbox in hand (the
+			   * batch applied, and the pending one): none of
+			   * them will be committed */
 };
 
 typedef struct he_cs_next {
@@ -74,6 +76,7 @@ typedef struct he_cs_next {
 	uint64_t epoch; /* the epoch the call writes with */
 	bool has_from;
 	he_stream_id from, to;
+	bool now_only;	/* READ: without blocking (a batch is pending) */
 	unsigned flags; /* HE_CS_RESET | HE_CS_FORGET */
 } he_cs_next;
 
@@ -112,6 +115,8 @@ typedef struct he_cs_news {
 				       * he_lease_sm_saw_fence */
 	he_converge converged; /* 0, or how the last take-over converged */
 	bool moved;	       /* a refused position: resyncing */
+	bool dropped;	       /* outboxes in hand will not be committed: forget
+				* their games (he_core_forget) */
 } he_cs_news;
 
 typedef struct he_cs {
@@ -125,9 +130,17 @@ typedef struct he_cs {
 	he_stream_id repair_at, repair_to, repair_last;
 	he_stream_id batch_last; /* the batch in hand ends here */
 	bool committing_repair;
-	bool new_lead;	 /* the take-over in hand is a new leadership */
-	bool resync_due; /* a server reconnected: compare again */
-	bool reset_due;	 /* the next call drops the dedupe cache first */
+	/* Pipelined (he_cs_pipeline): a batch's commit follows the next
+	 * batch's apply, as consumer.c overlaps them. */
+	bool pipelined;
+	bool has_pend;		/* an applied batch waits for its commit */
+	he_stream_id pend_last; /* ... ending here */
+	bool committing_pend;	/* the commit in hand is the pending one */
+	bool shift;		/* ... then the batch applied is pending */
+	he_cs_state then;	/* ... then this */
+	bool new_lead;		/* the take-over in hand is a new leadership */
+	bool resync_due;	/* a server reconnected: compare again */
+	bool reset_due;		/* the next call drops the dedupe cache first */
 	bool stop;
 	bool failed; /* the call in hand failed at least once */
 	unsigned backoff_ms;
@@ -155,6 +168,15 @@ void he_cs_reconnected(he_cs *s);
 
 /* A hot swap's predecessor led with `epoch` and published to `at`. */
 void he_cs_swap(he_cs *s, uint64_t epoch, he_stream_id at);
+
+/*
+ * Commit each batch only after the next one applied (the apply of one and
+ * the commit of the one before overlap in consumer.c): the outboxes in
+ * hand are then up to two, told apart by COMMIT's `to`. Before a
+ * blocking read, a resync, a retried apply or a stop, the pending batch
+ * is committed first; a refused commit forgets both.
+ */
+void he_cs_pipeline(he_cs *s, bool on);
 
 /* Stop: finish the batch in hand unless a server fails, then stop. */
 void he_cs_stop(he_cs *s);
