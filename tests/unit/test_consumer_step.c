@@ -56,6 +56,7 @@ enum op {
 	STOP,
 	FENCE,	 /* the next refusal names fence c-0 */
 	DROPPED, /* news: the outboxes in hand are dropped */
+	SAWN,	 /* news: a standby's check read fence a (and cleared) */
 	NEWS,	 /* news: fenced epoch a with fence b, stood down from c */
 };
 
@@ -110,6 +111,23 @@ static const ccase cases[] = {
       {NEXT, 1, 0, PG, ANY, ANY, 0},
       {DONE, 2, 0},
       {NEXT, 2, 0, WT, ANY, ANY, 0}}},
+    {"a standby's Redis check tells the fence it read; a leader's not",
+     {{NEXT, 0, 0, PG, ANY, ANY, 0}, /* Redis first */
+      {FENCE, 0, 0, 0, 7},
+      {DONE, 1, 0},
+      {SAWN, 0, 7},
+      {NEXT, 1, 0, PG, ANY, ANY, 0},
+      {DONE, 2, 0},
+      {SAWN, 0, 0}, /* PostgreSQL reads no fence */
+      {NEXT, 3, 3, TK, ANY, ANY, 0},
+      {DONE, 4, 0, 0, 5},
+      {NEXT, 4, 3, POS, ANY, ANY, 0},
+      {DONE, 5, 0, 0, 5},
+      {NEXT, 5, 3, RD, 5, ANY, ANY},
+      {DONE, 800, 0, 0, 0},
+      {NEXT, 800, 3, PG, ANY, ANY, 0}, /* idle PostgreSQL */
+      {DONE, 801, 0},
+      {SAWN, 0, 0}}},
     {"a new leader with both positions equal resumes there",
      {LEAD(5, 5),
       {NEXT, 2, 3, RD, 5, ANY, HE_CS_RESET},
@@ -302,6 +320,11 @@ ParameterizedTest(size_t *ip, consumer_step, scripts)
 			break;
 		case RECONNECTED: he_cs_reconnected(&s); break;
 		case FENCE: fence = (unsigned long long)p->c; break;
+		case SAWN:
+			cr_assert_eq(s.news.saw_fence, (unsigned long long)p->a,
+				     "%s: step %zu", c->name, i);
+			s.news.saw_fence = 0;
+			break;
 		case DROPPED:
 			cr_assert(s.news.dropped, "%s: step %zu", c->name, i);
 			break;
