@@ -57,6 +57,8 @@ enum op {
 	FENCE,	 /* the next refusal names fence c-0 */
 	DROPPED, /* news: the outboxes in hand are dropped */
 	SAWN,	 /* news: a standby's check read fence a (and cleared) */
+	SWAP,	 /* a hot swap's predecessor led with epoch a, published to
+		  * c-0 */
 	NEWS,	 /* news: fenced epoch a with fence b, stood down from c */
 };
 
@@ -128,6 +130,12 @@ static const ccase cases[] = {
       {NEXT, 800, 3, PG, ANY, ANY, 0}, /* idle PostgreSQL */
       {DONE, 801, 0},
       {SAWN, 0, 0}}},
+    {"a hot-swap successor keeps the cache: no leader between, all in Redis",
+     {{SWAP, 0, 2, 0, 5}, LEAD(5, 5), {NEXT, 2, 3, RD, 5, ANY, 0}}},
+    {"... not when another led in between",
+     {{SWAP, 0, 1, 0, 5}, LEAD(5, 5), {NEXT, 2, 3, RD, 5, ANY, HE_CS_RESET}}},
+    {"... nor when Redis lost what the cache reflects",
+     {{SWAP, 0, 2, 0, 6}, LEAD(5, 5), {NEXT, 2, 3, RD, 5, ANY, HE_CS_RESET}}},
     {"a new leader with both positions equal resumes there",
      {LEAD(5, 5),
       {NEXT, 2, 3, RD, 5, ANY, HE_CS_RESET},
@@ -337,6 +345,10 @@ ParameterizedTest(size_t *ip, consumer_step, scripts)
 				     "%s: step %zu", c->name, i);
 			break;
 		case STOP: he_cs_stop(&s); break;
+		case SWAP:
+			he_cs_swap(&s, (uint64_t)p->a,
+				   (he_stream_id){(unsigned long long)p->c, 0});
+			break;
 		case END: break;
 		}
 	}
