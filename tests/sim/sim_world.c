@@ -6,39 +6,15 @@
  * the consumer thread, one call out at most, as in production), each call
  * a message over a link (instance, server, connection) that may be down,
  * slow or deliver it twice; the models of sim_model.h executing a message
- * when it arrives; and a checker that keeps its own account of what
- * happened (grants, take-overs, uses of each epoch, the rows the stream
- * makes), independent of the models' own checks.
+ * when it arrives; faults; and the calls into the checker (sim_check.c)
+ * where something is sent or lands.
  */
-#include "sim_world.h"
-
-#include "he_consumer_step.h"
-#include "he_lease_step.h"
-#include "ports.h"
-#include "sim_model.h"
+#include "sim_internal.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define MS	    1000000ull
-#define LEASE_MS    3000u
-#define CALL_MS	    (LEASE_MS / 4)
-#define BLOCK_MS    (LEASE_MS / 4) /* XREAD BLOCK */
-#define MAX_INST    5
-#define MAX_ENTRIES 3000
-#define BATCH_MAX   8
-#define MAX_EVENTS  4096
-#define MAX_MSGS    1024
-#define MAX_EPOCHS  8192
-#define RING	    256 /* checkpoints, every CK_MS */
-#define CK_MS	    100
-/* After the heal, the work resumes and converges within this. */
-#define BOUND_MS (6u * LEASE_MS)
-
-enum { REDIS = HE_HEARD_REDIS, PG = HE_HEARD_PG };
-enum { LEASE_CONN, CONS_CONN };
 
 /* ---- randomness: splitmix64, one stream per run -------------------------- */
 
@@ -62,153 +38,9 @@ static bool chance(double p)
 	return (double)(rnd() >> 11) * 0x1p-53 < p;
 }
 
-/* ---- messages and events ------------------------------------------------- */
+struct world W;
 
-enum call_kind { /* consumer calls are he_cs_do; the lease's: */
-		 K_ASK = 100,
-		 K_RELEASE,
-};
-
-typedef struct msg {
-	bool used;
-	bool resolved; /* the caller had its result (or its timeout) */
-	unsigned refs; /* deliveries and replies on their way */
-	uint64_t gen;  /* a timeout names it with this */
-	int inst, inc, actor, server;
-	int kind;
-	bool dup;      /* a late duplicate: executes, its reply is lost */
-	bool now_only; /* READ: reply at once, even with nothing */
-	bool batch;    /* COMMIT: of a batch applied (not a repair) */
-	uint64_t sent, deadline, epoch, token, min_epoch;
-	bool has_from;
-	he_stream_id from, to;
-	uint32_t lo, hi; /* stream entries the call carries or read */
-	sim_pub pubs[SIM_GAMES + BATCH_MAX];
-	uint8_t npubs;
-	/* the result */
-	bool replied; /* a reply is on its way, arriving by the deadline */
-	int rc;
-	uint64_t r_epoch, r_fence;
-	bool r_has;
-	he_stream_id r_id;
-	sim_row rows[BATCH_MAX];
-	bool moved_now[BATCH_MAX];
-} msg;
-
-enum ev_kind {
-	EV_WAKE,    /* a = instance, b = actor, c = incarnation */
-	EV_DELIVER, /* m */
-	EV_REPLY,   /* m */
-	EV_TIMEOUT, /* m */
-	EV_APPEND,
-	EV_FAULT,
-	EV_LINK_UP, /* a = instance, b = server, c = connection */
-	EV_RESTART, /* a */
-	EV_CRASH,   /* a, c = incarnation (after a graceful stop) */
-	EV_CHECKPOINT,
-	EV_HEAL,
-};
-
-typedef struct event {
-	uint64_t t, seq;
-	uint8_t kind;
-	int a, b, c;
-	int m;
-} event;
-
-/* ---- instances ----------------------------------------------------------- */
-
-typedef struct inst {
-	bool up;
-	int inc;
-	uint64_t token;
-	uint64_t paused_until[2]; /* per actor: a pause stops both, a stalled
-				   * thread one */
-	he_lease_sm L;
-	he_cs C;
-	/* Its monotonic clock, which the steps see: it runs at `rate`
-	 * (within 10% of PostgreSQL's) from `t0` on. */
-	double rate;
-	uint64_t t0;
-	int out[2]; /* the call out per actor (message index), -1: none */
-	uint64_t wake_at[2];
-	bool down[2][2]; /* link [server][connection] down */
-	bool gray[2];	 /* stays down after the heal */
-	bool broken[2];	 /* the consumer's connection broke: reconnect */
-	uint32_t lo, hi; /* entries in hand */
-	/* The outboxes in hand: a batch applied and, pipelined, the one
-	 * before it waiting for its commit; told apart by their last id. */
-	struct obox {
-		bool used;
-		he_stream_id last;
-		uint8_t n;
-		sim_pub pub[SIM_GAMES + BATCH_MAX];
-	} box[2];
-	bool cached[SIM_GAMES]; /* the dedupe cache (D4) */
-	sim_row cache[SIM_GAMES];
-	/* What this incarnation was told, kept by the checker: the highest
-	 * epoch a write of it was refused for, the highest fence a refusal
-	 * named, and when its consumer last had an answer from each server
-	 * (its own clock). */
-	uint64_t refused, fence_seen, answered[2];
-} inst;
-
-/* ---- the world ----------------------------------------------------------- */
-
-typedef struct ckpt {
-	uint64_t t;
-	sim_pg pg;
-	sim_redis rd;
-	uint64_t pg_granted, rd_taken;
-} ckpt;
-
-static struct world {
-	uint64_t now, seq;
-	unsigned same_time; /* steps at this virtual time */
-	bool trace;
-	sim_report *rep;
-	bool failed;
-	/* parameters of this run */
-	int n;
-	unsigned batch;
-	double p_slow, p_dup, fault_ms;
-	uint64_t heal_at, converged_at;
-	bool healed;
-	/* the servers */
-	sim_pg pg;
-	sim_redis rd;
-	bool tokens;
-	bool pipelined;		  /* each commit after the next batch's apply */
-	bool reapplying;	  /* a leader took over with Redis ahead */
-	he_stream_id republished; /* ... and since, published up to */
-	sim_entry stream[MAX_ENTRIES];
-	uint32_t nstream;
-	/* the checker's own account */
-	sim_row model[MAX_ENTRIES + 1][SIM_GAMES]; /* rows after k entries */
-	bool touched[SIM_GAMES];
-	uint64_t pg_granted;	    /* highest epoch granted, this history */
-	uint64_t rd_taken;	    /* highest take-over landed, this history */
-	uint64_t owner[MAX_EPOCHS]; /* the token that used each epoch */
-	/* the latest expiry granted to each epoch, per token (a rolled back
-	 * lease row may grant an epoch twice) */
-	uint64_t granted[MAX_EPOCHS][2], grantee[MAX_EPOCHS][2];
-	uint64_t top_epoch;
-	ckpt ring[RING]; /* the last RING checkpoints: a failover's loss */
-	unsigned nring, ring_at;
-	ckpt backup[64]; /* every tenth: a restore from an older backup */
-	unsigned nbackup, ckpts;
-	uint64_t burst_until; /* RTM appends in bursts, idle between */
-	uint64_t quiet_until; /* no store fault before */
-	int lost;	      /* the store that lost writes last, -1: none */
-	inst in[MAX_INST];
-	msg msgs[MAX_MSGS];
-	unsigned msg_at; /* where the search for a free one starts */
-	uint64_t gen;
-	event heap[MAX_EVENTS];
-	unsigned nheap;
-} W;
-
-static void fail(const char *fmt, ...)
+void fail(const char *fmt, ...)
 {
 	if (W.failed)
 		return;
@@ -220,7 +52,7 @@ static void fail(const char *fmt, ...)
 	va_end(ap);
 }
 
-static void trace(const char *fmt, ...)
+void trace(const char *fmt, ...)
 {
 	if (!W.trace)
 		return;
@@ -306,13 +138,13 @@ static uint64_t glob(const inst *p, uint64_t local)
 	return p->t0 + (uint64_t)((double)(local - LOCAL_BASE) / p->rate) + 1;
 }
 
-static he_stream_id id_of(uint32_t k) /* entry k's id */
+he_stream_id id_of(uint32_t k) /* entry k's id */
 {
 	return (he_stream_id){k + 1, 0};
 }
 
 /* The index of the first entry after id (entry k's id is k+1-0). */
-static uint32_t after_index(he_stream_id id)
+uint32_t after_index(he_stream_id id)
 {
 	return id.ms > W.nstream ? W.nstream : (uint32_t)id.ms;
 }
@@ -324,179 +156,7 @@ static uint64_t delay(void)
 	return 100000 + below(2 * MS);
 }
 
-/* ---- the checker --------------------------------------------------------- */
-
-/* An epoch used (a take-over or a write landed) by `token`. */
-static void check_use(uint64_t epoch, uint64_t token, const char *what)
-{
-	if (epoch >= MAX_EPOCHS) {
-		fail("simulation: epoch %llu beyond the table",
-		     (unsigned long long)epoch);
-		return;
-	}
-	if (W.owner[epoch] && W.owner[epoch] != token)
-		fail("two instances used epoch %llu (tokens %llu, %llu: %s)",
-		     (unsigned long long)epoch,
-		     (unsigned long long)W.owner[epoch],
-		     (unsigned long long)token, what);
-	W.owner[epoch] = token;
-	if (epoch > W.top_epoch)
-		W.top_epoch = epoch;
-}
-
-/*
- * The rules of DESIGN §10 as each instance's behaviour, checked on what it
- * sends (like the deadline below: even where the fences would refuse):
- * an epoch a write was refused for is written with no more; a lease is
- * asked for above every fence and refused epoch seen; a standby contends
- * only while its consumer had answers from both servers within lease/2.
- */
-static void check_write_rules(const inst *p, uint64_t epoch, const char *what)
-{
-	if (epoch && epoch <= p->refused)
-		fail("fence: %s with epoch %llu after a write with epoch %llu "
-		     "was refused",
-		     what, (unsigned long long)epoch,
-		     (unsigned long long)p->refused);
-}
-
-static void check_ask_rules(const inst *p, uint64_t now, uint64_t min_epoch)
-{
-	uint64_t seen = p->fence_seen > p->refused ? p->fence_seen : p->refused;
-	if (seen && min_epoch <= seen)
-		fail("fence: a lease asked for from epoch %llu, not above the "
-		     "fence or refused epoch %llu it saw",
-		     (unsigned long long)min_epoch, (unsigned long long)seen);
-	for (int s = 0; s < 2 && !p->L.epoch; s++)
-		if (!p->answered[s] ||
-		    now - p->answered[s] >= LEASE_MS / 2 * MS)
-			fail("contend: a standby asked for the lease with no "
-			     "answer from %s for %.3fs",
-			     s == PG ? "postgres" : "redis",
-			     p->answered[s] ? (now - p->answered[s]) / 1e9
-					    : -1.0);
-}
-
-/* A leader whose lease lapsed in PostgreSQL's time writes nothing: every
- * write is sent before the expiry PostgreSQL granted its epoch. */
-static void check_deadline(const inst *p, uint64_t epoch, const char *what)
-{
-	check_write_rules(p, epoch, what);
-	uint64_t until = 0;
-	for (int k = 0; epoch < MAX_EPOCHS && k < 2; k++)
-		if (W.grantee[epoch][k] == p->token)
-			until = W.granted[epoch][k];
-	if (W.now >= until)
-		fail("deadline: %s with epoch %llu sent at %.3fs, after its "
-		     "lease lapsed in PostgreSQL (%.3fs)",
-		     what, (unsigned long long)epoch, W.now / 1e9, until / 1e9);
-}
-
-/* No write with epoch e lands after a higher epoch's take-over (in
- * PostgreSQL: its grant) in the same store's history. */
-static void check_landed(const struct msg *m, const char *what, uint64_t floor,
-			 const char *floor_what);
-
-static bool rows_equal(const sim_row *a, const sim_row *b)
-{
-	for (int g = 0; g < SIM_GAMES; g++)
-		if (a[g].status != b[g].status || a[g].health != b[g].health)
-			return false;
-	return true;
-}
-
-/* The rows are the stream's entries up to the applied position, each
- * applied once, in order. */
-static void check_rows(void)
-{
-	uint32_t k = W.pg.progress ? after_index(W.pg.applied) : 0;
-	if (!rows_equal(W.pg.rows, W.model[k]))
-		fail("rows differ from the model of the first %u entries", k);
-}
-
-/* Healed: both positions at the stream's end, the rows its model, each
- * touched game's last snapshot its row. */
-static bool converged(void)
-{
-	he_stream_id end = id_of(W.nstream - 1);
-	if (!W.nstream || !W.pg.progress ||
-	    he_stream_id_cmp(W.pg.applied, end) != 0 || !W.rd.has_offset ||
-	    he_stream_id_cmp(W.rd.offset, end) != 0 ||
-	    !rows_equal(W.pg.rows, W.model[W.nstream]))
-		return false;
-	for (int g = 0; g < SIM_GAMES && !W.rep->lobby_unchecked; g++)
-		if (W.touched[g] &&
-		    (!W.rd.lobby[g].present ||
-		     W.rd.lobby[g].row.status != W.pg.rows[g].status ||
-		     W.rd.lobby[g].row.health != W.pg.rows[g].health))
-			return false;
-	return true;
-}
-
-/*
- * A known gap of DESIGN §13, not modelled away but told: while Redis is
- * ahead of the applied position, the entries applied again are published
- * again below an offset that does not move, so nothing orders those
- * commits. A take-over in the middle (a new leader, or a resync after a
- * refused commit) finds the applied position past what was published
- * again and resumes there: the batch applied but not committed is never
- * published again (seed 779 found it); and a late copy or slow delivery
- * of an older such commit passes the offset check and lands after a newer
- * one (seeds 976, 5213). Either way Lobby keeps an older snapshot. Such a
- * run still checks everything else; its lobby is not compared, and the
- * summary counts it.
- */
-static void note_reapply(void)
-{
-	bool ahead = W.pg.progress && W.rd.has_offset &&
-		     he_stream_id_cmp(W.pg.applied, W.rd.offset) < 0;
-	if (ahead && W.reapplying &&
-	    he_stream_id_cmp(W.pg.applied, W.republished) > 0)
-		W.rep->lobby_unchecked = true;
-	if (ahead && !W.reapplying)
-		W.republished = W.pg.applied;
-	W.reapplying = ahead;
-}
-
-/*
- * A batch's commit that moves the offset leaves, for every game its
- * entries touched, Lobby's last snapshot equal to that game's row as of
- * the batch's last entry: published now, or suppressed (D4) because it
- * was already so. A dedupe cache that says what Lobby never got fails
- * here, at once.
- */
-static void check_published(const msg *m, bool moved)
-{
-	if (!m->batch || !moved || W.rep->lobby_unchecked)
-		return;
-	uint32_t lo = m->has_from ? after_index(m->from) : 0,
-		 hi = after_index(m->to);
-	for (uint32_t k = lo; k < hi; k++) {
-		uint8_t g = W.stream[k].game;
-		const sim_row *want = &W.model[hi][g];
-		if (!W.rd.lobby[g].present ||
-		    W.rd.lobby[g].row.status != want->status ||
-		    W.rd.lobby[g].row.health != want->health)
-			fail("dedupe: after the commit to %llu, game %d's last "
-			     "snapshot is %d/%d, its row %d/%d",
-			     m->to.ms, g, W.rd.lobby[g].row.status,
-			     W.rd.lobby[g].row.health, want->status,
-			     want->health);
-	}
-}
-
 /* ---- the servers executing a call ---------------------------------------- */
-
-static void check_landed(const msg *m, const char *what, uint64_t floor,
-			 const char *floor_what)
-{
-	if (m->epoch < floor)
-		fail("%s with epoch %llu landed after %s with epoch %llu", what,
-		     (unsigned long long)m->epoch, floor_what,
-		     (unsigned long long)floor);
-	check_use(m->epoch, m->token, what);
-}
-
 static void exec_pg(msg *m)
 {
 	switch (m->kind) {
