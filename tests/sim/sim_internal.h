@@ -47,9 +47,10 @@ typedef struct msg {
 	uint64_t gen;  /* a timeout names it with this */
 	int inst, inc, actor, server;
 	int kind;
-	bool dup;      /* a late duplicate: executes, its reply is lost */
-	bool now_only; /* READ: reply at once, even with nothing */
-	bool batch;    /* COMMIT: of a batch applied (not a repair) */
+	bool dup;	 /* a late duplicate: executes, its reply is lost */
+	bool now_only;	 /* READ: reply at once, even with nothing */
+	bool batch;	 /* COMMIT: of a batch applied (not a repair) */
+	uint32_t row_at; /* REPAIR: the rows read are as of this entry */
 	uint64_t sent, deadline, epoch, token, min_epoch;
 	bool has_from;
 	he_stream_id from, to;
@@ -122,6 +123,12 @@ typedef struct inst {
 	 * named, and when its consumer last had an answer from each server
 	 * (its own clock). */
 	uint64_t refused, fence_seen, answered[2];
+	/* A hot swap (a graceful stop handing its dedupe cache to the next
+	 * build): the epoch it led with, and what it committed up to, as
+	 * consumer.c's export carries them. */
+	bool swapping;
+	uint64_t swap_epoch;
+	he_stream_id committed;
 } inst;
 
 /* ---- the world ----------------------------------------------------------- */

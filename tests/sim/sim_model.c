@@ -150,6 +150,7 @@ int sim_redis_commit(sim_redis *r, bool tokens, uint64_t epoch, uint64_t token,
 		s->present = true;
 		s->row = pubs[i].row;
 		s->source = pubs[i].source;
+		s->row_at = pubs[i].row_at;
 		r->published++;
 	}
 	if (!r->has_offset || he_stream_id_cmp(last, r->offset) > 0) {

@@ -90,6 +90,7 @@ typedef struct sim_snap {
 	bool present;
 	sim_row row;
 	he_stream_id source;
+	uint32_t row_at; /* as sim_pub's */
 } sim_snap;
 
 typedef struct sim_redis {
@@ -105,6 +106,7 @@ typedef struct sim_pub {
 	uint8_t game;
 	sim_row row;
 	he_stream_id source;
+	uint32_t row_at; /* the row after this many entries (the checker's) */
 } sim_pub;
 
 /*

@@ -187,8 +187,9 @@ static void exec_pg(msg *m)
 		break;
 	case HE_CS_PING: m->rc = HE_OK; break;
 	case HE_CS_POSITION: m->rc = sim_pg_position(&W.pg, &m->r_id); break;
-	case HE_CS_REPAIR:
+	case HE_CS_REPAIR: /* the current rows: as of the applied position */
 		m->rc = HE_OK;
+		m->row_at = W.pg.progress ? after_index(W.pg.applied) : 0;
 		for (uint32_t k = m->lo; k < m->hi; k++)
 			m->rows[k - m->lo] = W.pg.rows[W.stream[k].game];
 		break;
@@ -372,7 +373,7 @@ static void build_box(inst *p, const msg *m)
 			continue;
 		p->cached[g] = true;
 		p->cache[g] = *r;
-		o->pub[o->n++] = (sim_pub){g, *r, id_of(k)};
+		o->pub[o->n++] = (sim_pub){g, *r, id_of(k), k + 1};
 	}
 }
 
@@ -389,7 +390,8 @@ static void build_repair(inst *p, const msg *m)
 			seen |= o->pub[j].game == g;
 		if (seen)
 			continue;
-		o->pub[o->n++] = (sim_pub){g, m->rows[k - m->lo], id_of(k)};
+		o->pub[o->n++] =
+		    (sim_pub){g, m->rows[k - m->lo], id_of(k), m->row_at};
 		p->cached[g] = false;
 	}
 }
@@ -428,6 +430,8 @@ static void cons_result(int i, msg *m, int rc)
 	}
 	if (rc == HE_OK && m->kind == HE_CS_COMMIT && find_box(p, m->to))
 		find_box(p, m->to)->used = false;
+	if (rc == HE_OK && m->kind == HE_CS_COMMIT)
+		p->committed = m->to; /* consumer.c's offset */
 	/* A connection that broke is a reconnection on its next answer:
 	 * the consumer compares both positions again (DESIGN §11). */
 	if (rc != HE_ETIMEDOUT)
@@ -439,6 +443,9 @@ static void cons_result(int i, msg *m, int rc)
 		he_cs_reconnected(&p->C);
 	}
 	he_cs_done(&p->C, loc(p), &r);
+	if (m->kind == HE_CS_POSITION && p->C.st != HE_CS_S_POSITION &&
+	    p->C.epoch)
+		p->committed = p->C.applied; /* resumes there */
 	/* The consumer step decides a refusal deposes us; the lease hears
 	 * it from there, as leader.c does from consumer.c. */
 	if (p->C.news.fenced) {
@@ -589,6 +596,8 @@ static void boot(int i)
 	p->broken[0] = p->broken[1] = false;
 	memset(p->box, 0, sizeof(p->box));
 	p->refused = p->fence_seen = 0;
+	p->swapping = false;
+	p->committed = (he_stream_id){0, 0};
 	p->answered[0] = p->answered[1] = 0;
 	memset(p->cached, 0, sizeof(p->cached));
 	p->rate = 1 + ((double)below(2001) - 1000) / 10000;
@@ -680,9 +689,15 @@ static void fault(void)
 			}
 		trace("fault: i%d link %d.%d down %.3fs", i, s, c, d / 1e9);
 	} else if (r < 85) { /* a crash, or a graceful stop, then a start */
+		/* often the leader's: deployments restart leaders too */
+		for (int k = 0; k < W.n && chance(0.5); k++)
+			if (W.in[k].up && W.in[k].C.epoch)
+				p = &W.in[i = k];
 		if (!p->up)
 			return;
 		if (chance(0.3)) {
+			p->swapping = chance(0.5);
+			p->swap_epoch = p->C.epoch;
 			he_lease_sm_stop(&p->L);
 			he_cs_stop(&p->C);
 			wake(i, 0, W.now);
@@ -851,7 +866,21 @@ static void handle_event(const event *e, inst *p, msg *m)
 			boot(e->a);
 		return;
 	case EV_CRASH:
-		if (p->up && p->inc == e->c) {
+		if (p->up && p->inc == e->c && p->swapping) {
+			/* the next build starts at once, with the cache */
+			bool cached[SIM_GAMES];
+			sim_row cache[SIM_GAMES];
+			uint64_t epoch = p->swap_epoch;
+			he_stream_id at = p->committed;
+			memcpy(cached, p->cached, sizeof(cached));
+			memcpy(cache, p->cache, sizeof(cache));
+			boot(e->a);
+			memcpy(p->cached, cached, sizeof(cached));
+			memcpy(p->cache, cache, sizeof(cache));
+			he_cs_swap(&p->C, epoch, at);
+			trace("i%d swapped: epoch %llu, published %llu", e->a,
+			      (unsigned long long)epoch, at.ms);
+		} else if (p->up && p->inc == e->c) {
 			p->up = false;
 			push(W.now + below(1000 * MS), EV_RESTART, e->a, 0, 0,
 			     -1);

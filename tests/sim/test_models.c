@@ -316,8 +316,8 @@ Test(models, redis_scripts_answer_as_their_model)
 				char src[48];
 				id_text(src, sizeof(src), last);
 				for (unsigned i = 0; i < n; i++) {
-					pubs[i] =
-					    (sim_pub){(uint8_t)i, {0, 1}, last};
+					pubs[i] = (sim_pub){
+					    (uint8_t)i, {0, 1}, last, 0};
 					cr_assert_eq(he_outbox_add_snapshot(
 							 &box, "g", 1, src,
 							 strdup("{}"), 2),
