@@ -3,11 +3,12 @@
  * health_events, written from the scripts themselves:
  *   PostgreSQL: health_events_lease, health_events_lease_release and the
  *     fenced health_events_apply with its compare-and-set on the applied
- *     position (schema/003, schema/004), and the rows;
- *   Redis: the take-over and commit scripts of stream_redis.c (fence,
- *     saved offset, lobby), with the fence holding epoch and token as
- *     DESIGN §10 has it (`tokens`; false: the epoch alone, as the
- *     scripts on this branch do).
+ *     position and the holder's token (schema/003, 004, 005), and the
+ *     rows;
+ *   Redis: the take-over and commit scripts of redis_scripts.c (fence,
+ *     saved offset, lobby), with the fence holding epoch and token
+ *     (`tokens`; false: the epoch alone, as before schema/005 and the
+ *     token fence).
  * The simulation (sim.c) runs the core steps against them; test_models.c
  * gives the same inputs to the real servers and compares the answers, so
  * a change to a script or to its model shows.

@@ -6,9 +6,9 @@
  * call must agree, so a change to a script or to its model shows here
  * before the simulation checks a protocol the servers do not run.
  *
- * The fence is compared with the epoch alone (tokens false): the scripts
- * on this branch keep no token; the simulation runs the token rule of
- * DESIGN §10, which this test is to compare once the scripts have it.
+ * Tokens included (DESIGN §10, schema/005): the fence holds epoch and
+ * token, the apply names both; holders t1..t3 of the model are tokens
+ * 1..3.
  */
 #include "real_services.h"
 #include "record_store_pg.h"
@@ -45,6 +45,9 @@ static void teardown(void)
 TestSuite(models, .init = setup, .fini = teardown);
 
 static unsigned long long rng;
+
+/* The holders' tokens: toks[k] is the model's token k. */
+static const char *const toks[] = {"", "t1", "t2", "t3"};
 
 static unsigned rnd(unsigned n)
 {
@@ -183,7 +186,7 @@ Test(models, postgres_functions_answer_as_their_model)
 				next_id = last.ms + 1;
 				sim_row rows[3];
 				int want =
-				    sim_pg_apply(&m, false, epoch, 0, after,
+				    sim_pg_apply(&m, true, epoch, k, after,
 						 last, e, n, rows);
 				char a[48], l[48];
 				id_text(a, sizeof(a), after);
@@ -191,6 +194,7 @@ Test(models, postgres_functions_answer_as_their_model)
 				he_apply_span span = {.after = a, .last = l};
 				he_mutation_result res[3];
 				he_record_store_pg_set_fence(&st, name, epoch);
+				he_record_store_pg_set_token(&st, toks[k]);
 				int got =
 				    port.apply(port.ctx, &span, ops, n, res);
 				cr_assert_eq(got, want,
@@ -251,11 +255,14 @@ static he_config redis_config(void)
 static void same_state(const he_config *cfg, const sim_redis *m, unsigned seed,
 		       int step)
 {
-	char *fence = th_get(redis, cfg->fence_key);
-	unsigned long long f = fence ? strtoull(fence, NULL, 10) : 0;
-	free(fence);
+	char *fence = th_get(redis, cfg->fence_key), *holder = NULL;
+	unsigned long long f = fence ? strtoull(fence, &holder, 10) : 0;
 	cr_assert_eq(f, m->fence, "seed %u step %d: fence %llu, model %llu",
 		     seed, step, f, (unsigned long long)m->fence);
+	cr_assert_str_eq(holder && *holder ? holder + 1 : "",
+			 toks[m->fence_token], "seed %u step %d: fence holder",
+			 seed, step);
+	free(fence);
 	char *off = th_get(redis, cfg->offset_key), want[48] = "";
 	if (m->has_offset)
 		id_text(want, sizeof(want), m->offset);
@@ -286,11 +293,13 @@ Test(models, redis_scripts_answer_as_their_model)
 			if (epoch == 0)
 				epoch = 1;
 			he_stream_redis_set_epoch(&s, epoch);
+			unsigned k = 1 + rnd(3);
+			he_stream_redis_set_token(&s, toks[k]);
 			if (op < 2) { /* take over */
 				he_stream_id saved = {0, 0};
 				uint64_t fence = 0;
 				int want = sim_redis_take_over(
-				    &m, false, epoch, 0, &saved, &fence);
+				    &m, true, epoch, k, &saved, &fence);
 				char out[48];
 				int got = he_stream_redis_take_over(
 				    &s, out, sizeof(out));
@@ -329,7 +338,7 @@ Test(models, redis_scripts_answer_as_their_model)
 				bool has_saved = false;
 				he_stream_id saved = {0, 0};
 				int want = sim_redis_commit(
-				    &m, false, epoch, 0, has_expect, expect,
+				    &m, true, epoch, k, has_expect, expect,
 				    last, pubs, n, &fence, &has_saved, &saved);
 				/* the adapter takes a refusal naming its own
 				 * commit's offset for a lost reply: landed */
@@ -368,8 +377,9 @@ Test(models, redis_scripts_answer_as_their_model)
 			} else if (m.fence > 1) { /* ... or the fence's raise */
 				char v[24];
 				m.fence--;
-				snprintf(v, sizeof(v), "%llu",
-					 (unsigned long long)m.fence);
+				m.fence_token = k;
+				snprintf(v, sizeof(v), "%llu %s",
+					 (unsigned long long)m.fence, toks[k]);
 				freeReplyObject(th_cmd(redis, "SET",
 						       cfg.fence_key, v, NULL));
 			}
