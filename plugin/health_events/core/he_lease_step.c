@@ -50,12 +50,6 @@ static void lose(he_lease_sm *s, he_lease_why why)
 	s->fenced = 0;
 }
 
-/* When `at` stops being fresh. */
-static uint64_t stale_at(const he_lease_sm *s, uint64_t at)
-{
-	return at ? at + s->heard_ms * MS : 0;
-}
-
 he_lease_next he_lease_sm_next(he_lease_sm *s, uint64_t now)
 {
 	he_lease_next n = {.what = HE_LEASE_DO_WAIT, .at_ns = UINT64_MAX};
@@ -64,9 +58,10 @@ he_lease_next he_lease_sm_next(he_lease_sm *s, uint64_t now)
 	else if (s->epoch && s->fenced == s->epoch) {
 		lose(s, HE_LEASE_WHY_FENCED);
 		s->next_ns = now + s->t.poll_ms * MS;
-	} else if (s->epoch && !he_lease_sm_able(s, now)) {
-		/* Leadership is the ability to do the work: let it go to
-		 * one that can, and do not take it straight back. */
+	} else if (s->epoch && now >= s->next_ns && !he_lease_sm_able(s, now)) {
+		/* Leadership is the ability to do the work: at the renewal,
+		 * let it go to one that can, and do not take it straight
+		 * back (writes stopped already: he_lease_sm_writable). */
 		lose(s, HE_LEASE_WHY_SILENT);
 		s->aside_until = now + s->aside_ms * MS;
 	} else if (s->epoch && now >= s->valid_until) {
@@ -83,14 +78,9 @@ he_lease_next he_lease_sm_next(he_lease_sm *s, uint64_t now)
 		return n;
 	if (now < s->next_ns) {
 		n.at_ns = s->next_ns;
-		if (s->epoch) { /* wake to step down as soon as it is due */
-			uint64_t due[] = {s->valid_until,
-					  stale_at(s, s->heard[0]),
-					  stale_at(s, s->heard[1])};
-			for (int i = 0; i < 3; i++)
-				if (due[i] > now && due[i] < n.at_ns)
-					n.at_ns = due[i];
-		}
+		if (s->epoch && s->valid_until > now &&
+		    s->valid_until < n.at_ns) /* step down when it is due */
+			n.at_ns = s->valid_until;
 		return n;
 	}
 	if (!s->epoch && (!he_lease_sm_able(s, now) || now < s->aside_until)) {

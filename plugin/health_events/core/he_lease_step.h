@@ -17,9 +17,10 @@
  *     PostgreSQL within heard (lease/2): one lapsed lease in the
  *     database's time is always past our own deadline;
  *   - a leader renews every renew_ms (lease/4) and only while both
- *     answered; without an answer from either it steps down, releases
- *     the lease (where PostgreSQL answers) and stands aside for a lease,
- *     so that an instance that can work takes over;
+ *     answered; at a renewal without an answer from either within
+ *     lease/2 it steps down, releases the lease (where PostgreSQL
+ *     answers) and stands aside for a lease, so that an instance that
+ *     can work takes over (it stopped writing already, at once);
  *   - a standby contends every poll_ms, only while both answered and it
  *     is not standing aside;
  *   - a fenced write (a newer epoch exists) steps down; every later ask
