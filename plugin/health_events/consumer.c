@@ -12,6 +12,7 @@
 #include "record_store_pg.h"
 #include "stream_redis.h"
 
+#include "he_consumer_step.h"
 #include "he_outbox.h"
 #include "he_stream_id.h"
 
@@ -469,15 +470,22 @@ static bool take_over(he_consumer *c, bool resync, bool *diverged)
 			    saved, (unsigned long long)c->epoch);
 			snprintf(applied, sizeof(applied), "%s", saved);
 		}
-		int cmp = id_cmp(applied, saved);
-		if (cmp > 0) {
+		/* The decision is the core's (he_consumer_step.h): where to
+		 * resume, and whether to repair or apply again first. */
+		he_stream_id a = {0, 0}, o = {0, 0}, at;
+		(void)he_stream_id_parse(applied, &a);
+		(void)he_stream_id_parse(saved, &o);
+		he_converge how =
+		    he_converge_decide(p == HE_OK, a, r == HE_OK, o, &at);
+		snprintf(applied, sizeof(applied), "%llu-%llu", at.ms, at.seq);
+		if (how == HE_CONVERGE_REPAIR) {
 			*diverged = true;
 			enum sync_end end = repair(c, saved, applied);
 			if (end == SYNC_LOST)
 				return false;
 			if (end == SYNC_AGAIN)
 				continue;
-		} else if (cmp < 0) {
+		} else if (how == HE_CONVERGE_REAPPLY) {
 			*diverged = true;
 			LOG(c, APPHOST_LOG_WARN,
 			    "redis is ahead of the applied position: applying "

@@ -1,6 +1,7 @@
 /* leader.c -- see leader.h. */
 #include "leader.h"
 
+#include "he_lease_step.h"
 #include "record_store_pg.h"
 
 #include <fcntl.h>
@@ -34,13 +35,11 @@ struct he_leader {
 	atomic_bool stop;
 	uv_mutex_t mu; /* guards everything below; cv signals changes */
 	uv_cond_t cv;
-	uint64_t epoch;	      /* held epoch, 0: standby */
-	uint64_t valid_until; /* monotonic ns: writes stop after this */
-	uint64_t fenced;      /* the consumer's refused epoch, 0: none */
-	unsigned long long min_epoch; /* above the highest fence seen */
-	char holder_seen[256];	      /* the other holder, last poll */
-	uint64_t aside_until; /* monotonic ns: no contending before this */
-	const char *aside;    /* why we do not contend now, NULL: we do */
+	/* The decisions: renew, expire, step down, contend, release, back
+	 * off (core/he_lease_step.h); this file only makes its calls. */
+	he_lease_sm sm;
+	char holder_seen[256]; /* the other holder, last poll */
+	const char *aside;     /* why we do not contend now, NULL: we do */
 	atomic_bool failing; /* lease calls failing (logged once); any thread */
 	atomic_int
 	    fail_code; /* the last failed call's HE_E* code; any thread */
@@ -113,6 +112,7 @@ int he_leader_new(const apphost_services *svc, const he_config *cfg,
 	l->svc = svc;
 	l->cfg = cfg;
 	l->t = he_lease_timing_for(cfg->lease_ms);
+	he_lease_sm_init(&l->sm, cfg->lease_ms);
 	snprintf(l->lease_ms, sizeof(l->lease_ms), "%u", cfg->lease_ms);
 	make_token(l->token);
 	he_record_store_pg_init(&l->pg, svc);
@@ -149,10 +149,8 @@ int he_leader_new(const apphost_services *svc, const he_config *cfg,
 
 /* ---- state changes (under mu) ------------------------------------------- */
 
-static void acquired(he_leader *l, uint64_t epoch, uint64_t sent_ns)
+static void acquired(he_leader *l, uint64_t epoch)
 {
-	l->epoch = epoch;
-	l->valid_until = sent_ns + (uint64_t)l->t.valid_ms * 1000000u;
 	LOG(l, APPHOST_LOG_INFO, "leadership acquired",
 	    "epoch=%llu instance=%s previous_holder=%s lease_ms=%u",
 	    (unsigned long long)epoch, l->cfg->instance_id,
@@ -164,14 +162,12 @@ static void acquired(he_leader *l, uint64_t epoch, uint64_t sent_ns)
 }
 
 /* Leadership ends (the caller then wakes the consumer). */
-static void lost(he_leader *l, const char *reason)
+static void lost(he_leader *l, uint64_t epoch, const char *reason)
 {
 	/* Stopping is the planned way to lose it; the others are news. */
 	LOG(l, strcmp(reason, "stopping") ? APPHOST_LOG_WARN : APPHOST_LOG_INFO,
 	    "leadership lost", "epoch=%llu instance=%s reason=%s",
-	    (unsigned long long)l->epoch, l->cfg->instance_id, reason);
-	l->epoch = 0;
-	l->valid_until = 0;
+	    (unsigned long long)epoch, l->cfg->instance_id, reason);
 	metric_set(l, l->m_leader, 0);
 	metric_add(l, l->m_changes);
 	uv_cond_broadcast(&l->cv);
@@ -271,113 +267,97 @@ static void wait_until(he_leader *l, uint64_t until_ns)
 		(void)uv_cond_timedwait(&l->cv, &l->mu, until_ns - now);
 }
 
-/*
- * Under mu, before a lease call: whether to make it. A leader whose
- * consumer went without an answer from either server for heard_ms steps
- * down (*let_go: the epoch to release, where PostgreSQL still answers)
- * and stands aside for aside_ms, so that an instance that can work takes
- * over; a standby contends only while both answer and it is not standing
- * aside. false: no call now (*next set).
- */
-static bool can_contend(he_leader *l, uint64_t *let_go, uint64_t *next)
+/* Under mu: the consumer's last answers, into the machine. */
+static void hear(he_leader *l)
 {
-	const uint64_t ms = 1000000u, now = mono_ns();
-	he_able a = able_now(l, now);
-	if (l->epoch && a != HE_ABLE) {
-		*let_go = l->epoch;
-		lost(l, he_able_name(a));
-		l->aside_until = now + l->t.aside_ms * ms;
-	}
-	if (a != HE_ABLE || now < l->aside_until) {
-		/* Still starting until both answered once. */
-		bool never = !atomic_load(&l->heard[HE_DEP_REDIS].at) ||
-			     !atomic_load(&l->heard[HE_DEP_PG].at);
-		stand_aside(l, a == HE_ABLE ? "backing_off"
-			       : never	    ? STARTING
-					    : he_able_name(a));
-		*next = now + l->t.poll_ms * ms;
-		return false;
-	}
-	stand_aside(l, NULL);
-	return true;
+	he_lease_sm_heard(&l->sm, HE_HEARD_REDIS,
+			  atomic_load(&l->heard[HE_DEP_REDIS].at));
+	he_lease_sm_heard(&l->sm, HE_HEARD_PG,
+			  atomic_load(&l->heard[HE_DEP_PG].at));
 }
 
+/* Under mu: log and count what the last step changed; true when
+ * leadership ended (the consumer is to be woken). */
+static bool news(he_leader *l, uint64_t now)
+{
+	he_lease_news n = l->sm.news;
+	l->sm.news = (he_lease_news){0};
+	if (n.lost)
+		lost(l, n.lost,
+		     n.why == HE_LEASE_WHY_SILENT
+			 ? he_able_name(able_now(l, now))
+			 : he_lease_why_name(n.why));
+	if (n.acquired)
+		acquired(l, n.acquired);
+	return n.lost != 0;
+}
+
+/* Under mu: why a standby does not contend now, for readiness and the
+ * logs (the machine decides; this names it). */
+static void note_aside(he_leader *l, uint64_t now)
+{
+	he_able a = able_now(l, now);
+	bool never = !atomic_load(&l->heard[HE_DEP_REDIS].at) ||
+		     !atomic_load(&l->heard[HE_DEP_PG].at);
+	if (l->sm.epoch)
+		stand_aside(l, NULL);
+	else if (a != HE_ABLE)
+		stand_aside(l, never ? STARTING : he_able_name(a));
+	else if (now < l->sm.aside_until)
+		stand_aside(l, "backing_off");
+	else
+		stand_aside(l, NULL);
+}
+
+/* The lease thread: the machine's calls, made without mu. */
 static void run(void *arg)
 {
 	he_leader *l = arg;
 	const uint64_t ms = 1000000u;
-	uint64_t next = 0; /* monotonic ns of the next lease call */
 	uv_mutex_lock(&l->mu);
-	while (!atomic_load(&l->stop)) {
-		bool wake = false;
-		uint64_t let_go = 0;
-		if (l->epoch && l->fenced == l->epoch) {
-			let_go = l->epoch;
-			lost(l, "fenced");
-			wake = true;
-			next = mono_ns() + l->t.poll_ms * ms;
-		} else if (mono_ns() < next) {
-			wait_until(l, next);
+	for (;;) {
+		if (atomic_load(&l->stop))
+			he_lease_sm_stop(&l->sm);
+		uint64_t now = mono_ns();
+		hear(l);
+		he_lease_next n = he_lease_sm_next(&l->sm, now);
+		bool wake = news(l, now);
+		note_aside(l, now);
+		if (wake && l->wake) {
+			uv_mutex_unlock(&l->mu);
+			l->wake(l->wake_arg);
+			uv_mutex_lock(&l->mu);
+		}
+		if (n.what == HE_LEASE_DO_WAIT) {
+			if (atomic_load(&l->stop))
+				break; /* stopped, nothing left to let go */
+			/* The consumer's answers change without telling: look
+			 * again at least every poll. */
+			uint64_t poll = now + l->t.poll_ms * ms;
+			wait_until(l, n.at_ns < poll ? n.at_ns : poll);
 			continue;
-		} else if (!can_contend(l, &let_go, &next)) {
-			wake = let_go != 0;
-		} else {
-			uint64_t held = l->epoch, got = 0;
-			unsigned long long min = l->min_epoch;
-			char holder[256] = "";
-			uv_mutex_unlock(&l->mu);
-			uint64_t t0 = mono_ns();
-			int r =
-			    lease_call(l, min, &got, holder, sizeof(holder));
-			uv_mutex_lock(&l->mu);
-			call_result(l, r);
-			if (held && l->fenced == held)
-				continue; /* fenced meanwhile: step down */
-			if (r < 0) {
-				if (held && mono_ns() >= l->valid_until) {
-					lost(l, "renew_failed");
-					l->aside_until =
-					    mono_ns() + l->t.aside_ms * ms;
-					wake = true;
-				}
-				/* a leader retries at once, within its time */
-				next = mono_ns() + (held ? l->t.renew_ms / 4
-							 : l->t.poll_ms) *
-						       ms;
-			} else if (held && got == held) {
-				l->valid_until = t0 + l->t.valid_ms * ms;
-				next = t0 + l->t.renew_ms * ms;
-			} else {
-				if (held) {
-					lost(l, got ? "lapsed" : "taken");
-					wake = true;
-				}
-				if (got)
-					acquired(l, got, t0);
-				else
-					snprintf(l->holder_seen,
-						 sizeof(l->holder_seen), "%s",
-						 holder);
-				next =
-				    t0 +
-				    (got ? l->t.renew_ms : l->t.poll_ms) * ms;
-			}
 		}
-		if (wake || let_go) {
+		if (n.what == HE_LEASE_DO_RELEASE) {
 			uv_mutex_unlock(&l->mu);
-			if (let_go)
-				release(l, let_go);
-			if (wake && l->wake)
-				l->wake(l->wake_arg);
+			release(l, n.epoch);
 			uv_mutex_lock(&l->mu);
+			he_lease_sm_released(&l->sm, mono_ns(), 0);
+			continue;
 		}
+		uint64_t got = 0;
+		char holder[256] = "";
+		uv_mutex_unlock(&l->mu);
+		uint64_t t0 = mono_ns();
+		int r =
+		    lease_call(l, n.min_epoch, &got, holder, sizeof(holder));
+		uv_mutex_lock(&l->mu);
+		call_result(l, r);
+		if (r == 0 && !got)
+			snprintf(l->holder_seen, sizeof(l->holder_seen), "%s",
+				 holder);
+		he_lease_sm_asked(&l->sm, mono_ns(), t0, r, got);
 	}
-	uint64_t held = l->epoch;
-	if (held)
-		lost(l, "stopping");
 	uv_mutex_unlock(&l->mu);
-	if (held)
-		release(l, held);
 	he_record_store_pg_close(&l->pg);
 }
 
@@ -395,10 +375,8 @@ int he_leader_start(he_leader *l, void (*wake)(void *), void *arg)
  * server went silent: the lease thread then steps down at its next turn. */
 static uint64_t writable(he_leader *l, uint64_t now)
 {
-	return l->epoch && l->fenced != l->epoch && now < l->valid_until &&
-		       able_now(l, now) == HE_ABLE
-		   ? l->epoch
-		   : 0;
+	hear(l);
+	return he_lease_sm_writable(&l->sm, now);
 }
 
 uint64_t he_leader_epoch(he_leader *l)
@@ -442,8 +420,7 @@ const char *he_leader_token(const he_leader *l)
 void he_leader_saw_fence(he_leader *l, unsigned long long fence)
 {
 	uv_mutex_lock(&l->mu);
-	if (fence && fence + 1 > l->min_epoch)
-		l->min_epoch = fence + 1;
+	he_lease_sm_saw_fence(&l->sm, fence);
 	uv_mutex_unlock(&l->mu);
 }
 
@@ -458,7 +435,7 @@ bool he_leader_aside(he_leader *l, char *buf, size_t cap)
 	bool asked = l->aside != STARTING;
 	if (!asked)
 		snprintf(buf, cap, "starting: lease not asked for yet");
-	else if (l->epoch)
+	else if (l->sm.epoch)
 		snprintf(buf, cap, "leader");
 	else if (l->aside)
 		snprintf(buf, cap, "standby, standing aside: %s", l->aside);
@@ -486,11 +463,7 @@ void he_leader_fenced(he_leader *l, uint64_t epoch, unsigned long long fence)
 {
 	uv_mutex_lock(&l->mu);
 	metric_add(l, l->m_fenced);
-	/* Strictly above: someone may still write with the fence's epoch. */
-	if (fence && fence + 1 > l->min_epoch)
-		l->min_epoch = fence + 1;
-	if (l->epoch == epoch)
-		l->fenced = epoch;
+	he_lease_sm_fenced(&l->sm, epoch, fence);
 	uv_cond_broadcast(&l->cv);
 	uv_mutex_unlock(&l->mu);
 }
