@@ -67,6 +67,7 @@ struct he_core {
 	he_mutation *ops;
 	he_mutation_result *results;
 	int32_t *op_item; /* op -> index of its item (entry) */
+	size_t nops;	  /* ops of the batch begun last */
 	size_t idx_cap;	  /* power of two >= 2 * cap */
 	int32_t *idx;	  /* game id -> latest item index, -1 empty */
 	/* The applied position the next batch follows (DESIGN §13). */
@@ -508,6 +509,7 @@ int he_core_begin(he_core *c, const he_stream_entry *entries, size_t n,
 		drop_owned(c, n);
 		return rc;
 	}
+	c->nops = nops;
 	*out = (he_core_apply){
 	    .span = span_of(c, entries, n, nops, 0, nops),
 	    .ops = c->ops,
@@ -539,11 +541,9 @@ int he_core_end(he_core *c, const he_stream_entry *entries, size_t n,
 		int apply_rc, const he_record_store *store, he_outbox *box,
 		he_entry_report *reports)
 {
-	size_t nops = 0;
+	size_t nops = c->nops;
 	int rc;
 
-	for (size_t i = 0; i < n; i++)
-		nops += c->items[i].op >= 0;
 	if (apply_rc == HE_EDATA && (store == NULL || store->apply == NULL))
 		apply_rc = HE_EINVAL;
 	if ((rc = apply_split(c, store, entries, n, nops, apply_rc)) != 0) {

@@ -24,7 +24,9 @@
 /* Entries recorded refused in the span, by id. */
 typedef struct refusals {
 	size_t n, cap;
-	char **ids, **reasons;
+	struct refused {
+		char *id, *reason;
+	} * v;
 	int rc;
 } refusals;
 
@@ -33,25 +35,16 @@ static void add_refused(void *arg, const char *id, const char *reason)
 	refusals *r = arg;
 	if (r->rc != 0)
 		return;
-	if (r->n == r->cap) {
-		size_t cap = r->cap ? r->cap * 2 : 8;
-		char **ids = realloc(r->ids, cap * sizeof(*ids));
-		if (ids)
-			r->ids = ids;
-		char **rs = ids ? realloc(r->reasons, cap * sizeof(*rs)) : NULL;
-		if (rs)
-			r->reasons = rs;
-		if (!ids || !rs) {
-			r->rc = HE_ENOMEM;
-			return;
-		}
-		r->cap = cap;
+	if (he_grow((void **)&r->v, &r->cap, r->n + 1, sizeof(*r->v)) < 0) {
+		r->rc = HE_ENOMEM;
+		return;
 	}
-	r->ids[r->n] = strdup(id);
-	r->reasons[r->n] = strdup(reason);
-	if (!r->ids[r->n] || !r->reasons[r->n]) {
-		free(r->ids[r->n]);
-		free(r->reasons[r->n]);
+	struct refused *e = &r->v[r->n];
+	e->id = strdup(id);
+	e->reason = strdup(reason);
+	if (!e->id || !e->reason) {
+		free(e->id);
+		free(e->reason);
 		r->rc = HE_ENOMEM;
 		return;
 	}
@@ -61,18 +54,17 @@ static void add_refused(void *arg, const char *id, const char *reason)
 static void refusals_free(refusals *r)
 {
 	for (size_t i = 0; i < r->n; i++) {
-		free(r->ids[i]);
-		free(r->reasons[i]);
+		free(r->v[i].id);
+		free(r->v[i].reason);
 	}
-	free(r->ids);
-	free(r->reasons);
+	free(r->v);
 }
 
 static const char *refused_reason(const refusals *r, const char *id)
 {
 	for (size_t i = 0; i < r->n; i++)
-		if (strcmp(r->ids[i], id) == 0)
-			return r->reasons[i];
+		if (strcmp(r->v[i].id, id) == 0)
+			return r->v[i].reason;
 	return NULL;
 }
 
