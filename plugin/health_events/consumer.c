@@ -5,6 +5,7 @@
  */
 #include "consumer.h"
 
+#include "he_clock.h"
 #include "he_lag.h"
 #include "he_ops.h"
 #include "leader.h"
@@ -25,7 +26,7 @@
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 1000
 #define HOLD_WAIT_MS   5000 /* export waits this long for the batch in hand */
-#define LAG_REFRESH_NS (5000ull * 1000000u) /* while behind */
+#define LAG_REFRESH_NS (5000 * HE_NS_PER_MS) /* while behind */
 #define LAG_CAP	       100000
 /*
  * Hot-swap state: this tag, the exporter's epoch (8 bytes, LE), the
@@ -208,7 +209,7 @@ static void dep_ok(he_consumer *c, enum dep d)
 		he_ops_reconnected(&c->ops);
 	}
 	bool first = !s->last_ok_ns;
-	s->last_ok_ns = c->svc->now_ns(c->svc->host);
+	s->last_ok_ns = he_now_ns(c->svc);
 	bool was_failing = s->failing;
 	s->failing = false;
 	s->attempts = 0;
@@ -231,7 +232,7 @@ static unsigned long long id_ms(const char *id)
 static void lag_export(he_consumer *c)
 {
 	he_ops_lag_seconds(
-	    &c->ops, he_lag_seconds(&c->lag, c->svc->now_ns(c->svc->host)));
+	    &c->ops, he_lag_seconds(&c->lag, he_now_ns(c->svc)));
 }
 
 /* A read returned n entries: dated by the TIME that came with it. */
@@ -247,7 +248,7 @@ static void lag_read(he_consumer *c, const he_stream_entry *e, size_t n)
 /* A batch of n (> 0) was committed: each entry's age, and what is left. */
 static void lag_committed(he_consumer *c, const he_stream_entry *e, size_t n)
 {
-	uint64_t now = c->svc->now_ns(c->svc->host);
+	uint64_t now = he_now_ns(c->svc);
 	for (size_t i = 0; i < n; i++) {
 		double a = he_lag_age(&c->lag, id_ms(e[i].id), now);
 		if (a >= 0)
@@ -267,7 +268,7 @@ static void backoff(he_consumer *c)
 	uv_mutex_lock(&c->mu);
 	if (!atomic_load(&c->stopping))
 		(void)uv_cond_timedwait(&c->cv, &c->mu,
-					(uint64_t)c->backoff_ms * 1000000u);
+					c->backoff_ms * HE_NS_PER_MS);
 	uv_mutex_unlock(&c->mu);
 }
 
@@ -414,7 +415,7 @@ static enum sync_end repair(he_consumer *c, const char *from, const char *to)
 static int applied_position(he_consumer *c, char *out, size_t cap)
 {
 	he_record_store store = he_record_store_pg_port(&c->pg);
-	he_record_store_pg_set_fence(&c->pg, c->cfg.label, c->epoch);
+	he_record_store_pg_set_fence(&c->pg, c->cfg.lease_name, c->epoch);
 	(void)he_record_store_pg_reconnected(&c->pg); /* compared now */
 	while (!stopping(c) && leading(c)) {
 		int r = store.position(store.ctx, out, cap);
@@ -517,7 +518,7 @@ static void check_dep(he_consumer *c, enum dep d, uint64_t now);
  */
 static void keep_fresh(he_consumer *c, enum dep d)
 {
-	check_dep(c, d, c->svc->now_ns(c->svc->host));
+	check_dep(c, d, he_now_ns(c->svc));
 }
 
 enum batch_end {
@@ -573,7 +574,7 @@ static enum batch_end commit_batch(he_consumer *c, he_outbox *box,
 	}
 	dep_ok(c, DEP_REDIS);
 	he_ops_batch(&c->ops, c->core, reports, n,
-		     (double)(c->svc->now_ns(c->svc->host) - t0) / 1e9);
+		     (double)(he_now_ns(c->svc) - t0) / 1e9);
 	lag_committed(c, e, n);
 	snprintf(c->offset, sizeof(c->offset), "%s", box->last_id);
 	if (c->svc->log_enabled(c->svc->host, APPHOST_LOG_DEBUG))
@@ -597,7 +598,7 @@ static int reserve_reports(he_entry_report **r, size_t *cap, size_t n)
 static enum batch_end run_batch(he_consumer *c, const he_stream_entry *e,
 				size_t n)
 {
-	uint64_t t0 = c->svc->now_ns(c->svc->host);
+	uint64_t t0 = he_now_ns(c->svc);
 	if (reserve_reports(&c->reports, &c->reports_cap, n) < 0)
 		return BATCH_ABANDONED;
 	he_record_store store = he_record_store_pg_port(&c->pg);
@@ -663,7 +664,7 @@ static enum batch_end overlap(he_consumer *c, const he_stream_entry *e,
 			      size_t n, const he_stream_entry **next,
 			      size_t *nnext)
 {
-	uint64_t t0 = c->svc->now_ns(c->svc->host);
+	uint64_t t0 = he_now_ns(c->svc);
 	he_record_store store = he_record_store_pg_port(&c->pg);
 	he_stream_port port = he_stream_redis_port(&c->rs);
 	he_core_apply a;
@@ -718,7 +719,7 @@ static enum batch_end overlap(he_consumer *c, const he_stream_entry *e,
 /* Ping dependency d when it has not answered for check_ms. */
 static void check_dep(he_consumer *c, enum dep d, uint64_t now)
 {
-	if (now - c->deps[d].last_ok_ns < c->t.check_ms * 1000000ull)
+	if (now - c->deps[d].last_ok_ns < c->t.check_ms * HE_NS_PER_MS)
 		return;
 	int r = d == DEP_PG ? he_record_store_pg_ping(&c->pg)
 			    : he_stream_redis_ping(&c->rs);
@@ -735,7 +736,7 @@ static void check_dep(he_consumer *c, enum dep d, uint64_t now)
  */
 static void after_read(he_consumer *c, size_t n)
 {
-	uint64_t now = c->svc->now_ns(c->svc->host);
+	uint64_t now = he_now_ns(c->svc);
 	check_dep(c, DEP_PG, now);
 	unsigned long long lag = 0;
 	if (n < c->rs.asked) { /* a short read: the end was reached */
@@ -762,7 +763,7 @@ static bool resync(he_consumer *c)
 static void lead(he_consumer *c)
 {
 	bool diverged;
-	he_record_store_pg_set_fence(&c->pg, c->cfg.label, c->epoch);
+	he_record_store_pg_set_fence(&c->pg, c->cfg.lease_name, c->epoch);
 	he_stream_redis_set_epoch(&c->rs, c->epoch);
 	if (!take_over(c, false, &diverged)) {
 		c->swap_epoch = 0;
@@ -845,7 +846,7 @@ static void lead(he_consumer *c)
 static void check_fence(he_consumer *c, uint64_t now)
 {
 	unsigned long long fence;
-	if (now - c->deps[DEP_REDIS].last_ok_ns < c->t.check_ms * 1000000ull)
+	if (now - c->deps[DEP_REDIS].last_ok_ns < c->t.check_ms * HE_NS_PER_MS)
 		return;
 	int r = he_stream_redis_read_fence(&c->rs, &fence);
 	if (r < 0) {
@@ -870,7 +871,7 @@ static uint64_t standby(he_consumer *c)
 	while (!stopping(c) && !atomic_load(&c->holding)) {
 		/* First the checks: the lease thread contends only once both
 		 * servers answered. */
-		uint64_t now = c->svc->now_ns(c->svc->host);
+		uint64_t now = he_now_ns(c->svc);
 		check_fence(c, now);
 		/*
 		 * A standby that cannot ask for the lease (PostgreSQL down, or
@@ -945,7 +946,7 @@ int he_consumer_start(he_consumer *c)
 	    "batch=%u block_ms=%u instance=%s lease=%s lease_ms=%u",
 	    c->cfg.stream, c->cfg.lobby_stream, c->cfg.dead_stream,
 	    c->cfg.offset_key, c->cfg.batch, c->cfg.block_ms,
-	    c->cfg.instance_id, c->cfg.label, c->cfg.lease_ms);
+	    c->cfg.instance_id, c->cfg.lease_name, c->cfg.lease_ms);
 	/* Not ready until both servers answered (before the thread runs). */
 	he_ops_ready(&c->ops, false, "starting: redis not reached yet");
 	if (uv_thread_create(&c->thread, run, c) != 0)
@@ -965,10 +966,10 @@ int he_consumer_start(he_consumer *c)
  */
 static bool wake_until(he_consumer *c, const bool *flag, uint64_t timeout_ns)
 {
-	uint64_t end = uv_hrtime() + timeout_ns;
+	uint64_t end = he_now_ns(c->svc) + timeout_ns;
 	uv_mutex_lock(&c->mu);
 	uv_cond_broadcast(&c->cv);
-	while (!*flag && !c->exited && (timeout_ns == 0 || uv_hrtime() < end)) {
+	while (!*flag && !c->exited && (timeout_ns == 0 || he_now_ns(c->svc) < end)) {
 		long long id = atomic_load(&c->rs.client_id);
 		uv_mutex_unlock(&c->mu);
 		he_leader_kick(c->leader); /* a standby waits there */
@@ -976,7 +977,7 @@ static bool wake_until(he_consumer *c, const bool *flag, uint64_t timeout_ns)
 			(void)he_stream_redis_unblock(c->svc, id);
 		uv_mutex_lock(&c->mu);
 		if (!*flag && !c->exited)
-			(void)uv_cond_timedwait(&c->cv, &c->mu, 50 * 1000000u);
+			(void)uv_cond_timedwait(&c->cv, &c->mu, 50 * HE_NS_PER_MS);
 	}
 	bool reached = *flag || c->exited;
 	uv_mutex_unlock(&c->mu);
@@ -987,7 +988,7 @@ int he_consumer_export(he_consumer *c, void **buf, size_t *len)
 {
 	if (c->started) {
 		atomic_store(&c->holding, true);
-		if (!wake_until(c, &c->held, HOLD_WAIT_MS * 1000000ull)) {
+		if (!wake_until(c, &c->held, HOLD_WAIT_MS * HE_NS_PER_MS)) {
 			LOG(c, APPHOST_LOG_WARN,
 			    "export refused: the batch in hand did not finish "
 			    "in time; the next instance starts with an empty "

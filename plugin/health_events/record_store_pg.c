@@ -8,6 +8,7 @@
  */
 #include "record_store_pg.h"
 
+#include "he_clock.h"
 #include "he_stream_id.h"
 #include "he_text.h"
 
@@ -16,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define LEASE_TIMEOUT_MS 1000
 #define POLL_MS		 100 /* how often a wait looks at the stop flag */
@@ -56,7 +56,7 @@ void he_record_store_pg_set_abort(he_record_store_pg *s,
 
 void he_record_store_pg_set_timeout(he_record_store_pg *s, unsigned ms)
 {
-	s->timeout_ns = (uint64_t)ms * 1000000u;
+	s->timeout_ns = (uint64_t)ms * HE_NS_PER_MS;
 }
 
 void he_record_store_pg_set_statement_timeout(he_record_store_pg *s,
@@ -160,13 +160,6 @@ static int fail(he_record_store_pg *s, const char *what, PGresult *res)
 	return data ? HE_EDATA : HE_EIO;
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /*
  * Wait for the answer to a query sent with PQsend* (`sent` is its return
  * value) and return its first result (the caller PQclear()s it). A server
@@ -182,16 +175,16 @@ static PGresult *wait_answer(he_record_store_pg *s, const char *what, int sent,
 	uint64_t stop_seen = 0;
 	bool ok = sent == 1;
 	while (ok && PQisBusy(s->conn)) {
-		if (s->timeout_ns && mono_ns() - t0 > s->timeout_ns) {
+		if (s->timeout_ns && he_now_ns(s->svc) - t0 > s->timeout_ns) {
 			snprintf(
 			    s->err, sizeof(s->err),
 			    "%s: no answer within %llu ms", what,
-			    (unsigned long long)(s->timeout_ns / 1000000u));
+			    (unsigned long long)(s->timeout_ns / HE_NS_PER_MS));
 			drop(s, true);
 			return NULL;
 		}
 		if (s->abort_flag && atomic_load(s->abort_flag)) {
-			uint64_t now = mono_ns();
+			uint64_t now = he_now_ns(s->svc);
 			if (!stop_seen)
 				stop_seen = now;
 			else if (now - stop_seen > STOP_GRACE_NS) {
@@ -219,7 +212,7 @@ static PGresult *wait_answer(he_record_store_pg *s, const char *what, int sent,
 	if (s->heard && first && PQstatus(s->conn) == CONNECTION_OK &&
 	    (PQresultStatus(first) != PGRES_FATAL_ERROR ||
 	     PQresultErrorField(first, PG_DIAG_SQLSTATE))) {
-		atomic_store(&s->heard->at, mono_ns());
+		atomic_store(&s->heard->at, he_now_ns(s->svc));
 		atomic_store(&s->heard->waiting, 0);
 	}
 	return first;
@@ -231,7 +224,7 @@ static PGresult *wait_answer(he_record_store_pg *s, const char *what, int sent,
  */
 static PGresult *await(he_record_store_pg *s, const char *what, int sent)
 {
-	uint64_t t0 = mono_ns();
+	uint64_t t0 = he_now_ns(s->svc);
 	unsigned long long none = 0;
 	if (s->heard)
 		(void)atomic_compare_exchange_strong(&s->heard->waiting, &none,
@@ -245,8 +238,8 @@ static int ensure_conn(he_record_store_pg *s)
 		return HE_OK;
 	/* A connect is bounded like any call of this store. */
 	unsigned ms = LEASE_TIMEOUT_MS;
-	if (s->timeout_ns && s->timeout_ns / 1000000u < ms)
-		ms = (unsigned)(s->timeout_ns / 1000000u);
+	if (s->timeout_ns && s->timeout_ns / HE_NS_PER_MS < ms)
+		ms = (unsigned)(s->timeout_ns / HE_NS_PER_MS);
 	int r = s->svc->pg_lease(s->svc->host, ms, &s->conn);
 	if (r < 0) {
 		s->conn = NULL;

@@ -65,7 +65,7 @@ void he_record_store_pg_set_timeout(he_record_store_pg *s, unsigned ms);
 void he_record_store_pg_set_statement_timeout(he_record_store_pg *s,
 					      unsigned ms);
 /*
- * Note in *heard (he_lease.h; CLOCK_MONOTONIC) each time PostgreSQL
+ * Note in *heard (he_lease.h; he_clock.h) each time PostgreSQL
  * answers, an error included, and while a call waits for its answer
  * (DESIGN §10). NULL: nowhere.
  */

@@ -7,6 +7,7 @@
  */
 #include "stream_redis.h"
 
+#include "he_clock.h"
 #include "redis_scripts.h"
 
 #include <errno.h>
@@ -34,21 +35,13 @@ void he_stream_redis_set_heard(he_stream_redis *s, he_heard *heard)
 	s->heard = heard;
 }
 
-static unsigned long long mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (unsigned long long)ts.tv_sec * 1000000000ull +
-	       (unsigned long long)ts.tv_nsec;
-}
-
 /* A command is sent: we wait on Redis from now, unless from earlier. */
 static void waiting(he_stream_redis *s)
 {
 	unsigned long long none = 0;
 	if (s->heard)
 		(void)atomic_compare_exchange_strong(&s->heard->waiting, &none,
-						     mono_ns());
+						     he_now_ns(s->svc));
 }
 
 /* The wait ended. Without an answer it goes on (reconnects included)
@@ -57,7 +50,7 @@ static void wait_over(he_stream_redis *s, bool answer)
 {
 	if (!s->heard || !answer)
 		return;
-	atomic_store(&s->heard->at, mono_ns());
+	atomic_store(&s->heard->at, he_now_ns(s->svc));
 	atomic_store(&s->heard->waiting, 0);
 }
 
@@ -266,7 +259,7 @@ static int read_time(he_stream_redis *s)
 	    t->element[1]->type == REDIS_REPLY_STRING) {
 		s->time_us = strtoull(t->element[0]->str, NULL, 10) * 1000000u +
 			     strtoull(t->element[1]->str, NULL, 10);
-		s->time_at_ns = s->svc->now_ns(s->svc->host);
+		s->time_at_ns = he_now_ns(s->svc);
 	}
 	/* A TIME refused (an ACL without it) only leaves the lag unknown. */
 	freeReplyObject(got);

@@ -68,7 +68,7 @@ typedef struct he_stream_redis {
 void he_stream_redis_init(he_stream_redis *s, const apphost_services *svc,
 			  const he_config *cfg);
 /*
- * Note in *heard (he_lease.h; CLOCK_MONOTONIC) each time Redis answers, an
+ * Note in *heard (he_lease.h; he_clock.h) each time Redis answers, an
  * error reply included, and while a command waits for its answer:
  * leadership follows the ability to reach it (DESIGN §10). NULL: nowhere.
  */
