@@ -97,7 +97,7 @@ int he_config_load(const apphost_services *svc, he_config *cfg)
 	r |= load_uint(svc, "HEALTH_EVENTS_LEASE_MS", HE_LEASE_MS_DEFAULT, 500,
 		       60000, &cfg->lease_ms);
 	r |= load_string(svc, "HEALTH_EVENTS_OFFSET_LABEL", "health_events", "",
-			 cfg->label);
+			 cfg->lease_name);
 	if (!r && snprintf(cfg->fence_key, sizeof(cfg->fence_key), "%s:fence",
 			   cfg->offset_key) >= (int)sizeof(cfg->fence_key)) {
 		svc->log(svc->host, APPHOST_LOG_ERROR, "invalid configuration",

@@ -15,11 +15,13 @@ typedef struct he_config {
 	char dead_stream[HE_KEY_MAX];  /* HEALTH_EVENTS_DEAD_LETTER_STREAM */
 	char offset_key[HE_KEY_MAX];   /* gamemaster:stream_offsets:<label> */
 	char fence_key[HE_KEY_MAX];    /* <offset_key>:fence (Redis fencing) */
-	char label[HE_KEY_MAX]; /* HEALTH_EVENTS_OFFSET_LABEL: the lease */
-	char instance_id[256];	/* HEALTH_EVENTS_INSTANCE_ID */
-	unsigned block_ms;	/* HEALTH_EVENTS_BLOCK_MS */
-	unsigned batch;		/* HEALTH_EVENTS_BATCH */
-	unsigned lease_ms;	/* HEALTH_EVENTS_LEASE_MS */
+	/* HEALTH_EVENTS_OFFSET_LABEL as given: the name of the lease row,
+	 * which also fences every apply */
+	char lease_name[HE_KEY_MAX];
+	char instance_id[256]; /* HEALTH_EVENTS_INSTANCE_ID */
+	unsigned block_ms;     /* HEALTH_EVENTS_BLOCK_MS */
+	unsigned batch;	       /* HEALTH_EVENTS_BATCH */
+	unsigned lease_ms;     /* HEALTH_EVENTS_LEASE_MS */
 } he_config;
 
 /* Default lease: a SIGKILLed leader's lease lapses and a standby polling

@@ -13,34 +13,63 @@ static const double age_buckets[] = {
 static const double batch_buckets[] = {
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 
+const apphost_services *he_ops_services(const apphost_services *svc)
+{
+	/* A test double may leave them NULL in a table long enough. */
+	if (!svc || !APPHOST_SVC_HAS(svc, set_ready) || !svc->metric_get ||
+	    !svc->metric_add || !svc->metric_set || !svc->metric_observe ||
+	    !svc->set_ready)
+		return NULL;
+	return svc;
+}
+
+struct apphost_metric *he_ops_metric(const apphost_services *svc, int type,
+				     const char *name, const char *help,
+				     const char *const *labels, const double *b,
+				     size_t nb)
+{
+	struct apphost_metric *m = NULL;
+	if (svc && svc->metric_get(svc->host, type, name, help, labels, b, nb,
+				   &m) < 0) {
+		svc->log(svc->host, APPHOST_LOG_WARN,
+			 "metric refused by the host", "metric=%s", name);
+		m = NULL;
+	}
+	return m;
+}
+
+void he_ops_metric_add(const apphost_services *svc, struct apphost_metric *m,
+		       double v)
+{
+	if (svc && m)
+		svc->metric_add(svc->host, m, v);
+}
+
+void he_ops_metric_set(const apphost_services *svc, struct apphost_metric *m,
+		       double v)
+{
+	if (svc && m)
+		svc->metric_set(svc->host, m, v);
+}
+
 static struct apphost_metric *get(he_ops *o, int type, const char *name,
 				  const char *help, const char *const *labels,
 				  const double *b, size_t nb)
 {
-	struct apphost_metric *m = NULL;
-	if (o->svc->metric_get(o->svc->host, type, name, help, labels, b, nb,
-			       &m) < 0)
-		o->svc->log(o->svc->host, APPHOST_LOG_WARN,
-			    "metric refused by the host", "metric=%s", name);
-	return m;
+	return he_ops_metric(o->svc, type, name, help, labels, b, nb);
 }
 
 static void add(he_ops *o, struct apphost_metric *m, double v)
 {
-	if (o->svc && m)
-		o->svc->metric_add(o->svc->host, m, v);
+	he_ops_metric_add(o->svc, m, v);
 }
 
 void he_ops_init(he_ops *o, const apphost_services *svc)
 {
 	memset(o, 0, sizeof(*o));
 	o->ready = -1;
-	/* A test double may leave them NULL in a table long enough. */
-	if (!APPHOST_SVC_HAS(svc, set_ready) || !svc->metric_get ||
-	    !svc->metric_add || !svc->metric_set || !svc->metric_observe ||
-	    !svc->set_ready)
+	if (!(o->svc = he_ops_services(svc)))
 		return;
-	o->svc = svc;
 	/* The series without labels, each in its he_ops slot. */
 	const struct {
 		struct apphost_metric **slot;
@@ -139,14 +168,12 @@ void he_ops_batch(he_ops *o, he_core *core, const he_entry_report *reports,
 
 void he_ops_lag(he_ops *o, unsigned long long entries)
 {
-	if (o->svc && o->lag)
-		o->svc->metric_set(o->svc->host, o->lag, (double)entries);
+	he_ops_metric_set(o->svc, o->lag, (double)entries);
 }
 
 void he_ops_lag_seconds(he_ops *o, double seconds)
 {
-	if (o->svc && o->lag_s)
-		o->svc->metric_set(o->svc->host, o->lag_s, seconds);
+	he_ops_metric_set(o->svc, o->lag_s, seconds);
 }
 
 void he_ops_age(he_ops *o, double seconds)

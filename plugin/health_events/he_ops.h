@@ -49,6 +49,26 @@ typedef struct he_ops {
 } he_ops;
 
 /*
+ * svc when its table has the metric and readiness calls (ABI 1.1, all
+ * set), else NULL: the one check before any of them. Any thread.
+ */
+const apphost_services *he_ops_services(const apphost_services *svc);
+/*
+ * One series (labels NULL-terminated or NULL; buckets b[nb] for a
+ * histogram), NULL when svc is NULL or the host refuses it (logged).
+ * svc comes from he_ops_services. Main thread, before start.
+ */
+struct apphost_metric *he_ops_metric(const apphost_services *svc, int type,
+				     const char *name, const char *help,
+				     const char *const *labels, const double *b,
+				     size_t nb);
+/* Add v to, or set, series m; no-ops when svc or m is NULL. Any thread. */
+void he_ops_metric_add(const apphost_services *svc, struct apphost_metric *m,
+		       double v);
+void he_ops_metric_set(const apphost_services *svc, struct apphost_metric *m,
+		       double v);
+
+/*
  * Bind to svc (ignored unless it has the ABI 1.1 functions) and look up
  * the series that always exist. Never fails: a series the host refuses
  * stays NULL (its updates are dropped). Main thread, before start.

@@ -1,7 +1,9 @@
 /* leader.c -- see leader.h. */
 #include "leader.h"
 
+#include "he_clock.h"
 #include "he_lease_step.h"
+#include "he_ops.h"
 #include "record_store_pg.h"
 
 #include <fcntl.h>
@@ -15,39 +17,41 @@
 #include <uv.h>
 
 static const char lease_sql[] =
-    "SELECT o_epoch, o_holder, o_ms_left FROM health_events_lease($1, $2, "
+    "SELECT o_epoch, o_holder FROM health_events_lease($1, $2, "
     "$3, $4::integer, $5::bigint)";
 static const char release_sql[] =
     "SELECT health_events_lease_release($1, $2, $3::bigint)";
 
 struct he_leader {
-	const apphost_services *svc;
-	const he_config *cfg;
-	he_lease_timing t;
-	he_record_store_pg pg; /* the lease thread's own connection */
-	char token[33];	       /* random per instance: see schema/003 */
-	char lease_ms[16];
-	void (*wake)(void *);
-	void *wake_arg;
+	const apphost_services *svc;  /* immutable */
+	const apphost_services *msvc; /* immutable: svc with metrics, or NULL */
+	const he_config *cfg;	      /* immutable */
+	he_lease_timing t;	      /* immutable */
+	char token[33];	      /* immutable: random per instance (schema/003) */
+	char lease_ms[16];    /* immutable */
+	void (*wake)(void *); /* immutable once started */
+	void *wake_arg;	      /* immutable once started */
+	uv_thread_t thread;   /* main thread */
+	bool started;	      /* main thread */
+	struct apphost_metric *m_leader, *m_epoch, *m_changes,
+	    *m_fenced; /* immutable (the host's series take any thread) */
 
-	uv_thread_t thread;
-	bool started;
-	atomic_bool stop;
-	uv_mutex_t mu; /* guards everything below; cv signals changes */
-	uv_cond_t cv;
-	/* The decisions: renew, expire, step down, contend, release, back
-	 * off (core/he_lease_step.h); this file only makes its calls. */
-	he_lease_sm sm;
-	char holder_seen[256]; /* the other holder, last poll */
-	const char *aside;     /* why we do not contend now, NULL: we do */
-	atomic_bool failing; /* lease calls failing (logged once); any thread */
-	atomic_int
-	    fail_code; /* the last failed call's HE_E* code; any thread */
-	/* When the consumer last had an answer from each server (monotonic
-	 * ns, 0: never); written by its adapters, read here. */
+	he_record_store_pg pg; /* lease thread: its own connection */
+
+	atomic_bool stop;     /* atomic */
+	atomic_bool failing;  /* atomic: lease calls failing (logged once) */
+	atomic_int fail_code; /* atomic: the last failed call's HE_E* */
+	/* atomic: when the consumer last had an answer from each server
+	 * (he_now_ns, 0: never); written by its adapters, read here. */
 	he_heard heard[HE_DEP_COUNT];
 
-	struct apphost_metric *m_leader, *m_epoch, *m_changes, *m_fenced;
+	uv_mutex_t mu; /* guards the fields below it; cv signals changes */
+	uv_cond_t cv;
+	/* mu: the decisions: renew, expire, step down, contend, release,
+	 * back off (core/he_lease_step.h); this file only makes its calls. */
+	he_lease_sm sm;
+	char holder_seen[256]; /* mu: the other holder, last poll */
+	const char *aside;     /* mu: why we do not contend now, NULL: we do */
 };
 
 /* Why a standby does not contend before its consumer reached both. */
@@ -56,33 +60,10 @@ static const char STARTING[] = "starting";
 #define LOG(l, lvl, msg, ...)                                                  \
 	(l)->svc->log((l)->svc->host, lvl, msg, __VA_ARGS__)
 
-static uint64_t mono_ns(void)
-{
-	return uv_hrtime();
-}
-
 static struct apphost_metric *metric(he_leader *l, int type, const char *name,
 				     const char *help)
 {
-	struct apphost_metric *m = NULL;
-	if (APPHOST_SVC_HAS(l->svc, metric_set) && l->svc->metric_get &&
-	    l->svc->metric_add && l->svc->metric_set &&
-	    l->svc->metric_get(l->svc->host, type, name, help, NULL, NULL, 0,
-			       &m) < 0)
-		m = NULL;
-	return m;
-}
-
-static void metric_set(he_leader *l, struct apphost_metric *m, double v)
-{
-	if (m)
-		l->svc->metric_set(l->svc->host, m, v);
-}
-
-static void metric_add(he_leader *l, struct apphost_metric *m)
-{
-	if (m)
-		l->svc->metric_add(l->svc->host, m, 1);
+	return he_ops_metric(l->msvc, type, name, help, NULL, NULL, 0);
 }
 
 /* 32 hex digits from getrandom(), or from the clock and pid without it. */
@@ -110,6 +91,7 @@ int he_leader_new(const apphost_services *svc, const he_config *cfg,
 	if (!l)
 		return HE_ENOMEM;
 	l->svc = svc;
+	l->msvc = he_ops_services(svc);
 	l->cfg = cfg;
 	l->t = he_lease_timing_for(cfg->lease_ms);
 	he_lease_sm_init(&l->sm, cfg->lease_ms);
@@ -142,35 +124,61 @@ int he_leader_new(const apphost_services *svc, const he_config *cfg,
 	l->m_fenced =
 	    metric(l, APPHOST_METRIC_COUNTER, "health_events_fenced_total",
 		   "Writes refused because a newer leader exists.");
-	metric_set(l, l->m_leader, 0);
+	he_ops_metric_set(l->msvc, l->m_leader, 0);
 	*out = l;
 	return HE_OK;
 }
 
-/* ---- state changes (under mu) ------------------------------------------- */
+/* ---- state changes --------------------------------------------------------
+ */
 
-static void acquired(he_leader *l, uint64_t epoch)
-{
-	LOG(l, APPHOST_LOG_INFO, "leadership acquired",
-	    "epoch=%llu instance=%s previous_holder=%s lease_ms=%u",
-	    (unsigned long long)epoch, l->cfg->instance_id,
-	    l->holder_seen[0] ? l->holder_seen : "none", l->t.lease_ms);
-	/* health_events_leader turns 1 once the consumer consumes. */
-	metric_set(l, l->m_epoch, (double)epoch);
-	metric_add(l, l->m_changes);
-	uv_cond_broadcast(&l->cv);
-}
+/*
+ * What one turn of the lease thread has to tell, gathered under mu and
+ * told once mu is let go: the consumer asks for the epoch under mu before
+ * each write, and must not wait behind the log.
+ */
+typedef struct news_out {
+	uint64_t lost;	       /* leadership with this epoch ended */
+	he_lease_why why;      /* ... for this */
+	const char *reason;    /* ... named so (static text) */
+	uint64_t acquired;     /* leadership with this epoch began */
+	char previous[256];    /* ... after this holder ("": none seen) */
+	bool aside_changed;    /* stand_aside moved from `from` to `to` */
+	const char *from, *to; /* static text, NULL: contending */
+} news_out;
 
-/* Leadership ends (the caller then wakes the consumer). */
-static void lost(he_leader *l, uint64_t epoch, const char *reason)
+static void tell(he_leader *l, const news_out *o)
 {
-	/* Stopping is the planned way to lose it; the others are news. */
-	LOG(l, strcmp(reason, "stopping") ? APPHOST_LOG_WARN : APPHOST_LOG_INFO,
-	    "leadership lost", "epoch=%llu instance=%s reason=%s",
-	    (unsigned long long)epoch, l->cfg->instance_id, reason);
-	metric_set(l, l->m_leader, 0);
-	metric_add(l, l->m_changes);
-	uv_cond_broadcast(&l->cv);
+	if (o->lost) {
+		/* Stopping is the planned way to lose it; the others are
+		 * news. */
+		LOG(l,
+		    o->why == HE_LEASE_WHY_STOPPING ? APPHOST_LOG_INFO
+						    : APPHOST_LOG_WARN,
+		    "leadership lost", "epoch=%llu instance=%s reason=%s",
+		    (unsigned long long)o->lost, l->cfg->instance_id,
+		    o->reason);
+		he_ops_metric_set(l->msvc, l->m_leader, 0);
+		he_ops_metric_add(l->msvc, l->m_changes, 1);
+	}
+	if (o->acquired) {
+		LOG(l, APPHOST_LOG_INFO, "leadership acquired",
+		    "epoch=%llu instance=%s previous_holder=%s lease_ms=%u",
+		    (unsigned long long)o->acquired, l->cfg->instance_id,
+		    o->previous[0] ? o->previous : "none", l->t.lease_ms);
+		/* health_events_leader turns 1 once the consumer consumes. */
+		he_ops_metric_set(l->msvc, l->m_epoch, (double)o->acquired);
+		he_ops_metric_add(l->msvc, l->m_changes, 1);
+	}
+	if (!o->aside_changed || o->to == STARTING ||
+	    (!o->to && o->from == STARTING))
+		return; /* nothing to say before both servers were reached */
+	if (o->to)
+		LOG(l, APPHOST_LOG_WARN, "standing aside from the lease",
+		    "instance=%s reason=%s", l->cfg->instance_id, o->to);
+	else
+		LOG(l, APPHOST_LOG_INFO, "contending for the lease again",
+		    "instance=%s after=%s", l->cfg->instance_id, o->from);
 }
 
 /* Whether the consumer can do the work now (DESIGN §10). Any thread. */
@@ -182,20 +190,17 @@ static he_able able_now(he_leader *l, uint64_t now)
 			     atomic_load(&p->waiting));
 }
 
-/* We do not contend, for `why` (NULL: we do again); logged on change,
- * except at the start, before the consumer reached both servers. */
-static void stand_aside(he_leader *l, const char *why)
+/* Under mu: we do not contend, for `why` (NULL: we do again); told on
+ * change (tell), except at the start, before the consumer reached both
+ * servers. */
+static void stand_aside(he_leader *l, const char *why, news_out *o)
 {
 	if (why == l->aside)
 		return;
-	if (why == STARTING || (!why && l->aside == STARTING)) {
-		/* nothing to say */
-	} else if (why)
-		LOG(l, APPHOST_LOG_WARN, "standing aside from the lease",
-		    "instance=%s reason=%s", l->cfg->instance_id, why);
-	else
-		LOG(l, APPHOST_LOG_INFO, "contending for the lease again",
-		    "instance=%s after=%s", l->cfg->instance_id, l->aside);
+	if (!o->aside_changed)
+		o->from = l->aside;
+	o->aside_changed = true;
+	o->to = why;
 	l->aside = why;
 }
 
@@ -207,14 +212,14 @@ static int lease_call(he_leader *l, unsigned long long min_epoch,
 {
 	char min[24];
 	snprintf(min, sizeof(min), "%llu", min_epoch);
-	const char *params[] = {l->cfg->label, l->cfg->instance_id, l->token,
-				l->lease_ms, min};
+	const char *params[] = {l->cfg->lease_name, l->cfg->instance_id,
+				l->token, l->lease_ms, min};
 	PGresult *res;
 	int r = he_record_store_pg_query(&l->pg, "health_events_lease",
 					 lease_sql, 5, params, &res);
 	if (r < 0)
 		return r;
-	if (PQntuples(res) != 1 || PQnfields(res) != 3) {
+	if (PQntuples(res) != 1 || PQnfields(res) != 2) {
 		snprintf(l->pg.err, sizeof(l->pg.err),
 			 "health_events_lease returned %d rows",
 			 PQntuples(res));
@@ -231,7 +236,7 @@ static void release(he_leader *l, uint64_t epoch)
 {
 	char e[24];
 	snprintf(e, sizeof(e), "%llu", (unsigned long long)epoch);
-	const char *params[] = {l->cfg->label, l->token, e};
+	const char *params[] = {l->cfg->lease_name, l->token, e};
 	PGresult *res;
 	int r = he_record_store_pg_query(&l->pg, "health_events_lease_release",
 					 release_sql, 3, params, &res);
@@ -259,10 +264,10 @@ static void call_result(he_leader *l, int r)
 	atomic_store(&l->failing, r < 0);
 }
 
-/* Wait on cv until `until_ns` (monotonic), stop or a change. */
+/* Wait on cv until `until_ns` (he_now_ns), stop or a change. */
 static void wait_until(he_leader *l, uint64_t until_ns)
 {
-	uint64_t now = mono_ns();
+	uint64_t now = he_now_ns(l->svc);
 	if (now < until_ns && !atomic_load(&l->stop))
 		(void)uv_cond_timedwait(&l->cv, &l->mu, until_ns - now);
 }
@@ -276,56 +281,65 @@ static void hear(he_leader *l)
 			  atomic_load(&l->heard[HE_DEP_PG].at));
 }
 
-/* Under mu: log and count what the last step changed; true when
- * leadership ended (the consumer is to be woken). */
-static bool news(he_leader *l, uint64_t now)
+/* Under mu: what the last step changed, into *o (told by tell once mu
+ * is let go); a change wakes the waits on cv. */
+static void news(he_leader *l, uint64_t now, news_out *o)
 {
 	he_lease_news n = l->sm.news;
 	l->sm.news = (he_lease_news){0};
-	if (n.lost)
-		lost(l, n.lost,
-		     n.why == HE_LEASE_WHY_SILENT
-			 ? he_able_name(able_now(l, now))
-			 : he_lease_why_name(n.why));
-	if (n.acquired)
-		acquired(l, n.acquired);
-	return n.lost != 0;
+	if (n.lost) {
+		o->lost = n.lost;
+		o->why = n.why;
+		o->reason = n.why == HE_LEASE_WHY_SILENT
+				? he_able_name(able_now(l, now))
+				: he_lease_why_name(n.why);
+	}
+	if (n.acquired) {
+		o->acquired = n.acquired;
+		snprintf(o->previous, sizeof(o->previous), "%s",
+			 l->holder_seen);
+	}
+	if (n.lost || n.acquired)
+		uv_cond_broadcast(&l->cv);
 }
 
 /* Under mu: why a standby does not contend now, for readiness and the
  * logs (the machine decides; this names it). */
-static void note_aside(he_leader *l, uint64_t now)
+static void note_aside(he_leader *l, uint64_t now, news_out *o)
 {
 	he_able a = able_now(l, now);
 	bool never = !atomic_load(&l->heard[HE_DEP_REDIS].at) ||
 		     !atomic_load(&l->heard[HE_DEP_PG].at);
 	if (l->sm.epoch)
-		stand_aside(l, NULL);
+		stand_aside(l, NULL, o);
 	else if (a != HE_ABLE)
-		stand_aside(l, never ? STARTING : he_able_name(a));
+		stand_aside(l, never ? STARTING : he_able_name(a), o);
 	else if (now < l->sm.aside_until)
-		stand_aside(l, "backing_off");
+		stand_aside(l, "backing_off", o);
 	else
-		stand_aside(l, NULL);
+		stand_aside(l, NULL, o);
 }
 
 /* The lease thread: the machine's calls, made without mu. */
 static void run(void *arg)
 {
 	he_leader *l = arg;
-	const uint64_t ms = 1000000u;
 	uv_mutex_lock(&l->mu);
 	for (;;) {
 		if (atomic_load(&l->stop))
 			he_lease_sm_stop(&l->sm);
-		uint64_t now = mono_ns();
+		uint64_t now = he_now_ns(l->svc);
 		hear(l);
 		he_lease_next n = he_lease_sm_next(&l->sm, now);
-		bool wake = news(l, now);
-		note_aside(l, now);
-		if (wake && l->wake) {
+		news_out o = {0};
+		news(l, now, &o);
+		note_aside(l, now, &o);
+		if (o.lost || o.acquired || o.aside_changed) {
 			uv_mutex_unlock(&l->mu);
-			l->wake(l->wake_arg);
+			tell(l, &o);
+			/* Leadership ended: wake the consumer. */
+			if (o.lost && l->wake)
+				l->wake(l->wake_arg);
 			uv_mutex_lock(&l->mu);
 		}
 		if (n.what == HE_LEASE_DO_WAIT) {
@@ -333,7 +347,7 @@ static void run(void *arg)
 				break; /* stopped, nothing left to let go */
 			/* The consumer's answers change without telling: look
 			 * again at least every poll. */
-			uint64_t poll = now + l->t.poll_ms * ms;
+			uint64_t poll = now + l->t.poll_ms * HE_NS_PER_MS;
 			wait_until(l, n.at_ns < poll ? n.at_ns : poll);
 			continue;
 		}
@@ -341,21 +355,21 @@ static void run(void *arg)
 			uv_mutex_unlock(&l->mu);
 			release(l, n.epoch);
 			uv_mutex_lock(&l->mu);
-			he_lease_sm_released(&l->sm, mono_ns(), 0);
+			he_lease_sm_released(&l->sm, he_now_ns(l->svc), 0);
 			continue;
 		}
 		uint64_t got = 0;
 		char holder[256] = "";
 		uv_mutex_unlock(&l->mu);
-		uint64_t t0 = mono_ns();
+		uint64_t t0 = he_now_ns(l->svc);
 		int r =
 		    lease_call(l, n.min_epoch, &got, holder, sizeof(holder));
+		call_result(l, r); /* logs: before mu */
 		uv_mutex_lock(&l->mu);
-		call_result(l, r);
 		if (r == 0 && !got)
 			snprintf(l->holder_seen, sizeof(l->holder_seen), "%s",
 				 holder);
-		he_lease_sm_asked(&l->sm, mono_ns(), t0, r, got);
+		he_lease_sm_asked(&l->sm, he_now_ns(l->svc), t0, r, got);
 	}
 	uv_mutex_unlock(&l->mu);
 	he_record_store_pg_close(&l->pg);
@@ -382,7 +396,7 @@ static uint64_t writable(he_leader *l, uint64_t now)
 uint64_t he_leader_epoch(he_leader *l)
 {
 	uv_mutex_lock(&l->mu);
-	uint64_t e = writable(l, mono_ns());
+	uint64_t e = writable(l, he_now_ns(l->svc));
 	uv_mutex_unlock(&l->mu);
 	return e;
 }
@@ -390,10 +404,11 @@ uint64_t he_leader_epoch(he_leader *l)
 uint64_t he_leader_wait(he_leader *l, const atomic_bool *stop,
 			unsigned timeout_ms)
 {
-	uint64_t end = mono_ns() + (uint64_t)timeout_ms * 1000000u, e = 0;
+	uint64_t end = he_now_ns(l->svc) + (uint64_t)timeout_ms * HE_NS_PER_MS,
+		 e = 0;
 	uv_mutex_lock(&l->mu);
 	for (;;) {
-		uint64_t now = mono_ns();
+		uint64_t now = he_now_ns(l->svc);
 		if ((e = writable(l, now)) || atomic_load(stop) || now >= end)
 			break;
 		(void)uv_cond_timedwait(&l->cv, &l->mu, end - now);
@@ -426,7 +441,7 @@ void he_leader_saw_fence(he_leader *l, unsigned long long fence)
 
 void he_leader_consuming(he_leader *l, bool on)
 {
-	metric_set(l, l->m_leader, on ? 1 : 0);
+	he_ops_metric_set(l->msvc, l->m_leader, on ? 1 : 0);
 }
 
 bool he_leader_aside(he_leader *l, char *buf, size_t cap)
@@ -462,7 +477,7 @@ void he_leader_kick(he_leader *l)
 void he_leader_fenced(he_leader *l, uint64_t epoch, unsigned long long fence)
 {
 	uv_mutex_lock(&l->mu);
-	metric_add(l, l->m_fenced);
+	he_ops_metric_add(l->msvc, l->m_fenced, 1);
 	he_lease_sm_fenced(&l->sm, epoch, fence);
 	uv_cond_broadcast(&l->cv);
 	uv_mutex_unlock(&l->mu);

@@ -77,7 +77,7 @@ bool he_leader_failing(he_leader *l);
 int he_leader_failure(he_leader *l);
 
 /*
- * Where the consumer's adapters note each answer of server d (monotonic
+ * Where the consumer's adapters note each answer of server d (he_now_ns
  * ns; he_stream_redis_set_heard, he_record_store_pg_set_heard). The lease
  * is renewed, and contended for, only while both answered within half a
  * lease; he_leader_epoch() is 0 as soon as one did not. Owned by l.

@@ -247,7 +247,7 @@ static he_config redis_config(void)
 	snprintf(cfg.dead_stream, sizeof(cfg.dead_stream), "%s:dead", u);
 	snprintf(cfg.offset_key, sizeof(cfg.offset_key), "%s:offset", u);
 	snprintf(cfg.fence_key, sizeof(cfg.fence_key), "%s:fence", u);
-	snprintf(cfg.label, sizeof(cfg.label), "%s", u);
+	snprintf(cfg.lease_name, sizeof(cfg.lease_name), "%s", u);
 	return cfg;
 }
 
