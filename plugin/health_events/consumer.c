@@ -231,17 +231,17 @@ static unsigned long long id_ms(const char *id)
 /* Export the lag now; also while a batch is retried, so it keeps rising. */
 static void lag_export(he_consumer *c)
 {
-	he_ops_lag_seconds(
-	    &c->ops, he_lag_seconds(&c->lag, he_now_ns(c->svc)));
+	he_ops_lag_seconds(&c->ops, he_lag_seconds(&c->lag, he_now_ns(c->svc)));
 }
 
 /* A read returned n entries: dated by the TIME that came with it. */
 static void lag_read(he_consumer *c, const he_stream_entry *e, size_t n)
 {
-	if (c->rs.time_us)
-		he_lag_clock(&c->lag, c->rs.time_us, c->rs.time_at_ns);
+	uint64_t redis_us, at_ns;
+	if (he_stream_redis_time(&c->rs, &redis_us, &at_ns))
+		he_lag_clock(&c->lag, redis_us, at_ns);
 	he_lag_read(&c->lag, n, n ? id_ms(e[0].id) : 0);
-	he_ops_abandoned(&c->ops, c->rs.overflows);
+	he_ops_abandoned(&c->ops, he_stream_redis_overflows(&c->rs));
 	lag_export(c);
 }
 
@@ -254,7 +254,8 @@ static void lag_committed(he_consumer *c, const he_stream_entry *e, size_t n)
 		if (a >= 0)
 			he_ops_age(&c->ops, a);
 	}
-	he_lag_committed(&c->lag, n < c->rs.asked, id_ms(e[n - 1].id));
+	he_lag_committed(&c->lag, n < he_stream_redis_asked(&c->rs),
+			 id_ms(e[n - 1].id));
 	lag_export(c);
 }
 
@@ -295,9 +296,12 @@ static void fenced(he_consumer *c, const char *what, bool in_redis)
 {
 	LOG(c, APPHOST_LOG_WARN, "write fenced: a newer leader exists",
 	    "write=%s epoch=%llu error=\"%s\"", what,
-	    (unsigned long long)c->epoch, in_redis ? c->rs.err : c->pg.err);
+	    (unsigned long long)c->epoch,
+	    in_redis ? he_stream_redis_err(&c->rs)
+		     : he_record_store_pg_err(&c->pg));
 	/* Only Redis's refusal names the fence it met. */
-	he_leader_fenced(c->leader, c->epoch, in_redis ? c->rs.fence_seen : 0);
+	he_leader_fenced(c->leader, c->epoch,
+			 in_redis ? he_stream_redis_fence_seen(&c->rs) : 0);
 }
 
 static bool leading(he_consumer *c)
@@ -347,7 +351,7 @@ static enum sync_end sync_commit(he_consumer *c)
 		}
 		if (r == HE_EMOVED)
 			return SYNC_AGAIN;
-		dep_failed(c, DEP_REDIS, r, c->rs.err);
+		dep_failed(c, DEP_REDIS, r, he_stream_redis_err(&c->rs));
 		backoff(c);
 	}
 	return SYNC_LOST;
@@ -381,7 +385,8 @@ static enum sync_end repair(he_consumer *c, const char *from, const char *to)
 		size_t n, g = 0;
 		int r = he_stream_redis_read_now(&c->rs, at, &e, &n);
 		if (r < 0) {
-			dep_failed(c, DEP_REDIS, r, c->rs.err);
+			dep_failed(c, DEP_REDIS, r,
+				   he_stream_redis_err(&c->rs));
 			backoff(c);
 			continue;
 		}
@@ -392,7 +397,8 @@ static enum sync_end repair(he_consumer *c, const char *from, const char *to)
 			r = he_outbox_set_last_id(&c->box, to);
 		else if ((r = he_core_repair(c->core, at, e, n, &store, &c->box,
 					     &g)) < 0) {
-			dep_failed(c, DEP_PG, r, c->pg.err);
+			dep_failed(c, DEP_PG, r,
+				   he_record_store_pg_err(&c->pg));
 			backoff(c);
 			continue;
 		}
@@ -423,7 +429,7 @@ static int applied_position(he_consumer *c, char *out, size_t cap)
 			dep_ok(c, DEP_PG);
 			return r;
 		}
-		dep_failed(c, DEP_PG, r, c->pg.err);
+		dep_failed(c, DEP_PG, r, he_record_store_pg_err(&c->pg));
 		backoff(c);
 	}
 	return HE_ESTATE;
@@ -452,7 +458,8 @@ static bool take_over(he_consumer *c, bool resync, bool *diverged)
 			return false;
 		}
 		if (r != HE_OK && r != HE_ENOENT) {
-			dep_failed(c, DEP_REDIS, r, c->rs.err);
+			dep_failed(c, DEP_REDIS, r,
+				   he_stream_redis_err(&c->rs));
 			backoff(c);
 			continue;
 		}
@@ -560,7 +567,7 @@ static enum batch_end commit_batch(he_consumer *c, he_outbox *box,
 			end = r == HE_EFENCED ? BATCH_LOST : BATCH_MOVED;
 			break;
 		}
-		dep_failed(c, DEP_REDIS, r, c->rs.err);
+		dep_failed(c, DEP_REDIS, r, he_stream_redis_err(&c->rs));
 		if (stopping(c)) {
 			end = BATCH_ABANDONED;
 			break;
@@ -620,10 +627,11 @@ static enum batch_end run_batch(he_consumer *c, const he_stream_entry *e,
 			dep_ok(c, DEP_PG);
 			LOG(c, APPHOST_LOG_WARN,
 			    "applied position moved: resyncing",
-			    "offset=%s error=\"%s\"", c->offset, c->pg.err);
+			    "offset=%s error=\"%s\"", c->offset,
+			    he_record_store_pg_err(&c->pg));
 			return BATCH_MOVED;
 		}
-		dep_failed(c, DEP_PG, r, c->pg.err);
+		dep_failed(c, DEP_PG, r, he_record_store_pg_err(&c->pg));
 		if (stopping(c))
 			return BATCH_ABANDONED;
 		keep_fresh(c, DEP_REDIS);
@@ -724,7 +732,9 @@ static void check_dep(he_consumer *c, enum dep d, uint64_t now)
 	int r = d == DEP_PG ? he_record_store_pg_ping(&c->pg)
 			    : he_stream_redis_ping(&c->rs);
 	if (r < 0)
-		dep_failed(c, d, r, d == DEP_PG ? c->pg.err : c->rs.err);
+		dep_failed(c, d, r,
+			   d == DEP_PG ? he_record_store_pg_err(&c->pg)
+				       : he_stream_redis_err(&c->rs));
 	else
 		dep_ok(c, d);
 }
@@ -739,7 +749,8 @@ static void after_read(he_consumer *c, size_t n)
 	uint64_t now = he_now_ns(c->svc);
 	check_dep(c, DEP_PG, now);
 	unsigned long long lag = 0;
-	if (n < c->rs.asked) { /* a short read: the end was reached */
+	if (n < he_stream_redis_asked(
+		    &c->rs)) { /* a short read: the end was reached */
 		he_ops_lag(&c->ops, 0);
 	} else if (now - c->lag_at_ns >= LAG_REFRESH_NS) {
 		c->lag_at_ns = now;
@@ -804,7 +815,8 @@ static void lead(he_consumer *c)
 			int r = he_stream_redis_read(&c->rs, c->offset, &e, &n);
 			if (r < 0) {
 				n = 0;
-				dep_failed(c, DEP_REDIS, r, c->rs.err);
+				dep_failed(c, DEP_REDIS, r,
+					   he_stream_redis_err(&c->rs));
 				backoff(c);
 				continue;
 			}
@@ -850,7 +862,7 @@ static void check_fence(he_consumer *c, uint64_t now)
 		return;
 	int r = he_stream_redis_read_fence(&c->rs, &fence);
 	if (r < 0) {
-		dep_failed(c, DEP_REDIS, r, c->rs.err);
+		dep_failed(c, DEP_REDIS, r, he_stream_redis_err(&c->rs));
 		return;
 	}
 	dep_ok(c, DEP_REDIS);
@@ -969,15 +981,17 @@ static bool wake_until(he_consumer *c, const bool *flag, uint64_t timeout_ns)
 	uint64_t end = he_now_ns(c->svc) + timeout_ns;
 	uv_mutex_lock(&c->mu);
 	uv_cond_broadcast(&c->cv);
-	while (!*flag && !c->exited && (timeout_ns == 0 || he_now_ns(c->svc) < end)) {
-		long long id = atomic_load(&c->rs.client_id);
+	while (!*flag && !c->exited &&
+	       (timeout_ns == 0 || he_now_ns(c->svc) < end)) {
+		long long id = he_stream_redis_client_id(&c->rs);
 		uv_mutex_unlock(&c->mu);
 		he_leader_kick(c->leader); /* a standby waits there */
 		if (id)
 			(void)he_stream_redis_unblock(c->svc, id);
 		uv_mutex_lock(&c->mu);
 		if (!*flag && !c->exited)
-			(void)uv_cond_timedwait(&c->cv, &c->mu, 50 * HE_NS_PER_MS);
+			(void)uv_cond_timedwait(&c->cv, &c->mu,
+						50 * HE_NS_PER_MS);
 	}
 	bool reached = *flag || c->exited;
 	uv_mutex_unlock(&c->mu);

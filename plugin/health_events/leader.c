@@ -4,7 +4,7 @@
 #include "he_clock.h"
 #include "he_lease_step.h"
 #include "he_ops.h"
-#include "record_store_pg.h"
+#include "pg_session.h"
 
 #include <fcntl.h>
 #include <libpq-fe.h>
@@ -36,7 +36,7 @@ struct he_leader {
 	struct apphost_metric *m_leader, *m_epoch, *m_changes,
 	    *m_fenced; /* immutable (the host's series take any thread) */
 
-	he_record_store_pg pg; /* lease thread: its own connection */
+	he_pg_session pg; /* lease thread: a connection of its own */
 
 	atomic_bool stop;     /* atomic */
 	atomic_bool failing;  /* atomic: lease calls failing (logged once) */
@@ -97,9 +97,9 @@ int he_leader_new(const apphost_services *svc, const he_config *cfg,
 	he_lease_sm_init(&l->sm, cfg->lease_ms);
 	snprintf(l->lease_ms, sizeof(l->lease_ms), "%u", cfg->lease_ms);
 	make_token(l->token);
-	he_record_store_pg_init(&l->pg, svc);
+	he_pg_init(&l->pg, svc);
 	/* Every call is bounded by its own timeout, stopping or not. */
-	he_record_store_pg_set_timeout(&l->pg, l->t.call_ms);
+	he_pg_set_timeout(&l->pg, l->t.call_ms);
 	atomic_init(&l->stop, false);
 	atomic_init(&l->failing, false);
 	atomic_init(&l->fail_code, 0);
@@ -215,14 +215,13 @@ static int lease_call(he_leader *l, unsigned long long min_epoch,
 	const char *params[] = {l->cfg->lease_name, l->cfg->instance_id,
 				l->token, l->lease_ms, min};
 	PGresult *res;
-	int r = he_record_store_pg_query(&l->pg, "health_events_lease",
-					 lease_sql, 5, params, &res);
+	int r = he_pg_query(&l->pg, "health_events_lease", lease_sql, 5, params,
+			    &res);
 	if (r < 0)
 		return r;
 	if (PQntuples(res) != 1 || PQnfields(res) != 2) {
-		snprintf(l->pg.err, sizeof(l->pg.err),
-			 "health_events_lease returned %d rows",
-			 PQntuples(res));
+		he_pg_errorf(&l->pg, "health_events_lease returned %d rows",
+			     PQntuples(res));
 		PQclear(res);
 		return HE_EPROTO;
 	}
@@ -238,13 +237,13 @@ static void release(he_leader *l, uint64_t epoch)
 	snprintf(e, sizeof(e), "%llu", (unsigned long long)epoch);
 	const char *params[] = {l->cfg->lease_name, l->token, e};
 	PGresult *res;
-	int r = he_record_store_pg_query(&l->pg, "health_events_lease_release",
-					 release_sql, 3, params, &res);
+	int r = he_pg_query(&l->pg, "health_events_lease_release", release_sql,
+			    3, params, &res);
 	if (r < 0) {
 		/* It lapses by itself; a standby then takes over later. */
 		LOG(l, APPHOST_LOG_WARN, "lease not released",
 		    "epoch=%llu error=\"%s\"", (unsigned long long)epoch,
-		    l->pg.err);
+		    he_pg_error(&l->pg));
 		return;
 	}
 	PQclear(res);
@@ -257,7 +256,8 @@ static void call_result(he_leader *l, int r)
 	bool was = atomic_load(&l->failing);
 	if (r < 0 && !was)
 		LOG(l, APPHOST_LOG_ERROR, "lease calls failing, retrying",
-		    "code=%s error=\"%s\"", he_strerror(r), l->pg.err);
+		    "code=%s error=\"%s\"", he_strerror(r),
+		    he_pg_error(&l->pg));
 	else if (r == 0 && was)
 		LOG(l, APPHOST_LOG_INFO, "lease calls recovered", "%s", "");
 	atomic_store(&l->fail_code, r < 0 ? r : 0);
@@ -372,7 +372,7 @@ static void run(void *arg)
 		he_lease_sm_asked(&l->sm, he_now_ns(l->svc), t0, r, got);
 	}
 	uv_mutex_unlock(&l->mu);
-	he_record_store_pg_close(&l->pg);
+	he_pg_close(&l->pg);
 }
 
 int he_leader_start(he_leader *l, void (*wake)(void *), void *arg)
@@ -494,7 +494,7 @@ void he_leader_free(he_leader *l)
 		uv_mutex_unlock(&l->mu);
 		uv_thread_join(&l->thread);
 	} else {
-		he_record_store_pg_close(&l->pg);
+		he_pg_close(&l->pg);
 	}
 	uv_cond_destroy(&l->cv);
 	uv_mutex_destroy(&l->mu);

@@ -13,14 +13,9 @@
 #include "he_text.h"
 
 #include <libpq-fe.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define LEASE_TIMEOUT_MS 1000
-#define POLL_MS		 100 /* how often a wait looks at the stop flag */
-#define STOP_GRACE_NS	 1000000000u /* an answer may still come after stop */
 
 static const char *const apply_sql =
     "SELECT o_ord, o_outcome, o_status, o_engine_health, o_current_turn "
@@ -34,10 +29,14 @@ static const char *const apply_sql =
 #define SQLSTATE_FENCED	  "HE001"
 #define SQLSTATE_POSITION "HE002"
 
+static int prepare(he_pg_session *pg, void *arg);
+
 void he_record_store_pg_init(he_record_store_pg *s, const apphost_services *svc)
 {
 	memset(s, 0, sizeof(*s));
-	s->svc = svc;
+	he_pg_init(&s->pg, svc);
+	/* Each connection leased prepares the apply. */
+	he_pg_set_on_connect(&s->pg, prepare, s);
 	/*
 	 * Named by its text: a pooled connection keeps what an earlier build
 	 * prepared, and "already prepared" is tolerated, so a build whose
@@ -51,23 +50,28 @@ void he_record_store_pg_init(he_record_store_pg *s, const apphost_services *svc)
 void he_record_store_pg_set_abort(he_record_store_pg *s,
 				  const atomic_bool *flag)
 {
-	s->abort_flag = flag;
+	he_pg_set_abort(&s->pg, flag);
 }
 
 void he_record_store_pg_set_timeout(he_record_store_pg *s, unsigned ms)
 {
-	s->timeout_ns = (uint64_t)ms * HE_NS_PER_MS;
+	he_pg_set_timeout(&s->pg, ms);
 }
 
 void he_record_store_pg_set_statement_timeout(he_record_store_pg *s,
 					      unsigned ms)
 {
-	s->stmt_ms = ms;
+	he_pg_set_statement_timeout(&s->pg, ms);
 }
 
 void he_record_store_pg_set_heard(he_record_store_pg *s, he_heard *heard)
 {
-	s->heard = heard;
+	he_pg_set_heard(&s->pg, heard);
+}
+
+const char *he_record_store_pg_err(const he_record_store_pg *s)
+{
+	return he_pg_error(&s->pg);
 }
 
 void he_record_store_pg_set_token(he_record_store_pg *s, const char *token)
@@ -82,43 +86,22 @@ void he_record_store_pg_set_fence(he_record_store_pg *s, const char *lease,
 	snprintf(s->epoch, sizeof(s->epoch), "%llu", (unsigned long long)epoch);
 }
 
-static void drop(he_record_store_pg *s, bool broken)
-{
-	if (s->conn)
-		s->svc->pg_release(s->svc->host, s->conn, broken);
-	s->conn = NULL;
-}
-
 void he_record_store_pg_close(he_record_store_pg *s)
 {
-	drop(s, false);
+	he_pg_close(&s->pg);
 	for (int i = 0; i < 4; i++)
 		free(s->buf[i]);
 	memset(s->buf, 0, sizeof(s->buf));
 }
 
-/* Error text of a result/connection, one line, into s->err. */
-static void set_err(he_record_store_pg *s, const char *what,
-		    const PGresult *res)
-{
-	const char *msg = res ? PQresultErrorMessage(res) : "";
-	if (!msg || !*msg)
-		msg = PQerrorMessage(s->conn);
-	snprintf(s->err, sizeof(s->err), "%s: %s", what, msg);
-	for (char *p = s->err; *p; p++)
-		if (*p == '\n' || *p == '\r')
-			*p = ' ';
-}
-
 /*
- * Classify a failed result: a lost connection is ECONN (the lease is
- * given back as broken); anything else is EIO (retried by the caller with
- * the connection kept, after a rollback that the single statement does
- * implicitly).
+ * A failed result: the apply's own refusals (a stale epoch, a moved
+ * position), data the server refuses whatever the retry, or the
+ * session's classes (pg_session.h).
  */
 static int fail(he_record_store_pg *s, const char *what, PGresult *res)
 {
-	set_err(s, what, res);
+	he_pg_set_error(&s->pg, what, res);
 	const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 	char code[6];
 	snprintf(code, sizeof(code), "%s", st ? st : "");
@@ -135,143 +118,23 @@ static int fail(he_record_store_pg *s, const char *what, PGresult *res)
 		    PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
 		snprintf(s->refusal, sizeof(s->refusal), "SQLSTATE %.5s: %s",
 			 state, m ? m : "");
-		for (char *p = s->refusal; *p; p++)
-			if (*p == '\n' || *p == '\r')
-				*p = ' ';
+		he_text_one_line(s->refusal);
 	}
 	PQclear(res);
-	if ((fenced || moved) && PQtransactionStatus(s->conn) == PQTRANS_IDLE)
+	if ((fenced || moved) &&
+	    PQtransactionStatus(s->pg.conn) == PQTRANS_IDLE)
 		return fenced ? HE_EFENCED : HE_EPOSITION;
-	/* 25006: a read-only server (a standby, a demoted primary). */
-	bool lost = PQstatus(s->conn) != CONNECTION_OK ||
-		    (state && strncmp(state, "08", 2) == 0) ||
-		    (state && strncmp(state, "57P", 3) == 0) ||
-		    (state && strcmp(state, "25006") == 0);
-	if (lost || PQtransactionStatus(s->conn) != PQTRANS_IDLE) {
-		drop(s, true);
-		return HE_ECONN;
-	}
-	/* 42501: a missing GRANT; class 28: the role itself refused. Both
-	 * are retried like I/O (never dead-lettered), but named. */
-	if (state && strcmp(state, "42501") == 0)
-		return HE_EPERM;
-	if (state && strncmp(state, "28", 2) == 0)
-		return HE_EAUTH;
-	return data ? HE_EDATA : HE_EIO;
+	int r = he_pg_classify(&s->pg, state);
+	return r == HE_EIO && data ? HE_EDATA : r;
 }
 
-/*
- * Wait for the answer to a query sent with PQsend* (`sent` is its return
- * value) and return its first result (the caller PQclear()s it). A server
- * that stops answering must not hold a stopping consumer past its
- * deadline: once *abort_flag is set, the wait gives the answer
- * STOP_GRACE_NS more, then gives the connection back as broken (the
- * statement's transaction is then rolled back by the server or, if it
- * had committed, replayed harmlessly) and returns NULL with s->err set.
- */
-static PGresult *wait_answer(he_record_store_pg *s, const char *what, int sent,
-			     uint64_t t0)
+/* On each new connection: prepare the apply. */
+static int prepare(he_pg_session *pg, void *arg)
 {
-	uint64_t stop_seen = 0;
-	bool ok = sent == 1;
-	while (ok && PQisBusy(s->conn)) {
-		if (s->timeout_ns && he_now_ns(s->svc) - t0 > s->timeout_ns) {
-			snprintf(
-			    s->err, sizeof(s->err),
-			    "%s: no answer within %llu ms", what,
-			    (unsigned long long)(s->timeout_ns / HE_NS_PER_MS));
-			drop(s, true);
-			return NULL;
-		}
-		if (s->abort_flag && atomic_load(s->abort_flag)) {
-			uint64_t now = he_now_ns(s->svc);
-			if (!stop_seen)
-				stop_seen = now;
-			else if (now - stop_seen > STOP_GRACE_NS) {
-				snprintf(s->err, sizeof(s->err),
-					 "%s: no answer, abandoned on stop",
-					 what);
-				drop(s, true);
-				return NULL;
-			}
-		}
-		struct pollfd p = {.fd = PQsocket(s->conn), .events = POLLIN};
-		ok = poll(&p, 1, POLL_MS) >= 0 && PQconsumeInput(s->conn) == 1;
-	}
-	if (!ok) {
-		(void)fail(s, what, NULL);
-		if (s->conn) /* not a lost connection, but unusable mid-query */
-			drop(s, true);
-		return NULL;
-	}
-	PGresult *first = PQgetResult(s->conn), *more;
-	while ((more = PQgetResult(s->conn)))
-		PQclear(more);
-	/* The server's own answer (an error carries its SQLSTATE), not one
-	 * libpq made up for a lost connection. */
-	if (s->heard && first && PQstatus(s->conn) == CONNECTION_OK &&
-	    (PQresultStatus(first) != PGRES_FATAL_ERROR ||
-	     PQresultErrorField(first, PG_DIAG_SQLSTATE))) {
-		atomic_store(&s->heard->at, he_now_ns(s->svc));
-		atomic_store(&s->heard->waiting, 0);
-	}
-	return first;
-}
-
-/*
- * wait_answer, noting the wait in s->heard from its start (or an earlier
- * one that got no answer: reconnects included) until PostgreSQL answers.
- */
-static PGresult *await(he_record_store_pg *s, const char *what, int sent)
-{
-	uint64_t t0 = he_now_ns(s->svc);
-	unsigned long long none = 0;
-	if (s->heard)
-		(void)atomic_compare_exchange_strong(&s->heard->waiting, &none,
-						     t0);
-	return wait_answer(s, what, sent, t0);
-}
-
-static int ensure_conn(he_record_store_pg *s)
-{
-	if (s->conn)
-		return HE_OK;
-	/* A connect is bounded like any call of this store. */
-	unsigned ms = LEASE_TIMEOUT_MS;
-	if (s->timeout_ns && s->timeout_ns / HE_NS_PER_MS < ms)
-		ms = (unsigned)(s->timeout_ns / HE_NS_PER_MS);
-	int r = s->svc->pg_lease(s->svc->host, ms, &s->conn);
-	if (r < 0) {
-		s->conn = NULL;
-		snprintf(s->err, sizeof(s->err), "postgres lease: %s",
-			 apphost_strerror(r));
-		return r == APPHOST_ETIMEDOUT || r == APPHOST_EPERM ||
-			       r == APPHOST_EAUTH
-			   ? r
-			   : HE_ECONN;
-	}
-	/* A new connection may reach another server (a failover, a restore):
-	 * the consumer compares the applied position again. */
-	s->reconnected = s->had_conn;
-	s->had_conn = true;
-	if (s->stmt_ms) {
-		char set[64];
-		snprintf(set, sizeof(set), "SET statement_timeout = %u",
-			 s->stmt_ms);
-		PGresult *res = await(s, "set statement_timeout",
-				      PQsendQuery(s->conn, set));
-		if (!res)
-			return HE_ECONN;
-		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			/* Never a connection without its bound. */
-			(void)fail(s, "set statement_timeout", res);
-			drop(s, true);
-			return HE_ECONN;
-		}
-		PQclear(res);
-	}
-	PGresult *res = await(s, "prepare health_events_apply",
-			      PQsendPrepare(s->conn, s->stmt, apply_sql, 0, NULL));
+	he_record_store_pg *s = arg;
+	PGresult *res =
+	    he_pg_await(pg, "prepare health_events_apply",
+			PQsendPrepare(pg->conn, s->stmt, apply_sql, 0, NULL));
 	if (!res)
 		return HE_ECONN;
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
@@ -286,23 +149,12 @@ static int ensure_conn(he_record_store_pg *s)
 
 bool he_record_store_pg_reconnected(he_record_store_pg *s)
 {
-	bool r = s->reconnected;
-	s->reconnected = false;
-	return r;
+	return he_pg_reconnected(&s->pg);
 }
 
 int he_record_store_pg_ping(he_record_store_pg *s)
 {
-	int r = ensure_conn(s);
-	if (r < 0)
-		return r;
-	PGresult *res = await(s, "ping", PQsendQuery(s->conn, "SELECT 1"));
-	if (!res)
-		return HE_ECONN;
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-		return fail(s, "ping", res);
-	PQclear(res);
-	return HE_OK;
+	return he_pg_ping(&s->pg);
 }
 
 /* Append to scratch buffer k, growing it. */
@@ -372,9 +224,10 @@ static int copy_field(he_record_store_pg *s, char *dst, size_t cap,
 {
 	size_t n = (size_t)PQgetlength(res, row, col);
 	if (n >= cap) {
-		snprintf(s->err, sizeof(s->err),
-			 "row %d column %d is %zu bytes, at most %zu handled",
-			 row, col, n, cap - 1);
+		he_pg_errorf(
+		    &s->pg,
+		    "row %d column %d is %zu bytes, at most %zu handled", row,
+		    col, n, cap - 1);
 		return HE_EPROTO;
 	}
 	memcpy(dst, PQgetvalue(res, row, col), n);
@@ -405,9 +258,10 @@ static int read_results(he_record_store_pg *s, const PGresult *res, size_t n,
 			he_mutation_result *results)
 {
 	if ((size_t)PQntuples(res) != n || PQnfields(res) != 5) {
-		snprintf(s->err, sizeof(s->err),
-			 "health_events_apply returned %d rows for %zu entries",
-			 PQntuples(res), n);
+		he_pg_errorf(
+		    &s->pg,
+		    "health_events_apply returned %d rows for %zu entries",
+		    PQntuples(res), n);
 		return HE_EPROTO;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -416,10 +270,11 @@ static int read_results(he_record_store_pg *s, const PGresult *res, size_t n,
 		memset(m, 0, sizeof(*m));
 		if (atol(PQgetvalue(res, row, 0)) != (long)i + 1 ||
 		    parse_outcome(PQgetvalue(res, row, 1), &m->outcome) < 0) {
-			snprintf(s->err, sizeof(s->err),
-				 "health_events_apply row %zu is out of order "
-				 "or has outcome \"%.32s\"",
-				 i, PQgetvalue(res, row, 1));
+			he_pg_errorf(
+			    &s->pg,
+			    "health_events_apply row %zu is out of order "
+			    "or has outcome \"%.32s\"",
+			    i, PQgetvalue(res, row, 1));
 			return HE_EPROTO;
 		}
 		if (m->outcome == HE_APPLY_NOT_FOUND)
@@ -458,25 +313,24 @@ int he_record_store_pg_send(he_record_store_pg *s, const he_apply_span *span,
 	    !id_params(span->last, pos[2], pos[3]) ||
 	    (span->refused_id &&
 	     !id_params(span->refused_id, pos[4], pos[5]))) {
-		snprintf(s->err, sizeof(s->err),
-			 "health_events_apply: a position is no stream id");
+		he_pg_errorf(&s->pg,
+			     "health_events_apply: a position is no stream id");
 		return HE_EINVAL;
 	}
 	int r = build_arrays(s, ops, n);
 	if (r < 0)
 		return r;
-	if ((r = ensure_conn(s)) < 0)
+	if ((r = he_pg_connect(&s->pg)) < 0)
 		return r;
 	if (!s->lease) {
-		snprintf(s->err, sizeof(s->err),
-			 "health_events_apply: no lease epoch set");
+		he_pg_errorf(&s->pg, "health_events_apply: no lease epoch set");
 		return HE_EFENCED;
 	}
 	bool refused = span->refused_id != NULL;
 	/* Lock waits end with the statement's own bound (at least 1 ms). */
 	char lock_ms[16];
 	snprintf(lock_ms, sizeof(lock_ms), "%u",
-		 s->stmt_ms ? s->stmt_ms : 600000);
+		 s->pg.stmt_ms ? s->pg.stmt_ms : 600000);
 	const char *params[15] = {s->lease,
 				  s->epoch,
 				  pos[0],
@@ -492,8 +346,8 @@ int he_record_store_pg_send(he_record_store_pg *s, const he_apply_span *span,
 				  refused ? span->refused_reason : NULL,
 				  s->token ? s->token : "",
 				  lock_ms};
-	s->sent = PQsendQueryPrepared(s->conn, s->stmt, 15, params, NULL, NULL,
-				      0) == 1
+	s->sent = PQsendQueryPrepared(s->pg.conn, s->stmt, 15, params, NULL,
+				      NULL, 0) == 1
 		      ? 1
 		      : -1;
 	s->sent_n = n;
@@ -504,11 +358,10 @@ int he_record_store_pg_receive(he_record_store_pg *s,
 			       he_mutation_result *results)
 {
 	if (s->sent == 0) {
-		snprintf(s->err, sizeof(s->err),
-			 "health_events_apply: nothing was sent");
+		he_pg_errorf(&s->pg, "health_events_apply: nothing was sent");
 		return HE_ESTATE;
 	}
-	PGresult *res = await(s, "health_events_apply", s->sent);
+	PGresult *res = he_pg_await(&s->pg, "health_events_apply", s->sent);
 	s->sent = 0;
 	if (!res)
 		return HE_ECONN;
@@ -527,25 +380,6 @@ static int apply(void *ctx, const he_apply_span *span, const he_mutation *ops,
 	return r < 0 ? r : he_record_store_pg_receive(s, results);
 }
 
-int he_record_store_pg_query(he_record_store_pg *s, const char *what,
-			     const char *sql, int nparams,
-			     const char *const *params, struct pg_result **out)
-{
-	*out = NULL;
-	int r = ensure_conn(s);
-	if (r < 0)
-		return r;
-	PGresult *res = await(s, what,
-			      PQsendQueryParams(s->conn, sql, nparams, NULL,
-						params, NULL, NULL, 0));
-	if (!res)
-		return HE_ECONN;
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-		return fail(s, what, res);
-	*out = res;
-	return HE_OK;
-}
-
 static const char *refusal(void *ctx)
 {
 	return ((he_record_store_pg *)ctx)->refusal;
@@ -556,8 +390,8 @@ static int position(void *ctx, char *out, size_t cap)
 	he_record_store_pg *s = ctx;
 	const char *params[1] = {s->lease ? s->lease : ""};
 	PGresult *res;
-	int r = he_record_store_pg_query(
-	    s, "applied position",
+	int r = he_pg_query(
+	    &s->pg, "applied position",
 	    "SELECT ms, seq FROM health_events_progress WHERE name = $1", 1,
 	    params, &res);
 	if (r < 0)
@@ -585,11 +419,10 @@ static int rows(void *ctx, const he_mutation *ops, size_t n,
 		return r;
 	const char *params[1] = {s->buf[0]};
 	PGresult *res;
-	r = he_record_store_pg_query(
-	    s, "read rows",
-	    "SELECT game_id, status, engine_health, current_turn "
-	    "FROM runtime_records WHERE game_id = ANY ($1::text[])",
-	    1, params, &res);
+	r = he_pg_query(&s->pg, "read rows",
+			"SELECT game_id, status, engine_health, current_turn "
+			"FROM runtime_records WHERE game_id = ANY ($1::text[])",
+			1, params, &res);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < n; i++)
@@ -629,8 +462,8 @@ static int refused(void *ctx, const char *after, const char *last,
 	const char *params[5] = {s->lease ? s->lease : "", pos[0], pos[1],
 				 pos[2], pos[3]};
 	PGresult *res;
-	int r = he_record_store_pg_query(
-	    s, "refused entries",
+	int r = he_pg_query(
+	    &s->pg, "refused entries",
 	    "SELECT ms || '-' || seq, reason FROM health_events_refused "
 	    "WHERE name = $1 AND (ms, seq) > ($2::bigint, $3::bigint) "
 	    "AND (ms, seq) <= ($4::bigint, $5::bigint) ORDER BY ms, seq",

@@ -4,36 +4,30 @@
  * (schema/002, fenced by 003, a compare-and-set on the applied position
  * by 004), i.e. one statement, one round trip, one transaction; and the
  * reads a resync needs (the applied position, current rows, refusals).
+ * The connection itself, its bounds and its error classes are
+ * pg_session.h's.
  */
 #ifndef HE_RECORD_STORE_PG_H
 #define HE_RECORD_STORE_PG_H
 
 #include "he_lease.h"
+#include "pg_session.h"
 #include "ports.h"
 
 #include <apphost/component.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
-struct pg_result;
-
 typedef struct he_record_store_pg {
-	const apphost_services *svc;
-	struct pg_conn *conn; /* leased lazily, NULL when not held */
-	const atomic_bool
-	    *abort_flag;     /* set: stop waiting on a silent server */
-	char err[256];	     /* text of the last error, for the caller's log */
-	uint64_t timeout_ns; /* 0: wait as long as the server takes */
-	unsigned stmt_ms;    /* statement_timeout of the session, 0: none */
-	he_heard *heard;     /* answers and waits noted, or NULL */
-	const char *lease;   /* fence of every apply: lease name and */
-	char epoch[24];	     /* epoch, decimal (he_record_store_pg_set_fence) */
-	const char *token;   /* ... and the holder's token (set_token) */
-	char refusal[160];   /* after HE_EDATA: SQLSTATE and primary message */
-	char stmt[32];	     /* the apply's statement name: a hash of its SQL */
-	bool had_conn, reconnected; /* he_record_store_pg_reconnected */
-	int sent;      /* an apply in flight: PQsend*'s result, 0: none */
-	size_t sent_n; /* its number of ops */
+	/* private, like every field: read them through the functions below */
+	he_pg_session pg;  /* the connection: lease, waits, SQLSTATE classes */
+	const char *lease; /* fence of every apply: lease name and */
+	char epoch[24];	   /* epoch, decimal (he_record_store_pg_set_fence) */
+	const char *token; /* ... and the holder's token (set_token) */
+	char refusal[160]; /* after HE_EDATA: SQLSTATE and primary message */
+	char stmt[32];	   /* the apply's statement name: a hash of its SQL */
+	int sent;	   /* an apply in flight: PQsend*'s result, 0: none */
+	size_t sent_n;	   /* its number of ops */
 	/* array-literal scratch buffers, reused across batches */
 	char *buf[4];
 	size_t cap[4];
@@ -85,13 +79,9 @@ void he_record_store_pg_set_token(he_record_store_pg *s, const char *token);
  */
 void he_record_store_pg_set_fence(he_record_store_pg *s, const char *lease,
 				  uint64_t epoch);
-/*
- * Run one parameterised statement returning rows; 0 and *out (the caller
- * PQclear()s it), or a negative HE_E* with s->err set.
- */
-int he_record_store_pg_query(he_record_store_pg *s, const char *what,
-			     const char *sql, int nparams,
-			     const char *const *params, struct pg_result **out);
+/* The last error's text, for the caller's log (owned by s, valid until
+ * its next call). Its thread. */
+const char *he_record_store_pg_err(const he_record_store_pg *s);
 /* Return the lease (if held) and free the buffers. */
 void he_record_store_pg_close(he_record_store_pg *s);
 /* The port for he_core_process; ctx is s. */

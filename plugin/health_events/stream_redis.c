@@ -151,10 +151,7 @@ static int ensure_conn(he_stream_redis *s)
 		s->c = NULL;
 		snprintf(s->err, sizeof(s->err), "redis lease: %s",
 			 apphost_strerror(r));
-		return r == APPHOST_ETIMEDOUT || r == APPHOST_EPERM ||
-			       r == APPHOST_EAUTH
-			   ? r
-			   : HE_ECONN;
+		return he_from_lease(r);
 	}
 	/* Any new connection may reach another server (a failover): the
 	 * consumer re-reads the offset before it goes on. */
@@ -727,4 +724,37 @@ int he_stream_redis_unblock(const apphost_services *svc, long long client_id)
 		freeReplyObject(rep);
 	svc->redis_release(svc->host, c, r == HE_EIO);
 	return r;
+}
+
+const char *he_stream_redis_err(const he_stream_redis *s)
+{
+	return s->err;
+}
+
+unsigned long long he_stream_redis_fence_seen(const he_stream_redis *s)
+{
+	return s->fence_seen;
+}
+
+unsigned he_stream_redis_asked(const he_stream_redis *s)
+{
+	return s->asked;
+}
+
+unsigned long long he_stream_redis_overflows(const he_stream_redis *s)
+{
+	return s->overflows;
+}
+
+bool he_stream_redis_time(const he_stream_redis *s, uint64_t *redis_us,
+			  uint64_t *at_ns)
+{
+	*redis_us = s->time_us;
+	*at_ns = s->time_at_ns;
+	return s->time_us != 0;
+}
+
+long long he_stream_redis_client_id(he_stream_redis *s)
+{
+	return atomic_load(&s->client_id);
 }

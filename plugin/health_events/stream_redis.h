@@ -25,6 +25,7 @@
 #define HE_READ_SLOTS 3
 
 typedef struct he_stream_redis {
+	/* private, like every field: others read the functions at the end */
 	const apphost_services *svc;
 	const he_config *cfg;
 	struct redisContext *c; /* leased lazily; NULL when not held */
@@ -155,5 +156,25 @@ he_stream_port he_stream_redis_port(he_stream_redis *s);
  * client was woken, 0 when none was blocked, negative on error.
  */
 int he_stream_redis_unblock(const apphost_services *svc, long long client_id);
+
+/* ---- what others may read ---------------------------------------------- */
+
+/* The last error's text, for the caller's log (owned by s, valid until
+ * its next call). Its thread, like everything below but client_id. */
+const char *he_stream_redis_err(const he_stream_redis *s);
+/* The fence named by the last HE_EFENCED refusal (0: none named). */
+unsigned long long he_stream_redis_fence_seen(const he_stream_redis *s);
+/* The COUNT of the last read that succeeded: fewer entries came back
+ * when the stream's end was reached. */
+unsigned he_stream_redis_asked(const he_stream_redis *s);
+/* Reads abandoned over the byte budget since init. */
+unsigned long long he_stream_redis_overflows(const he_stream_redis *s);
+/* Redis's TIME after the last read (*redis_us) and he_now_ns when it came
+ * (*at_ns); false before any. */
+bool he_stream_redis_time(const he_stream_redis *s, uint64_t *redis_us,
+			  uint64_t *at_ns);
+/* CLIENT ID of the connection held, 0 when none: for
+ * he_stream_redis_unblock. Any thread. */
+long long he_stream_redis_client_id(he_stream_redis *s);
 
 #endif

@@ -127,7 +127,8 @@ Test(pg_store, applies_cas_fallback_health_and_not_found_in_order)
 	};
 	he_mutation_result res[6];
 	int r = apply_next(&port, ops, 6, res);
-	cr_assert_eq(r, 0, "apply: %s (%s)", he_strerror(r), st.err);
+	cr_assert_eq(r, 0, "apply: %s (%s)", he_strerror(r),
+		     he_record_store_pg_err(&st));
 
 	cr_assert_eq(res[0].outcome, HE_APPLY_TRANSITIONED);
 	cr_assert_str_eq(res[0].row.status, "engine_unreachable");
@@ -163,16 +164,19 @@ Test(pg_store, a_lost_connection_is_reported_and_the_next_apply_recovers)
 	he_record_store port = he_record_store_pg_port(&st);
 	he_mutation ops[] = {op(g, "probe_failed", NULL, NULL)};
 	he_mutation_result res[1];
-	cr_assert_eq(apply_next(&port, ops, 1, res), 0, "%s", st.err);
+	cr_assert_eq(apply_next(&port, ops, 1, res), 0, "%s",
+		     he_record_store_pg_err(&st));
 
 	char pid[32];
-	snprintf(pid, sizeof(pid), "%d", PQbackendPID(st.conn));
+	snprintf(pid, sizeof(pid), "%d", PQbackendPID(st.pg.conn));
 	th_sql(pg, "SELECT pg_terminate_backend($1::integer)", pid, NULL);
 	ops[0].summary = "oom";
 	int r = apply_next(&port, ops, 1, res);
-	cr_assert_eq(r, HE_ECONN, "got %s (%s)", he_strerror(r), st.err);
-	cr_assert_null(st.conn, "a broken connection is given back");
-	cr_assert_eq(apply_next(&port, ops, 1, res), 0, "%s", st.err);
+	cr_assert_eq(r, HE_ECONN, "got %s (%s)", he_strerror(r),
+		     he_record_store_pg_err(&st));
+	cr_assert_null(st.pg.conn, "a broken connection is given back");
+	cr_assert_eq(apply_next(&port, ops, 1, res), 0, "%s",
+		     he_record_store_pg_err(&st));
 	cr_assert_str_eq(res[0].row.engine_health, "oom");
 	he_record_store_pg_close(&st);
 }
@@ -186,7 +190,8 @@ Test(pg_store, an_apply_with_an_old_epoch_after_a_takeover_writes_nothing)
 	he_record_store port = he_record_store_pg_port(&old);
 	he_mutation ops[] = {op(g, "probe_failed", NULL, NULL)};
 	he_mutation_result res[1];
-	cr_assert_eq(apply_next(&port, ops, 1, res), 0, "%s", old.err);
+	cr_assert_eq(apply_next(&port, ops, 1, res), 0, "%s",
+		     he_record_store_pg_err(&old));
 
 	/* the old holder's lease lapses; another instance takes it */
 	lapse_lease(g);
@@ -194,8 +199,9 @@ Test(pg_store, an_apply_with_an_old_epoch_after_a_takeover_writes_nothing)
 	cr_assert_gt(e2, e1, "a takeover raises the epoch: %llu, %llu", e1, e2);
 	ops[0].summary = "oom";
 	int r = apply_next(&port, ops, 1, res);
-	cr_assert_eq(r, HE_EFENCED, "got %s (%s)", he_strerror(r), old.err);
-	cr_assert_not_null(old.conn, "a fenced apply keeps its connection");
+	cr_assert_eq(r, HE_EFENCED, "got %s (%s)", he_strerror(r),
+		     he_record_store_pg_err(&old));
+	cr_assert_not_null(old.pg.conn, "a fenced apply keeps its connection");
 	char *row = th_row(pg, g);
 	cr_assert_str_eq(row, "running/probe_failed/1", "fenced apply wrote");
 	free(row);

@@ -116,7 +116,8 @@ Test(poison, refused_entries_are_dead_lettered_and_the_rest_applies)
 	he_outbox box = {0};
 	he_entry_report rep[N];
 	int r = he_core_process(core, b.e, N, &store, &box, rep);
-	cr_assert_eq(r, 0, "%s: %s", he_strerror(r), st.err);
+	cr_assert_eq(r, 0, "%s: %s", he_strerror(r),
+		     he_record_store_pg_err(&st));
 
 	cr_assert_eq(box.ndead, 3, "g07 twice and g23");
 	cr_assert_str_eq(box.dead[0].entry->id, b.ids[7]);

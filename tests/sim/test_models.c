@@ -197,14 +197,14 @@ Test(models, postgres_functions_answer_as_their_model)
 				he_record_store_pg_set_token(&st, toks[k]);
 				int got =
 				    port.apply(port.ctx, &span, ops, n, res);
-				cr_assert_eq(got, want,
-					     "seed %u step %d: apply epoch "
-					     "%llu after %s to %s: %s, model "
-					     "%s (%s)",
-					     seed, step,
-					     (unsigned long long)epoch, a, l,
-					     he_strerror(got),
-					     he_strerror(want), st.err);
+				cr_assert_eq(
+				    got, want,
+				    "seed %u step %d: apply epoch "
+				    "%llu after %s to %s: %s, model "
+				    "%s (%s)",
+				    seed, step, (unsigned long long)epoch, a, l,
+				    he_strerror(got), he_strerror(want),
+				    he_record_store_pg_err(&st));
 				for (unsigned i = 0; got == 0 && i < n; i++) {
 					cr_assert_str_eq(
 					    res[i].row.status,

@@ -119,3 +119,10 @@ uint64_t he_text_hash(const char *s, size_t n)
 	}
 	return h;
 }
+
+void he_text_one_line(char *s)
+{
+	for (unsigned char *p = (unsigned char *)s; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			*p = ' ';
+}

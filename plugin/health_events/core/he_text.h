@@ -33,6 +33,13 @@ bool he_utf8_valid(const char *s, size_t n);
  */
 size_t he_text_echo(char *dst, size_t cap, const char *s, size_t n, size_t max);
 
+/*
+ * Make the NUL-terminated s one line for a log field or a reason, in
+ * place: every control character (newlines, tabs, DEL) becomes a space.
+ * A server's error text may span lines. Any thread.
+ */
+void he_text_one_line(char *s);
+
 /* FNV-1a 64 of s[0..n): game-id tables, statement names. Any thread. */
 uint64_t he_text_hash(const char *s, size_t n);
 

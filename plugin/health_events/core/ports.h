@@ -41,6 +41,16 @@ static inline int he_to_apphost(int code)
 {
 	return code > HE_ENOENT ? code : APPHOST_EIO;
 }
+/* A host's refusal to lease a connection, as ours: a timeout, a refused
+ * permission or credentials keep their names (said apart in logs and
+ * readiness); anything else is an unreachable server. */
+static inline int he_from_lease(int code)
+{
+	return code == APPHOST_ETIMEDOUT || code == APPHOST_EPERM ||
+		       code == APPHOST_EAUTH
+		   ? code
+		   : HE_ECONN;
+}
 
 /*
  * Grow the malloc()ed array *arr (elements of `sz` bytes, capacity *cap)
