@@ -1,14 +1,13 @@
 /*
- * stream_redis.c -- XREAD, offset GET/SET and the batch commit over hiredis.
- *
- * commit: one Lua script (EVALSHA) checks the leader's epoch against a
- * fence key and the saved offset against the one the batch follows, then
- * XADDs the batch and SETs the offset last (see redis_scripts.h).
+ * stream_redis.c -- the Redis connection and the reads over hiredis: XREAD
+ * under a byte budget, the lag and the gap, the fence a standby reads.
+ * The leader's fenced writes (take-over, commit) are in
+ * stream_redis_write.c.
  */
 #include "stream_redis.h"
 
 #include "he_clock.h"
-#include "redis_scripts.h"
+#include "stream_redis_io.h"
 
 #include <errno.h>
 #include <hiredis/hiredis.h>
@@ -108,7 +107,7 @@ static int io_fail(he_stream_redis *s, const char *what)
 
 /* Refused. A server that is not (or no longer) the primary is a broken
  * connection: given back, so that the next lease finds the primary. */
-static int refused(he_stream_redis *s, const char *what, const redisReply *r)
+int he_sr_refused(he_stream_redis *s, const char *what, const redisReply *r)
 {
 	static const char *const gone[] = {"READONLY ", "LOADING ",
 					   "MASTERDOWN ", "UNBLOCKED "};
@@ -129,8 +128,8 @@ static int refused(he_stream_redis *s, const char *what, const redisReply *r)
 }
 
 /* Run one argv command; *out is owned by the caller. */
-static int command(he_stream_redis *s, const char *what, int argc,
-		   const char **argv, const size_t *lens, redisReply **out)
+int he_sr_command(he_stream_redis *s, const char *what, int argc,
+		  const char **argv, const size_t *lens, redisReply **out)
 {
 	waiting(s);
 	*out = redisCommandArgv(s->c, argc, argv, lens);
@@ -138,7 +137,7 @@ static int command(he_stream_redis *s, const char *what, int argc,
 	return *out ? HE_OK : io_fail(s, what);
 }
 
-static int ensure_conn(he_stream_redis *s)
+int he_sr_connect(he_stream_redis *s)
 {
 	if (s->c)
 		return HE_OK;
@@ -161,10 +160,10 @@ static int ensure_conn(he_stream_redis *s)
 	redisSetTimeout(s->c, ms_tv(io_timeout_ms(s)));
 	const char *argv[] = {"CLIENT", "ID"};
 	redisReply *rep;
-	if ((r = command(s, "CLIENT ID", 2, argv, NULL, &rep)) < 0)
+	if ((r = he_sr_command(s, "CLIENT ID", 2, argv, NULL, &rep)) < 0)
 		return r;
 	if (rep->type != REDIS_REPLY_INTEGER) {
-		r = refused(s, "CLIENT ID", rep);
+		r = he_sr_refused(s, "CLIENT ID", rep);
 		freeReplyObject(rep);
 		drop(s, true);
 		return r;
@@ -176,14 +175,15 @@ static int ensure_conn(he_stream_redis *s)
 
 int he_stream_redis_ping(he_stream_redis *s)
 {
-	int r = ensure_conn(s);
+	int r = he_sr_connect(s);
 	if (r < 0)
 		return r;
 	const char *argv[] = {"PING"};
 	redisReply *rep;
-	if ((r = command(s, "PING", 1, argv, NULL, &rep)) < 0)
+	if ((r = he_sr_command(s, "PING", 1, argv, NULL, &rep)) < 0)
 		return r;
-	r = rep->type == REDIS_REPLY_STATUS ? HE_OK : refused(s, "PING", rep);
+	r = rep->type == REDIS_REPLY_STATUS ? HE_OK
+					    : he_sr_refused(s, "PING", rep);
 	freeReplyObject(rep);
 	return r;
 }
@@ -335,7 +335,7 @@ static int read_batch(he_stream_redis *s, const char *after, bool block,
 	unsigned count;
 	int r;
 	do {
-		if ((r = ensure_conn(s)) < 0)
+		if ((r = he_sr_connect(s)) < 0)
 			return r;
 		count = he_batch_count(&s->batch);
 		r = xread(s, after, count, block, &g, &rep);
@@ -348,7 +348,7 @@ static int read_batch(he_stream_redis *s, const char *after, bool block,
 		}
 	} while (r < 0);
 	if (rep->type == REDIS_REPLY_ERROR) {
-		r = refused(s, "XREAD", rep);
+		r = he_sr_refused(s, "XREAD", rep);
 		freeReplyObject(rep);
 		return r;
 	}
@@ -374,30 +374,7 @@ int he_stream_redis_read_now(he_stream_redis *s, const char *after,
 	return read_batch(s, after, false, entries, n);
 }
 
-/* ---- offset and gap ---------------------------------------------------- */
-
-/*
- * A reply holding the saved offset (GET, or the take-over script): 0 and
- * out, HE_ENOENT for none, or an error when it is not a stream id.
- */
-static int saved_offset(he_stream_redis *s, const char *what,
-			const redisReply *rep, char *out, size_t cap)
-{
-	he_stream_id id;
-	if (rep->type == REDIS_REPLY_NIL)
-		return HE_ENOENT;
-	if (rep->type != REDIS_REPLY_STRING)
-		return refused(s, what, rep);
-	if (rep->len >= cap || he_stream_id_parse(rep->str, &id) < 0) {
-		snprintf(s->err, sizeof(s->err),
-			 "GET %.128s: saved offset \"%.64s\" is not a stream "
-			 "id",
-			 s->cfg->offset_key, rep->str);
-		return HE_EPROTO;
-	}
-	memcpy(out, rep->str, rep->len + 1);
-	return HE_OK;
-}
+/* ---- lag and gap -------------------------------------------------------- */
 
 /* Find `key` in a flat key/value array reply. */
 static const redisReply *map_get(const redisReply *m, const char *key)
@@ -416,7 +393,7 @@ int he_stream_redis_lag(he_stream_redis *s, const char *offset,
 	static const char script[] =
 	    "return #redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', "
 	    "'COUNT', ARGV[2])";
-	int r = ensure_conn(s);
+	int r = he_sr_connect(s);
 	if (r < 0)
 		return r;
 	char capbuf[24];
@@ -424,13 +401,13 @@ int he_stream_redis_lag(he_stream_redis *s, const char *offset,
 	const char *argv[] = {"EVAL",	      script, "1",
 			      s->cfg->stream, offset, capbuf};
 	redisReply *rep;
-	if ((r = command(s, "EVAL lag", 6, argv, NULL, &rep)) < 0)
+	if ((r = he_sr_command(s, "EVAL lag", 6, argv, NULL, &rep)) < 0)
 		return r;
 	if (rep->type == REDIS_REPLY_INTEGER && rep->integer >= 0) {
 		*out = (unsigned long long)rep->integer;
 		r = HE_OK;
 	} else {
-		r = refused(s, "EVAL lag", rep);
+		r = he_sr_refused(s, "EVAL lag", rep);
 	}
 	freeReplyObject(rep);
 	return r;
@@ -439,12 +416,12 @@ int he_stream_redis_lag(he_stream_redis *s, const char *offset,
 int he_stream_redis_check_gap(he_stream_redis *s, const char *offset,
 			      char *first_id, size_t cap)
 {
-	int r = ensure_conn(s);
+	int r = he_sr_connect(s);
 	if (r < 0)
 		return r;
 	const char *argv[] = {"XINFO", "STREAM", s->cfg->stream};
 	redisReply *rep;
-	if ((r = command(s, "XINFO STREAM", 3, argv, NULL, &rep)) < 0)
+	if ((r = he_sr_command(s, "XINFO STREAM", 3, argv, NULL, &rep)) < 0)
 		return r;
 	r = 0;
 	he_stream_id saved, first;
@@ -469,41 +446,20 @@ int he_stream_redis_check_gap(he_stream_redis *s, const char *offset,
 	return r;
 }
 
-/* ---- fencing and commit ----------------------------------------------- */
-
-/* ARGV[1] of the scripts: "<epoch> <token>", or "<epoch>" without one. */
-static void fence_arg(he_stream_redis *s)
-{
-	snprintf(s->fence_arg, sizeof(s->fence_arg), "%s%s%s", s->epoch,
-		 s->token[0] ? " " : "", s->token);
-}
-
-void he_stream_redis_set_epoch(he_stream_redis *s, uint64_t epoch)
-{
-	snprintf(s->epoch, sizeof(s->epoch), "%llu", (unsigned long long)epoch);
-	fence_arg(s);
-}
-
-void he_stream_redis_set_token(he_stream_redis *s, const char *token)
-{
-	snprintf(s->token, sizeof(s->token), "%s", token ? token : "");
-	fence_arg(s);
-}
-
 int he_stream_redis_read_fence(he_stream_redis *s, unsigned long long *epoch)
 {
-	int r = ensure_conn(s);
+	int r = he_sr_connect(s);
 	if (r < 0)
 		return r;
 	const char *argv[] = {"GET", s->cfg->fence_key};
 	redisReply *rep;
-	if ((r = command(s, "GET fence", 2, argv, NULL, &rep)) < 0)
+	if ((r = he_sr_command(s, "GET fence", 2, argv, NULL, &rep)) < 0)
 		return r;
 	*epoch = 0;
 	if (rep->type == REDIS_REPLY_STRING)
 		*epoch = strtoull(rep->str, NULL, 10);
 	else if (rep->type != REDIS_REPLY_NIL)
-		r = refused(s, "GET fence", rep);
+		r = he_sr_refused(s, "GET fence", rep);
 	freeReplyObject(rep);
 	return r;
 }
@@ -513,193 +469,6 @@ bool he_stream_redis_reconnected(he_stream_redis *s)
 	bool r = s->reconnected;
 	s->reconnected = false;
 	return r;
-}
-
-/* A script's refusal: HE_EFENCED (s->fence_seen set), HE_EMOVED, else 0. */
-static int script_refusal(he_stream_redis *s, const redisReply *rep)
-{
-	if (rep->type != REDIS_REPLY_ERROR)
-		return HE_OK;
-	if (strncmp(rep->str, "FENCED ", 7) == 0) {
-		s->fence_seen = strtoull(rep->str + 7, NULL, 10);
-		snprintf(s->err, sizeof(s->err),
-			 "epoch %s refused: fence is at %llu", s->epoch,
-			 s->fence_seen);
-		return HE_EFENCED;
-	}
-	if (strncmp(rep->str, "MOVED", 5) == 0) {
-		const char *saved = rep->str[5] ? rep->str + 6 : "";
-		/* Our own commit whose reply was lost: it landed. */
-		if (s->committing && strcmp(saved, s->committing) == 0)
-			return HE_OK;
-		snprintf(s->err, sizeof(s->err),
-			 "saved offset is \"%.64s\", not \"%.64s\"", saved,
-			 s->saved);
-		return HE_EMOVED;
-	}
-	return HE_OK;
-}
-
-int he_stream_redis_take_over(he_stream_redis *s, char *out, size_t cap)
-{
-	if (!s->epoch[0]) {
-		snprintf(s->err, sizeof(s->err), "take-over: no epoch set");
-		return HE_EFENCED;
-	}
-	int r = ensure_conn(s);
-	if (r < 0)
-		return r;
-	s->reconnected = false;
-	s->committing = NULL;
-	const char *argv[] = {"EVAL",
-			      he_take_over_script,
-			      "2",
-			      s->cfg->fence_key,
-			      s->cfg->offset_key,
-			      s->fence_arg};
-	redisReply *rep;
-	if ((r = command(s, "EVAL take-over", 6, argv, NULL, &rep)) < 0)
-		return r;
-	if ((r = script_refusal(s, rep)) == HE_OK)
-		r = saved_offset(s, "EVAL take-over", rep, out,
-				 cap < sizeof(s->saved) ? cap
-							: sizeof(s->saved));
-	if (r == HE_OK || r == HE_ENOENT)
-		snprintf(s->saved, sizeof(s->saved), "%s", r ? "" : out);
-	freeReplyObject(rep);
-	return r;
-}
-
-static int argv_reserve(he_stream_redis *s, size_t n)
-{
-	size_t a = s->argv_cap, b = s->argv_cap;
-	if (he_grow((void **)&s->argv, &a, n, sizeof(*s->argv)) < 0 ||
-	    he_grow((void **)&s->argvlen, &b, n, sizeof(*s->argvlen)) < 0)
-		return HE_ENOMEM;
-	s->argv_cap = a < b ? a : b;
-	return HE_OK;
-}
-
-/* One EVALSHA argv of the whole commit (he_commit_script's layout). */
-static int build_commit(he_stream_redis *s, const he_outbox *box, int *argc)
-{
-	he_dead_fields_reset(&s->dead);
-	for (size_t i = 0; i < box->ndead; i++)
-		if (he_dead_fields_add(&s->dead, box->dead[i].entry,
-				       box->dead[i].reason) < 0)
-			return HE_ENOMEM;
-	/* 11 fixed arguments, 3 per snapshot, a count and the items per
-	 * dead letter. */
-	size_t need = 11 + 3 * box->nsnapshots + box->ndead + s->dead.n;
-	if (argv_reserve(s, need) < 0)
-		return HE_ENOMEM;
-	size_t n = 0;
-#define ARG(str, len)                                                          \
-	do {                                                                   \
-		s->argv[n] = (str);                                            \
-		s->argvlen[n] = (len);                                         \
-		n++;                                                           \
-	} while (0)
-#define ARGZ(str) ARG((str), strlen(str))
-	ARGZ("EVALSHA");
-	ARGZ(s->sha);
-	ARGZ("4");
-	ARGZ(s->cfg->fence_key);
-	ARGZ(s->cfg->offset_key);
-	ARGZ(s->cfg->lobby_stream);
-	ARGZ(s->cfg->dead_stream);
-	ARGZ(s->fence_arg);
-	ARGZ(s->saved);
-	ARGZ(box->last_id);
-	snprintf(s->nsnap, sizeof(s->nsnap), "%zu", box->nsnapshots);
-	ARGZ(s->nsnap);
-	for (size_t i = 0; i < box->nsnapshots; i++) {
-		const he_snapshot_msg *m = &box->snapshots[i];
-		ARG(m->game_id, m->game_id_len);
-		ARGZ(m->source_id);
-		ARG(m->payload, m->payload_len);
-	}
-	/* A dead letter: its count of items, then its fields and ours
-	 * (he_deadletter.h: reserved names escaped, oversized cut down). */
-	if (he_grow((void **)&s->counts, &s->counts_cap, box->ndead,
-		    sizeof(*s->counts)) < 0)
-		return HE_ENOMEM;
-	for (size_t i = 0; i < box->ndead; i++) {
-		const he_dead_item *it;
-		size_t items;
-		he_dead_fields_letter(&s->dead, i, &it, &items);
-		snprintf(s->counts[i].s, sizeof(s->counts[i].s), "%zu", items);
-		ARGZ(s->counts[i].s);
-		for (size_t k = 0; k < items; k++)
-			ARG(it[k].p, it[k].len);
-	}
-#undef ARG
-#undef ARGZ
-	*argc = (int)n;
-	return HE_OK;
-}
-
-/* SCRIPT LOAD the commit script into s->sha (once per server). */
-static int load_script(he_stream_redis *s)
-{
-	const char *argv[] = {"SCRIPT", "LOAD", he_commit_script};
-	redisReply *rep;
-	int r = command(s, "SCRIPT LOAD", 3, argv, NULL, &rep);
-	if (r < 0)
-		return r;
-	if (rep->type == REDIS_REPLY_STRING && rep->len < sizeof(s->sha))
-		memcpy(s->sha, rep->str, rep->len + 1);
-	else
-		r = refused(s, "SCRIPT LOAD", rep);
-	freeReplyObject(rep);
-	return r;
-}
-
-static int commit(void *ctx, const he_outbox *box)
-{
-	he_stream_redis *s = ctx;
-	if (!s->epoch[0]) {
-		snprintf(s->err, sizeof(s->err), "commit: no epoch set");
-		return HE_EFENCED;
-	}
-	int r = ensure_conn(s), argc;
-	if (r < 0)
-		return r;
-	if (!s->sha[0] && (r = load_script(s)) < 0)
-		return r;
-	if ((r = build_commit(s, box, &argc)) < 0) {
-		snprintf(s->err, sizeof(s->err), "commit: out of memory");
-		return r;
-	}
-	redisReply *rep;
-	s->committing = box->last_id;
-	for (int attempt = 0;; attempt++) {
-		if ((r = command(s, "EVALSHA commit", argc, s->argv, s->argvlen,
-				 &rep)) < 0)
-			return r;
-		/* A restarted or failed-over server has no scripts. */
-		if (attempt || rep->type != REDIS_REPLY_ERROR ||
-		    strncmp(rep->str, "NOSCRIPT", 8) != 0)
-			break;
-		freeReplyObject(rep);
-		if ((r = load_script(s)) < 0)
-			return r;
-	}
-	if ((r = script_refusal(s, rep)) == HE_OK &&
-	    rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "MOVED", 5))
-		r = refused(s, "commit", rep);
-	freeReplyObject(rep);
-	he_stream_id saved, last;
-	if (r == HE_OK && (he_stream_id_parse(s->saved, &saved) != 0 ||
-			   (he_stream_id_parse(box->last_id, &last) == 0 &&
-			    he_stream_id_cmp(last, saved) > 0)))
-		snprintf(s->saved, sizeof(s->saved), "%s", box->last_id);
-	return r;
-}
-
-he_stream_port he_stream_redis_port(he_stream_redis *s)
-{
-	return (he_stream_port){.ctx = s, .commit = commit};
 }
 
 int he_stream_redis_unblock(const apphost_services *svc, long long client_id)
