@@ -31,3 +31,11 @@ int he_stream_id_cmp(he_stream_id a, he_stream_id b)
 		return a.seq < b.seq ? -1 : 1;
 	return 0;
 }
+
+int he_stream_id_text_cmp(const char *a, const char *b)
+{
+	he_stream_id x = {0, 0}, y = {0, 0};
+	(void)he_stream_id_parse(a, &x);
+	(void)he_stream_id_parse(b, &y);
+	return he_stream_id_cmp(x, y);
+}

@@ -14,5 +14,8 @@ typedef struct he_stream_id {
 int he_stream_id_parse(const char *s, he_stream_id *out);
 /* <0, 0, >0 as a is before, equal to, after b. */
 int he_stream_id_cmp(he_stream_id a, he_stream_id b);
+/* he_stream_id_cmp of two ids as text; one that does not parse counts as
+ * 0-0 (the beginning). Any thread. */
+int he_stream_id_text_cmp(const char *a, const char *b);
 
 #endif
