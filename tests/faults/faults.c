@@ -3,6 +3,8 @@
 
 #include "real_services.h"
 
+#include "he_stream_id.h"
+
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,14 +103,13 @@ char *fx_offset(char *buf, size_t cap)
 
 int fx_id_cmp(const char *a, const char *b)
 {
-	unsigned long long am = 0, as = 0, bm = 0, bs = 0;
+	/* "" (nothing saved) sorts first; ids compare as the consumer's. */
+	he_stream_id x, y;
 	if (!*a || !*b)
 		return (*a != 0) - (*b != 0);
-	cr_assert_eq(sscanf(a, "%llu-%llu", &am, &as), 2, "bad id %s", a);
-	cr_assert_eq(sscanf(b, "%llu-%llu", &bm, &bs), 2, "bad id %s", b);
-	if (am != bm)
-		return am < bm ? -1 : 1;
-	return as < bs ? -1 : as > bs;
+	cr_assert_eq(he_stream_id_parse(a, &x), 0, "bad id %s", a);
+	cr_assert_eq(he_stream_id_parse(b, &y), 0, "bad id %s", b);
+	return he_stream_id_cmp(x, y);
 }
 
 double fx_wait_offset_past(const char *than, int timeout_ms)

@@ -2,7 +2,7 @@
  * Suite integration: the PostgreSQL record store and the Redis stream
  * adapter against the real servers of scripts/services.
  */
-#include "real_services.h"
+#include "adapter_fixture.h"
 #include "record_store_pg.h"
 #include "redis_pg.h"
 #include "stream_redis.h"
@@ -17,24 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static real_services *rs;
-static redisContext *redis;
-static PGconn *pg;
-
-static void setup(void)
-{
-	rs_connect(&redis, &pg);
-	rs = rs_new();
-}
-
-static void teardown(void)
-{
-	rs_disconnect(&redis, &pg);
-	rs_free(rs);
-	rs = NULL;
-}
-
-TestSuite(pg_store, .init = setup, .fini = teardown);
+TestSuite(pg_store, .init = adapter_setup, .fini = adapter_teardown);
 
 /*
  * Take lease `name` for a new holder (schema/003) and fence st's applies
@@ -246,17 +229,8 @@ Test(pg_store, a_takeover_waits_for_a_running_apply_of_the_old_epoch)
 	pthread_create(&t, NULL, hold_apply, &l);
 	usleep(300 * 1000);
 	/* the running apply of epoch e1 holds the lease row: not taken yet */
-	const char *p[] = {name, "new", "new", "60000", "0"};
-	PGresult *res =
-	    PQexecParams(pg,
-			 "SELECT o_epoch FROM health_events_lease($1, $2, $3, "
-			 "$4::integer, $5::bigint)",
-			 5, NULL, p, NULL, NULL, 0);
-	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s",
-		     PQresultErrorMessage(res));
-	cr_assert_str_eq(PQgetvalue(res, 0, 0), "0",
-			 "taken while an apply of the old epoch ran");
-	PQclear(res);
+	cr_assert_eq(th_lease(pg, name, "new", "new", "60000", "0"), 0,
+		     "taken while an apply of the old epoch ran");
 	void *ok;
 	pthread_join(t, &ok);
 	cr_assert(ok, "the apply that started first commits");
@@ -265,23 +239,11 @@ Test(pg_store, a_takeover_waits_for_a_running_apply_of_the_old_epoch)
 
 /* ---- redis -------------------------------------------------------------- */
 
-TestSuite(redis_stream, .init = setup, .fini = teardown);
-
-static he_config unique_config(void)
-{
-	he_config cfg = {.block_ms = 100, .batch = 100};
-	const char *u = th_unique("rs");
-	snprintf(cfg.stream, sizeof(cfg.stream), "%s:in", u);
-	snprintf(cfg.lobby_stream, sizeof(cfg.lobby_stream), "%s:lobby", u);
-	snprintf(cfg.dead_stream, sizeof(cfg.dead_stream), "%s:dead", u);
-	snprintf(cfg.offset_key, sizeof(cfg.offset_key), "%s:offset", u);
-	snprintf(cfg.fence_key, sizeof(cfg.fence_key), "%s:fence", u);
-	return cfg;
-}
+TestSuite(redis_stream, .init = adapter_setup, .fini = adapter_teardown);
 
 Test(redis_stream, reads_commits_publishes_and_saves_offset)
 {
-	he_config cfg = unique_config();
+	he_config cfg = adapter_config(th_unique("rs"));
 	char *id1 = th_xadd(redis, cfg.stream, "game_id", "g1", "event_type",
 			    "container_oom", NULL);
 	char *id2 = th_xadd(redis, cfg.stream, "bogus", "x", NULL);
@@ -368,7 +330,7 @@ Test(redis_stream, a_batch_stays_within_its_byte_budget)
 {
 	enum { RUN = 30, N = 3 * RUN + 2 };
 	const size_t budget = 1 << 20;
-	he_config cfg = unique_config();
+	he_config cfg = adapter_config(th_unique("rs"));
 	char *ids[N];
 	for (size_t i = 0; i < N; i++) {
 		size_t v = i >= RUN && i < 2 * RUN ? 200 << 10 : 16;
@@ -412,7 +374,7 @@ Test(redis_stream, a_batch_stays_within_its_byte_budget)
 
 Test(redis_stream, a_refused_xadd_never_advances_the_offset)
 {
-	he_config cfg = unique_config();
+	he_config cfg = adapter_config(th_unique("rs"));
 	freeReplyObject(
 	    th_cmd(redis, "SET", cfg.lobby_stream, "not a stream", NULL));
 	he_stream_redis s;
@@ -439,7 +401,7 @@ Test(redis_stream, a_refused_xadd_never_advances_the_offset)
 
 Test(redis_stream, detects_an_offset_older_than_the_trimmed_stream)
 {
-	he_config cfg = unique_config();
+	he_config cfg = adapter_config(th_unique("rs"));
 	char *ids[5];
 	for (int i = 0; i < 5; i++)
 		ids[i] = th_xadd(redis, cfg.stream, "game_id", "g",
@@ -478,7 +440,7 @@ static void *blocked_read(void *arg)
 
 Test(redis_stream, client_unblock_wakes_a_blocked_xread)
 {
-	he_config cfg = unique_config();
+	he_config cfg = adapter_config(th_unique("rs"));
 	cfg.block_ms = 5000;
 	he_stream_redis s;
 	he_stream_redis_init(&s, rs_services(rs), &cfg);
@@ -526,7 +488,7 @@ static void leader_of_fresh_keys(he_stream_redis *s, const he_config *cfg)
 
 Test(redis_stream, a_commit_with_a_lower_epoch_writes_nothing)
 {
-	he_config cfg = unique_config();
+	he_config cfg = adapter_config(th_unique("rs"));
 	he_stream_redis old, cur;
 	he_stream_redis_init(&old, rs_services(rs), &cfg);
 	he_stream_redis_init(&cur, rs_services(rs), &cfg);
@@ -565,7 +527,7 @@ Test(redis_stream, a_commit_with_a_lower_epoch_writes_nothing)
  */
 Test(redis_stream, an_epoch_with_another_token_is_refused)
 {
-	he_config cfg = unique_config();
+	he_config cfg = adapter_config(th_unique("rs"));
 	he_stream_redis a, b;
 	he_stream_redis_init(&a, rs_services(rs), &cfg);
 	he_stream_redis_init(&b, rs_services(rs), &cfg);
@@ -610,7 +572,7 @@ Test(redis_stream, an_epoch_with_another_token_is_refused)
 
 Test(redis_stream, a_commit_after_the_saved_offset_moved_is_refused)
 {
-	he_config cfg = unique_config();
+	he_config cfg = adapter_config(th_unique("rs"));
 	he_stream_redis s;
 	char off[48];
 	leader_of_fresh_keys(&s, &cfg);
@@ -630,7 +592,7 @@ Test(redis_stream, a_commit_after_the_saved_offset_moved_is_refused)
 
 Test(redis_stream, a_flushed_script_cache_is_reloaded)
 {
-	he_config cfg = unique_config();
+	he_config cfg = adapter_config(th_unique("rs"));
 	he_stream_redis s;
 	leader_of_fresh_keys(&s, &cfg);
 	cr_assert_eq(commit_one(&s, "1-1"), 0, "%s", s.err);
@@ -645,7 +607,7 @@ Test(redis_stream, a_flushed_script_cache_is_reloaded)
 /* Each XREAD carries Redis's TIME in its round trip, errors included. */
 Test(redis_stream, each_read_is_dated_by_redis_time)
 {
-	he_config cfg = unique_config();
+	he_config cfg = adapter_config(th_unique("rs"));
 	char *id = th_xadd(redis, cfg.stream, "game_id", "g1", "event_type",
 			   "container_oom", NULL);
 	he_stream_redis s;

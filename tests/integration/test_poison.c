@@ -4,8 +4,8 @@
  * message and the rest of the batch applies, in order; other errors still
  * fail the batch. A trigger the test installs refuses chosen game ids.
  */
+#include "adapter_fixture.h"
 #include "core.h"
-#include "real_services.h"
 #include "record_store_pg.h"
 #include "redis_pg.h"
 #include "stream_redis.h"
@@ -14,10 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static real_services *rs;
-static redisContext *redis;
-static PGconn *pg;
 
 /* The refusing trigger: RAISE with the SQLSTATE listed for the game. */
 static const char install_sql[] =
@@ -35,8 +31,7 @@ static const char install_sql[] =
 
 static void setup(void)
 {
-	rs_connect(&redis, &pg);
-	rs = rs_new();
+	adapter_setup();
 	PGresult *r = PQexec(pg, install_sql);
 	cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s",
 		     PQerrorMessage(pg));
@@ -48,9 +43,7 @@ static void teardown(void)
 	if (pg != NULL)
 		PQclear(PQexec(pg, "DROP TRIGGER IF EXISTS he_test_refuse "
 				   "ON runtime_records"));
-	rs_disconnect(&redis, &pg);
-	rs_free(rs);
-	rs = NULL;
+	adapter_teardown();
 }
 
 TestSuite(poison, .init = setup, .fini = teardown);
@@ -144,12 +137,8 @@ Test(poison, refused_entries_are_dead_lettered_and_the_rest_applies)
 	}
 
 	/* the dead letters reach Redis, the offset moves past the batch */
-	he_config cfg = {.block_ms = 100, .batch = 64};
-	snprintf(cfg.stream, sizeof(cfg.stream), "%s:in", u);
-	snprintf(cfg.lobby_stream, sizeof(cfg.lobby_stream), "%s:lobby", u);
-	snprintf(cfg.dead_stream, sizeof(cfg.dead_stream), "%s:dead", u);
-	snprintf(cfg.offset_key, sizeof(cfg.offset_key), "%s:off", u);
-	snprintf(cfg.fence_key, sizeof(cfg.fence_key), "%s:fence", u);
+	he_config cfg = adapter_config(u);
+	cfg.batch = 64;
 	he_stream_redis s;
 	he_stream_redis_init(&s, rs_services(rs), &cfg);
 	he_stream_redis_set_epoch(&s, epoch);

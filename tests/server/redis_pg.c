@@ -125,9 +125,11 @@ void th_insert_game(PGconn *c, const char *game_id, const char *status,
 	       game_id, status, turn, NULL);
 }
 
-unsigned long long th_take_lease(PGconn *c, const char *name, const char *token)
+unsigned long long th_lease(PGconn *c, const char *name, const char *holder,
+			    const char *token, const char *ms,
+			    const char *min_epoch)
 {
-	const char *p[] = {name, "test", token, "60000", "0"};
+	const char *p[] = {name, holder, token, ms, min_epoch};
 	PGresult *res = PQexecParams(c,
 				     "SELECT o_epoch FROM health_events_lease("
 				     "$1, $2, $3, $4::integer, $5::bigint)",
@@ -136,6 +138,12 @@ unsigned long long th_take_lease(PGconn *c, const char *name, const char *token)
 		     PQresultErrorMessage(res));
 	unsigned long long e = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
 	PQclear(res);
+	return e;
+}
+
+unsigned long long th_take_lease(PGconn *c, const char *name, const char *token)
+{
+	unsigned long long e = th_lease(c, name, "test", token, "60000", "0");
 	cr_assert_gt(e, 0, "lease %s not taken", name);
 	return e;
 }

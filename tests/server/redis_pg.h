@@ -41,6 +41,11 @@ void th_insert_game(PGconn *c, const char *game_id, const char *status,
 /* The instance holding lease `name` now, as the N of holder "<tag>-N";
  * -1 when nobody holds it. */
 int th_lease_holder(PGconn *c, const char *name, const char *tag);
+/* One call of health_events_lease (schema/003), asserted to answer: the
+ * epoch held after it, 0 when another holds the lease. */
+unsigned long long th_lease(PGconn *c, const char *name, const char *holder,
+			    const char *token, const char *ms,
+			    const char *min_epoch);
 /* Take lease `name` (schema/003) for holder `token`, 60 s: its epoch. */
 unsigned long long th_take_lease(PGconn *c, const char *name,
 				 const char *token);

@@ -10,7 +10,7 @@
  * token, the apply names both; holders t1..t3 of the model are tokens
  * 1..3.
  */
-#include "real_services.h"
+#include "adapter_fixture.h"
 #include "record_store_pg.h"
 #include "redis_pg.h"
 #include "sim_model.h"
@@ -25,24 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static real_services *rs;
-static redisContext *redis;
-static PGconn *pg;
-
-static void setup(void)
-{
-	rs_connect(&redis, &pg);
-	rs = rs_new();
-}
-
-static void teardown(void)
-{
-	rs_disconnect(&redis, &pg);
-	rs_free(rs);
-	rs = NULL;
-}
-
-TestSuite(models, .init = setup, .fini = teardown);
+TestSuite(models, .init = adapter_setup, .fini = adapter_teardown);
 
 static unsigned long long rng;
 
@@ -80,17 +63,7 @@ static uint64_t real_lease(const char *name, unsigned k, uint64_t min)
 	snprintf(token, sizeof(token), "t%u", k);
 	snprintf(ms, sizeof(ms), "%u", LEASE_MS);
 	snprintf(mn, sizeof(mn), "%llu", (unsigned long long)min);
-	const char *p[] = {name, holder, token, ms, mn};
-	PGresult *res =
-	    PQexecParams(pg,
-			 "SELECT o_epoch FROM health_events_lease($1, $2, $3, "
-			 "$4::integer, $5::bigint)",
-			 5, NULL, p, NULL, NULL, 0);
-	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s",
-		     PQresultErrorMessage(res));
-	uint64_t e = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
-	PQclear(res);
-	return e;
+	return th_lease(pg, name, holder, token, ms, mn);
 }
 
 static bool real_release(const char *name, unsigned k, uint64_t epoch)
@@ -240,14 +213,8 @@ Test(models, postgres_functions_answer_as_their_model)
 
 static he_config redis_config(void)
 {
-	he_config cfg = {.block_ms = 100, .batch = 100, .lease_ms = 3000};
-	const char *u = th_unique("models");
-	snprintf(cfg.stream, sizeof(cfg.stream), "%s:in", u);
-	snprintf(cfg.lobby_stream, sizeof(cfg.lobby_stream), "%s:lobby", u);
-	snprintf(cfg.dead_stream, sizeof(cfg.dead_stream), "%s:dead", u);
-	snprintf(cfg.offset_key, sizeof(cfg.offset_key), "%s:offset", u);
-	snprintf(cfg.fence_key, sizeof(cfg.fence_key), "%s:fence", u);
-	snprintf(cfg.lease_name, sizeof(cfg.lease_name), "%s", u);
+	he_config cfg = adapter_config(th_unique("models"));
+	cfg.lease_ms = 3000;
 	return cfg;
 }
 
