@@ -715,13 +715,38 @@ static enum batch_end overlap(he_consumer *c, const he_stream_entry *e,
 	return BATCH_DONE;
 }
 
-/* Ping dependency d when it has not answered for check_ms. */
+/*
+ * Whether d is to be checked: silent for half of check_ms. The checks
+ * come after a wait of up to check_ms (an XREAD's BLOCK, a standby's
+ * turn), so a server that answered just under a full check_ms before one
+ * would go unchecked to twice that, heard_ms, where the lease thread
+ * counts it silent; half keeps it under one and a half.
+ */
+static bool check_due(const he_consumer *c, enum dep d, uint64_t now)
+{
+	return now - c->deps[d].last_ok_ns >= c->t.check_ms * 500000ull;
+}
+
+static int ping(he_consumer *c, enum dep d)
+{
+	return d == DEP_PG ? he_record_store_pg_ping(&c->pg)
+			   : he_stream_redis_ping(&c->rs);
+}
+
+/*
+ * Ping dependency d when a check is due. An idle
+ * connection broken meanwhile (a reset, a failover) fails its first
+ * ping: the adapter has given it back, and the check is whether a new
+ * one answers, now; waiting for the next check would add check_ms of
+ * silence to the lease's count.
+ */
 static void check_dep(he_consumer *c, enum dep d, uint64_t now)
 {
-	if (now - c->deps[d].last_ok_ns < c->t.check_ms * 1000000ull)
+	if (!check_due(c, d, now))
 		return;
-	int r = d == DEP_PG ? he_record_store_pg_ping(&c->pg)
-			    : he_stream_redis_ping(&c->rs);
+	int r = ping(c, d);
+	if (r == HE_ECONN && !stopping(c))
+		r = ping(c, d);
 	if (r < 0)
 		dep_failed(c, d, r, d == DEP_PG ? c->pg.err : c->rs.err);
 	else
@@ -845,7 +870,7 @@ static void lead(he_consumer *c)
 static void check_fence(he_consumer *c, uint64_t now)
 {
 	unsigned long long fence;
-	if (now - c->deps[DEP_REDIS].last_ok_ns < c->t.check_ms * 1000000ull)
+	if (!check_due(c, DEP_REDIS, now))
 		return;
 	int r = he_stream_redis_read_fence(&c->rs, &fence);
 	if (r < 0) {
