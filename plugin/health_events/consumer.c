@@ -207,7 +207,7 @@ static void lead(he_consumer *c)
 static void check_fence(he_consumer *c, uint64_t now)
 {
 	unsigned long long fence;
-	if (now - c->deps[DEP_REDIS].last_ok_ns < c->t.check_ms * HE_NS_PER_MS)
+	if (!consumer_check_due(c, DEP_REDIS, now))
 		return;
 	int r = he_stream_redis_read_fence(&c->rs, &fence);
 	if (r < 0) {

@@ -161,13 +161,38 @@ bool consumer_leading(he_consumer *c)
 	return he_leader_epoch(c->leader) == c->epoch;
 }
 
-/* Ping dependency d when it has not answered for check_ms. */
+/*
+ * Whether d is to be checked: silent for half of check_ms. The checks
+ * come after a wait of up to check_ms (an XREAD's BLOCK, a standby's
+ * turn), so a server that answered just under a full check_ms before one
+ * would go unchecked to twice that, heard_ms, where the lease thread
+ * counts it silent; half keeps it under one and a half.
+ */
+bool consumer_check_due(const he_consumer *c, enum dep d, uint64_t now)
+{
+	return now - c->deps[d].last_ok_ns >= c->t.check_ms * HE_NS_PER_MS / 2;
+}
+
+static int ping(he_consumer *c, enum dep d)
+{
+	return d == DEP_PG ? he_record_store_pg_ping(&c->pg)
+			   : he_stream_redis_ping(&c->rs);
+}
+
+/*
+ * Ping dependency d when a check is due. An idle
+ * connection broken meanwhile (a reset, a failover) fails its first
+ * ping: the adapter has given it back, and the check is whether a new
+ * one answers, now; waiting for the next check would add check_ms of
+ * silence to the lease's count.
+ */
 void consumer_check_dep(he_consumer *c, enum dep d, uint64_t now)
 {
-	if (now - c->deps[d].last_ok_ns < c->t.check_ms * HE_NS_PER_MS)
+	if (!consumer_check_due(c, d, now))
 		return;
-	int r = d == DEP_PG ? he_record_store_pg_ping(&c->pg)
-			    : he_stream_redis_ping(&c->rs);
+	int r = ping(c, d);
+	if (r == HE_ECONN && !consumer_stopping(c))
+		r = ping(c, d);
 	if (r < 0)
 		consumer_dep_failed(c, d, r,
 				    d == DEP_PG ? he_record_store_pg_err(&c->pg)

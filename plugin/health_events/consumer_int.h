@@ -120,7 +120,10 @@ void consumer_readiness(he_consumer *c);
 void consumer_dep_failed(he_consumer *c, enum dep d, int code, const char *err);
 /* Dependency d answered (asking the permissions again after a failure). */
 void consumer_dep_ok(he_consumer *c, enum dep d);
-/* Ping dependency d when it has not answered for check_ms. */
+/* Whether dependency d is due a check: silent for half of check_ms. */
+bool consumer_check_due(const he_consumer *c, enum dep d, uint64_t now);
+/* Ping dependency d when a check is due (twice, when the first found the
+ * connection broken). */
 void consumer_check_dep(he_consumer *c, enum dep d, uint64_t now);
 /* consumer_check_dep(d) now, while the other server's call is retried. */
 void consumer_keep_fresh(he_consumer *c, enum dep d);

@@ -325,7 +325,6 @@ static int other(int port)
 
 /* ---- the writer ---------------------------------------------------------- */
 
-
 static struct {
 	pthread_t thread;
 	atomic_bool stop, pause, paused;
@@ -396,7 +395,8 @@ static void *writer(void *arg)
 			c = NULL;
 		}
 		int g = (int)(rand_r(&seed) % NGAMES);
-		const char *type = th_events[rand_r(&seed) % TH_EVENT_COUNT].name;
+		const char *type =
+		    th_events[rand_r(&seed) % TH_EVENT_COUNT].name;
 
 		game_id(game, sizeof(game), "g", g);
 		while (!xadd(&c, game, type) && !atomic_load(&W.stop))
@@ -943,6 +943,42 @@ static void readonly_is_broken(void)
 		      log);
 }
 
+/* INFO replication's role and link lines of `port` (static buffer). */
+static const char *replication_of(int port)
+{
+	static char out[512];
+	redisContext *c = rconnect(port);
+	redisReply *r = c != NULL ? redisCommand(c, "INFO replication") : NULL;
+
+	out[0] = '\0';
+	if (r != NULL && r->type == REDIS_REPLY_STRING)
+		for (char *l = strtok(r->str, "\r\n"); l;
+		     l = strtok(NULL, "\r\n"))
+			if (!strncmp(l, "role:", 5) ||
+			    !strncmp(l, "master_", 7))
+				snprintf(out + strlen(out),
+					 sizeof(out) - strlen(out), "%s ", l);
+	if (r != NULL)
+		freeReplyObject(r);
+	if (c != NULL)
+		redisFree(c);
+	return out;
+}
+
+/* Wait until the replica on `port` says its link to the primary is down. */
+static void await_link_down(int port)
+{
+	double t0 = th_now_ms();
+
+	while (strstr(replication_of(port), "master_link_status:down") ==
+	       NULL) {
+		cr_assert_lt(th_now_ms() - t0, 5000,
+			     "the replica on %d kept its link: %s", port,
+			     replication_of(port));
+		usleep(10 * 1000);
+	}
+}
+
 /*
  * 4. The promoted replica lacks the consumer's last commit: its link is
  * cut (the replication user switched off on the primary) after the input
@@ -975,14 +1011,27 @@ static void lose_consumer_writes(void)
 				   "probe_failed", NULL);
 
 	await_replicated(primary);
-	freeReplyObject(th_cmd(c, "ACL", "SETUSER", "repl", "off", NULL));
-	freeReplyObject(th_cmd(c, "CLIENT", "KILL", "TYPE", "replica", NULL));
+	redisReply *r = th_cmd(c, "ACL", "SETUSER", "repl", "off", NULL);
+
+	cr_assert(r != NULL && r->type == REDIS_REPLY_STATUS,
+		  "ACL SETUSER on %d refused", primary);
+	freeReplyObject(r);
+	r = th_cmd(c, "CLIENT", "KILL", "TYPE", "replica", NULL);
+	cr_assert(r != NULL && r->type == REDIS_REPLY_INTEGER &&
+		      r->integer >= 1,
+		  "no replica link on %d to cut", primary);
+	freeReplyObject(r);
+	await_link_down(replica);
 	cr_assert_eq(kill(C.apphost, SIGCONT), 0);
 	await_offset_is(primary, input_last);
 	redisFree(c);
 	char *kept = offset_at(replica);
 
-	cr_assert_str_eq(kept, saved, "the replica got the commit after all");
+	cr_assert(kept != NULL && strcmp(kept, saved) == 0,
+		  "the replica got the commit after all: %s on %d (was %s, "
+		  "the primary %d has %s); %s",
+		  kept ? kept : "(none)", replica, saved, primary, input_last,
+		  replication_of(replica));
 	free(kept);
 
 	snprintf(port, sizeof(port), "%d", primary);

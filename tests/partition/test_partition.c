@@ -463,6 +463,27 @@ Test(partition, an_orphaned_apply_does_not_hold_the_takeover)
 }
 
 /*
+ * Finding: an idle leader's PostgreSQL connection, reset, failed the
+ * next check, and the retry waited for the check after it: the silence
+ * then added to time spent waiting on Redis and cost the lease. A broken
+ * idle connection is replaced within the check that finds it.
+ */
+Test(partition, an_idle_leaders_reset_connection_is_replaced_at_once)
+{
+	for (int i = 0; i < NINST; i++)
+		spawn(i);
+	int old = wait_leader(-1, 20000);
+	usleep(1000 * 1000);
+	tp_reset(proxy[old][PG]);
+	usleep(3000 * 1000); /* a lease: several checks */
+	cr_expect_eq(leader(), old, "the leader lost the lease");
+	cr_expect_eq(LOGGED(old, "dependency failing", "dependency=postgres"),
+		     0, "a replaced connection reported as failing: %s",
+		     logs[old]);
+	resumed_ms(th_now_ms(), "idle leader's connections reset");
+}
+
+/*
  * Finding: a lease row rolled back by one epoch (a PostgreSQL failover
  * that lost its last update, a restore) must not hand the epoch in use to
  * a second instance: a standby asks for an epoch above the Redis fence,
