@@ -104,7 +104,7 @@ typedef struct ccase {
 		NEXT, 5, 3, AP, 6, 7, 0                                        \
 	}
 
-/* Lease 3000: idle pings after 750 ms. Steps that do not care about a
+/* Lease 3000: idle pings after 375 ms. Steps that do not care about a
  * field give ANY. */
 static const ccase cases[] = {
     {"a standby pings both servers, then waits",
@@ -222,15 +222,34 @@ static const ccase cases[] = {
       {NEXT, 150, 3, TK, ANY, ANY, 0},
       {DONE, 150, 0, 0, 1},
       {NEXT, 150, 3, POS, ANY, ANY, 0}}},
+    {"a ping without an answer is sent again after half a check",
+     {{NEXT, 0, 0, PG, ANY, ANY, 0},
+      {DONE, 1, 0},
+      {NEXT, 1, 0, PG, ANY, ANY, 0},
+      {DONE, 2, HE_ETIMEDOUT},
+      {NEXT, 3, 0, WT, ANY, ANY, 0},
+      {NEXT, 375, 0, WT, ANY, ANY, 0},
+      {NEXT, 376, 0, PG, ANY, ANY, 0}}},
+    {"a retried call keeps the other server heard",
+     {{NEXT, 0, 3, TK, ANY, ANY, 0},
+      {DONE, 1, 0, 0, 5},
+      {NEXT, 1, 3, POS, ANY, ANY, 0},
+      {DONE, 2, HE_ECONN},
+      {NEXT, 52, 3, POS, ANY, ANY, 0},
+      {DONE, 400, HE_ECONN}, /* a long wait: Redis went idle */
+      {NEXT, 401, 3, PG, ANY, ANY, 0},
+      {DONE, 402, 0},
+      {NEXT, 403, 3, WT, ANY, ANY, 0},
+      {NEXT, 500, 3, POS, ANY, ANY, 0}}},
     {"an idle PostgreSQL is pinged between reads",
      {LEAD(5, 5),
       {NEXT, 2, 3, RD, 5, ANY, ANY},
-      {DONE, 700, 0, 0, 0},
-      {NEXT, 700, 3, RD, 5, ANY, 0},
-      {DONE, 800, 0, 0, 0},
-      {NEXT, 800, 3, PG, ANY, ANY, 0},
-      {DONE, 801, 0},
-      {NEXT, 801, 3, RD, 5, ANY, 0}}},
+      {DONE, 300, 0, 0, 0},
+      {NEXT, 300, 3, RD, 5, ANY, 0},
+      {DONE, 400, 0, 0, 0},
+      {NEXT, 400, 3, PG, ANY, ANY, 0},
+      {DONE, 401, 0},
+      {NEXT, 401, 3, RD, 5, ANY, 0}}},
     {"a reconnection compares both positions again before reading",
      {LEAD(5, 5),
       {NEXT, 2, 3, RD, 5, ANY, ANY},

@@ -55,11 +55,33 @@ void he_cs_stop(he_cs *s)
 	s->stop = true;
 }
 
+/* The last answer from server, or the last ping sent to it if later. */
+static uint64_t last_sign(const he_cs *s, int server)
+{
+	return s->heard[server] > s->ping_at[server] ? s->heard[server]
+						     : s->ping_at[server];
+}
+
+/*
+ * A server is checked once silent for half of check_ms: the checks come
+ * after a wait of up to check_ms (an XREAD's BLOCK, a standby's turn), so
+ * a server that answered just under a full check_ms before one would go
+ * unchecked to twice that, heard_ms, where the lease counts it silent;
+ * half keeps it under one and a half. A ping that got no answer is sent
+ * again no sooner.
+ */
 static bool idle(const he_cs *s, int server, uint64_t now)
 {
-	return !s->heard[server] ||
-	       (now > s->heard[server] &&
-		now - s->heard[server] >= s->check_ms * MS);
+	uint64_t last = last_sign(s, server);
+	return !last || (now > last && now - last >= s->check_ms * MS / 2);
+}
+
+static he_cs_next call(he_cs *s, he_cs_do what, int server);
+
+static he_cs_next ping(he_cs *s, int server, uint64_t now)
+{
+	s->ping_at[server] = now;
+	return call(s, HE_CS_PING, server);
 }
 
 /* A batch whose rows may be written but is not committed. */
@@ -127,12 +149,12 @@ he_cs_next he_cs_next_call(he_cs *s, uint64_t now, uint64_t writable)
 			/* Keep both servers warm and heard from. */
 			for (int i = 0; i < 2; i++)
 				if (idle(s, i, now)) {
-					n = call(s, HE_CS_PING, i);
+					n = ping(s, i, now);
 					n.flags = flags;
 					return n;
 				}
-			uint64_t a = s->heard[0] + s->check_ms * MS,
-				 b = s->heard[1] + s->check_ms * MS;
+			uint64_t a = last_sign(s, 0) + s->check_ms * MS / 2,
+				 b = last_sign(s, 1) + s->check_ms * MS / 2;
 			n.at_ns = a < b ? a : b;
 			n.flags = flags;
 			return n;
@@ -144,7 +166,14 @@ he_cs_next he_cs_next_call(he_cs *s, uint64_t now, uint64_t writable)
 		s->news.led = writable;
 	}
 	if (now < s->retry_at) {
-		n.at_ns = s->retry_at;
+		/* While a call is retried, keep the other server heard: a lock
+		 * wait PostgreSQL answers with errors must not read as a
+		 * silent Redis and cost the leadership. */
+		int other = !s->retry_server;
+		if (s->heard[other] && idle(s, other, now))
+			n = ping(s, other, now);
+		else
+			n.at_ns = s->retry_at;
 		n.flags = flags;
 		return n;
 	}
@@ -175,7 +204,7 @@ he_cs_next he_cs_next_call(he_cs *s, uint64_t now, uint64_t writable)
 	case HE_CS_S_READ:
 		/* The XREADs answer for Redis; PostgreSQL gets a ping. */
 		if (idle(s, HE_HEARD_PG, now))
-			n = call(s, HE_CS_PING, HE_HEARD_PG);
+			n = ping(s, HE_HEARD_PG, now);
 		else {
 			n = call(s, HE_CS_READ, HE_HEARD_REDIS);
 			n.from = s->applied;
@@ -287,6 +316,7 @@ void he_cs_done(he_cs *s, uint64_t now, const he_cs_result *r)
 	}
 	if (!ok) {
 		s->failed = true;
+		s->retry_server = server;
 		s->backoff_ms = he_cs_backoff_next(s->backoff_ms);
 		s->retry_at = now + s->backoff_ms * MS;
 		/* A retried apply commits what is pending first. */

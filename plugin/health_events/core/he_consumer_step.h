@@ -44,7 +44,8 @@ he_converge he_converge_decide(bool has_applied, he_stream_id applied,
 
 typedef enum he_cs_do {
 	HE_CS_WAIT = 0,	   /* no call before at_ns (UINT64_MAX: a change) */
-	HE_CS_PING,	   /* ping `server` (HE_HEARD_*): it went idle */
+	HE_CS_PING,	   /* ping `server` (HE_HEARD_*): it went idle (half
+			    * of check_ms without an answer) */
 	HE_CS_TAKE_OVER,   /* Redis: raise the fence to epoch, read the
 			    * saved offset */
 	HE_CS_POSITION,	   /* PostgreSQL: the applied position */
@@ -145,8 +146,9 @@ typedef struct he_cs {
 	bool failed; /* the call in hand failed at least once */
 	unsigned backoff_ms;
 	uint64_t retry_at;
+	int retry_server;	     /* the server of the call retried */
 	uint64_t heard[2];	     /* last answer per server, 0: never */
-	uint64_t ping_at[2];	     /* a ping was sent then, 0: none out */
+	uint64_t ping_at[2];	     /* the last ping was sent then, 0: none */
 	uint64_t swap_epoch;	     /* a hot swap's predecessor led with it */
 	he_stream_id swap_published; /* ... and had published to */
 	he_cs_do pending;	     /* the call out, WAIT: none */
