@@ -1,7 +1,9 @@
 /*
- * consumer.c -- the consumer thread: a standby until the lease thread
- * (leader.c) holds the lease, then take over (fence, saved offset), read,
- * process, commit, retry; back to standby when leadership ends.
+ * consumer.c -- the consumer thread's life: set up, start, the hot swap
+ * (export parks the thread, import hands the cache on), stop. What the
+ * thread does in between is the consumer step's (consumer_loop.c): a
+ * standby until the lease thread (leader.c) holds the lease, then take
+ * over, read, apply, commit, retry; back to standby when leadership ends.
  */
 #include "consumer_int.h"
 
@@ -14,9 +16,7 @@
 #include <string.h>
 #include <uv.h>
 
-#define HOLD_WAIT_MS   5000 /* export waits this long for the batch in hand */
-#define LAG_REFRESH_NS (5000 * HE_NS_PER_MS) /* while behind */
-#define LAG_CAP	       100000
+#define HOLD_WAIT_MS 5000 /* export waits this long for the batch in hand */
 /*
  * Hot-swap state: this tag, the exporter's epoch (8 bytes, LE), the
  * published position its dedupe cache reflects (HE_POSITION_MAX bytes,
@@ -97,179 +97,14 @@ static void park(he_consumer *c)
 	uv_mutex_unlock(&c->mu);
 }
 
-/*
- * After each read (n entries, committed): keep readiness fresh while idle
- * (the XREAD itself checks Redis), and refresh the lag: 0 after a short
- * read (the end was reached), else counted every LAG_REFRESH_NS.
- */
-static void after_read(he_consumer *c, size_t n)
-{
-	uint64_t now = he_now_ns(c->svc);
-	consumer_check_dep(c, DEP_PG, now);
-	unsigned long long lag = 0;
-	if (n < he_stream_redis_asked(
-		    &c->rs)) { /* a short read: the end was reached */
-		he_ops_lag(&c->ops, 0);
-	} else if (now - c->lag_at_ns >= LAG_REFRESH_NS) {
-		c->lag_at_ns = now;
-		if (he_stream_redis_lag(&c->rs, c->offset, LAG_CAP, &lag) == 0)
-			he_ops_lag(&c->ops, lag);
-	}
-}
-
-/* Consume as leader of c->epoch until leadership ends or stop. */
-static void lead(he_consumer *c)
-{
-	bool diverged;
-	he_record_store_pg_set_fence(&c->pg, c->cfg.lease_name, c->epoch);
-	he_stream_redis_set_epoch(&c->rs, c->epoch);
-	if (!consumer_take_over(c, false, &diverged)) {
-		c->swap_epoch = 0;
-		return;
-	}
-	/*
-	 * D4: a new leader knows nothing of what the last one published,
-	 * unless that was our hot-swap predecessor, nobody led between us
-	 * (each takeover raises the epoch by one), and Redis holds every
-	 * commit its cache reflects.
-	 */
-	if (diverged || !c->swap_epoch || c->epoch != c->swap_epoch + 1 ||
-	    he_stream_id_text_cmp(c->swap_published, c->offset) != 0)
-		he_core_reset(c->core);
-	c->swap_epoch = 0;
-	he_leader_consuming(c->leader, true);
-	consumer_readiness(c);
-	after_read(c, c->cfg.batch); /* readiness and lag at once */
-	c->pending = false;
-	const he_stream_entry *e = NULL;
-	size_t n = 0; /* read, not yet applied */
-	enum batch_end end = BATCH_DONE;
-	while (!consumer_stopping(c) && consumer_leading(c)) {
-		/* Either server may have failed over: compare again. */
-		bool again = he_stream_redis_reconnected(&c->rs);
-		again |= he_record_store_pg_reconnected(&c->pg);
-		if (atomic_load(&c->park_asked) || again || n == 0) {
-			/* Nothing read ahead survives these: commit first. */
-			if ((end = consumer_drain(c)) == BATCH_ABANDONED ||
-			    end == BATCH_LOST)
-				break;
-			if (atomic_load(&c->park_asked)) {
-				park(c);
-				continue;
-			}
-			if ((again || end == BATCH_MOVED) &&
-			    !consumer_resync(c))
-				break;
-			int r = he_stream_redis_read(&c->rs, c->offset, &e, &n);
-			if (r < 0) {
-				n = 0;
-				consumer_dep_failed(
-				    c, DEP_REDIS, r,
-				    he_stream_redis_err(&c->rs));
-				consumer_backoff(c);
-				continue;
-			}
-			consumer_dep_ok(c, DEP_REDIS);
-			consumer_lag_read(c, e, n);
-			if (n == 0) {
-				after_read(c, 0);
-				continue;
-			}
-		}
-		const he_stream_entry *next;
-		size_t nnext;
-		end = consumer_overlap(c, e, n, &next, &nnext);
-		if (end == BATCH_ABANDONED || end == BATCH_LOST)
-			break;
-		if (end == BATCH_MOVED) {
-			n = 0;
-			if (!consumer_resync(c))
-				break;
-			continue;
-		}
-		after_read(c, n);
-		e = next;
-		n = nnext;
-	}
-	/* A stop still commits what was applied; a lost lead forgets it. */
-	if (c->pending && !(end == BATCH_LOST || !consumer_leading(c)))
-		(void)consumer_drain(c);
-	else if (c->pending)
-		he_core_forget(c->core, &c->pend.box);
-	c->pending = false;
-	he_leader_consuming(c->leader, false);
-}
-
-/*
- * A standby's Redis check (as check_dep's): GET the fence key, so that the
- * lease is asked for an epoch above the highest one written with.
- */
-static void check_fence(he_consumer *c, uint64_t now)
-{
-	unsigned long long fence;
-	if (!consumer_check_due(c, DEP_REDIS, now))
-		return;
-	int r = he_stream_redis_read_fence(&c->rs, &fence);
-	if (r < 0) {
-		consumer_dep_failed(c, DEP_REDIS, r,
-				    he_stream_redis_err(&c->rs));
-		return;
-	}
-	consumer_dep_ok(c, DEP_REDIS);
-	he_leader_saw_fence(c->leader, fence);
-}
-
-/*
- * A standby: keep both connections warm and readiness fresh, until the
- * lease thread holds the lease (returns its epoch), export parks us, or
- * stop (0).
- */
-static uint64_t standby(he_consumer *c)
-{
-	c->epoch = 0;
-	consumer_readiness(c);
-	he_lag_reset(&c->lag); /* only the leader is behind */
-	consumer_lag_export(c);
-	while (!consumer_stopping(c) && !atomic_load(&c->park_asked)) {
-		/* First the checks: the lease thread contends only once both
-		 * servers answered. */
-		uint64_t now = he_now_ns(c->svc);
-		check_fence(c, now);
-		/*
-		 * A standby that cannot ask for the lease (PostgreSQL down, or
-		 * the lease functions missing) could never take over: that is
-		 * PostgreSQL failing, for readiness and the logs alike.
-		 */
-		int why = he_leader_failure(c->leader);
-		if (he_leader_failing(c->leader)) {
-			/* Still pinged: its answers let the lease thread
-			 * try again (it asks only while both answer). */
-			(void)he_record_store_pg_ping(&c->pg);
-			consumer_dep_failed(c, DEP_PG, why < 0 ? why : HE_ECONN,
-					    "lease calls failing");
-		} else {
-			consumer_check_dep(c, DEP_PG, now);
-		}
-		uint64_t e =
-		    he_leader_wait(c->leader, &c->stopping, c->t.check_ms);
-		if (e)
-			return e;
-		consumer_readiness(c); /* why we stand aside may have changed */
-	}
-	return 0;
-}
-
 static void run(void *arg)
 {
 	he_consumer *c = arg;
-	while (!consumer_stopping(c)) {
-		if (atomic_load(&c->park_asked)) {
-			park(c);
-			continue;
-		}
-		if ((c->epoch = standby(c)) != 0)
-			lead(c);
-	}
+	consumer_loop(c);
+	/* Export asked: parked between batches, no batch in hand, until
+	 * stop. */
+	if (atomic_load(&c->park_asked))
+		park(c);
 	LOG(c, APPHOST_LOG_INFO, "consumer stopped", "offset=%s", c->offset);
 	he_stream_redis_close(&c->rs);
 	he_record_store_pg_close(&c->pg);

@@ -1,67 +1,58 @@
 /*
- * consumer_batch.c -- applying a batch and committing it as leader, one
- * after the other or pipelined (the apply of one overlapping the commit
- * of the one before and the read of the one after), with the retries.
+ * consumer_batch.c -- the consumer step's APPLY and COMMIT over the
+ * adapters, and the two batch stages they fill.
+ *
+ * Pipelined (he_cs_pipeline): after a batch applies, the step commits the
+ * batch before it and reads the one after. The apply is sent first and,
+ * while PostgreSQL runs it, that commit is made and that read done; their
+ * results wait here for the step to ask for them. So PostgreSQL never
+ * waits for Redis, applies stay serial and in stream order on one
+ * connection, and the step still decides every call.
  */
 #include "consumer_int.h"
 
 #include "he_clock.h"
+#include "he_stream_id.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
-#define NOT_TRIED 1 /* commit_batch: no attempt was made yet */
-
-/*
- * Commit a batch applied as leader of c->epoch (stage st),
- * retrying while Redis fails; r is the result of an attempt already made,
- * or NOT_TRIED. A batch not committed (abandoned, lost, moved) has its
- * games forgotten by the dedupe cache, since its rows were written: the
- * resync publishes them again. Its offset is not saved.
- */
-static enum batch_end commit_batch(he_consumer *c, consumer_stage *st, int r)
+consumer_stage *consumer_stage_free(he_consumer *c)
 {
-	he_stream_port port = he_stream_redis_port(&c->rs);
-	enum batch_end end = BATCH_DONE;
-	for (;; r = NOT_TRIED) {
-		if (r == NOT_TRIED) {
-			if (!consumer_leading(c)) {
-				end = BATCH_LOST;
-				break;
-			}
-			r = port.commit(port.ctx, &st->box);
+	for (int i = 0; i < 2; i++)
+		if (!c->stage[i].applied)
+			return &c->stage[i];
+	return NULL;
+}
+
+/* The applied stage other than `not`, if any. */
+static consumer_stage *applied_other(he_consumer *c,
+				     const consumer_stage * not )
+{
+	for (int i = 0; i < 2; i++)
+		if (c->stage[i].applied && &c->stage[i] != not )
+			return &c->stage[i];
+	return NULL;
+}
+
+void consumer_stages_forget(he_consumer *c)
+{
+	for (int i = 0; i < 2; i++)
+		if (c->stage[i].applied) {
+			he_core_forget(c->core, &c->stage[i].box);
+			c->stage[i].applied = false;
 		}
-		if (r == HE_OK)
-			break;
-		if (r == HE_EFENCED || r == HE_EMOVED) {
-			if (r == HE_EFENCED)
-				consumer_fenced(c, "commit", true);
-			end = r == HE_EFENCED ? BATCH_LOST : BATCH_MOVED;
-			break;
-		}
-		consumer_dep_failed(c, DEP_REDIS, r,
-				    he_stream_redis_err(&c->rs));
-		if (consumer_stopping(c)) {
-			end = BATCH_ABANDONED;
-			break;
-		}
-		consumer_keep_fresh(c, DEP_PG);
-		consumer_backoff(c);
+	c->spec_commit.valid = false;
+	c->spec_read.valid = false;
+}
+
+void consumer_stages_free(he_consumer *c)
+{
+	for (int i = 0; i < 2; i++) {
+		he_outbox_free(&c->stage[i].box);
+		free(c->stage[i].reports);
 	}
-	if (end != BATCH_DONE) {
-		he_core_forget(c->core, &st->box);
-		return end;
-	}
-	consumer_dep_ok(c, DEP_REDIS);
-	he_ops_batch(&c->ops, c->core, st->reports, st->n,
-		     (double)(he_now_ns(c->svc) - st->t0) / 1e9);
-	consumer_lag_committed(c, st->e, st->n);
-	consumer_set_offset(c, st->box.last_id);
-	if (c->svc->log_enabled(c->svc->host, APPHOST_LOG_DEBUG))
-		LOG(c, APPHOST_LOG_DEBUG, "batch committed",
-		    "entries=%zu snapshots=%zu dead_letters=%zu offset=%s",
-		    st->n, st->box.nsnapshots, st->box.ndead, c->offset);
-	return BATCH_DONE;
 }
 
 static int reserve_reports(consumer_stage *st, size_t n)
@@ -70,138 +61,113 @@ static int reserve_reports(consumer_stage *st, size_t n)
 		       sizeof(*st->reports));
 }
 
-/*
- * Apply a batch and commit it, as leader of c->epoch, one step after the
- * other. Every attempt first checks that we still lead (our deadline has
- * not passed); the writes themselves are fenced, which covers a pause
- * after that check.
- */
-static enum batch_end run_batch(he_consumer *c, const he_stream_entry *e,
-				size_t n)
+int consumer_apply(he_consumer *c)
 {
-	uint64_t t0 = he_now_ns(c->svc);
-	if (reserve_reports(&c->cur, n) < 0)
-		return BATCH_ABANDONED;
-	he_record_store store = he_record_store_pg_port(&c->pg);
-	for (;;) {
-		if (!consumer_leading(c))
-			return BATCH_LOST;
-		he_outbox_clear(&c->cur.box);
-		int r = he_core_process(c->core, e, n, &store, &c->cur.box,
-					c->cur.reports);
-		if (r == HE_OK)
-			break;
-		if (r == HE_EFENCED) {
-			consumer_fenced(c, "apply", false);
-			return BATCH_LOST;
-		}
-		if (r == HE_EPOSITION) {
-			/* Applied by someone, or PostgreSQL lost it: resync.
-			 * The rows are as before this attempt. */
-			consumer_dep_ok(c, DEP_PG);
-			LOG(c, APPHOST_LOG_WARN,
-			    "applied position moved: resyncing",
-			    "offset=%s error=\"%s\"", c->offset,
-			    he_record_store_pg_err(&c->pg));
-			return BATCH_MOVED;
-		}
-		consumer_dep_failed(c, DEP_PG, r,
-				    he_record_store_pg_err(&c->pg));
-		if (consumer_stopping(c))
-			return BATCH_ABANDONED;
-		consumer_keep_fresh(c, DEP_REDIS);
-		consumer_backoff(c);
-	}
-	consumer_dep_ok(c, DEP_PG);
-	c->cur.e = e;
-	c->cur.n = n;
-	c->cur.t0 = t0;
-	return commit_batch(c, &c->cur, NOT_TRIED);
-}
-
-/* Commit the pending batch, if any, after an attempt r (or NOT_TRIED). */
-static enum batch_end drain_tried(he_consumer *c, int r)
-{
-	if (!c->pending)
-		return BATCH_DONE;
-	c->pending = false;
-	return commit_batch(c, &c->pend, r);
-}
-
-/* Before a resync, a park or a stop: the pending batch committed. */
-enum batch_end consumer_drain(he_consumer *c)
-{
-	return drain_tried(c, NOT_TRIED);
-}
-
-/*
- * Pipelined: send the apply of e[0..n) and, while PostgreSQL runs it,
- * commit the batch before (if one is pending) and read the one after
- * (*next, *nnext; none when the stream had nothing more, or on any
- * trouble, which the next blocking read then reports). So PostgreSQL
- * never waits for Redis, applies stay serial and in stream order on one
- * connection, and a batch is committed only after the one before it.
- * DONE: e's batch applied and is now the pending one. A commit of the
- * batch before that is refused or lost forgets both from the dedupe
- * cache (the resync re-publishes them: Redis is then behind the applied
- * position). An apply that fails falls back to run_batch's retries.
- */
-enum batch_end consumer_overlap(he_consumer *c, const he_stream_entry *e,
-				size_t n, const he_stream_entry **next,
-				size_t *nnext)
-{
-	uint64_t t0 = he_now_ns(c->svc);
+	consumer_stage *st = c->in_hand;
+	if (!st || st->applied || !st->n)
+		return HE_ESTATE; /* the step applies what it read */
+	const he_stream_entry *e = st->e;
+	size_t n = st->n;
 	he_record_store store = he_record_store_pg_port(&c->pg);
 	he_stream_port port = he_stream_redis_port(&c->rs);
 	he_core_apply a;
-	*nnext = 0;
-	if (reserve_reports(&c->cur, n) < 0)
-		return BATCH_ABANDONED;
-	he_outbox_clear(&c->cur.box);
-	int r = consumer_leading(c)
-		    ? he_core_begin(c->core, e, n, &c->cur.box, &a)
-		    : HE_EFENCED;
+	c->spec_commit.valid = false;
+	c->spec_read.valid = false;
+	st->t0 = he_now_ns(c->svc);
+	st->repair = false;
+	if (reserve_reports(st, n) < 0)
+		return HE_ENOMEM;
+	he_outbox_clear(&st->box);
+	int r = he_core_begin(c->core, e, n, &st->box, &a);
 	bool begun = r == HE_OK;
 	if (begun)
 		r = he_record_store_pg_send(&c->pg, &a.span, a.ops, a.nops);
 	bool sent = begun && r == HE_OK;
-	int cr = NOT_TRIED;
-	if (c->pending && consumer_leading(c))
-		cr = port.commit(port.ctx, &c->pend.box);
-	if (sent && (!c->pending || cr == HE_OK) && !consumer_stopping(c) &&
-	    he_stream_redis_read_now(&c->rs, e[n - 1].id, next, nnext) < 0)
-		*nnext = 0;
+	/* While it runs: the commit the step asks for next, and the read
+	 * after that. */
+	consumer_stage *p = applied_other(c, st);
+	if (p && consumer_leading(c))
+		c->spec_commit = (struct consumer_spec_commit){
+		    .valid = true,
+		    .stage = p,
+		    .rc = port.commit(port.ctx, &p->box)};
+	if (sent && (!p || (c->spec_commit.valid && c->spec_commit.rc == 0)) &&
+	    !consumer_stopping(c)) {
+		struct consumer_spec_read *sr = &c->spec_read;
+		snprintf(sr->after, sizeof(sr->after), "%s", e[n - 1].id);
+		sr->rc =
+		    he_stream_redis_read_now(&c->rs, sr->after, &sr->e, &sr->n);
+		sr->valid = true;
+	}
 	if (sent)
 		r = he_record_store_pg_receive(&c->pg, a.results);
 	if (begun)
-		r = he_core_end(c->core, e, n, r, &store, &c->cur.box,
-				c->cur.reports);
-	if (c->pending) {
-		enum batch_end end = drain_tried(c, cr);
-		if (end != BATCH_DONE) {
-			if (r == HE_OK)
-				he_core_forget(c->core, &c->cur.box);
-			*nnext = 0;
-			return end;
-		}
-	}
-	if (r != HE_OK)
-		return run_batch(c, e, n);
-	consumer_dep_ok(c, DEP_PG);
-	c->cur.e = e;
-	c->cur.n = n;
-	c->cur.t0 = t0;
-	consumer_stage t = c->pend;
-	c->pend = c->cur;
-	c->cur = t;
-	c->pending = true;
-	return BATCH_DONE;
+		r = he_core_end(c->core, e, n, r, &store, &st->box,
+				st->reports);
+	if (r == HE_OK)
+		st->applied = true;
+	else if (r == HE_EFENCED)
+		consumer_fenced(c, "apply", false);
+	else if (r == HE_EPOSITION)
+		/* Applied by someone, or PostgreSQL lost it: resync. The rows
+		 * are as before this attempt. */
+		LOG(c, APPHOST_LOG_WARN, "applied position moved: resyncing",
+		    "offset=%s error=\"%s\"", c->offset,
+		    he_record_store_pg_err(&c->pg));
+	return r;
 }
 
-void consumer_stages_free(he_consumer *c)
+bool consumer_read_ahead(he_consumer *c, const char *after,
+			 const he_stream_entry **e, size_t *n, int *rc)
 {
-	he_outbox_free(&c->cur.box);
-	he_outbox_free(&c->pend.box);
-	free(c->cur.reports);
-	free(c->pend.reports);
+	struct consumer_spec_read *sr = &c->spec_read;
+	bool mine = sr->valid && strcmp(sr->after, after) == 0;
+	sr->valid = false;
+	if (mine) {
+		*e = sr->e;
+		*n = sr->n;
+		*rc = sr->rc;
+	}
+	return mine;
+}
+
+int consumer_commit(he_consumer *c, he_stream_id to)
+{
+	char want[HE_POSITION_MAX];
+	he_stream_id_format(want, sizeof(want), to);
+	consumer_stage *st = NULL;
+	for (int i = 0; i < 2; i++)
+		if (c->stage[i].applied &&
+		    he_stream_id_text_cmp(c->stage[i].box.last_id, want) == 0)
+			st = &c->stage[i];
+	if (!st) {
+		LOG(c, APPHOST_LOG_ERROR, "no outbox in hand ends there",
+		    "to=%s", want);
+		return HE_ESTATE;
+	}
+	he_stream_port port = he_stream_redis_port(&c->rs);
+	int r;
+	if (c->spec_commit.valid && c->spec_commit.stage == st)
+		r = c->spec_commit.rc; /* made while the apply ran */
+	else
+		r = port.commit(port.ctx, &st->box);
+	c->spec_commit.valid = false;
+	if (r == HE_EFENCED)
+		consumer_fenced(c, "commit", true);
+	if (r != HE_OK)
+		return r;
+	st->applied = false;
+	if (st->repair) {
+		c->repair.batches++;
+		return HE_OK;
+	}
+	he_ops_batch(&c->ops, c->core, st->reports, st->n,
+		     (double)(he_now_ns(c->svc) - st->t0) / 1e9);
+	consumer_lag_committed(c, st->e, st->n);
+	consumer_set_offset(c, st->box.last_id);
+	if (c->svc->log_enabled(c->svc->host, APPHOST_LOG_DEBUG))
+		LOG(c, APPHOST_LOG_DEBUG, "batch committed",
+		    "entries=%zu snapshots=%zu dead_letters=%zu offset=%s",
+		    st->n, st->box.nsnapshots, st->box.ndead, c->offset);
+	return HE_OK;
 }

@@ -1,7 +1,7 @@
 /*
  * consumer_health.c -- what the consumer tells of its dependencies: one
- * log line per change of a failure, readiness, the lag metrics, the
- * backoff between retries, and whether it still leads.
+ * log line per change of a failure, readiness, the lag metrics, a fenced
+ * write, and whether it still leads.
  */
 #include "consumer_int.h"
 
@@ -84,8 +84,6 @@ void consumer_dep_ok(he_consumer *c, enum dep d)
 	s->err[0] = '\0';
 	if (first || was_failing)
 		consumer_readiness(c);
-	if (!c->deps[DEP_REDIS].failing && !c->deps[DEP_PG].failing)
-		c->backoff_ms = 0;
 }
 
 static unsigned long long id_ms(const char *id)
@@ -125,19 +123,6 @@ void consumer_lag_committed(he_consumer *c, const he_stream_entry *e, size_t n)
 	consumer_lag_export(c);
 }
 
-/* Sleep the current backoff (the consumer step's schedule) unless stop
- * comes first. */
-void consumer_backoff(he_consumer *c)
-{
-	consumer_lag_export(c);
-	c->backoff_ms = he_cs_backoff_next(c->backoff_ms);
-	uv_mutex_lock(&c->mu);
-	if (!atomic_load(&c->stopping))
-		(void)uv_cond_timedwait(&c->cv, &c->mu,
-					c->backoff_ms * HE_NS_PER_MS);
-	uv_mutex_unlock(&c->mu);
-}
-
 bool consumer_stopping(he_consumer *c)
 {
 	return atomic_load(&c->stopping);
@@ -151,62 +136,9 @@ void consumer_fenced(he_consumer *c, const char *what, bool in_redis)
 	    (unsigned long long)c->epoch,
 	    in_redis ? he_stream_redis_err(&c->rs)
 		     : he_record_store_pg_err(&c->pg));
-	/* Only Redis's refusal names the fence it met. */
-	he_leader_fenced(c->leader, c->epoch,
-			 in_redis ? he_stream_redis_fence_seen(&c->rs) : 0);
 }
 
 bool consumer_leading(he_consumer *c)
 {
 	return he_leader_epoch(c->leader) == c->epoch;
-}
-
-/*
- * Whether d is to be checked: silent for half of check_ms. The checks
- * come after a wait of up to check_ms (an XREAD's BLOCK, a standby's
- * turn), so a server that answered just under a full check_ms before one
- * would go unchecked to twice that, heard_ms, where the lease thread
- * counts it silent; half keeps it under one and a half.
- */
-bool consumer_check_due(const he_consumer *c, enum dep d, uint64_t now)
-{
-	return now - c->deps[d].last_ok_ns >= c->t.check_ms * HE_NS_PER_MS / 2;
-}
-
-static int ping(he_consumer *c, enum dep d)
-{
-	return d == DEP_PG ? he_record_store_pg_ping(&c->pg)
-			   : he_stream_redis_ping(&c->rs);
-}
-
-/*
- * Ping dependency d when a check is due. An idle
- * connection broken meanwhile (a reset, a failover) fails its first
- * ping: the adapter has given it back, and the check is whether a new
- * one answers, now; waiting for the next check would add check_ms of
- * silence to the lease's count.
- */
-void consumer_check_dep(he_consumer *c, enum dep d, uint64_t now)
-{
-	if (!consumer_check_due(c, d, now))
-		return;
-	int r = ping(c, d);
-	if (r == HE_ECONN && !consumer_stopping(c))
-		r = ping(c, d);
-	if (r < 0)
-		consumer_dep_failed(c, d, r,
-				    d == DEP_PG ? he_record_store_pg_err(&c->pg)
-						: he_stream_redis_err(&c->rs));
-	else
-		consumer_dep_ok(c, d);
-}
-
-/*
- * While a batch is retried against one server, keep the other's answers
- * fresh: a lock wait that PostgreSQL answers with an error must not read
- * as a silent Redis and cost the leadership.
- */
-void consumer_keep_fresh(he_consumer *c, enum dep d)
-{
-	consumer_check_dep(c, d, he_now_ns(c->svc));
 }

@@ -1,11 +1,10 @@
 /*
  * consumer_int.h -- the consumer's state and what its files lend each
- * other: consumer.c (the threads, the loop, the hot swap),
- * consumer_health.c (dependency failures, readiness, lag, backoff),
- * consumer_sync.c (take-over and resync: converging the two positions)
- * and consumer_batch.c (applying and committing batches, pipelined).
- * Private to those files. Every function here runs on the consumer
- * thread.
+ * other: consumer.c (the threads, the hot swap), consumer_loop.c (the
+ * consumer step's loop and its calls), consumer_batch.c (APPLY and
+ * COMMIT, pipelined) and consumer_health.c (dependency failures,
+ * readiness, lag). Private to those files. Every function here runs on
+ * the consumer thread.
  */
 #ifndef HE_CONSUMER_INT_H
 #define HE_CONSUMER_INT_H
@@ -19,6 +18,7 @@
 #include "record_store_pg.h"
 #include "stream_redis.h"
 
+#include "he_consumer_step.h"
 #include "he_outbox.h"
 
 #include <stdatomic.h>
@@ -37,9 +37,9 @@ typedef struct dep_state {
 } dep_state;
 
 /*
- * One batch from its apply to its commit: its outbox, the reports for the
- * metrics, its entries (borrowed from a read slot of the stream) and when
- * it began.
+ * One outbox from its apply (or repair) to its commit: the outbox, the
+ * reports for the metrics, its entries (borrowed from a read slot of the
+ * stream) and when it began.
  */
 typedef struct consumer_stage {
 	he_outbox box;
@@ -48,7 +48,33 @@ typedef struct consumer_stage {
 	const he_stream_entry *e;
 	size_t n;
 	uint64_t t0;
+	bool applied; /* the box is written and not committed */
+	bool repair;  /* ... a repair's (no batch of entries) */
 } consumer_stage;
+
+/* A commit made while an apply ran, for the step's next COMMIT. */
+struct consumer_spec_commit {
+	bool valid;
+	consumer_stage *stage;
+	int rc;
+};
+
+/* A read made while an apply ran, for the step's next READ. */
+struct consumer_spec_read {
+	bool valid;
+	char after[HE_POSITION_MAX];
+	int rc;
+	const he_stream_entry *e;
+	size_t n;
+};
+
+/* A repair under way (DESIGN §13), for its logs. */
+struct consumer_repair {
+	bool on;
+	const he_stream_entry *e; /* the entries of the last repair read */
+	size_t n;
+	size_t entries, games, batches;
+};
 
 struct he_consumer {
 	const apphost_services *svc; /* immutable */
@@ -80,12 +106,15 @@ struct he_consumer {
 	/* consumer thread only */
 	he_record_store_pg pg;
 	he_stream_redis rs;
-	consumer_stage cur; /* the batch being applied */
-	/* The batch before it, applied and waiting for its commit while the
-	 * next one applies (pipelined), when pending. */
-	consumer_stage pend;
-	bool pending;
-	unsigned backoff_ms;
+	he_cs cs;		 /* the decisions (he_consumer_step.h) */
+	consumer_stage stage[2]; /* up to two outboxes in hand */
+	consumer_stage *in_hand; /* the batch read, for the next APPLY */
+	struct consumer_spec_commit spec_commit;
+	struct consumer_spec_read spec_read;
+	struct consumer_repair repair;
+	char saved[HE_POSITION_MAX]; /* the offset the take-over read */
+	bool consuming;		     /* health_events_leader is 1 */
+	bool new_lead; /* the take-over in hand is a new leadership's */
 	dep_state deps[DEP_COUNT];
 	he_preflight pf;    /* permissions, asked at each (re)connection */
 	uint64_t lag_at_ns; /* last lag count */
@@ -120,52 +149,41 @@ void consumer_readiness(he_consumer *c);
 void consumer_dep_failed(he_consumer *c, enum dep d, int code, const char *err);
 /* Dependency d answered (asking the permissions again after a failure). */
 void consumer_dep_ok(he_consumer *c, enum dep d);
-/* Whether dependency d is due a check: silent for half of check_ms. */
-bool consumer_check_due(const he_consumer *c, enum dep d, uint64_t now);
-/* Ping dependency d when a check is due (twice, when the first found the
- * connection broken). */
-void consumer_check_dep(he_consumer *c, enum dep d, uint64_t now);
-/* consumer_check_dep(d) now, while the other server's call is retried. */
-void consumer_keep_fresh(he_consumer *c, enum dep d);
 /* Export the lag now. */
 void consumer_lag_export(he_consumer *c);
 /* A read returned n entries. */
 void consumer_lag_read(he_consumer *c, const he_stream_entry *e, size_t n);
 /* A batch of n (> 0) was committed. */
 void consumer_lag_committed(he_consumer *c, const he_stream_entry *e, size_t n);
-/* Sleep the next backoff (he_cs_backoff_next) unless stop comes first. */
-void consumer_backoff(he_consumer *c);
 bool consumer_stopping(he_consumer *c);
-/* A write with c->epoch was refused (what; in Redis or PostgreSQL). */
+/* A write with c->epoch was refused (what; in Redis or PostgreSQL):
+ * logged (the step tells the lease). */
 void consumer_fenced(he_consumer *c, const char *what, bool in_redis);
 /* Whether we may still write with c->epoch. */
 bool consumer_leading(he_consumer *c);
 
-/* ---- consumer_sync.c -------------------------------------------------------
+/* ---- consumer_loop.c ------------------------------------------------------
  */
 
-/* Take over (resync false) or compare again (true); false: leadership
- * ended, or stop. *diverged: the two positions disagreed. */
-bool consumer_take_over(he_consumer *c, bool resync, bool *diverged);
-/* Resync after a reconnection or a refused write. */
-bool consumer_resync(he_consumer *c);
+/* Run the consumer step until it stops (stop, or export's park). */
+void consumer_loop(he_consumer *c);
 
 /* ---- consumer_batch.c ------------------------------------------------------
  */
 
-enum batch_end {
-	BATCH_DONE,	 /* applied, committed, offset saved */
-	BATCH_ABANDONED, /* stop while a dependency failed */
-	BATCH_LOST,	 /* leadership ended: nothing more is written */
-	BATCH_MOVED,	 /* the saved offset moved: resync first */
-};
-
-/* Apply e[0..n) while the pending batch commits and the next is read. */
-enum batch_end consumer_overlap(he_consumer *c, const he_stream_entry *e,
-				size_t n, const he_stream_entry **next,
-				size_t *nnext);
-/* Commit the pending batch, if any. */
-enum batch_end consumer_drain(he_consumer *c);
+/* A stage with no outbox in hand, NULL when both have one. */
+consumer_stage *consumer_stage_free(he_consumer *c);
+/* APPLY the batch in hand: its result (HE_E*). Pipelined, it also makes
+ * the commit of the batch before and the read after it. */
+int consumer_apply(he_consumer *c);
+/* COMMIT the outbox in hand that ends at `to`: its result. */
+int consumer_commit(he_consumer *c, he_stream_id to);
+/* The read made while the last apply ran, if it was after `after`
+ * (true: *e, *n, *rc); it is used once. */
+bool consumer_read_ahead(he_consumer *c, const char *after,
+			 const he_stream_entry **e, size_t *n, int *rc);
+/* No outbox in hand will be committed: their games are forgotten. */
+void consumer_stages_forget(he_consumer *c);
 /* Free both stages' buffers. */
 void consumer_stages_free(he_consumer *c);
 

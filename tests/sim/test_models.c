@@ -38,11 +38,6 @@ static unsigned rnd(unsigned n)
 	return (unsigned)((rng >> 33) % n);
 }
 
-static void id_text(char *out, size_t cap, he_stream_id id)
-{
-	snprintf(out, cap, "%llu-%llu", id.ms, id.seq);
-}
-
 /* ---- PostgreSQL ---------------------------------------------------- */
 
 /* The model's clock: leases of a minute never lapse by themselves within
@@ -162,8 +157,8 @@ Test(models, postgres_functions_answer_as_their_model)
 				    sim_pg_apply(&m, true, epoch, k, after,
 						 last, e, n, rows);
 				char a[48], l[48];
-				id_text(a, sizeof(a), after);
-				id_text(l, sizeof(l), last);
+				he_stream_id_format(a, sizeof(a), after);
+				he_stream_id_format(l, sizeof(l), last);
 				he_apply_span span = {.after = a, .last = l};
 				he_mutation_result res[3];
 				he_record_store_pg_set_fence(&st, name, epoch);
@@ -200,7 +195,7 @@ Test(models, postgres_functions_answer_as_their_model)
 				     step);
 			if (wp == 0) {
 				char w[48];
-				id_text(w, sizeof(w), want_pos);
+				he_stream_id_format(w, sizeof(w), want_pos);
 				cr_assert_str_eq(pos, w, "seed %u step %d",
 						 seed, step);
 			}
@@ -232,7 +227,7 @@ static void same_state(const he_config *cfg, const sim_redis *m, unsigned seed,
 	free(fence);
 	char *off = th_get(redis, cfg->offset_key), want[48] = "";
 	if (m->has_offset)
-		id_text(want, sizeof(want), m->offset);
+		he_stream_id_format(want, sizeof(want), m->offset);
 	cr_assert_str_eq(off ? off : "", want, "seed %u step %d: offset", seed,
 			 step);
 	free(off);
@@ -290,7 +285,7 @@ Test(models, redis_scripts_answer_as_their_model)
 				unsigned n = rnd(3);
 				he_outbox_clear(&box);
 				char src[48];
-				id_text(src, sizeof(src), last);
+				he_stream_id_format(src, sizeof(src), last);
 				for (unsigned i = 0; i < n; i++) {
 					pubs[i] = (sim_pub){
 					    (uint8_t)i, {0, 1}, last, 0};
@@ -336,7 +331,8 @@ Test(models, redis_scripts_answer_as_their_model)
 					m.has_offset = true;
 					m.offset =
 					    (he_stream_id){1 + rnd(9), 0};
-					id_text(v, sizeof(v), m.offset);
+					he_stream_id_format(v, sizeof(v),
+							    m.offset);
 					freeReplyObject(th_cmd(redis, "SET",
 							       cfg.offset_key,
 							       v, NULL));

@@ -4,6 +4,7 @@
 #include "ports.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 int he_stream_id_parse(const char *s, he_stream_id *out)
@@ -38,4 +39,9 @@ int he_stream_id_text_cmp(const char *a, const char *b)
 	(void)he_stream_id_parse(a, &x);
 	(void)he_stream_id_parse(b, &y);
 	return he_stream_id_cmp(x, y);
+}
+
+void he_stream_id_format(char *out, size_t cap, he_stream_id id)
+{
+	snprintf(out, cap, "%llu-%llu", id.ms, id.seq);
 }
