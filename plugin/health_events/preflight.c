@@ -3,6 +3,7 @@
 
 #include "grants.h"	 /* host/grants.c: the one parser of the list */
 #include "grants_text.h" /* schema/grants, as built into this file */
+#include "pg_session.h"
 
 #include <hiredis/hiredis.h>
 #include <libpq-fe.h>
@@ -11,6 +12,9 @@
 #include <string.h>
 
 #define LEASE_TIMEOUT_MS 1000
+/* A catalogue lookup answers in milliseconds; a server that does not
+ * within this is failing, and the check is asked again. */
+#define PG_CHECK_MS 5000
 
 #define LOG(pf, lvl, msg, ...)                                                 \
 	(pf)->svc->log((pf)->svc->host, lvl, msg, __VA_ARGS__)
@@ -59,24 +63,29 @@ static void prefix(he_preflight *pf, const char *head, const char *tail)
 
 /* One row, one column of a query with one or two parameters: "t", "f",
  * "" (NULL), or NULL when it failed (the reason in pf->err). malloc()ed. */
-static char *pg_value(he_preflight *pf, PGconn *c, const char *sql,
+static char *pg_value(he_preflight *pf, he_pg_session *c, const char *sql,
 		      const char *a, const char *b)
 {
 	const char *params[2] = {a, b};
-	PGresult *r =
-	    PQexecParams(c, sql, b ? 2 : 1, NULL, params, NULL, NULL, 0);
+	PGresult *r;
 	char *v = NULL;
-	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+	if (he_pg_query(c, "permission check", sql, b ? 2 : 1, params, &r) <
+	    0) {
+		snprintf(pf->err, sizeof(pf->err), "%s", he_pg_error(c));
+		return NULL;
+	}
+	if (PQntuples(r) == 1)
 		v = strdup(PQgetisnull(r, 0, 0) ? "" : PQgetvalue(r, 0, 0));
 	else
-		snprintf(pf->err, sizeof(pf->err), "permission check: %s",
-			 PQerrorMessage(c));
+		snprintf(pf->err, sizeof(pf->err), "permission check: %d rows",
+			 PQntuples(r));
 	PQclear(r);
 	return v;
 }
 
 /* Check one line of the list; false when a query failed. */
-static bool pg_check(he_preflight *pf, PGconn *c, const struct apphost_grant *g)
+static bool pg_check(he_preflight *pf, he_pg_session *c,
+		     const struct apphost_grant *g)
 {
 	char what[512], *v;
 	if (g->kind == APPHOST_GRANT_SCHEMA) {
@@ -154,11 +163,13 @@ int he_preflight_pg(he_preflight *pf)
 			 why);
 		return HE_EINVAL;
 	}
-	PGconn *c = NULL;
-	int r = pf->svc->pg_lease(pf->svc->host, LEASE_TIMEOUT_MS, &c);
+	/* Bounded like every call: the consumer thread asks this. */
+	he_pg_session sess, *c = &sess;
+	he_pg_init(c, pf->svc);
+	he_pg_set_timeout(c, PG_CHECK_MS);
+	int r = he_pg_connect(c);
 	if (r < 0) {
-		snprintf(pf->err, sizeof(pf->err), "postgres lease: %s",
-			 apphost_strerror(r));
+		snprintf(pf->err, sizeof(pf->err), "%s", he_pg_error(c));
 		apphost_grants_free(&list);
 		return r;
 	}
@@ -169,9 +180,7 @@ int he_preflight_pg(he_preflight *pf)
 			if ((list.v[i].kind == APPHOST_GRANT_SCHEMA) ==
 			    (pass == 0))
 				ok = pg_check(pf, c, &list.v[i]);
-	pf->svc->pg_release(pf->svc->host, c,
-			    !ok || PQstatus(c) != CONNECTION_OK ||
-				PQtransactionStatus(c) != PQTRANS_IDLE);
+	he_pg_drop(c, !ok);
 	apphost_grants_free(&list);
 	if (!ok)
 		return HE_EIO;
