@@ -79,9 +79,9 @@ struct consumer_repair {
 struct he_consumer {
 	const apphost_services *svc; /* immutable */
 	he_config cfg;		     /* immutable once loaded */
-	/* immutable: check_ms: a server silent this long is pinged (the
-	 * leader's XREADs answer for Redis); a standby pings both this
-	 * often. So an idle instance that can work stays able to. */
+	/* immutable: the lease's timings: check_ms bounds every statement
+	 * and a standby's wait (the step pings an idle server at half of
+	 * it), heard_ms every answer awaited. */
 	he_lease_timing t;
 	he_leader *leader;  /* immutable (its own locking, leader.h) */
 	he_ops ops;	    /* consumer thread; main thread before start */

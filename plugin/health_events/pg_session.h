@@ -3,9 +3,9 @@
  * it: leased lazily from the host's pool, every wait bounded (a client
  * deadline, an abort flag, a server-side statement_timeout), every answer
  * noted for the lease (he_heard), and failures sorted by SQLSTATE class
- * into the project's codes. The record store (record_store_pg.h) and the
- * lease thread (leader.c) each hold a session of their own; nothing above
- * them sees the connection.
+ * into the project's codes. The record store (record_store_pg.h), the
+ * lease thread (leader.c) and the permission check (preflight.c) each
+ * hold a session of their own; nothing above them sees the connection.
  *
  * A session is used by one thread at a time.
  */

@@ -447,7 +447,7 @@ static void cons_result(int i, msg *m, int rc)
 	    p->C.epoch)
 		p->committed = p->C.applied; /* resumes there */
 	/* The consumer step decides a refusal deposes us; the lease hears
-	 * it from there, as leader.c does from consumer.c. */
+	 * it from there, as leader.c does from consumer_loop.c. */
 	if (p->C.news.fenced) {
 		he_lease_sm_fenced(&p->L, p->C.news.fenced, p->C.news.fence);
 		p->C.news.fenced = 0;

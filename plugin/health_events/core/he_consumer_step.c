@@ -266,7 +266,7 @@ static void resync(he_cs *s)
 	s->news.moved = true;
 	if (s->has_pend && !s->committing_pend) {
 		/* An apply refused while a batch is pending: commit it, then
-		 * resync (consumer.c commits it alongside the apply). */
+		 * resync (consumer_batch.c commits it alongside the apply). */
 		drain(s, HE_CS_S_TAKE_OVER);
 		return;
 	}

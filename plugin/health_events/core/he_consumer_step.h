@@ -132,7 +132,7 @@ typedef struct he_cs {
 	he_stream_id batch_last; /* the batch in hand ends here */
 	bool committing_repair;
 	/* Pipelined (he_cs_pipeline): a batch's commit follows the next
-	 * batch's apply, as consumer.c overlaps them. */
+	 * batch's apply, as consumer_batch.c overlaps them. */
 	bool pipelined;
 	bool has_pend;		/* an applied batch waits for its commit */
 	he_stream_id pend_last; /* ... ending here */
@@ -173,7 +173,7 @@ void he_cs_swap(he_cs *s, uint64_t epoch, he_stream_id at);
 
 /*
  * Commit each batch only after the next one applied (the apply of one and
- * the commit of the one before overlap in consumer.c): the outboxes in
+ * the commit of the one before overlap in consumer_batch.c): the outboxes in
  * hand are then up to two, told apart by COMMIT's `to`. Before a
  * blocking read, a resync, a retried apply or a stop, the pending batch
  * is committed first; a refused commit forgets both.
