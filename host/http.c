@@ -28,6 +28,7 @@
 #define WATCHDOG_PERIOD_MS  250u
 
 /* One open connection, known from MHD's connection notifications. */
+/* Every field: mu. */
 struct conn {
 	struct conn *prev, *next;
 	int fd;
@@ -36,6 +37,7 @@ struct conn {
 };
 
 struct apphost_http {
+	/* immutable once apphost_http_start has returned */
 	struct MHD_Daemon *d;
 	struct apphost_metrics *metrics;
 	uint16_t port;
@@ -44,12 +46,12 @@ struct apphost_http {
 	 * sending a header byte every few seconds would hold its connection
 	 * (and a slot) forever. The watchdog thread shuts such a socket
 	 * down; MHD then sees the end of the stream and closes it. */
-	pthread_mutex_t mu; /* conns, stop; held across shutdown() */
-	pthread_cond_t cv;
-	struct conn *conns;
-	bool stop;
-	pthread_t watchdog;
-	bool watchdog_running;
+	pthread_mutex_t mu;    /* held across shutdown() */
+	pthread_cond_t cv;     /* signals stop */
+	struct conn *conns;    /* mu */
+	bool stop;	       /* mu */
+	pthread_t watchdog;    /* the starting/stopping thread only */
+	bool watchdog_running; /* the starting/stopping thread only */
 };
 
 static uint64_t mono_ns(void)
@@ -146,12 +148,19 @@ static void *watchdog_main(void *arg)
 			c->cut = true;
 			cut++;
 		}
-		if (cut > 0)
+		if (cut > 0) {
+			/* Not under mu: a request's completion must not wait
+			 * behind a write to stderr. */
+			pthread_mutex_unlock(&h->mu);
 			apphost_log(APPHOST_LOG_DEBUG, NULL,
 				    "http: connections closed: request not "
 				    "complete within the deadline",
 				    "connections=%u deadline_ms=%u", cut,
 				    REQUEST_DEADLINE_MS);
+			pthread_mutex_lock(&h->mu);
+			if (h->stop)
+				break;
+		}
 		pthread_cond_timedwait(&h->cv, &h->mu, &ts);
 	}
 	pthread_mutex_unlock(&h->mu);

@@ -330,11 +330,19 @@ void apphost_redis_watch_start(struct apphost_redis_pool *p)
 
 void apphost_redis_watch_stop(struct apphost_redis_pool *p)
 {
-	if (!p->watching)
+	bool watching;
+
+	/* Not held across the join: the watcher takes mu itself. */
+	pthread_mutex_lock(&p->mu);
+	watching = p->watching;
+	pthread_mutex_unlock(&p->mu);
+	if (!watching)
 		return;
 	(void)!write(p->wake[1], "x", 1);
 	pthread_join(p->watcher, NULL);
 	close(p->wake[0]);
 	close(p->wake[1]);
+	pthread_mutex_lock(&p->mu);
 	p->watching = false;
+	pthread_mutex_unlock(&p->mu);
 }
