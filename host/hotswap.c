@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "dirwatch.h"
 #include "elf_check.h"
 #include "log.h"
@@ -20,8 +21,8 @@
 #include "privdir.h"
 #include "status.h"
 
-#define DEBOUNCE_MS	 300	       /* quiet time after the last event */
-#define MAX_FILE_BYTES	 (1024u << 20) /* a component larger is refused */
+#define DEBOUNCE_MS    300	     /* quiet time after the last event */
+#define MAX_FILE_BYTES (1024u << 20) /* a component larger is refused */
 
 /* What a component file was when it was copied. */
 struct identity {

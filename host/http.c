@@ -15,6 +15,7 @@
 
 #include <microhttpd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "metrics.h"
 #include "process_metrics.h"
@@ -54,14 +55,6 @@ struct apphost_http {
 	bool watchdog_running; /* the starting/stopping thread only */
 };
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* MHD's thread: a connection was accepted or is about to be closed. MHD
  * notifies CLOSED before it closes the socket, and the watchdog only
  * touches sockets on the list under mu: it never shuts down a descriptor
@@ -83,7 +76,7 @@ static void on_connection(void *cls, struct MHD_Connection *connection,
 			return;
 		}
 		c->fd = fi->connect_fd;
-		c->since_ns = mono_ns();
+		c->since_ns = apphost_now_ns();
 		pthread_mutex_lock(&h->mu);
 		c->next = h->conns;
 		if (h->conns != NULL)
@@ -122,7 +115,7 @@ static void on_completed(void *cls, struct MHD_Connection *connection,
 	if (c == NULL)
 		return;
 	pthread_mutex_lock(&h->mu);
-	c->since_ns = mono_ns();
+	c->since_ns = apphost_now_ns();
 	pthread_mutex_unlock(&h->mu);
 }
 
@@ -132,7 +125,7 @@ static void *watchdog_main(void *arg)
 
 	pthread_mutex_lock(&h->mu);
 	while (!h->stop) {
-		uint64_t now = mono_ns(),
+		uint64_t now = apphost_now_ns(),
 			 wake = now + WATCHDOG_PERIOD_MS * 1000000ull;
 		struct timespec ts = {
 		    .tv_sec = (time_t)(wake / 1000000000u),

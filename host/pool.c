@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -93,14 +94,6 @@ static bool other_lessee(const struct slot *s, const char *who)
 
 	snprintf(w, sizeof(w), "%s", holder(who));
 	return strcmp(s->who, w) != 0;
-}
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 int apphost_pool_new(const struct apphost_pool_ops *ops, void *arg,
@@ -196,7 +189,7 @@ static void note_connect(struct apphost_pool *p, int rc, struct connect_note *n)
 	n->retry_in_ms = p->backoff_ms;
 	n->code = p->down_code;
 	p->reach = REACH_DOWN;
-	p->retry_at_ns = mono_ns() + (uint64_t)p->backoff_ms * 1000000u;
+	p->retry_at_ns = apphost_now_ns() + (uint64_t)p->backoff_ms * 1000000u;
 	p->backoff_ms = p->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
 							   : p->backoff_ms * 2;
 }
@@ -229,7 +222,7 @@ static uint32_t clamp_ms(uint64_t now, uint64_t deadline)
 int apphost_pool_lease(struct apphost_pool *p, uint32_t timeout_ms,
 		       const char *who, void **out)
 {
-	uint64_t start = mono_ns();
+	uint64_t start = apphost_now_ns();
 	uint64_t deadline = start + (uint64_t)timeout_ms * 1000000u;
 	struct slot *s;
 	bool connected;
@@ -241,7 +234,7 @@ int apphost_pool_lease(struct apphost_pool *p, uint32_t timeout_ms,
 		s = pick_slot(p, &connected);
 		if (s != NULL)
 			break;
-		uint64_t now = mono_ns();
+		uint64_t now = apphost_now_ns();
 
 		if (now >= deadline) {
 			char msg[128];
@@ -298,7 +291,7 @@ int apphost_pool_lease(struct apphost_pool *p, uint32_t timeout_ms,
 	}
 
 	/* Need a new connection in slot s (still free, lock held). */
-	uint64_t now = mono_ns();
+	uint64_t now = apphost_now_ns();
 
 	if (p->reach == REACH_DOWN && now < p->retry_at_ns) {
 		rc = p->down_code;

@@ -35,6 +35,14 @@ static struct {
 	char reason[201];
 } host_conditions[HOST_CONDITIONS];
 
+/* /readyz shows one line per reason: control characters become spaces. */
+static void scrub(char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = ' ';
+}
+
 /* Under status_mu: the entry for name, created on first use (or NULL). */
 static struct status *status_find(const char *name)
 {
@@ -110,10 +118,7 @@ void apphost_status_set_ready(const char *name, bool ready, const char *reason)
 
 	snprintf(full, sizeof(full), "%s",
 		 reason != NULL && reason[0] != '\0' ? reason : "not ready");
-	/* one line per component on /readyz: no control characters */
-	for (char *p = full; *p != '\0'; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = ' ';
+	scrub(full);
 	pthread_mutex_lock(&status_mu);
 	s = status_find(name != NULL ? name : "?");
 	if (s != NULL) {
@@ -151,9 +156,7 @@ void apphost_status_set_host(const char *what, bool ok, const char *reason)
 			 sizeof(host_conditions[i].reason), "%s",
 			 reason != NULL && reason[0] != '\0' ? reason
 							     : "not ready");
-		for (char *p = host_conditions[i].reason; *p != '\0'; p++)
-			if ((unsigned char)*p < 0x20 || *p == 0x7f)
-				*p = ' ';
+		scrub(host_conditions[i].reason);
 		break;
 	}
 	pthread_mutex_unlock(&status_mu);
