@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "apphost/component.h"
+#include "clock.h"
 #include "status.h"
 
 int apphost_notify(const char *state)
@@ -160,6 +161,28 @@ int apphost_notifier_start(uv_loop_t *loop, struct apphost_notifier **out)
 	uv_timer_start(&n->timer, on_tick, every_ms, every_ms);
 	*out = n;
 	return 0;
+}
+
+void apphost_notifier_reloading(struct apphost_notifier *n)
+{
+	char msg[64];
+
+	if (n == NULL)
+		return;
+	snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu\n",
+		 (unsigned long long)(apphost_now_ns() / 1000u));
+	(void)apphost_notify(msg);
+}
+
+void apphost_notifier_reloaded(struct apphost_notifier *n)
+{
+	char msg[STATUS_MAX + 32];
+
+	if (n == NULL)
+		return;
+	status_line(n->status, sizeof(n->status));
+	snprintf(msg, sizeof(msg), "READY=1\nSTATUS=%s\n", n->status);
+	(void)apphost_notify(msg);
 }
 
 static void on_closed(uv_handle_t *h)
