@@ -82,31 +82,21 @@ struct apphost_notifier {
 };
 
 /*
- * The host's readiness as one line, from the text /readyz serves (one
- * line per reason or note, "ready" last when ready): "ready",
- * "ready: health_events: leader", "not ready: a; b".
+ * The host's readiness as one line, from the reasons and notes /readyz
+ * shows: "ready", "ready: health_events: leader", "not ready: a; b".
  */
 static void status_line(char *out, size_t cap)
 {
-	char buf[STATUS_MAX];
-	bool ready = apphost_status_ready(buf, sizeof(buf)), first = true;
-	size_t len = strlen(buf);
+	struct apphost_status st;
 
-	while (len > 0 && buf[len - 1] == '\n')
-		buf[--len] = '\0';
-	if (ready && len >= 5 && strcmp(buf + len - 5, "ready") == 0) {
-		len -= 5;
-		buf[len] = '\0';
-		while (len > 0 && buf[len - 1] == '\n')
-			buf[--len] = '\0';
-	}
-	snprintf(out, cap, "%s", ready ? "ready" : "not ready");
-	for (char *save = NULL, *l = strtok_r(buf, "\n", &save); l != NULL;
-	     l = strtok_r(NULL, "\n", &save), first = false) {
+	apphost_status_get(&st);
+	snprintf(out, cap, "%s", st.ok ? "ready" : "not ready");
+	for (size_t i = 0; i < st.n; i++) {
 		size_t used = strlen(out);
 
-		snprintf(out + used, cap - used, "%s%s", first ? ": " : "; ",
-			 l);
+		snprintf(out + used, cap - used, "%s%s%s%s", i ? "; " : ": ",
+			 st.line[i].who, st.line[i].who[0] != '\0' ? ": " : "",
+			 st.line[i].code);
 	}
 }
 

@@ -12,7 +12,6 @@
 #include "clock.h"
 #include "log.h"
 #include "pool_redis_int.h"
-#include "status.h"
 #include "tcp_opts.h"
 
 /* Run one argv command; 0 on a non-error reply, else reason in err. */
@@ -102,8 +101,7 @@ void apphost_redis_primary_state(struct apphost_redis_pool *p, bool known,
 		apphost_log(APPHOST_LOG_WARN, NULL, "redis primary unknown",
 			    "master=%s err=\"%s\"", p->master, why);
 	}
-	apphost_status_set_host("redis", known,
-				known ? NULL : "no primary known");
+	apphost_status_cond_set(p->ready, known, "no primary known");
 }
 
 /*
@@ -355,6 +353,7 @@ static const struct apphost_pool_ops redis_ops = {
 
 static void pool_clear(struct apphost_redis_pool *p)
 {
+	apphost_status_cond_remove(p->ready);
 	apphost_redis_url_clear(&p->url);
 	free(p->sentinels);
 	free(p->master);
@@ -447,7 +446,14 @@ int apphost_redis_pool_new_sentinel(const char *url,
 		}
 		sentinel_addr(p);
 		/* Not ready until a primary is found (first lease). */
-		apphost_status_set_host("redis", false, "no primary known yet");
+		p->ready = apphost_status_cond_add("redis");
+		if (p->ready == NULL) {
+			snprintf(err, errlen, "out of memory");
+			pool_clear(p);
+			return APPHOST_ENOMEM;
+		}
+		apphost_status_cond_set(p->ready, false,
+					"no primary known yet");
 	} else {
 		snprintf(p->addr, sizeof(p->addr),
 			 strchr(p->url.host, ':') ? "[%s]:%u/%u" : "%s:%u/%u",

@@ -13,6 +13,7 @@
 #include "metrics.h"
 #include "pool.h"
 #include "sentinel.h"
+#include "status.h"
 #include "url.h"
 
 /* Per Sentinel: a stuck one must not hold up asking the next. */
@@ -46,7 +47,9 @@ struct apphost_redis_pool {
 	char *master;				 /* immutable */
 	char *sentinel_password;		 /* immutable; NULL: none */
 	struct apphost_metric *m_changes;	 /* immutable */
-	atomic_uint nonce;			 /* atomic */
+	/* immutable; NULL without Sentinels: "redis" on /readyz */
+	struct apphost_status_cond *ready;
+	atomic_uint nonce; /* atomic */
 
 	pthread_mutex_t mu;
 	size_t first;		  /* mu: the Sentinel to ask first */
