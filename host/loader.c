@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "comp_int.h"
+#include "lifecycle.h"
 #include "magic_check.h"
 #include "path.h"
 
@@ -25,6 +27,41 @@ const char *apphost_comp_state_name(enum apphost_comp_state s)
 	case APPHOST_COMP_STUCK: return "stuck";
 	default: return "?";
 	}
+}
+
+const char *apphost_comp_name(const struct apphost_comp *c)
+{
+	return c->name;
+}
+
+const char *apphost_comp_version(const struct apphost_comp *c)
+{
+	return c->version;
+}
+
+const char *apphost_comp_path(const struct apphost_comp *c)
+{
+	return c->path;
+}
+
+const char *apphost_comp_realpath(const struct apphost_comp *c)
+{
+	return c->realpath;
+}
+
+const apphost_magic *apphost_comp_magic(const struct apphost_comp *c)
+{
+	return c->magic;
+}
+
+bool apphost_comp_can_export(const struct apphost_comp *c)
+{
+	return c->export_state != NULL;
+}
+
+bool apphost_comp_can_import(const struct apphost_comp *c)
+{
+	return c->import_state != NULL;
 }
 
 /* Describe why st fails the owner/mode rules, or return NULL. */
@@ -305,9 +342,7 @@ void apphost_comp_free(struct apphost_comp *c)
 {
 	if (c == NULL)
 		return;
-	if (c->state == APPHOST_COMP_READY ||
-	    c->state == APPHOST_COMP_RUNNING ||
-	    c->state == APPHOST_COMP_STUCK) {
+	if (apphost_comp_live(c)) {
 		park(c);
 		return;
 	}
@@ -512,8 +547,7 @@ int apphost_comp_load(const char *path, struct apphost_comp **out, char *err,
 	c->handle = h;
 	c->fd = fd;
 	c->dev = st.st_dev;
-	c->ino = st.st_ino;
-	c->state = APPHOST_COMP_LOADED;
+	c->ino = st.st_ino; /* state: LOADED (0) from calloc; lifecycle.c's */
 	if (live_add(c) < 0) {
 		c->fd = -1;
 		apphost_comp_free(c);
@@ -527,5 +561,26 @@ int apphost_comp_load(const char *path, struct apphost_comp **out, char *err,
 		return rc;
 	}
 	*out = c;
+	return 0;
+}
+
+int apphost_comp_load_as(const char *path, const char *shown,
+			 struct apphost_comp **out, char *err, size_t errlen)
+{
+	char *copy = strdup(shown);
+	int rc;
+
+	if (copy == NULL) {
+		*out = NULL;
+		snprintf(err, errlen, "%s: out of memory", shown);
+		return APPHOST_ENOMEM;
+	}
+	rc = apphost_comp_load(path, out, err, errlen);
+	if (rc < 0) {
+		free(copy);
+		return rc;
+	}
+	free((*out)->path);
+	(*out)->path = copy;
 	return 0;
 }
