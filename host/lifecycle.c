@@ -112,12 +112,12 @@ int apphost_comp_import(struct apphost_comp *c, const void *buf, size_t len)
 /* Shared by the waiter and the helper thread; the last one frees it. */
 struct stop_call {
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int refs;
-	bool done;
-	int rc;
-	apphost_stop_fn fn;
-	void *state;
+	pthread_cond_t cv;  /* signals done */
+	int refs;	    /* mu */
+	bool done;	    /* mu */
+	int rc;		    /* mu: stop's result, once done */
+	apphost_stop_fn fn; /* immutable */
+	void *state;	    /* immutable */
 };
 
 static void stop_call_unref(struct stop_call *sc)
