@@ -744,8 +744,12 @@ static void check_dep(he_consumer *c, enum dep d, uint64_t now)
 {
 	if (!check_due(c, d, now))
 		return;
+	uint64_t t0 = c->svc->now_ns(c->svc->host);
 	int r = ping(c, d);
-	if (r == HE_ECONN && !stopping(c))
+	/* Only a quick failure (a broken connection found) is tried again:
+	 * a server that let the ping wait out its deadline gets no second. */
+	if (r == HE_ECONN && !stopping(c) &&
+	    c->svc->now_ns(c->svc->host) - t0 < c->t.check_ms * 250000ull)
 		r = ping(c, d);
 	if (r < 0)
 		dep_failed(c, d, r, d == DEP_PG ? c->pg.err : c->rs.err);
