@@ -6,6 +6,8 @@
 
 #include <apphost/component.h>
 
+#include "path.h"
+
 /* One watched file: where its events come from, and its debounce. */
 struct file {
 	struct apphost_dirwatch *dw;
@@ -32,27 +34,6 @@ struct apphost_dirwatch {
 	size_t nwatches;
 	size_t open; /* handles initialised and not yet closed back */
 };
-
-/* Split `path` into malloc()ed directory and base name. 0 or ENOMEM. */
-static int split_path(const char *path, char **dir, char **base)
-{
-	const char *slash = strrchr(path, '/');
-
-	if (slash == NULL)
-		*dir = strdup(".");
-	else if (slash == path)
-		*dir = strdup("/");
-	else
-		*dir = strndup(path, (size_t)(slash - path));
-	*base = strdup(slash != NULL ? slash + 1 : path);
-	if (*dir == NULL || *base == NULL) {
-		free(*dir);
-		free(*base);
-		*dir = *base = NULL;
-		return APPHOST_ENOMEM;
-	}
-	return 0;
-}
 
 int apphost_dirwatch_new(struct apphost_dirwatch **out, uv_loop_t *loop,
 			 uint64_t debounce_ms,
@@ -156,9 +137,9 @@ int apphost_dirwatch_add(struct apphost_dirwatch *dw, const char *path,
 	dw->open++;
 	dw->files[dw->nfiles++] = f;
 	real = realpath(path, NULL);
-	if (split_path(path, &f->dir[0], &f->base[0]) < 0 ||
+	if (apphost_path_split(path, &f->dir[0], &f->base[0]) < 0 ||
 	    (real != NULL && strcmp(real, path) != 0 &&
-	     split_path(real, &f->dir[1], &f->base[1]) < 0))
+	     apphost_path_split(real, &f->dir[1], &f->base[1]) < 0))
 		rc = APPHOST_ENOMEM;
 	free(real);
 	for (int k = 0; rc == 0 && k < 2; k++)

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "dirwatch.h"
 #include "elf_check.h"
 #include "log.h"
@@ -20,8 +21,8 @@
 #include "privdir.h"
 #include "status.h"
 
-#define DEBOUNCE_MS	 300	       /* quiet time after the last event */
-#define MAX_FILE_BYTES	 (1024u << 20) /* a component larger is refused */
+#define DEBOUNCE_MS    300	     /* quiet time after the last event */
+#define MAX_FILE_BYTES (1024u << 20) /* a component larger is refused */
 
 /* What a component file was when it was copied. */
 struct identity {
@@ -287,17 +288,9 @@ static int load_copy(struct apphost_hotswap *hs, const char *src,
 		rc = APPHOST_ENOMEM;
 		goto out_unlink;
 	}
-	rc = apphost_comp_load(file, &cp.comp, err, errlen);
+	rc = apphost_comp_load_as(file, path, &cp.comp, err, errlen);
 	if (rc < 0) {
 		name_original(err, errlen, file, path);
-		goto out_unlink;
-	}
-	free(cp.comp->path);
-	cp.comp->path = strdup(path);
-	if (cp.comp->path == NULL) {
-		apphost_comp_free(cp.comp);
-		snprintf(err, errlen, "%s: out of memory", path);
-		rc = APPHOST_ENOMEM;
 		goto out_unlink;
 	}
 	cp.src = real;
@@ -348,9 +341,7 @@ void apphost_hotswap_unload(struct apphost_hotswap *hs, struct apphost_comp *c)
 	if (c == NULL)
 		return;
 	cp = find_copy(hs, c);
-	parked = c->state == APPHOST_COMP_READY ||
-		 c->state == APPHOST_COMP_RUNNING ||
-		 c->state == APPHOST_COMP_STUCK;
+	parked = apphost_comp_live(c);
 	apphost_comp_free(c);
 	if (cp == NULL)
 		return;
@@ -389,14 +380,16 @@ static int prepare(struct apphost_hotswap *hs, const char *src,
 	struct apphost_comp *c;
 	int rc;
 
-	rc = load_copy(hs, src, old->path, &c, missing, err, errlen);
+	rc = load_copy(hs, src, apphost_comp_path(old), &c, missing, err,
+		       errlen);
 	if (rc < 0)
 		return rc;
-	if (strcmp(c->name, old->name) != 0) {
+	if (strcmp(apphost_comp_name(c), apphost_comp_name(old)) != 0) {
 		snprintf(err, errlen,
 			 "%s: component name changed from %s to %s; restart "
 			 "the host to load a different component",
-			 old->path, old->name, c->name);
+			 apphost_comp_path(old), apphost_comp_name(old),
+			 apphost_comp_name(c));
 		apphost_hotswap_unload(hs, c);
 		return APPHOST_EINVAL;
 	}
@@ -418,7 +411,8 @@ static void stop_logged(struct apphost_hotswap *hs, struct apphost_comp *c,
 	char err[512];
 	int rc;
 
-	if (c->state != APPHOST_COMP_READY && c->state != APPHOST_COMP_RUNNING)
+	if (apphost_comp_state(c) != APPHOST_COMP_READY &&
+	    apphost_comp_state(c) != APPHOST_COMP_RUNNING)
 		return;
 	rc = apphost_comp_stop_with_deadline(c, dl, err, sizeof(err));
 	if (rc == APPHOST_ETIMEDOUT)
@@ -427,28 +421,26 @@ static void stop_logged(struct apphost_hotswap *hs, struct apphost_comp *c,
 		apphost_log(APPHOST_LOG_ERROR, NULL,
 			    "hot swap: stop overran its deadline; that "
 			    "instance is left running (parked)",
-			    "name=%s instance=%s deadline_ms=%u", c->name,
-			    which, ctx->shutdown_timeout_ms);
+			    "name=%s instance=%s deadline_ms=%u",
+			    apphost_comp_name(c), which,
+			    ctx->shutdown_timeout_ms);
 	else if (rc < 0)
 		apphost_log(APPHOST_LOG_WARN, NULL, "hot swap: stop failed",
-			    "name=%s instance=%s err=\"%s\"", c->name, which,
-			    err);
+			    "name=%s instance=%s err=\"%s\"",
+			    apphost_comp_name(c), which, err);
 }
 
 /* Import buf into c (READY), logging a refusal. */
 static void import_logged(struct apphost_comp *c, const void *buf, size_t len)
 {
-	int rc;
+	int rc = apphost_comp_import(c, buf, len);
 
-	if (buf == NULL || c->import_state == NULL)
-		return;
-	rc = c->import_state(c->cstate, buf, len);
 	if (rc != 0)
 		apphost_log(APPHOST_LOG_WARN, NULL,
 			    "hot swap: state import refused; the new "
 			    "instance starts without it",
-			    "name=%s bytes=%zu err=\"%s\"", c->name, len,
-			    apphost_strerror(rc > 0 ? APPHOST_EINVAL : rc));
+			    "name=%s bytes=%zu err=\"%s\"",
+			    apphost_comp_name(c), len, apphost_strerror(rc));
 }
 
 /*
@@ -468,8 +460,8 @@ restore(struct apphost_hotswap *hs, struct apphost_comp *old,
 
 	stop_logged(hs, nc, ctx, "new");
 	apphost_hotswap_unload(hs, nc);
-	rc = prepare(hs, old->realpath, old, ctx, &rc_comp, &missing, err,
-		     sizeof(err));
+	rc = prepare(hs, apphost_comp_realpath(old), old, ctx, &rc_comp,
+		     &missing, err, sizeof(err));
 	if (rc == 0) {
 		import_logged(rc_comp, buf, len);
 		rc = apphost_comp_start(rc_comp, err, sizeof(err));
@@ -486,15 +478,18 @@ restore(struct apphost_hotswap *hs, struct apphost_comp *old,
 		    "NOT running; fix the build, the next change "
 		    "retries",
 		    "name=%s path=%s start_err=\"%s\" restore_err=\"%s\"",
-		    old->name, old->path, start_err, err);
-		apphost_status_set_up(old->name, false); /* /readyz: 503 */
+		    apphost_comp_name(old), apphost_comp_path(old), start_err,
+		    err);
+		/* /readyz: 503 */
+		apphost_status_set_up(apphost_comp_name(old), false);
 		return old;
 	}
 	apphost_log(APPHOST_LOG_ERROR, NULL,
 		    "hot swap: new build failed to start; previous build "
 		    "restored",
-		    "name=%s version=%s path=%s err=\"%s\"", old->name,
-		    old->version, old->path, start_err);
+		    "name=%s version=%s path=%s err=\"%s\"",
+		    apphost_comp_name(old), apphost_comp_version(old),
+		    apphost_comp_path(old), start_err);
 	apphost_hotswap_unload(hs, old);
 	return rc_comp;
 }
@@ -504,6 +499,8 @@ int apphost_hotswap_swap(struct apphost_hotswap *hs,
 			 const struct apphost_ctx *ctx, const char *trigger)
 {
 	struct apphost_comp *old = l->v[i], *nc = NULL;
+	const char *name = apphost_comp_name(old),
+		   *path = apphost_comp_path(old);
 	struct identity oid = {"?", "?"}, nid;
 	uint64_t t0 = apphost_now_ns(), gap0;
 	void *buf = NULL;
@@ -514,59 +511,54 @@ int apphost_hotswap_swap(struct apphost_hotswap *hs,
 
 	if (find_copy(hs, old) != NULL)
 		oid = find_copy(hs, old)->id;
-	rc = prepare(hs, old->path, old, ctx, &nc, &missing, err, sizeof(err));
+	rc = prepare(hs, path, old, ctx, &nc, &missing, err, sizeof(err));
 	if (rc < 0 && missing) {
 		apphost_log(APPHOST_LOG_INFO, NULL,
 			    "hot swap: component file missing; waiting for "
 			    "it to reappear",
-			    "name=%s path=%s trigger=%s", old->name, old->path,
-			    trigger);
+			    "name=%s path=%s trigger=%s", name, path, trigger);
 		return rc;
 	}
 	if (rc < 0) {
 		apphost_log(APPHOST_LOG_WARN, NULL,
 			    "hot swap refused; the running build keeps "
 			    "serving",
-			    "name=%s path=%s trigger=%s reason=\"%s\"",
-			    old->name, old->path, trigger, err);
+			    "name=%s path=%s trigger=%s reason=\"%s\"", name,
+			    path, trigger, err);
 		return rc;
 	}
 	nid = find_copy(hs, nc)->id;
 
 	gap0 = apphost_now_ns();
-	if (old->state == APPHOST_COMP_RUNNING && old->export_state != NULL &&
-	    nc->import_state != NULL) {
-		rc = old->export_state(old->cstate, &buf, &len);
-		if (rc != 0) {
-			apphost_log(
-			    APPHOST_LOG_WARN, NULL,
-			    "hot swap: state export failed; the new "
-			    "instance starts without it",
-			    "name=%s err=\"%s\"", old->name,
-			    apphost_strerror(rc > 0 ? APPHOST_EINVAL : rc));
-			free(buf);
-			buf = NULL;
-			len = 0;
-		}
+	if (apphost_comp_can_import(nc)) {
+		rc = apphost_comp_export(old, &buf, &len);
+		if (rc != 0)
+			apphost_log(APPHOST_LOG_WARN, NULL,
+				    "hot swap: state export failed; the new "
+				    "instance starts without it",
+				    "name=%s err=\"%s\"", name,
+				    apphost_strerror(rc));
 	}
 	stop_logged(hs, old, ctx, "old");
 	import_logged(nc, buf, len);
 	rc = apphost_comp_start(nc, err, sizeof(err));
 	if (rc < 0) {
-		l->v[i] = restore(hs, old, nc, ctx, buf, len, err);
+		(void)apphost_lifecycle_replace(
+		    l, i, restore(hs, old, nc, ctx, buf, len, err));
 		free(buf);
 		return rc;
 	}
-	l->v[i] = nc;
+	(void)apphost_lifecycle_replace(l, i, nc);
 	apphost_metrics_hot_swap_inc(); /* apphost_hot_swaps_total */
-	apphost_status_set_up(nc->name, true);
+	apphost_status_set_up(apphost_comp_name(nc), true);
 	apphost_log(APPHOST_LOG_INFO, NULL, "component swapped",
 		    "name=%s trigger=%s old_version=%s old_build_id=%s "
 		    "old_hash=%s new_version=%s new_build_id=%s new_hash=%s "
 		    "state_bytes=%zu gap_ms=%.1f duration_ms=%.1f path=%s",
-		    nc->name, trigger, old->version, oid.build_id, oid.hash,
-		    nc->version, nid.build_id, nid.hash, len, ms_since(gap0),
-		    ms_since(t0), nc->path);
+		    apphost_comp_name(nc), trigger, apphost_comp_version(old),
+		    oid.build_id, oid.hash, apphost_comp_version(nc),
+		    nid.build_id, nid.hash, len, ms_since(gap0), ms_since(t0),
+		    apphost_comp_path(nc));
 	free(buf);
 	apphost_hotswap_unload(hs, old);
 	return 0;
@@ -605,11 +597,13 @@ int apphost_hotswap_watch(struct apphost_hotswap *hs, uv_loop_t *loop,
 	if (apphost_dirwatch_new(&hs->dw, loop, DEBOUNCE_MS, &cb) < 0)
 		return APPHOST_ENOMEM;
 	for (size_t i = 0; i < l->n; i++) {
-		if (apphost_dirwatch_add(hs->dw, l->v[i]->path, i) < 0)
+		const char *path = apphost_comp_path(l->v[i]);
+
+		if (apphost_dirwatch_add(hs->dw, path, i) < 0)
 			return APPHOST_ENOMEM;
 		apphost_log(APPHOST_LOG_INFO, NULL, "hot swap: watching",
-			    "name=%s path=%s debounce_ms=%d", l->v[i]->name,
-			    l->v[i]->path, DEBOUNCE_MS);
+			    "name=%s path=%s debounce_ms=%d",
+			    apphost_comp_name(l->v[i]), path, DEBOUNCE_MS);
 	}
 	return 0;
 }

@@ -15,6 +15,7 @@
 
 #include <microhttpd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "metrics.h"
 #include "process_metrics.h"
@@ -28,6 +29,7 @@
 #define WATCHDOG_PERIOD_MS  250u
 
 /* One open connection, known from MHD's connection notifications. */
+/* Every field: mu. */
 struct conn {
 	struct conn *prev, *next;
 	int fd;
@@ -36,6 +38,7 @@ struct conn {
 };
 
 struct apphost_http {
+	/* immutable once apphost_http_start has returned */
 	struct MHD_Daemon *d;
 	struct apphost_metrics *metrics;
 	uint16_t port;
@@ -44,21 +47,13 @@ struct apphost_http {
 	 * sending a header byte every few seconds would hold its connection
 	 * (and a slot) forever. The watchdog thread shuts such a socket
 	 * down; MHD then sees the end of the stream and closes it. */
-	pthread_mutex_t mu; /* conns, stop; held across shutdown() */
-	pthread_cond_t cv;
-	struct conn *conns;
-	bool stop;
-	pthread_t watchdog;
-	bool watchdog_running;
+	pthread_mutex_t mu;    /* held across shutdown() */
+	pthread_cond_t cv;     /* signals stop */
+	struct conn *conns;    /* mu */
+	bool stop;	       /* mu */
+	pthread_t watchdog;    /* the starting/stopping thread only */
+	bool watchdog_running; /* the starting/stopping thread only */
 };
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* MHD's thread: a connection was accepted or is about to be closed. MHD
  * notifies CLOSED before it closes the socket, and the watchdog only
@@ -81,7 +76,7 @@ static void on_connection(void *cls, struct MHD_Connection *connection,
 			return;
 		}
 		c->fd = fi->connect_fd;
-		c->since_ns = mono_ns();
+		c->since_ns = apphost_now_ns();
 		pthread_mutex_lock(&h->mu);
 		c->next = h->conns;
 		if (h->conns != NULL)
@@ -120,7 +115,7 @@ static void on_completed(void *cls, struct MHD_Connection *connection,
 	if (c == NULL)
 		return;
 	pthread_mutex_lock(&h->mu);
-	c->since_ns = mono_ns();
+	c->since_ns = apphost_now_ns();
 	pthread_mutex_unlock(&h->mu);
 }
 
@@ -130,7 +125,7 @@ static void *watchdog_main(void *arg)
 
 	pthread_mutex_lock(&h->mu);
 	while (!h->stop) {
-		uint64_t now = mono_ns(),
+		uint64_t now = apphost_now_ns(),
 			 wake = now + WATCHDOG_PERIOD_MS * 1000000ull;
 		struct timespec ts = {
 		    .tv_sec = (time_t)(wake / 1000000000u),
@@ -146,12 +141,19 @@ static void *watchdog_main(void *arg)
 			c->cut = true;
 			cut++;
 		}
-		if (cut > 0)
+		if (cut > 0) {
+			/* Not under mu: a request's completion must not wait
+			 * behind a write to stderr. */
+			pthread_mutex_unlock(&h->mu);
 			apphost_log(APPHOST_LOG_DEBUG, NULL,
 				    "http: connections closed: request not "
 				    "complete within the deadline",
 				    "connections=%u deadline_ms=%u", cut,
 				    REQUEST_DEADLINE_MS);
+			pthread_mutex_lock(&h->mu);
+			if (h->stop)
+				break;
+		}
 		pthread_cond_timedwait(&h->cv, &h->mu, &ts);
 	}
 	pthread_mutex_unlock(&h->mu);

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "build_info.h"
+#include "comp_int.h"
 #include "log.h"
 #include "metrics.h"
 #include "status.h"
@@ -66,15 +67,57 @@ int apphost_comp_start(struct apphost_comp *c, char *err, size_t errlen)
 	return 0;
 }
 
+enum apphost_comp_state apphost_comp_state(const struct apphost_comp *c)
+{
+	return c->state;
+}
+
+bool apphost_comp_live(const struct apphost_comp *c)
+{
+	return c->state == APPHOST_COMP_READY ||
+	       c->state == APPHOST_COMP_RUNNING ||
+	       c->state == APPHOST_COMP_STUCK;
+}
+
+int apphost_comp_export(struct apphost_comp *c, void **buf, size_t *len)
+{
+	int rc;
+
+	*buf = NULL;
+	*len = 0;
+	if (c->state != APPHOST_COMP_RUNNING || c->export_state == NULL)
+		return 0;
+	rc = c->export_state(c->cstate, buf, len);
+	if (rc != 0) {
+		free(*buf);
+		*buf = NULL;
+		*len = 0;
+		return rc > 0 ? APPHOST_EINVAL : rc;
+	}
+	return 0;
+}
+
+int apphost_comp_import(struct apphost_comp *c, const void *buf, size_t len)
+{
+	int rc;
+
+	if (c->state != APPHOST_COMP_READY)
+		return APPHOST_ESTATE;
+	if (buf == NULL || c->import_state == NULL)
+		return 0;
+	rc = c->import_state(c->cstate, buf, len);
+	return rc > 0 ? APPHOST_EINVAL : rc;
+}
+
 /* Shared by the waiter and the helper thread; the last one frees it. */
 struct stop_call {
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int refs;
-	bool done;
-	int rc;
-	apphost_stop_fn fn;
-	void *state;
+	pthread_cond_t cv;  /* signals done */
+	int refs;	    /* mu */
+	bool done;	    /* mu */
+	int rc;		    /* mu: stop's result, once done */
+	apphost_stop_fn fn; /* immutable */
+	void *state;	    /* immutable */
 };
 
 static void stop_call_unref(struct stop_call *sc)
@@ -401,6 +444,16 @@ int apphost_lifecycle_stop_all(struct apphost_comp_list *l, uint32_t timeout_ms)
 		}
 	}
 	return result;
+}
+
+struct apphost_comp *apphost_lifecycle_replace(struct apphost_comp_list *l,
+					       size_t i,
+					       struct apphost_comp *nc)
+{
+	struct apphost_comp *old = l->v[i];
+
+	l->v[i] = nc;
+	return old;
 }
 
 size_t apphost_lifecycle_stuck(const struct apphost_comp_list *l)

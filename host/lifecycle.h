@@ -3,11 +3,13 @@
  * configured list as a whole.
  *
  * Per component (main thread; the record moves LOADED -> READY ->
- * RUNNING -> STOPPED, or STUCK when a stop overruns):
+ * RUNNING -> STOPPED, or STUCK when a stop overruns; this file alone
+ * moves it):
  *   apphost_comp_init              bind services, call init
  *   apphost_comp_start             call start
  *   apphost_comp_stop_with_deadline call stop on a helper thread, wait
  *                                  until an absolute monotonic deadline
+ *   apphost_comp_export/_import    hand state from one instance to another
  * These do not log; they return a code and a reason in err.
  *
  * The list functions log one line per step and per failure.
@@ -15,9 +17,11 @@
 #ifndef APPHOST_HOST_LIFECYCLE_H
 #define APPHOST_HOST_LIFECYCLE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "clock.h"
 #include "loader.h"
 #include "services.h"
 
@@ -49,6 +53,34 @@ int apphost_comp_start(struct apphost_comp *c, char *err, size_t errlen);
 int apphost_comp_stop_with_deadline(struct apphost_comp *c,
 				    uint64_t deadline_ns, char *err,
 				    size_t errlen);
+
+/* c's state. Main thread (or the thread that drives c). */
+enum apphost_comp_state apphost_comp_state(const struct apphost_comp *c);
+
+/*
+ * Whether c's code may still run: its stop is owed (READY, RUNNING) or
+ * overran (STUCK). Such a record is never unloaded (apphost_comp_free
+ * parks it), nor the file it was loaded from removed. Main thread.
+ */
+bool apphost_comp_live(const struct apphost_comp *c);
+
+/*
+ * A RUNNING component's export_state. Returns 0 with *buf (malloc()ed by
+ * the component; the caller frees it) and *len, or 0 with *buf NULL and
+ * *len 0 when c exports nothing (no such symbol, or not RUNNING), or the
+ * component's negative code (a positive one becomes APPHOST_EINVAL) with
+ * *buf NULL. Main thread.
+ */
+int apphost_comp_export(struct apphost_comp *c, void **buf, size_t *len);
+
+/*
+ * Hand buf (len bytes, from apphost_comp_export of another instance) to
+ * a READY component's import_state, before its start. Returns 0 (also
+ * when buf is NULL or c imports nothing), APPHOST_ESTATE when c is not
+ * READY, or the component's negative code (positive: APPHOST_EINVAL).
+ * Main thread.
+ */
+int apphost_comp_import(struct apphost_comp *c, const void *buf, size_t len);
 
 /* The configured components, in APPHOST_COMPONENTS order. */
 struct apphost_comp_list {
@@ -112,6 +144,14 @@ int apphost_lifecycle_check_all(struct apphost_comp_list *l);
  */
 int apphost_lifecycle_stop_all(struct apphost_comp_list *l,
 			       uint32_t timeout_ms);
+
+/*
+ * Put nc in l's slot i (hot swap) and return the record it held; the
+ * caller stops and frees that one. i must be < l->n. Main thread.
+ */
+struct apphost_comp *apphost_lifecycle_replace(struct apphost_comp_list *l,
+					       size_t i,
+					       struct apphost_comp *nc);
 
 /* Number of STUCK components (their ctx must stay alive). */
 size_t apphost_lifecycle_stuck(const struct apphost_comp_list *l);

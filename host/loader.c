@@ -12,6 +12,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "comp_int.h"
+#include "lifecycle.h"
+#include "magic_check.h"
+#include "path.h"
+
 const char *apphost_comp_state_name(enum apphost_comp_state s)
 {
 	switch (s) {
@@ -22,6 +27,41 @@ const char *apphost_comp_state_name(enum apphost_comp_state s)
 	case APPHOST_COMP_STUCK: return "stuck";
 	default: return "?";
 	}
+}
+
+const char *apphost_comp_name(const struct apphost_comp *c)
+{
+	return c->name;
+}
+
+const char *apphost_comp_version(const struct apphost_comp *c)
+{
+	return c->version;
+}
+
+const char *apphost_comp_path(const struct apphost_comp *c)
+{
+	return c->path;
+}
+
+const char *apphost_comp_realpath(const struct apphost_comp *c)
+{
+	return c->realpath;
+}
+
+const apphost_magic *apphost_comp_magic(const struct apphost_comp *c)
+{
+	return c->magic;
+}
+
+bool apphost_comp_can_export(const struct apphost_comp *c)
+{
+	return c->export_state != NULL;
+}
+
+bool apphost_comp_can_import(const struct apphost_comp *c)
+{
+	return c->import_state != NULL;
 }
 
 /* Describe why st fails the owner/mode rules, or return NULL. */
@@ -49,23 +89,6 @@ static const char *strict_why(const struct stat *st, uid_t euid, bool dir,
 		return buf;
 	}
 	return NULL;
-}
-
-/* Names of a path's directory part and file part, malloc()ed. */
-static int split(const char *path, char **dir, char **base)
-{
-	const char *slash = strrchr(path, '/');
-
-	*dir = slash == NULL   ? strdup(".")
-	       : slash == path ? strdup("/")
-			       : strndup(path, (size_t)(slash - path));
-	*base = strdup(slash != NULL ? slash + 1 : path);
-	if (*dir == NULL || *base == NULL) {
-		free(*dir);
-		free(*base);
-		return APPHOST_ENOMEM;
-	}
-	return 0;
 }
 
 /*
@@ -153,7 +176,7 @@ int apphost_comp_open(const char *path, uid_t euid, int *fd_out,
 	*fd_out = -1;
 	if (real_out != NULL)
 		*real_out = NULL;
-	rc = split(path, &dir, &base);
+	rc = apphost_path_split(path, &dir, &base);
 	if (rc < 0) {
 		snprintf(err, errlen, "%s: out of memory", path);
 		return rc;
@@ -319,9 +342,7 @@ void apphost_comp_free(struct apphost_comp *c)
 {
 	if (c == NULL)
 		return;
-	if (c->state == APPHOST_COMP_READY ||
-	    c->state == APPHOST_COMP_RUNNING ||
-	    c->state == APPHOST_COMP_STUCK) {
+	if (apphost_comp_live(c)) {
 		park(c);
 		return;
 	}
@@ -390,6 +411,7 @@ static int verify(struct apphost_comp *c, char *err, size_t errlen)
 	const char *p = c->path;
 	apphost_magic_fn magic_fn;
 	const apphost_magic *m;
+	int rc;
 
 	SYM(c->handle, APPHOST_SYM_MAGIC, magic_fn);
 	if (magic_fn == NULL) {
@@ -405,44 +427,9 @@ static int verify(struct apphost_comp *c, char *err, size_t errlen)
 			 APPHOST_SYM_MAGIC);
 		return APPHOST_EINVAL;
 	}
-	if (m->magic != APPHOST_MAGIC) {
-		snprintf(err, errlen, "%s: magic 0x%08x, host expects 0x%08x",
-			 p, (unsigned)m->magic, (unsigned)APPHOST_MAGIC);
-		return APPHOST_EINVAL;
-	}
-	if (m->abi_major != APPHOST_ABI_MAJOR) {
-		snprintf(err, errlen, "%s: ABI major %u, host supports %u", p,
-			 (unsigned)m->abi_major, (unsigned)APPHOST_ABI_MAJOR);
-		return APPHOST_EINVAL;
-	}
-	if (m->abi_minor > APPHOST_ABI_MINOR) {
-		snprintf(err, errlen,
-			 "%s: ABI minor %u, host supports up to %u.%u", p,
-			 (unsigned)m->abi_minor, (unsigned)APPHOST_ABI_MAJOR,
-			 (unsigned)APPHOST_ABI_MINOR);
-		return APPHOST_EINVAL;
-	}
-	/*
-	 * A component built against another hiredis would misread the
-	 * redisContext the host lends (ABI 1.2 records it; 0.0: built
-	 * without hiredis, nothing to misread).
-	 */
-	if (m->abi_minor >= 2 && (m->hiredis_major || m->hiredis_minor) &&
-	    (m->hiredis_major != APPHOST_HIREDIS_MAJOR ||
-	     m->hiredis_minor != APPHOST_HIREDIS_MINOR)) {
-		snprintf(err, errlen,
-			 "%s: built against hiredis %u.%u, host uses %u.%u", p,
-			 (unsigned)m->hiredis_major, (unsigned)m->hiredis_minor,
-			 (unsigned)APPHOST_HIREDIS_MAJOR,
-			 (unsigned)APPHOST_HIREDIS_MINOR);
-		return APPHOST_EINVAL;
-	}
-	if (m->services_size > sizeof(apphost_services)) {
-		snprintf(err, errlen,
-			 "%s: services table size %u, host provides %zu", p,
-			 (unsigned)m->services_size, sizeof(apphost_services));
-		return APPHOST_EINVAL;
-	}
+	rc = apphost_magic_check(p, m, err, errlen);
+	if (rc < 0)
+		return rc;
 	if (!token_ok(m->name, sizeof(c->name), true)) {
 		snprintf(err, errlen,
 			 "%s: component name missing or not a token of "
@@ -560,8 +547,7 @@ int apphost_comp_load(const char *path, struct apphost_comp **out, char *err,
 	c->handle = h;
 	c->fd = fd;
 	c->dev = st.st_dev;
-	c->ino = st.st_ino;
-	c->state = APPHOST_COMP_LOADED;
+	c->ino = st.st_ino; /* state: LOADED (0) from calloc; lifecycle.c's */
 	if (live_add(c) < 0) {
 		c->fd = -1;
 		apphost_comp_free(c);
@@ -575,5 +561,26 @@ int apphost_comp_load(const char *path, struct apphost_comp **out, char *err,
 		return rc;
 	}
 	*out = c;
+	return 0;
+}
+
+int apphost_comp_load_as(const char *path, const char *shown,
+			 struct apphost_comp **out, char *err, size_t errlen)
+{
+	char *copy = strdup(shown);
+	int rc;
+
+	if (copy == NULL) {
+		*out = NULL;
+		snprintf(err, errlen, "%s: out of memory", shown);
+		return APPHOST_ENOMEM;
+	}
+	rc = apphost_comp_load(path, out, err, errlen);
+	if (rc < 0) {
+		free(copy);
+		return rc;
+	}
+	free((*out)->path);
+	(*out)->path = copy;
 	return 0;
 }

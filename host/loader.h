@@ -18,7 +18,7 @@
  * can be checked; that is why the file checks come first.
  *
  * The per-component record below is what lifecycle.h drives. Main thread
- * (or one thread at a time per record).
+ * (or one thread at a time per record); the accessors: any thread.
  */
 #ifndef APPHOST_HOST_LOADER_H
 #define APPHOST_HOST_LOADER_H
@@ -40,30 +40,13 @@ enum apphost_comp_state {
 	APPHOST_COMP_STUCK,   /* stop overran its deadline: never unloaded */
 };
 
-struct apphost_comp {
-	char *path;	/* as configured, used in messages */
-	char *realpath; /* canonical path of the file that was dlopen()ed */
-	void *handle;	/* dlopen handle */
-	int fd;		/* the file, open while loaded (-1: none) */
-	dev_t dev;	/* its inode, to refuse a file listed twice */
-	ino_t ino;
-	const apphost_magic *magic;
-	char name[64];	  /* magic->name, copied */
-	char version[64]; /* magic->version, copied */
-
-	apphost_init_fn init;
-	apphost_start_fn start;
-	apphost_stop_fn stop;
-	apphost_export_fn export_state; /* NULL unless exported */
-	apphost_import_fn import_state; /* NULL unless exported */
-	apphost_check_fn check;		/* NULL unless exported (1.3) */
-
-	enum apphost_comp_state state;
-	void *cstate; /* the component's own state from init */
-
-	struct apphost_svc_host svc_host; /* svc.host points here */
-	apphost_services svc;
-};
+/*
+ * One loaded component. Opaque: loader.c fills what the load found (read
+ * it through the accessors below), lifecycle.c owns its state and the
+ * component's own (lifecycle.h); the fields are in comp_int.h, which only
+ * those two files include.
+ */
+struct apphost_comp;
 
 /*
  * Open a component file for loading, checked as sshd's StrictModes
@@ -102,6 +85,14 @@ int apphost_comp_load(const char *path, struct apphost_comp **out, char *err,
 		      size_t errlen);
 
 /*
+ * As apphost_comp_load, with `shown` as the path the record keeps for
+ * messages (apphost_comp_path): hot swap loads a private copy of the
+ * configured file under that file's name.
+ */
+int apphost_comp_load_as(const char *path, const char *shown,
+			 struct apphost_comp **out, char *err, size_t errlen);
+
+/*
  * Unload and free a record; NULL is a no-op. A record whose stop is still
  * owed (READY/RUNNING) or overran (STUCK) is never dlclose()d: its code
  * may still run; it is parked (kept reachable) instead. Main thread.
@@ -110,5 +101,20 @@ void apphost_comp_free(struct apphost_comp *c);
 
 /* Text for a state ("running"). Static; any thread. */
 const char *apphost_comp_state_name(enum apphost_comp_state s);
+
+/*
+ * What the load found; fixed for the record's life. Strings live as long
+ * as c: the name and version from its magic block, the path as
+ * configured (for messages) and the canonical path of the file loaded.
+ */
+const char *apphost_comp_name(const struct apphost_comp *c);
+const char *apphost_comp_version(const struct apphost_comp *c);
+const char *apphost_comp_path(const struct apphost_comp *c);
+const char *apphost_comp_realpath(const struct apphost_comp *c);
+const apphost_magic *apphost_comp_magic(const struct apphost_comp *c);
+
+/* Whether c exports apphost_component_export_state / _import_state. */
+bool apphost_comp_can_export(const struct apphost_comp *c);
+bool apphost_comp_can_import(const struct apphost_comp *c);
 
 #endif

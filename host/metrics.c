@@ -16,28 +16,36 @@
 
 struct family;
 
+/*
+ * Owners: immutable (set before the series or family is linked in, under
+ * the registry's mu; read by any thread after), atomic (updated without a
+ * lock by any thread), mu (the registry's).
+ */
 struct apphost_metric {
-	struct family *fam;
-	char **values;		 /* fam->nlabels label values */
-	_Atomic uint64_t bits;	 /* counter/gauge value, histogram sum */
-	_Atomic uint64_t *count; /* histogram: fam->nb + 1 (last: +Inf) */
-	struct apphost_metric *next;
+	struct family *fam;    /* immutable */
+	char **values;	       /* immutable: fam->nlabels label values */
+	_Atomic uint64_t bits; /* atomic: counter/gauge value, histogram sum */
+	/* atomic: histogram counts, fam->nb + 1 (last: +Inf) */
+	_Atomic uint64_t *count;
+	struct apphost_metric *next; /* mu */
 };
 
 struct family {
+	/* immutable */
 	int type;
 	char *name, *help;
 	char **labels; /* nlabels names */
 	size_t nlabels;
 	double *bounds; /* histogram upper bounds, nb of them */
 	size_t nb;
+	/* mu */
 	struct apphost_metric *head, **tail;
 	struct family *next;
 };
 
 struct apphost_metrics {
 	pthread_mutex_t mu;
-	struct family *head, **tail;
+	struct family *head, **tail; /* mu */
 };
 
 /* ---- values as atomic bits ---------------------------------------------- */

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "apphost/component.h"
+#include "clock.h"
 #include "status.h"
 
 int apphost_notify(const char *state)
@@ -81,31 +82,21 @@ struct apphost_notifier {
 };
 
 /*
- * The host's readiness as one line, from the text /readyz serves (one
- * line per reason or note, "ready" last when ready): "ready",
- * "ready: health_events: leader", "not ready: a; b".
+ * The host's readiness as one line, from the reasons and notes /readyz
+ * shows: "ready", "ready: health_events: leader", "not ready: a; b".
  */
 static void status_line(char *out, size_t cap)
 {
-	char buf[STATUS_MAX];
-	bool ready = apphost_status_ready(buf, sizeof(buf)), first = true;
-	size_t len = strlen(buf);
+	struct apphost_status st;
 
-	while (len > 0 && buf[len - 1] == '\n')
-		buf[--len] = '\0';
-	if (ready && len >= 5 && strcmp(buf + len - 5, "ready") == 0) {
-		len -= 5;
-		buf[len] = '\0';
-		while (len > 0 && buf[len - 1] == '\n')
-			buf[--len] = '\0';
-	}
-	snprintf(out, cap, "%s", ready ? "ready" : "not ready");
-	for (char *save = NULL, *l = strtok_r(buf, "\n", &save); l != NULL;
-	     l = strtok_r(NULL, "\n", &save), first = false) {
+	apphost_status_get(&st);
+	snprintf(out, cap, "%s", st.ok ? "ready" : "not ready");
+	for (size_t i = 0; i < st.n; i++) {
 		size_t used = strlen(out);
 
-		snprintf(out + used, cap - used, "%s%s", first ? ": " : "; ",
-			 l);
+		snprintf(out + used, cap - used, "%s%s%s%s", i ? "; " : ": ",
+			 st.line[i].who, st.line[i].who[0] != '\0' ? ": " : "",
+			 st.line[i].code);
 	}
 }
 
@@ -160,6 +151,28 @@ int apphost_notifier_start(uv_loop_t *loop, struct apphost_notifier **out)
 	uv_timer_start(&n->timer, on_tick, every_ms, every_ms);
 	*out = n;
 	return 0;
+}
+
+void apphost_notifier_reloading(struct apphost_notifier *n)
+{
+	char msg[64];
+
+	if (n == NULL)
+		return;
+	snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu\n",
+		 (unsigned long long)(apphost_now_ns() / 1000u));
+	(void)apphost_notify(msg);
+}
+
+void apphost_notifier_reloaded(struct apphost_notifier *n)
+{
+	char msg[STATUS_MAX + 32];
+
+	if (n == NULL)
+		return;
+	status_line(n->status, sizeof(n->status));
+	snprintf(msg, sizeof(msg), "READY=1\nSTATUS=%s\n", n->status);
+	(void)apphost_notify(msg);
 }
 
 static void on_closed(uv_handle_t *h)

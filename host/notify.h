@@ -9,7 +9,9 @@
  * optional dependency that changes what a binary does).
  *
  * What the host sends (run.c): READY=1 once every component started,
- * STOPPING=1 when stop begins, STATUS= when the readiness text changes,
+ * RELOADING=1 with MONOTONIC_USEC= when a SIGHUP hot swap begins and
+ * READY=1 again when it is done (kept or rolled back), STOPPING=1 when
+ * stop begins, STATUS= when the readiness text changes,
  * WATCHDOG=1 every WATCHDOG_USEC / 2 while WATCHDOG_USEC is set (and
  * WATCHDOG_PID, when set, is this process).
  */
@@ -50,5 +52,15 @@ struct apphost_notifier;
 
 int apphost_notifier_start(uv_loop_t *loop, struct apphost_notifier **out);
 void apphost_notifier_stopping(struct apphost_notifier *n);
+
+/*
+ * sd_notify(3)'s reload protocol, around a reload (a SIGHUP hot swap):
+ * apphost_notifier_reloading() sends RELOADING=1 with MONOTONIC_USEC= (now,
+ * CLOCK_MONOTONIC in microseconds), apphost_notifier_reloaded() READY=1
+ * with the STATUS= of now, whatever the reload's outcome. n NULL (no
+ * NOTIFY_SOCKET): nothing. Main thread only.
+ */
+void apphost_notifier_reloading(struct apphost_notifier *n);
+void apphost_notifier_reloaded(struct apphost_notifier *n);
 
 #endif

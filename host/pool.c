@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -29,23 +30,23 @@ struct slot {
 };
 
 struct apphost_pool {
+	/* immutable after apphost_pool_new */
 	const struct apphost_pool_ops *ops;
 	void *arg;
 	char *addr;
 	unsigned max;
-	struct slot *slots;
+	struct slot *slots; /* the array; its entries: mu */
+	/* apphost_pool_*{pool=kind} in the default registry (NULL: none) */
+	struct apphost_metric *m_leases, *m_timeouts, *m_unreachable, *m_conns;
 
 	pthread_mutex_t mu;
 	pthread_cond_t cv; /* signalled when a slot is released */
-	unsigned leased;
+	unsigned leased;   /* mu */
 
-	enum reach reach;
-	uint32_t backoff_ms;
-	uint64_t retry_at_ns; /* no connect attempt before this */
-	int down_code;	      /* what a lease says while down (mu) */
-
-	/* apphost_pool_*{pool=kind} in the default registry (NULL: none) */
-	struct apphost_metric *m_leases, *m_timeouts, *m_unreachable, *m_conns;
+	enum reach reach;     /* mu */
+	uint32_t backoff_ms;  /* mu */
+	uint64_t retry_at_ns; /* mu: no connect attempt before this */
+	int down_code;	      /* mu: what a lease says while down */
 };
 
 /* Look up this pool's series (shared by pools of the same kind). */
@@ -93,14 +94,6 @@ static bool other_lessee(const struct slot *s, const char *who)
 
 	snprintf(w, sizeof(w), "%s", holder(who));
 	return strcmp(s->who, w) != 0;
-}
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 int apphost_pool_new(const struct apphost_pool_ops *ops, void *arg,
@@ -157,18 +150,25 @@ static struct slot *pick_slot(struct apphost_pool *p, bool *connected)
 	return free_slot;
 }
 
-/* Under the lock: record a connect outcome, logging state changes. */
-static void note_connect(struct apphost_pool *p, int rc, const char *err)
-{
+/* A connect outcome's log line, written once the lock is dropped. */
+struct connect_note {
+	bool log;
+	int level;
 	char msg[64];
+	uint32_t retry_in_ms;
+	int code;
+};
 
+/* Under the lock: record a connect outcome; *n says what to log after
+ * unlocking (a lessee must not wait behind a write to stderr). */
+static void note_connect(struct apphost_pool *p, int rc, struct connect_note *n)
+{
 	if (rc == 0) {
-		snprintf(msg, sizeof(msg), "%s %s", p->ops->kind,
+		snprintf(n->msg, sizeof(n->msg), "%s %s", p->ops->kind,
 			 p->reach == REACH_DOWN ? "reachable again"
 						: "connected");
-		if (p->reach != REACH_UP)
-			apphost_log(APPHOST_LOG_INFO, NULL, msg, "addr=%s",
-				    p->addr);
+		n->log = p->reach != REACH_UP;
+		n->level = APPHOST_LOG_INFO;
 		p->reach = REACH_UP;
 		p->backoff_ms = BACKOFF_MIN_MS;
 		p->retry_at_ns = 0;
@@ -178,19 +178,35 @@ static void note_connect(struct apphost_pool *p, int rc, const char *err)
 	 * it says so, and leases report it until a connect succeeds. */
 	p->down_code =
 	    rc == APPHOST_EAUTH || rc == APPHOST_EPERM ? rc : APPHOST_ECONN;
-	snprintf(msg, sizeof(msg), "%s %s%s", p->ops->kind,
+	snprintf(n->msg, sizeof(n->msg), "%s %s%s", p->ops->kind,
 		 p->reach == REACH_DOWN ? "still " : "",
 		 rc == APPHOST_EAUTH   ? "refuses authentication"
 		 : rc == APPHOST_EPERM ? "refuses a permission"
 				       : "unreachable");
-	apphost_log(
-	    p->reach == REACH_DOWN ? APPHOST_LOG_DEBUG : APPHOST_LOG_ERROR,
-	    NULL, msg, "addr=%s err=\"%s\" retry_in_ms=%u code=%s", p->addr,
-	    err, p->backoff_ms, apphost_err_name(p->down_code));
+	n->log = true;
+	n->level =
+	    p->reach == REACH_DOWN ? APPHOST_LOG_DEBUG : APPHOST_LOG_ERROR;
+	n->retry_in_ms = p->backoff_ms;
+	n->code = p->down_code;
 	p->reach = REACH_DOWN;
-	p->retry_at_ns = mono_ns() + (uint64_t)p->backoff_ms * 1000000u;
+	p->retry_at_ns = apphost_now_ns() + (uint64_t)p->backoff_ms * 1000000u;
 	p->backoff_ms = p->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
 							   : p->backoff_ms * 2;
+}
+
+/* Outside the lock: the line note_connect decided on. */
+static void log_connect(const struct apphost_pool *p, int rc,
+			const struct connect_note *n, const char *err)
+{
+	if (!n->log)
+		return;
+	if (rc == 0)
+		apphost_log(n->level, NULL, n->msg, "addr=%s", p->addr);
+	else
+		apphost_log(n->level, NULL, n->msg,
+			    "addr=%s err=\"%s\" retry_in_ms=%u code=%s",
+			    p->addr, err, n->retry_in_ms,
+			    apphost_err_name(n->code));
 }
 
 /* What is left from now to deadline, within the connect bounds. */
@@ -206,7 +222,7 @@ static uint32_t clamp_ms(uint64_t now, uint64_t deadline)
 int apphost_pool_lease(struct apphost_pool *p, uint32_t timeout_ms,
 		       const char *who, void **out)
 {
-	uint64_t start = mono_ns();
+	uint64_t start = apphost_now_ns();
 	uint64_t deadline = start + (uint64_t)timeout_ms * 1000000u;
 	struct slot *s;
 	bool connected;
@@ -218,7 +234,7 @@ int apphost_pool_lease(struct apphost_pool *p, uint32_t timeout_ms,
 		s = pick_slot(p, &connected);
 		if (s != NULL)
 			break;
-		uint64_t now = mono_ns();
+		uint64_t now = apphost_now_ns();
 
 		if (now >= deadline) {
 			char msg[128];
@@ -275,7 +291,7 @@ int apphost_pool_lease(struct apphost_pool *p, uint32_t timeout_ms,
 	}
 
 	/* Need a new connection in slot s (still free, lock held). */
-	uint64_t now = mono_ns();
+	uint64_t now = apphost_now_ns();
 
 	if (p->reach == REACH_DOWN && now < p->retry_at_ns) {
 		rc = p->down_code;
@@ -294,21 +310,26 @@ int apphost_pool_lease(struct apphost_pool *p, uint32_t timeout_ms,
 	void *conn = NULL;
 	char err[256] = "";
 
-	rc = p->ops->connect(p->arg, cto, &conn, err, sizeof(err));
+	struct connect_note note = {0};
+	int crc;
+
+	crc = p->ops->connect(p->arg, cto, &conn, err, sizeof(err));
 	pthread_mutex_lock(&p->mu);
 	s->connecting = false;
-	note_connect(p, rc, err);
-	if (rc < 0) {
+	note_connect(p, crc, &note);
+	if (crc < 0) {
 		rc = p->down_code;
 		p->leased--;
 		pthread_cond_signal(&p->cv);
 		pthread_mutex_unlock(&p->mu);
+		log_connect(p, crc, &note, err);
 		apphost_metric_add(p->m_unreachable, 1);
 		return rc;
 	}
 	s->conn = conn;
 	s->leased = true;
 	pthread_mutex_unlock(&p->mu);
+	log_connect(p, crc, &note, err);
 	apphost_metric_add(p->m_conns, 1);
 	apphost_metric_add(p->m_leases, 1);
 	*out = conn;

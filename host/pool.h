@@ -3,7 +3,8 @@
  * the kind of connection (pool_redis.c and pool_pg.c supply the ops).
  *
  * Connections are made lazily, at lease time, outside the pool lock.
- * Connect failures back off exponentially (100 ms doubling to 5 s): while
+ * Connect failures back off exponentially (100 ms, doubling, capped at
+ * 1 s so a server that comes back is used again within about 1 s): while
  * the server is believed down and the backoff window is open, a lease
  * that would need a new connection fails at once with APPHOST_ECONN
  * instead of connecting again, so a down server is probed at most once per

@@ -10,6 +10,7 @@
 
 #include <libpq-fe.h>
 
+#include "clock.h"
 #include "dsn.h"
 #include "pool.h"
 #include "tcp_opts.h"
@@ -19,14 +20,6 @@ struct apphost_pg_pool {
 	char *addr; /* redacted */
 	struct apphost_pool *pool;
 };
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /*
  * Connect within timeout_ms by our own clock: libpq's connect_timeout
@@ -43,7 +36,7 @@ static int pg_connect(void *arg, uint32_t timeout_ms, void **conn, char *err,
 	 * expects UTF-8, whatever the database's own encoding. */
 	const char *keys[4], *vals[4];
 	size_t k = 0;
-	uint64_t deadline = mono_ms() + timeout_ms;
+	uint64_t deadline = apphost_now_ms() + timeout_ms;
 	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
 	PGconn *c;
 
@@ -61,7 +54,7 @@ static int pg_connect(void *arg, uint32_t timeout_ms, void **conn, char *err,
 	}
 	while (PQstatus(c) != CONNECTION_BAD && st != PGRES_POLLING_OK &&
 	       st != PGRES_POLLING_FAILED) {
-		uint64_t now = mono_ms();
+		uint64_t now = apphost_now_ms();
 		struct pollfd pfd = {
 		    .fd = PQsocket(c),
 		    .events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT,
@@ -103,14 +96,14 @@ static int pg_connect(void *arg, uint32_t timeout_ms, void **conn, char *err,
  * server that hangs must not hold up a lease). 0 or APPHOST_EIO. */
 static int exec_within(PGconn *c, const char *sql, uint32_t timeout_ms)
 {
-	uint64_t deadline = mono_ms() + timeout_ms;
+	uint64_t deadline = apphost_now_ms() + timeout_ms;
 	PGresult *r;
 	int rc = 0;
 
 	if (PQsendQuery(c, sql) != 1)
 		return APPHOST_EIO;
 	while (PQisBusy(c)) {
-		uint64_t now = mono_ms();
+		uint64_t now = apphost_now_ms();
 		struct pollfd pfd = {.fd = PQsocket(c), .events = POLLIN};
 
 		if (now >= deadline ||

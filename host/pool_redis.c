@@ -9,19 +9,10 @@
 
 #include <hiredis/hiredis.h>
 
+#include "clock.h"
 #include "log.h"
 #include "pool_redis_int.h"
-#include "status.h"
 #include "tcp_opts.h"
-
-static struct timeval ms_tv(uint32_t ms)
-{
-	struct timeval tv = {
-	    .tv_sec = (time_t)(ms / 1000),
-	    .tv_usec = (suseconds_t)((ms % 1000) * 1000),
-	};
-	return tv;
-}
 
 /* Run one argv command; 0 on a non-error reply, else reason in err. */
 static int command_ok(redisContext *c, int argc, const char **argv, char *err,
@@ -110,8 +101,7 @@ void apphost_redis_primary_state(struct apphost_redis_pool *p, bool known,
 		apphost_log(APPHOST_LOG_WARN, NULL, "redis primary unknown",
 			    "master=%s err=\"%s\"", p->master, why);
 	}
-	apphost_status_set_host("redis", known,
-				known ? NULL : "no primary known");
+	apphost_status_cond_set(p->ready, known, "no primary known");
 }
 
 /*
@@ -180,7 +170,7 @@ static int redis_connect(void *arg, uint32_t timeout_ms, void **conn, char *err,
 		apphost_redis_watch_start(
 		    p); /* after: it asks the one that answered */
 	}
-	c = redisConnectWithTimeout(host, port, ms_tv(timeout_ms));
+	c = redisConnectWithTimeout(host, port, apphost_ms_timeval(timeout_ms));
 	if (c == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return APPHOST_ENOMEM;
@@ -202,7 +192,7 @@ static int redis_connect(void *arg, uint32_t timeout_ms, void **conn, char *err,
 		return APPHOST_ECONN;
 	}
 	/* AUTH and SELECT must not hang on a stuck server either. */
-	redisSetTimeout(c, ms_tv(timeout_ms));
+	redisSetTimeout(c, apphost_ms_timeval(timeout_ms));
 	(void)apphost_tcp_opts_set(c->fd);
 	if (p->url.password != NULL) {
 		const char *argv[3];
@@ -247,7 +237,8 @@ static int redis_connect(void *arg, uint32_t timeout_ms, void **conn, char *err,
 			goto fail;
 	}
 	/* The lessee's default, as at every later lease (redis_prepare). */
-	if (redisSetTimeout(c, ms_tv(APPHOST_REDIS_COMMAND_TIMEOUT_MS)) !=
+	if (redisSetTimeout(
+		c, apphost_ms_timeval(APPHOST_REDIS_COMMAND_TIMEOUT_MS)) !=
 	    REDIS_OK) {
 		snprintf(err, errlen, "cannot set the command timeout");
 		rc = APPHOST_EIO;
@@ -303,7 +294,7 @@ static int redis_prepare(void *arg, void *conn, bool new_lessee,
 	if (!at_primary(p, c))
 		return APPHOST_EIO;
 	/* This round trip within the lessee's timeout; then its default. */
-	if (redisSetTimeout(c, ms_tv(timeout_ms)) != REDIS_OK)
+	if (redisSetTimeout(c, apphost_ms_timeval(timeout_ms)) != REDIS_OK)
 		return APPHOST_EIO;
 	snprintf(db, sizeof(db), "%u", p->url.db);
 	snprintf(nonce, sizeof(nonce), "apphost-lease-%u",
@@ -340,7 +331,8 @@ static int redis_prepare(void *arg, void *conn, bool new_lessee,
 		freeReplyObject(r);
 	}
 	if (rc == 0 &&
-	    redisSetTimeout(c, ms_tv(APPHOST_REDIS_COMMAND_TIMEOUT_MS)) !=
+	    redisSetTimeout(
+		c, apphost_ms_timeval(APPHOST_REDIS_COMMAND_TIMEOUT_MS)) !=
 		REDIS_OK)
 		rc = APPHOST_EIO;
 	return rc;
@@ -361,6 +353,7 @@ static const struct apphost_pool_ops redis_ops = {
 
 static void pool_clear(struct apphost_redis_pool *p)
 {
+	apphost_status_cond_remove(p->ready);
 	apphost_redis_url_clear(&p->url);
 	free(p->sentinels);
 	free(p->master);
@@ -453,7 +446,14 @@ int apphost_redis_pool_new_sentinel(const char *url,
 		}
 		sentinel_addr(p);
 		/* Not ready until a primary is found (first lease). */
-		apphost_status_set_host("redis", false, "no primary known yet");
+		p->ready = apphost_status_cond_add("redis");
+		if (p->ready == NULL) {
+			snprintf(err, errlen, "out of memory");
+			pool_clear(p);
+			return APPHOST_ENOMEM;
+		}
+		apphost_status_cond_set(p->ready, false,
+					"no primary known yet");
 	} else {
 		snprintf(p->addr, sizeof(p->addr),
 			 strchr(p->url.host, ':') ? "[%s]:%u/%u" : "%s:%u/%u",

@@ -13,6 +13,7 @@
 #include "metrics.h"
 #include "pool.h"
 #include "sentinel.h"
+#include "status.h"
 #include "url.h"
 
 /* Per Sentinel: a stuck one must not hold up asking the next. */
@@ -24,10 +25,15 @@ enum primary_state {
 	PRIMARY_UNKNOWN, /* the last discovery failed */
 };
 
+/*
+ * Owners: immutable (set by apphost_redis_pool_new*, read by any thread
+ * without a lock), mu (read and written under mu only), atomic. The pool
+ * itself (pool) has its own lock.
+ */
 struct apphost_redis_pool {
-	struct apphost_redis_url url;
-	char addr[600];
-	struct apphost_pool *pool;
+	struct apphost_redis_url url; /* immutable */
+	char addr[600];		      /* immutable */
+	struct apphost_pool *pool;    /* immutable */
 
 	/*
 	 * Sentinel mode (nsentinels > 0): the primary comes from them. The
@@ -36,23 +42,27 @@ struct apphost_redis_pool {
 	 * appended under mu, the entry written before the count grows, so a
 	 * reader needs no lock to use [0, nsentinels).
 	 */
-	struct apphost_sentinel_addr *sentinels;
-	_Atomic size_t nsentinels;
-	char *master;
-	char *sentinel_password; /* NULL: none */
-	pthread_mutex_t mu;	 /* guards the fields below */
-	size_t first;		 /* the Sentinel to ask first */
-	char primary[300];	 /* "host:port" last found, "" before */
-	enum primary_state state;
-	struct apphost_metric *m_changes;
-	atomic_uint nonce;
+	struct apphost_sentinel_addr *sentinels; /* see above */
+	_Atomic size_t nsentinels;		 /* atomic; grows under mu */
+	char *master;				 /* immutable */
+	char *sentinel_password;		 /* immutable; NULL: none */
+	struct apphost_metric *m_changes;	 /* immutable */
+	/* immutable; NULL without Sentinels: "redis" on /readyz */
+	struct apphost_status_cond *ready;
+	atomic_uint nonce; /* atomic */
 
-	/* The watcher: SUBSCRIBE +switch-master and +sentinel on a Sentinel
-	 * (started at the first connect, under mu; wake[1] written to stop
-	 * it). */
-	bool watching;
-	pthread_t watcher;
-	int wake[2];
+	pthread_mutex_t mu;
+	size_t first;		  /* mu: the Sentinel to ask first */
+	char primary[300];	  /* mu: "host:port" last found, "" before */
+	enum primary_state state; /* mu */
+
+	/* The watcher: SUBSCRIBE +switch-master and +sentinel on a Sentinel,
+	 * started at the first connect; wake[1] written to stop it. watcher
+	 * and wake are set before watching turns true and stay so until
+	 * apphost_redis_watch_stop has joined the thread. */
+	bool watching;	   /* mu */
+	pthread_t watcher; /* immutable while watching */
+	int wake[2];	   /* immutable while watching */
 };
 
 /*

@@ -15,6 +15,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "clock.h"
 #include "log.h"
 #include "pool_redis_int.h"
 
@@ -211,14 +212,6 @@ static redisContext *subscribe(struct apphost_redis_pool *p, size_t *at)
 	return NULL;
 }
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /*
  * Read messages until the connection fails or a stop is asked (true).
  * A Sentinel that hangs sends nothing, not even a FIN: after
@@ -227,7 +220,7 @@ static uint64_t mono_ms(void)
  */
 static bool listen_on(struct apphost_redis_pool *p, redisContext *c)
 {
-	uint64_t last_rx = mono_ms();
+	uint64_t last_rx = apphost_now_ms();
 	bool pinged = false;
 
 	for (;;) {
@@ -243,7 +236,7 @@ static bool listen_on(struct apphost_redis_pool *p, redisContext *c)
 		if (fds[1].revents != 0)
 			return true;
 		if (n <= 0 || fds[0].revents == 0) {
-			uint64_t idle = mono_ms() - last_rx;
+			uint64_t idle = apphost_now_ms() - last_rx;
 			const char *ping[] = {"PING"};
 			int done = 0;
 
@@ -262,7 +255,7 @@ static bool listen_on(struct apphost_redis_pool *p, redisContext *c)
 		}
 		if (redisBufferRead(c) != REDIS_OK)
 			return false;
-		last_rx = mono_ms();
+		last_rx = apphost_now_ms();
 		pinged = false;
 		while (redisGetReplyFromReader(c, &reply) == REDIS_OK &&
 		       reply != NULL) {
@@ -330,11 +323,19 @@ void apphost_redis_watch_start(struct apphost_redis_pool *p)
 
 void apphost_redis_watch_stop(struct apphost_redis_pool *p)
 {
-	if (!p->watching)
+	bool watching;
+
+	/* Not held across the join: the watcher takes mu itself. */
+	pthread_mutex_lock(&p->mu);
+	watching = p->watching;
+	pthread_mutex_unlock(&p->mu);
+	if (!watching)
 		return;
 	(void)!write(p->wake[1], "x", 1);
 	pthread_join(p->watcher, NULL);
 	close(p->wake[0]);
 	close(p->wake[1]);
+	pthread_mutex_lock(&p->mu);
 	p->watching = false;
+	pthread_mutex_unlock(&p->mu);
 }

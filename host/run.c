@@ -67,7 +67,10 @@ static void on_sighup(uv_signal_t *h, int signum)
 
 	(void)signum;
 	if (r->hooks != NULL && r->hooks->on_sighup != NULL) {
+		/* systemd's ExecReload waits for READY=1 after RELOADING=1 */
+		apphost_notifier_reloading(r->notifier);
 		r->hooks->on_sighup(h->loop, r->list, r->ctx, r->hooks->arg);
+		apphost_notifier_reloaded(r->notifier);
 		return;
 	}
 	apphost_log(APPHOST_LOG_WARN, NULL,

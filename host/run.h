@@ -6,9 +6,10 @@
  *                    ctx->shutdown_timeout_ms, then return.
  *   the same again   while stopping: exit at once with 128 + signal
  *                    (130 for SIGINT, 143 for SIGTERM), no cleanup.
- *   SIGHUP           hooks->on_sighup (hot swap plugs in here); without a
- *                    hook it logs "hot swap not enabled"; ignored once
- *                    stopping began.
+ *   SIGHUP           hooks->on_sighup (hot swap plugs in here), between
+ *                    systemd's RELOADING=1 and READY=1 (notify.h); without
+ *                    a hook it logs "hot swap not enabled" and notifies
+ *                    nothing; ignored once stopping began.
  *   SIGPIPE          ignored (hiredis writes to closed sockets).
  */
 #ifndef APPHOST_HOST_RUN_H

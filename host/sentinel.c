@@ -9,6 +9,8 @@
 
 #include <hiredis/hiredis.h>
 
+#include "clock.h"
+
 #define MASTER_NAME_MAX 128
 
 /* Parse host[:port] in s[0..n) into *a; reason in why. */
@@ -159,22 +161,13 @@ char *apphost_sentinel_addr_text(const char *host, unsigned port, char *buf,
 	return buf;
 }
 
-static struct timeval ms_tv(uint32_t ms)
-{
-	struct timeval tv = {
-	    .tv_sec = (time_t)(ms / 1000),
-	    .tv_usec = (suseconds_t)((ms % 1000) * 1000),
-	};
-	return tv;
-}
-
 int apphost_sentinel_connect(const struct apphost_sentinel_addr *s,
 			     const char *password, uint32_t timeout_ms,
 			     struct redisContext **out, char *err,
 			     size_t errlen)
 {
-	redisContext *c =
-	    redisConnectWithTimeout(s->host, s->port, ms_tv(timeout_ms));
+	redisContext *c = redisConnectWithTimeout(
+	    s->host, s->port, apphost_ms_timeval(timeout_ms));
 	redisReply *r;
 
 	*out = NULL;
@@ -187,7 +180,7 @@ int apphost_sentinel_connect(const struct apphost_sentinel_addr *s,
 		redisFree(c);
 		return APPHOST_ECONN;
 	}
-	redisSetTimeout(c, ms_tv(timeout_ms));
+	redisSetTimeout(c, apphost_ms_timeval(timeout_ms));
 	if (password != NULL) {
 		const char *argv[] = {"AUTH", password};
 		int rc = 0;

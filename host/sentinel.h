@@ -1,12 +1,14 @@
 /*
- * sentinel.h -- asking Redis Sentinel for the primary, as the Sentinel
- * client guidelines describe: try the Sentinels in turn (short timeouts),
- * ask SENTINEL get-master-addr-by-name, remember the one that answered and
- * ask it first next time; then confirm on the primary itself with ROLE
- * (pool_redis.c does that on its own connection).
+ * sentinel.h -- the requests to one Redis Sentinel: parse the configured
+ * list, check the master name, connect, SENTINEL get-master-addr-by-name
+ * and SENTINEL sentinels. What is done with them lives with the hiredis
+ * pool: the discovery (the Sentinels in turn, the one that answered asked
+ * first next time, then ROLE on the primary itself) in pool_redis.c, and
+ * the watch (+switch-master, Sentinels added later) in
+ * pool_redis_watch.c, as the Sentinel client guidelines describe.
  *
- * The list parser does no I/O; apphost_sentinel_ask connects. Nothing
- * here logs: errors come back as text (never holding a password).
+ * The list parser does no I/O; the others connect or use a connection.
+ * Nothing here logs: errors come back as text (never holding a password).
  */
 #ifndef APPHOST_HOST_SENTINEL_H
 #define APPHOST_HOST_SENTINEL_H

@@ -2,22 +2,14 @@
 #include "services.h"
 
 #include <stdarg.h>
-#include <time.h>
 
+#include "clock.h"
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
 #include "pool_pg.h"
 #include "pool_redis.h"
 #include "status.h"
-
-uint64_t apphost_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 APPHOST_PRINTF(4, 5)
 static void svc_log(void *host, int level, const char *msg,

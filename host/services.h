@@ -27,7 +27,7 @@ struct apphost_ctx {
 /* The per-component `host` pointer behind a services table. */
 struct apphost_svc_host {
 	const struct apphost_ctx *ctx;
-	char name[64]; /* component name, as in its magic block */
+	char name[64];	    /* component name, as in its magic block */
 	unsigned abi_minor; /* the component's: which codes it knows */
 };
 
@@ -37,8 +37,5 @@ struct apphost_svc_host {
  * address until the component's stop has returned. Any thread.
  */
 void apphost_services_fill(apphost_services *svc, struct apphost_svc_host *h);
-
-/* Monotonic clock in nanoseconds (CLOCK_MONOTONIC). Any thread. */
-uint64_t apphost_now_ns(void);
 
 #endif

@@ -11,29 +11,41 @@
 #include "log.h"
 #include "metrics.h"
 
+#define CODE_MAX sizeof(((struct apphost_status_line *)0)->code)
+
+/* A component's entry. Every field but the gauges: status_mu. */
 struct status {
 	char name[64];
 	bool up;
 	bool reported; /* set_ready called at least once */
 	bool ready;
-	bool note; /* ready, and reason holds a note for /readyz */
-	char reason[201];
-	struct apphost_metric *up_gauge;
-	struct apphost_metric *ready_gauge;
+	char code[CODE_MAX];   /* shown; "" when ready without a note */
+	char detail[CODE_MAX]; /* the whole report, for the log */
+	struct apphost_metric *up_gauge;    /* immutable */
+	struct apphost_metric *ready_gauge; /* immutable */
 	struct status *next;
 };
 
+/* A host condition. what: immutable; the rest: status_mu. */
+struct apphost_status_cond {
+	const char *what;
+	bool ok;
+	char code[CODE_MAX];
+	struct apphost_status_cond *next;
+};
+
 static pthread_mutex_t status_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct status *statuses;
+static struct status *statuses;		  /* status_mu */
+static struct apphost_status_cond *conds; /* status_mu */
 static atomic_bool stopping;
 
-/* The host's own conditions (apphost_status_set_host), under status_mu. */
-#define HOST_CONDITIONS 8
-static struct {
-	const char *what; /* NULL: unused */
-	bool ok;
-	char reason[201];
-} host_conditions[HOST_CONDITIONS];
+/* /readyz shows one line per reason: control characters become spaces. */
+static void scrub(char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = ' ';
+}
 
 /* Under status_mu: the entry for name, created on first use (or NULL). */
 static struct status *status_find(const char *name)
@@ -92,7 +104,7 @@ void apphost_status_set_up(const char *name, bool up)
 	pthread_mutex_unlock(&status_mu);
 }
 
-/* Length of a reason's generic head: up to its first ':', trimmed. */
+/* Length of a report's generic head: up to its first ':', trimmed. */
 static size_t reason_head(const char *r)
 {
 	size_t n = strcspn(r, ":");
@@ -104,64 +116,140 @@ static size_t reason_head(const char *r)
 
 void apphost_status_set_ready(const char *name, bool ready, const char *reason)
 {
-	char full[sizeof(((struct status *)0)->reason)];
-	bool changed = false;
+	bool given = reason != NULL && reason[0] != '\0', changed = false;
+	char detail[CODE_MAX], code[CODE_MAX];
 	struct status *s;
+	size_t n;
 
-	snprintf(full, sizeof(full), "%s",
-		 reason != NULL && reason[0] != '\0' ? reason : "not ready");
-	/* one line per component on /readyz: no control characters */
-	for (char *p = full; *p != '\0'; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = ' ';
+	snprintf(detail, sizeof(detail), "%s", given ? reason : "not ready");
+	scrub(detail);
+	/*
+	 * Anyone who can reach /readyz reads the code: the head before the
+	 * first ':' ("postgres failing"), which holds no server text; the
+	 * detail goes to the log only.
+	 */
+	n = reason_head(detail);
+	if (!ready)
+		snprintf(code, sizeof(code), "%.*s", n > 0 ? (int)n : 9,
+			 n > 0 ? detail : "not ready");
+	else
+		snprintf(code, sizeof(code), "%.*s", given ? (int)n : 0,
+			 detail);
 	pthread_mutex_lock(&status_mu);
 	s = status_find(name != NULL ? name : "?");
 	if (s != NULL) {
 		changed = !s->reported || s->ready != ready ||
-			  (!ready && strcmp(s->reason, full) != 0);
+			  (!ready && strcmp(s->detail, detail) != 0);
 		s->reported = true;
 		s->ready = ready;
-		s->note = ready && reason != NULL && reason[0] != '\0';
-		snprintf(s->reason, sizeof(s->reason), "%s", full);
+		memcpy(s->code, code, sizeof(code));
+		memcpy(s->detail, detail, sizeof(detail));
 		export_ready(s);
 	}
 	pthread_mutex_unlock(&status_mu);
-	/*
-	 * Anyone who can reach /readyz reads it: it shows only the reason's
-	 * generic head, the part before the first ':' ("postgres failing"),
-	 * which holds no server text; the whole reason goes to the log.
-	 */
 	if (changed && !ready)
 		apphost_log(APPHOST_LOG_INFO, name, "not ready",
-			    "reason=\"%s\"", full);
+			    "reason=\"%s\"", detail);
 	else if (changed)
 		apphost_log(APPHOST_LOG_INFO, name, "ready", NULL);
 }
 
-void apphost_status_set_host(const char *what, bool ok, const char *reason)
+struct apphost_status_cond *apphost_status_cond_add(const char *what)
 {
+	struct apphost_status_cond *c = calloc(1, sizeof(*c)), **tail;
+
+	if (c == NULL)
+		return NULL;
+	c->what = what;
+	c->ok = true;
 	pthread_mutex_lock(&status_mu);
-	for (size_t i = 0; what != NULL && i < HOST_CONDITIONS; i++) {
-		if (host_conditions[i].what != NULL &&
-		    strcmp(host_conditions[i].what, what) != 0)
-			continue;
-		host_conditions[i].what = what;
-		host_conditions[i].ok = ok;
-		snprintf(host_conditions[i].reason,
-			 sizeof(host_conditions[i].reason), "%s",
-			 reason != NULL && reason[0] != '\0' ? reason
-							     : "not ready");
-		for (char *p = host_conditions[i].reason; *p != '\0'; p++)
-			if ((unsigned char)*p < 0x20 || *p == 0x7f)
-				*p = ' ';
-		break;
-	}
+	for (tail = &conds; *tail != NULL; tail = &(*tail)->next)
+		;
+	*tail = c;
 	pthread_mutex_unlock(&status_mu);
+	return c;
+}
+
+void apphost_status_cond_set(struct apphost_status_cond *c, bool ok,
+			     const char *code)
+{
+	char shown[CODE_MAX];
+
+	if (c == NULL)
+		return;
+	snprintf(shown, sizeof(shown), "%s",
+		 code != NULL && code[0] != '\0' ? code : "not ready");
+	scrub(shown);
+	pthread_mutex_lock(&status_mu);
+	c->ok = ok;
+	memcpy(c->code, shown, sizeof(shown));
+	pthread_mutex_unlock(&status_mu);
+}
+
+void apphost_status_cond_remove(struct apphost_status_cond *c)
+{
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&status_mu);
+	for (struct apphost_status_cond **p = &conds; *p != NULL;
+	     p = &(*p)->next)
+		if (*p == c) {
+			*p = c->next;
+			break;
+		}
+	pthread_mutex_unlock(&status_mu);
+	free(c);
 }
 
 void apphost_status_set_stopping(void)
 {
 	atomic_store(&stopping, true);
+}
+
+/* Append a line to st (dropped when full). */
+static void add_line(struct apphost_status *st, const char *who,
+		     const char *code)
+{
+	if (st->n >= APPHOST_STATUS_LINES)
+		return;
+	snprintf(st->line[st->n].who, sizeof(st->line[st->n].who), "%s", who);
+	snprintf(st->line[st->n].code, sizeof(st->line[st->n].code), "%s",
+		 code);
+	st->n++;
+}
+
+void apphost_status_get(struct apphost_status *st)
+{
+	st->ok = true;
+	st->n = 0;
+	if (atomic_load(&stopping)) {
+		add_line(st, "", "stopping");
+		st->ok = false;
+	}
+	pthread_mutex_lock(&status_mu);
+	for (const struct apphost_status_cond *c = conds; c != NULL;
+	     c = c->next)
+		if (!c->ok) {
+			add_line(st, c->what, c->code);
+			st->ok = false;
+		}
+	if (statuses == NULL) {
+		add_line(st, "", "no component started yet");
+		st->ok = false;
+	}
+	for (const struct status *s = statuses; s != NULL; s = s->next) {
+		if (!s->up) {
+			add_line(st, s->name, "not started");
+			st->ok = false;
+		} else if (s->reported && !s->ready) {
+			add_line(st, s->name, s->code);
+			st->ok = false;
+		} else if (s->reported && s->code[0] != '\0') {
+			/* ready, with what the component says it is doing */
+			add_line(st, s->name, s->code);
+		}
+	}
+	pthread_mutex_unlock(&status_mu);
 }
 
 APPHOST_PRINTF(3, 4)
@@ -177,47 +265,24 @@ static void put_line(char *buf, size_t cap, const char *fmt, ...)
 	va_end(ap);
 }
 
+void apphost_status_text(const struct apphost_status *st, char *buf, size_t cap)
+{
+	if (cap == 0)
+		return;
+	buf[0] = '\0';
+	for (size_t i = 0; i < st->n; i++)
+		put_line(buf, cap, "%s%s%s\n", st->line[i].who,
+			 st->line[i].who[0] != '\0' ? ": " : "",
+			 st->line[i].code);
+	if (st->ok)
+		put_line(buf, cap, "ready\n");
+}
+
 bool apphost_status_ready(char *buf, size_t cap)
 {
-	bool ok = true;
+	struct apphost_status st;
 
-	if (cap == 0)
-		return false;
-	buf[0] = '\0';
-	if (atomic_load(&stopping)) {
-		put_line(buf, cap, "stopping\n");
-		ok = false;
-	}
-	pthread_mutex_lock(&status_mu);
-	for (size_t i = 0; i < HOST_CONDITIONS; i++)
-		if (host_conditions[i].what != NULL && !host_conditions[i].ok) {
-			put_line(buf, cap, "%s: %s\n", host_conditions[i].what,
-				 host_conditions[i].reason);
-			ok = false;
-		}
-	if (statuses == NULL) {
-		put_line(buf, cap, "no component started yet\n");
-		ok = false;
-	}
-	for (const struct status *s = statuses; s != NULL; s = s->next) {
-		if (!s->up) {
-			put_line(buf, cap, "%s: not started\n", s->name);
-			ok = false;
-		} else if (s->reported && !s->ready) {
-			size_t n = reason_head(s->reason);
-
-			put_line(buf, cap, "%s: %.*s\n", s->name,
-				 n > 0 ? (int)n : 9,
-				 n > 0 ? s->reason : "not ready");
-			ok = false;
-		} else if (s->reported && s->note && reason_head(s->reason)) {
-			/* ready, with what the component says it is doing */
-			put_line(buf, cap, "%s: %.*s\n", s->name,
-				 (int)reason_head(s->reason), s->reason);
-		}
-	}
-	pthread_mutex_unlock(&status_mu);
-	if (ok)
-		put_line(buf, cap, "ready\n");
-	return ok;
+	apphost_status_get(&st);
+	apphost_status_text(&st, buf, cap);
+	return cap > 0 && st.ok;
 }

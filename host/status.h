@@ -33,32 +33,69 @@ void apphost_status_set_up(const char *name, bool up);
 
 /*
  * Record a readiness report from component `name` (the services table's
- * set_ready). `reason` (may be NULL) is copied, truncated to 200 bytes;
- * /readyz shows only its head before the first ':', a change is logged
- * with the whole reason.
+ * set_ready: the ABI hands text). The text is parsed once, here, into a
+ * short code (its head before the first ':', trimmed; "not ready" when
+ * there is none), the only part /readyz and STATUS= show, and the detail
+ * (the whole text, truncated to 200 bytes), which only the log gets: a
+ * change is logged with it.
  */
 void apphost_status_set_ready(const char *name, bool ready, const char *reason);
 
 /*
- * A condition of the host's own (not a component), e.g. "redis" while no
- * primary is known: while not ok, /readyz is not ready and shows
- * "<what>: <reason>". Entries are made on first use (at most 8 names;
- * `what` is a short constant that outlives the process's use of it) and
- * kept. `reason` is copied; keep it short and generic (/readyz shows it
- * to whoever asks).
+ * A condition of the host's own (not a component), e.g. the Redis pool's
+ * "no primary known": while not ok, /readyz is not ready and shows
+ * "<what>: <code>". The owner adds it (`what` is a short constant that
+ * outlives the condition), sets it, and removes it before it goes away;
+ * conditions are shown in the order they were added. Returns NULL when
+ * out of memory (setting or removing NULL does nothing). The code is
+ * copied, control characters blanked; keep it short and generic (/readyz
+ * shows it to whoever asks): details belong in the owner's log line.
  */
-void apphost_status_set_host(const char *what, bool ok, const char *reason);
+struct apphost_status_cond;
+
+struct apphost_status_cond *apphost_status_cond_add(const char *what);
+void apphost_status_cond_set(struct apphost_status_cond *c, bool ok,
+			     const char *code);
+void apphost_status_cond_remove(struct apphost_status_cond *c);
 
 /* The host is stopping (SIGINT/SIGTERM): /readyz answers 503 from now. */
 void apphost_status_set_stopping(void);
 
+/* ---- the host's readiness, structured ---------------------------------- */
+
+#define APPHOST_STATUS_LINES 32
+
+/* One reason or note: "<who>: <code>", or the code alone when who is "". */
+struct apphost_status_line {
+	char who[64];
+	char code[201];
+};
+
 /*
- * Readiness of the whole host: true when not stopping, no host condition
- * fails, at least one component is known, and every known component is up
- * and ready. Writes
- * "ready\n" or one line per reason ("health_events: not started\n") into
- * buf (always NUL-terminated, truncated to cap).
+ * ok: not stopping, no host condition fails, at least one component is
+ * known, and every known component is up and ready. line[0..n): in the
+ * order /readyz shows them: "stopping", the failing host conditions, "no
+ * component started yet", then per component "not started", its code
+ * when not ready, or its note when ready with one (lines past
+ * APPHOST_STATUS_LINES are dropped; ok still counts them).
  */
+struct apphost_status {
+	bool ok;
+	size_t n;
+	struct apphost_status_line line[APPHOST_STATUS_LINES];
+};
+
+/* The readiness of now into *st. */
+void apphost_status_get(struct apphost_status *st);
+
+/*
+ * st as /readyz serves it: one "<line>\n" per line, then "ready\n" when
+ * ok (buf always NUL-terminated, truncated to cap).
+ */
+void apphost_status_text(const struct apphost_status *st, char *buf,
+			 size_t cap);
+
+/* apphost_status_get, then apphost_status_text; returns ok. */
 bool apphost_status_ready(char *buf, size_t cap);
 
 #endif

@@ -17,6 +17,7 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "magic_check.h"
 #include "metrics.h"
 #include "mock_impl.h"
 
@@ -646,7 +647,7 @@ struct apphost_mock_component {
 	enum comp_state st;
 };
 
-/* The host's checks of the magic block (loader.c), field by field. */
+/* The host's checks of the magic block (magic_check.c, as the loader). */
 static int check_magic(const char *what, const apphost_magic *mg, char *err,
 		       size_t errlen)
 {
@@ -654,40 +655,8 @@ static int check_magic(const char *what, const apphost_magic *mg, char *err,
 		set_err(err, errlen, "%s: magic function returned NULL", what);
 		return APPHOST_EINVAL;
 	}
-	if (mg->magic != APPHOST_MAGIC) {
-		set_err(err, errlen, "%s: magic 0x%08x, host expects 0x%08x",
-			what, (unsigned)mg->magic, (unsigned)APPHOST_MAGIC);
+	if (apphost_magic_check(what, mg, err, errlen) < 0)
 		return APPHOST_EINVAL;
-	}
-	if (mg->abi_major != APPHOST_ABI_MAJOR) {
-		set_err(err, errlen, "%s: ABI major %u, host supports %d", what,
-			(unsigned)mg->abi_major, APPHOST_ABI_MAJOR);
-		return APPHOST_EINVAL;
-	}
-	if (mg->abi_minor > APPHOST_ABI_MINOR) {
-		set_err(err, errlen,
-			"%s: ABI minor %u, host supports up to %d.%d", what,
-			(unsigned)mg->abi_minor, APPHOST_ABI_MAJOR,
-			APPHOST_ABI_MINOR);
-		return APPHOST_EINVAL;
-	}
-	/* the host lends its own redisContext: the layouts must agree */
-	if (mg->abi_minor >= 2 && (mg->hiredis_major || mg->hiredis_minor) &&
-	    (mg->hiredis_major != HIREDIS_MAJOR ||
-	     mg->hiredis_minor != HIREDIS_MINOR)) {
-		set_err(err, errlen,
-			"%s: built against hiredis %u.%u, host uses %u.%u",
-			what, (unsigned)mg->hiredis_major,
-			(unsigned)mg->hiredis_minor, (unsigned)HIREDIS_MAJOR,
-			(unsigned)HIREDIS_MINOR);
-		return APPHOST_EINVAL;
-	}
-	if (mg->services_size > sizeof(apphost_services)) {
-		set_err(err, errlen,
-			"%s: services table size %u, host provides %zu", what,
-			(unsigned)mg->services_size, sizeof(apphost_services));
-		return APPHOST_EINVAL;
-	}
 	if (mg->name == NULL || mg->name[0] == '\0') {
 		set_err(err, errlen, "%s: no component name", what);
 		return APPHOST_EINVAL;

@@ -51,3 +51,15 @@ apphost_build() {
     meson compile -C "$dir"
   ) 8>"$APPHOST_ROOT/.run/build.lock"
 }
+
+# apphost_migrate BUILD_DIR [apphost-migrate args...]: the schema/ of this
+# tree applied by the apphost-migrate that BUILD_DIR built (the program that
+# is installed; it reads APPHOST_POSTGRES_DSN from the environment, never
+# from the command line).
+apphost_migrate() {
+  local dir="$1"
+  shift
+  [ -x "$dir/host/apphost-migrate" ] ||
+    { say "error: $dir/host/apphost-migrate not built"; return 1; }
+  APPHOST_SCHEMA_DIR="$APPHOST_ROOT/schema" "$dir/host/apphost-migrate" "$@"
+}

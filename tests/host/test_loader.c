@@ -20,12 +20,13 @@ Test(loader, good_loads)
 
 	cr_assert_eq(apphost_comp_load(comp_path("good"), &c, err, sizeof(err)),
 		     0, "%s", err);
-	cr_assert_str_eq(c->name, "good");
-	cr_assert_str_eq(c->version, "1.2.3");
-	cr_assert_eq(c->state, APPHOST_COMP_LOADED);
-	cr_assert_not_null(c->export_state);
-	cr_assert_not_null(c->import_state);
-	cr_assert_eq(c->magic->services_size, sizeof(apphost_services));
+	cr_assert_str_eq(apphost_comp_name(c), "good");
+	cr_assert_str_eq(apphost_comp_version(c), "1.2.3");
+	cr_assert_eq(apphost_comp_state(c), APPHOST_COMP_LOADED);
+	cr_assert(apphost_comp_can_export(c));
+	cr_assert(apphost_comp_can_import(c));
+	cr_assert_eq(apphost_comp_magic(c)->services_size,
+		     sizeof(apphost_services));
 	apphost_comp_free(c);
 	apphost_comp_free(NULL);
 }
@@ -35,11 +36,12 @@ Test(loader, a_component_built_for_abi_1_0_loads)
 	struct apphost_comp *c = NULL;
 	char err[1024] = "";
 
-	cr_assert_eq(apphost_comp_load(comp_path("abi10"), &c, err,
-				       sizeof(err)),
-		     0, "%s", err);
-	cr_assert_eq(c->magic->abi_minor, 0);
-	cr_assert_eq(c->magic->services_size, APPHOST_SERVICES_SIZE_1_0);
+	cr_assert_eq(
+	    apphost_comp_load(comp_path("abi10"), &c, err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_eq(apphost_comp_magic(c)->abi_minor, 0);
+	cr_assert_eq(apphost_comp_magic(c)->services_size,
+		     APPHOST_SERVICES_SIZE_1_0);
 	apphost_comp_free(c);
 }
 
@@ -133,7 +135,7 @@ Test(strict, copy_with_sane_modes_loads)
 	const char *p = copy_good("copy.so", 0755);
 
 	cr_assert_eq(apphost_comp_load(p, &c, err, sizeof(err)), 0, "%s", err);
-	cr_assert_str_eq(c->name, "good");
+	cr_assert_str_eq(apphost_comp_name(c), "good");
 	apphost_comp_free(c);
 }
 
@@ -292,8 +294,8 @@ Test(strict, symlinked_directory_is_resolved_then_checked)
 	snprintf(path, sizeof(path), "%s/good.so", link);
 	cr_assert_eq(apphost_comp_load(path, &c, err, sizeof(err)), 0, "%s",
 		     err);
-	cr_assert(strstr(c->realpath, "/realdir/good.so") != NULL, "%s",
-		  c->realpath);
+	cr_assert(strstr(apphost_comp_realpath(c), "/realdir/good.so") != NULL,
+		  "%s", apphost_comp_realpath(c));
 	apphost_comp_free(c);
 	/* the directory the link resolves to is what must be safe */
 	cr_assert_eq(chmod(real, 0777), 0);
@@ -387,7 +389,7 @@ Test(strict, file_swapped_during_load_never_loads_the_other)
 			continue;
 		}
 		loaded++;
-		cr_expect_str_eq(c->name, "good",
+		cr_expect_str_eq(apphost_comp_name(c), "good",
 				 "the world-writable file was loaded");
 		apphost_comp_free(c);
 	}

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "helpers.h"
 #include "pool.h"
 #include "pool_pg.h"

@@ -133,9 +133,8 @@ void ops_private_start(ops_private *p, const char *tag)
 	if (f)
 		pclose(f);
 	cr_assert(p->redis_url[0] && p->pg_dsn[0], "private services env");
-	cr_assert_eq(ops_sh("APPHOST_POSTGRES_DSN='%s' '%s/scripts/migrate' "
-			    ">/dev/null",
-			    p->pg_dsn, getenv("APPHOST_SRC")),
+	cr_assert_eq(ops_sh("APPHOST_POSTGRES_DSN='%s' '%s' >/dev/null",
+			    p->pg_dsn, getenv("APPHOST_MIGRATE")),
 		     0);
 }
 

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# migrate_secrets.sh SOURCE_ROOT -- scripts/migrate never puts the DSN on
-# psql's command line (ps(1) shows argv to every user): a psql wrapper
-# first on PATH records each argv and what reached it through the
-# environment, then runs the real psql. Needs APPHOST_POSTGRES_DSN (a
-# server that does not check passwords, as scripts/services starts);
-# without it the test is skipped (exit 77), or fails when CI is set.
+# migrate_secrets.sh MIGRATE SCHEMA_DIR -- apphost-migrate never puts the
+# DSN on a command line (ps(1) shows argv to every user): it refuses one
+# given there without echoing it, reads it from its environment, hands it
+# to psql (a wrapper first on PATH records any run), and
+# prints no password, also for a DSN libpq refuses. Needs
+# APPHOST_POSTGRES_DSN (a server that does not check passwords, as
+# scripts/services starts); without it the test is skipped (exit 77), or
+# fails when CI is set.
 set -euo pipefail
-root="$1"
+migrate="$1"
+export APPHOST_SCHEMA_DIR="$2"
 if [ -z "${APPHOST_POSTGRES_DSN:-}" ]; then
   [ -z "${CI:-}" ] || { echo "APPHOST_POSTGRES_DSN not set under CI" >&2; exit 1; }
   echo "skip: APPHOST_POSTGRES_DSN not set" >&2
@@ -14,12 +17,11 @@ if [ -z "${APPHOST_POSTGRES_DSN:-}" ]; then
 fi
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-real="$(command -v psql)"
+# psql, which a migrate in shell would run: apphost-migrate must not.
 cat >"$tmp/psql" <<WRAP
 #!/bin/sh
 printf '%s\n' "\$0" "\$@" >>"$tmp/argv"
-printf 'PGPASSWORD=%s\n' "\${PGPASSWORD:-}" >>"$tmp/env"
-exec "$real" "\$@"
+exit 1
 WRAP
 chmod +x "$tmp/psql"
 
@@ -33,23 +35,24 @@ esac
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-out="$(PATH="$tmp:$PATH" APPHOST_POSTGRES_DSN="$dsn" "$root/scripts/migrate" 2>&1)" ||
-  fail "scripts/migrate failed: $out"
-[ -s "$tmp/argv" ] || fail "psql was not run through the wrapper"
-if grep -qF -- "$secret" "$tmp/argv"; then
-  fail "the password is on psql's command line: $(cat "$tmp/argv")"
-fi
-grep -qxF -- "PGPASSWORD=$secret" "$tmp/env" ||
-  fail "the password did not reach psql: $(cat "$tmp/env")"
+# On the command line: refused as a usage error, and not echoed.
+rc=0
+out="$(APPHOST_POSTGRES_DSN= "$migrate" "$dsn" 2>&1)" || rc=$?
+[ $rc -eq 2 ] || fail "a DSN argument was not a usage error (exit $rc): $out"
+case "$out" in *"$secret"*) fail "the DSN argument was echoed: $out" ;; esac
+
+# From the environment: it works, through libpq alone.
+out="$(PATH="$tmp:$PATH" APPHOST_POSTGRES_DSN="$dsn" "$migrate" 2>&1)" ||
+  fail "apphost-migrate failed: $out"
+[ ! -s "$tmp/argv" ] || fail "apphost-migrate ran another program: $(cat "$tmp/argv")"
 case "$out" in *"$secret"*) fail "the password was printed: $out" ;; esac
 
-# A DSN libpq refuses: an error that shows nothing of it, psql never run.
-: >"$tmp/argv"
+# A DSN libpq refuses: an error that shows nothing of it.
 if out="$(PATH="$tmp:$PATH" APPHOST_POSTGRES_DSN="host=x password=$secret junk" \
-  "$root/scripts/migrate" 2>&1)"; then
+  "$migrate" 2>&1)"; then
   fail "a malformed DSN was accepted: $out"
 fi
 case "$out" in *"$secret"* | *junk*) fail "the DSN was printed: $out" ;; esac
-case "$out" in *"not a valid libpq conninfo"*) ;; *) fail "no reason given: $out" ;; esac
-[ ! -s "$tmp/argv" ] || fail "psql ran with a malformed DSN"
-echo "ok: the DSN reached psql through its environment only"
+case "$out" in *"value withheld"*) ;; *) fail "no reason given: $out" ;; esac
+[ ! -s "$tmp/argv" ] || fail "apphost-migrate ran another program: $(cat "$tmp/argv")"
+echo "ok: the DSN reached apphost-migrate through its environment only"

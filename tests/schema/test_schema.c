@@ -2,10 +2,11 @@
  * tests/schema -- the migrated runtime_records schema (DESIGN.md §5).
  *
  * Needs PostgreSQL with the migrations applied: scripts/test starts one,
- * runs scripts/migrate and exports APPHOST_POSTGRES_DSN. Without it the tests
- * skip, unless CI is set, where they fail. meson passes the repository root
- * in APPHOST_SOURCE_ROOT (and as SOURCE_ROOT at build time, for running the
- * binary by hand) so the idempotence test can run scripts/migrate.
+ * runs apphost-migrate and exports APPHOST_POSTGRES_DSN. Without it the
+ * tests skip, unless CI is set, where they fail. meson passes the built
+ * apphost-migrate in APPHOST_MIGRATE and the schema in APPHOST_SCHEMA_DIR
+ * (SOURCE_ROOT at build time stands in for both when the binary runs by
+ * hand) so the idempotence test can run it again.
  *
  * Criterion runs each test in its own process; rows are named
  * "schema-test-<pid>-..." so this suite can run beside others, and each test
@@ -35,7 +36,7 @@ static void pg_setup(void)
 		cr_skip_test(
 		    "APPHOST_POSTGRES_DSN is not set: run scripts/test, "
 		    "or eval \"$(scripts/services env)\" and "
-		    "scripts/migrate first");
+		    "build/host/apphost-migrate first");
 	}
 	conn = PQconnectdb(dsn);
 	cr_assert(PQstatus(conn) == CONNECTION_OK, "connect to %s: %s", dsn,
@@ -300,17 +301,23 @@ Test(schema, insert_game_id_and_status_fills_defaults)
 
 Test(schema, migrate_again_applies_nothing, .timeout = 60)
 {
-	const char *root = getenv("APPHOST_SOURCE_ROOT");
+	const char *migrate = getenv("APPHOST_MIGRATE");
+	const char *schema = getenv("APPHOST_SCHEMA_DIR");
 	char cmd[4096], out[4096];
 	size_t len = 0, got;
 	char *before, *after;
 	FILE *p;
 	int status;
 
-	if (root == NULL || *root == '\0')
-		root = SOURCE_ROOT; /* run by hand, outside meson test */
-	cr_assert(strchr(root, '\'') == NULL, "odd source root: %s", root);
-	snprintf(cmd, sizeof(cmd), "'%s/scripts/migrate' 2>&1", root);
+	/* run by hand, outside meson test */
+	if (migrate == NULL || *migrate == '\0')
+		migrate = SOURCE_ROOT "/build/host/apphost-migrate";
+	if (schema == NULL || *schema == '\0')
+		schema = SOURCE_ROOT "/schema";
+	cr_assert(strchr(migrate, '\'') == NULL && strchr(schema, '\'') == NULL,
+		  "odd paths: %s %s", migrate, schema);
+	snprintf(cmd, sizeof(cmd), "APPHOST_SCHEMA_DIR='%s' '%s' 2>&1", schema,
+		 migrate);
 
 	before = scalar("SELECT count(*) FROM schema_migrations");
 	cr_assert_str_neq(before, "0", "no migration recorded yet");
@@ -324,7 +331,7 @@ Test(schema, migrate_again_applies_nothing, .timeout = 60)
 	status = pclose(p);
 
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-		  "scripts/migrate failed (status %d):\n%s", status, out);
+		  "apphost-migrate failed (status %d):\n%s", status, out);
 	cr_expect(strstr(out, "nothing to apply") != NULL,
 		  "second run printed:\n%s", out);
 	cr_expect(strstr(out, "applied") == NULL, "second run printed:\n%s",
