@@ -318,8 +318,16 @@ int main(int argc, char **argv)
 			fprintf(stderr, "Try 'apphost --help'.\n");
 			return EXIT_USAGE;
 		default:
-			fprintf(stderr, "apphost: unknown option '%s'\n",
-				argv[optind - 1]);
+			/* Named, not its value: --dsn=URI holds a password. */
+			if (optopt != 0)
+				fprintf(stderr,
+					"apphost: unknown option '-%c'\n",
+					optopt);
+			else
+				fprintf(stderr,
+					"apphost: unknown option '%.*s'\n",
+					(int)strcspn(argv[optind - 1], "="),
+					argv[optind - 1]);
 			fprintf(stderr, "Try 'apphost --help'.\n");
 			return EXIT_USAGE;
 		}
@@ -330,8 +338,11 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (optind < argc) {
-		fprintf(stderr, "apphost: unexpected argument '%s'\n",
-			argv[optind]);
+		/* Not echoed: it may be a DSN or URL with a password. */
+		fprintf(stderr,
+			"apphost: unexpected argument %d; the configuration "
+			"comes from the environment or --config\n",
+			optind);
 		fprintf(stderr, "Try 'apphost --help'.\n");
 		return EXIT_USAGE;
 	}

@@ -479,9 +479,18 @@ int main(int argc, char **argv)
 				argv[optind - 1]);
 			return EXIT_USAGE;
 		default:
-			fprintf(stderr,
-				"apphost-migrate: unknown option '%s'\n",
-				argv[optind - 1]);
+			/* Named, not its value: --dsn=URI holds a password. */
+			if (optopt != 0)
+				fprintf(stderr,
+					"apphost-migrate: unknown option "
+					"'-%c'\n",
+					optopt);
+			else
+				fprintf(stderr,
+					"apphost-migrate: unknown option "
+					"'%.*s'\n",
+					(int)strcspn(argv[optind - 1], "="),
+					argv[optind - 1]);
 			return EXIT_USAGE;
 		}
 	}

@@ -88,6 +88,9 @@ void apphost_redis_primary_state(struct apphost_redis_pool *p, bool known,
 	p->state = known ? PRIMARY_KNOWN : PRIMARY_UNKNOWN;
 	if (known)
 		snprintf(p->primary, sizeof(p->primary), "%s", addr);
+	/* Under mu, as the state: set after unlocking, two racing
+	 * discoveries could leave /readyz saying the opposite of it. */
+	apphost_status_cond_set(p->ready, known, "no primary known");
 	pthread_mutex_unlock(&p->mu);
 
 	if (changed) {
@@ -101,7 +104,6 @@ void apphost_redis_primary_state(struct apphost_redis_pool *p, bool known,
 		apphost_log(APPHOST_LOG_WARN, NULL, "redis primary unknown",
 			    "master=%s err=\"%s\"", p->master, why);
 	}
-	apphost_status_cond_set(p->ready, known, "no primary known");
 }
 
 /*

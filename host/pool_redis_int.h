@@ -47,7 +47,8 @@ struct apphost_redis_pool {
 	char *master;				 /* immutable */
 	char *sentinel_password;		 /* immutable; NULL: none */
 	struct apphost_metric *m_changes;	 /* immutable */
-	/* immutable; NULL without Sentinels: "redis" on /readyz */
+	/* immutable; NULL without Sentinels: "redis" on /readyz, set under
+	 * mu with state (mu, then the status lock) */
 	struct apphost_status_cond *ready;
 	atomic_uint nonce; /* atomic */
 

@@ -104,10 +104,18 @@ void apphost_status_set_up(const char *name, bool up)
 	pthread_mutex_unlock(&status_mu);
 }
 
-/* Length of a report's generic head: up to its first ':', trimmed. */
+/*
+ * Length of a report's generic head: up to its first ':' or control
+ * character (the end of its first line), trimmed. Before scrub(): what
+ * follows a newline is the server's even without a ':'.
+ */
 static size_t reason_head(const char *r)
 {
-	size_t n = strcspn(r, ":");
+	size_t n = 0;
+
+	while (r[n] != '\0' && r[n] != ':' && (unsigned char)r[n] >= 0x20 &&
+	       r[n] != 0x7f)
+		n++;
 
 	while (n > 0 && r[n - 1] == ' ')
 		n--;
@@ -122,13 +130,13 @@ void apphost_status_set_ready(const char *name, bool ready, const char *reason)
 	size_t n;
 
 	snprintf(detail, sizeof(detail), "%s", given ? reason : "not ready");
-	scrub(detail);
 	/*
 	 * Anyone who can reach /readyz reads the code: the head before the
-	 * first ':' ("postgres failing"), which holds no server text; the
-	 * detail goes to the log only.
+	 * first ':' or line end ("postgres failing"), which holds no server
+	 * text; the detail goes to the log only.
 	 */
 	n = reason_head(detail);
+	scrub(detail);
 	if (!ready)
 		snprintf(code, sizeof(code), "%.*s", n > 0 ? (int)n : 9,
 			 n > 0 ? detail : "not ready");

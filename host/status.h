@@ -34,8 +34,9 @@ void apphost_status_set_up(const char *name, bool up);
 /*
  * Record a readiness report from component `name` (the services table's
  * set_ready: the ABI hands text). The text is parsed once, here, into a
- * short code (its head before the first ':', trimmed; "not ready" when
- * there is none), the only part /readyz and STATUS= show, and the detail
+ * short code (its head before the first ':' or control character, the
+ * end of its first line, trimmed; "not ready" when there is none), the
+ * only part /readyz and STATUS= show, and the detail
  * (the whole text, truncated to 200 bytes), which only the log gets: a
  * change is logged with it.
  */

@@ -287,9 +287,9 @@ typedef struct apphost_services {
 	 * "postgres unreachable: connection refused"; no secrets; with
 	 * ready=true a non-empty `reason` is a note /readyz shows, e.g.
 	 * "standby"). /readyz answers anyone, so it shows only the generic
-	 * head before the first ':' ("postgres unreachable"); the whole
-	 * reason is logged. Call it on changes, not per entry. Any thread,
-	 * from init on.
+	 * head before the first ':' or line end ("postgres unreachable");
+	 * the whole reason is logged. Call it on changes, not per entry. Any
+	 * thread, from init on.
 	 */
 	void (*set_ready)(void *host, bool ready, const char *reason);
 } apphost_services;

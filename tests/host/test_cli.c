@@ -63,6 +63,26 @@ Test(cli, usage_errors_exit_2)
 	cr_assert_eq(run_cmd(a3, NULL, NULL), 2);
 }
 
+/* A DSN given where apphost takes none: refused, its password not echoed
+ * (stderr is the journal under systemd). */
+Test(cli, usage_errors_echo_no_password)
+{
+	char *args[][3] = {
+	    {bin(), "--postgres-dsn=postgresql://gm:hunter2@db/gm", NULL},
+	    {bin(), "postgresql://gm:hunter2@db/gm", NULL},
+	    {bin(), "-Dpassword=hunter2", NULL},
+	};
+	char *out;
+
+	for (size_t i = 0; i < sizeof(args) / sizeof(args[0]); i++) {
+		cr_assert_eq(run_cmd(args[i], NULL, &out), 2, "%s", args[i][1]);
+		cr_expect(strstr(out, "hunter2") == NULL, "%s", out);
+		cr_expect(i != 0 || strstr(out, "'--postgres-dsn'") != NULL,
+			  "%s", out);
+		free(out);
+	}
+}
+
 static char env_comps[4096];
 
 static char *const *env_with(const char *comps)

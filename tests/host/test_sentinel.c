@@ -2,12 +2,16 @@
  * master name (no server), and how apphost --check reports them. Talking
  * to real Sentinels is the failover suite's. */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "helpers.h"
+#include "pool_redis.h"
+#include "pool_redis_int.h" /* white box: the discovery's state */
 #include "sentinel.h"
+#include "status.h"
 
 struct good_case {
 	const char *list;
@@ -188,4 +192,79 @@ Test(sentinel, bad_settings_named_with_their_value)
 		cr_expect(strstr(out, "s3ntinel") == NULL, "%s", out);
 		free(out);
 	}
+}
+
+/* ---- readiness follows the last discovery ------------------------------- */
+
+struct discovery {
+	struct apphost_redis_pool *p;
+	pthread_barrier_t *go;
+	bool known;
+};
+
+static void *discover_at_once(void *arg)
+{
+	struct discovery *d = arg;
+
+	pthread_barrier_wait(d->go);
+	apphost_redis_primary_state(d->p, d->known, "10.0.0.1:6379",
+				    "no Sentinel answered");
+	return NULL;
+}
+
+/* Whether /readyz has a failing "redis" line. */
+static bool redis_not_ready(void)
+{
+	static struct apphost_status st;
+
+	apphost_status_get(&st);
+	for (size_t i = 0; i < st.n; i++)
+		if (strcmp(st.line[i].who, "redis") == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Two threads' discoveries at once, one finding the primary and one
+ * not: whichever the pool recorded last, /readyz says the same, never
+ * "no primary known" while the pool knows one (nor ready while it does
+ * not).
+ */
+Test(sentinel, readiness_agrees_with_the_pool_after_racing_discoveries,
+     .timeout = 60)
+{
+	const struct apphost_redis_sentinel sen = {"127.0.0.1:1", "mymaster",
+						   NULL};
+	struct apphost_redis_pool *p = NULL;
+	char err[256];
+
+	cr_assert_eq(apphost_redis_pool_new_sentinel("redis://127.0.0.1:1/0",
+						     &sen, 2, &p, err,
+						     sizeof(err)),
+		     0, "%s", err);
+	log_capture_start();
+	for (int round = 0; round < 5000; round++) {
+		pthread_barrier_t go;
+		pthread_t t[2];
+		struct discovery d[2] = {{p, &go, false}, {p, &go, true}};
+		bool known;
+
+		pthread_barrier_init(&go, NULL, 2);
+		for (int k = 0; k < 2; k++)
+			cr_assert_eq(pthread_create(&t[k], NULL,
+						    discover_at_once, &d[k]),
+				     0);
+		for (int k = 0; k < 2; k++)
+			pthread_join(t[k], NULL);
+		pthread_barrier_destroy(&go);
+		pthread_mutex_lock(&p->mu);
+		known = p->state == PRIMARY_KNOWN;
+		pthread_mutex_unlock(&p->mu);
+		cr_assert_eq(redis_not_ready(), !known,
+			     "round %d: the pool %s, /readyz says %s", round,
+			     known ? "knows a primary" : "knows none",
+			     known ? "it knows none" : "ready");
+	}
+	free(log_captured());
+	apphost_redis_pool_free(p);
 }

@@ -41,6 +41,16 @@ out="$(APPHOST_POSTGRES_DSN= "$migrate" "$dsn" 2>&1)" || rc=$?
 [ $rc -eq 2 ] || fail "a DSN argument was not a usage error (exit $rc): $out"
 case "$out" in *"$secret"*) fail "the DSN argument was echoed: $out" ;; esac
 
+# As an option that does not exist (--dsn=..., a short one glued to its
+# value): the same usage error, naming the option without its value.
+for arg in "--dsn=$dsn" "-d$dsn"; do
+  rc=0
+  out="$(APPHOST_POSTGRES_DSN= "$migrate" "$arg" 2>&1)" || rc=$?
+  [ $rc -eq 2 ] || fail "${arg%%=*}: not a usage error (exit $rc): $out"
+  case "$out" in *"$secret"*) fail "an unknown option's value was echoed: $out" ;; esac
+  case "$out" in *"unknown option '${arg:0:2}"*) ;; *) fail "the option is not named: $out" ;; esac
+done
+
 # From the environment: it works, through libpq alone.
 out="$(PATH="$tmp:$PATH" APPHOST_POSTGRES_DSN="$dsn" "$migrate" 2>&1)" ||
   fail "apphost-migrate failed: $out"
