@@ -155,12 +155,15 @@ int apphost_notifier_start(uv_loop_t *loop, struct apphost_notifier **out)
 
 void apphost_notifier_reloading(struct apphost_notifier *n)
 {
-	char msg[64];
+	char msg[80];
 
 	if (n == NULL)
 		return;
-	snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu\n",
-		 (unsigned long long)(apphost_now_ns() / 1000u));
+	/* The swap holds the main loop, where the watchdog ticks: ping it
+	 * here and when done, so the swap has a whole WatchdogSec. */
+	snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu\n%s",
+		 (unsigned long long)(apphost_now_ns() / 1000u),
+		 n->watchdog ? "WATCHDOG=1\n" : "");
 	(void)apphost_notify(msg);
 }
 
@@ -171,7 +174,8 @@ void apphost_notifier_reloaded(struct apphost_notifier *n)
 	if (n == NULL)
 		return;
 	status_line(n->status, sizeof(n->status));
-	snprintf(msg, sizeof(msg), "READY=1\nSTATUS=%s\n", n->status);
+	snprintf(msg, sizeof(msg), "READY=1\nSTATUS=%s\n%s", n->status,
+		 n->watchdog ? "WATCHDOG=1\n" : "");
 	(void)apphost_notify(msg);
 }
 

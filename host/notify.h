@@ -57,7 +57,9 @@ void apphost_notifier_stopping(struct apphost_notifier *n);
  * sd_notify(3)'s reload protocol, around a reload (a SIGHUP hot swap):
  * apphost_notifier_reloading() sends RELOADING=1 with MONOTONIC_USEC= (now,
  * CLOCK_MONOTONIC in microseconds), apphost_notifier_reloaded() READY=1
- * with the STATUS= of now, whatever the reload's outcome. n NULL (no
+ * with the STATUS= of now, whatever the reload's outcome; both with
+ * WATCHDOG=1 when the watchdog is on (the swap holds the loop that pings
+ * it). n NULL (no
  * NOTIFY_SOCKET): nothing. Main thread only.
  */
 void apphost_notifier_reloading(struct apphost_notifier *n);

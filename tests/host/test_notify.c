@@ -137,7 +137,8 @@ struct reload_run {
 	int fd; /* the notify socket we listen on */
 	uv_timer_t timer;
 	int ticks;
-	bool hooked; /* on_sighup given */
+	bool hooked;   /* on_sighup given */
+	bool watchdog; /* WATCHDOG_USEC set (60 s: no tick within the run) */
 	bool swapped;
 	char before[512];   /* what had arrived when the hook ran */
 	uint64_t hook_usec; /* CLOCK_MONOTONIC when the hook ran */
@@ -221,6 +222,9 @@ static void run_reload(struct reload_run *rr, char *after, size_t cap)
 	rr->fd = listen_at(path, false);
 	setenv("NOTIFY_SOCKET", path, 1);
 	unsetenv("WATCHDOG_USEC");
+	unsetenv("WATCHDOG_PID");
+	if (rr->watchdog)
+		setenv("WATCHDOG_USEC", "60000000", 1);
 	if (rr->hooked)
 		hooks.on_sighup = reload_sighup;
 	after[0] = '\0';
@@ -257,6 +261,32 @@ Test(notify, sighup_swap_sends_reloading_then_ready)
 	cr_assert_not_null(r, "no READY=1 after the swap: %s", after);
 	m = strstr(after, "STOPPING=1\n");
 	cr_assert(m == NULL || r < m, "READY=1 after STOPPING=1: %s", after);
+}
+
+/*
+ * The swap runs on the main loop, so no watchdog tick comes while it
+ * lasts: the reload's two datagrams ping the watchdog themselves, giving
+ * the swap a whole WatchdogSec.
+ */
+Test(notify, sighup_swap_pings_the_watchdog)
+{
+	static struct reload_run rr = {.hooked = true, .watchdog = true};
+	char after[2048], *r;
+
+	run_reload(&rr, after, sizeof(after));
+	unsetenv("WATCHDOG_USEC");
+	cr_assert(rr.swapped, "the SIGHUP hook did not run");
+	r = strstr(rr.before, "RELOADING=1\n");
+	cr_assert_not_null(r, "no RELOADING=1 before the swap: %s", rr.before);
+	cr_assert(strstr(r, "WATCHDOG=1\n") != NULL &&
+		      (strchr(r, '|') == NULL ||
+		       strstr(r, "WATCHDOG=1\n") < strchr(r, '|')),
+		  "no WATCHDOG=1 with RELOADING=1: %s", rr.before);
+	r = strstr(after, "READY=1\n");
+	cr_assert(r != NULL && strstr(r, "WATCHDOG=1\n") != NULL &&
+		      (strchr(r, '|') == NULL ||
+		       strstr(r, "WATCHDOG=1\n") < strchr(r, '|')),
+		  "no WATCHDOG=1 with the READY=1 after the swap: %s", after);
 }
 
 Test(notify, sighup_ignored_sends_nothing)
