@@ -52,14 +52,17 @@ void check_ask_rules(const inst *p, uint64_t now, uint64_t min_epoch)
 		fail("fence: a lease asked for from epoch %llu, not above the "
 		     "fence or refused epoch %llu it saw",
 		     (unsigned long long)min_epoch, (unsigned long long)seen);
-	for (int s = 0; s < 2 && !p->L.epoch; s++)
-		if (!p->answered[s] ||
-		    now - p->answered[s] >= LEASE_MS / 2 * MS)
+	for (int s = 0; s < 2 && !p->L.epoch; s++) {
+		const char *server = s == PG ? "postgres" : "redis";
+		if (!p->answered[s])
+			fail("contend: a standby asked for the lease before "
+			     "%s ever answered",
+			     server);
+		else if (now - p->answered[s] >= LEASE_MS / 2 * MS)
 			fail("contend: a standby asked for the lease with no "
 			     "answer from %s for %.3fs",
-			     s == PG ? "postgres" : "redis",
-			     p->answered[s] ? (now - p->answered[s]) / 1e9
-					    : -1.0);
+			     server, (now - p->answered[s]) / 1e9);
+	}
 }
 
 /* A leader whose lease lapsed in PostgreSQL's time writes nothing: every
