@@ -6,6 +6,7 @@
  */
 #include "stream_redis.h"
 
+#include "clock.h" /* host/clock.c: hiredis's timeouts as timeval */
 #include "he_clock.h"
 #include "stream_redis_io.h"
 
@@ -90,12 +91,6 @@ void he_stream_redis_close(he_stream_redis *s)
 	s->argv_cap = 0;
 }
 
-static struct timeval ms_tv(unsigned ms)
-{
-	return (struct timeval){.tv_sec = ms / 1000,
-				.tv_usec = (ms % 1000) * 1000};
-}
-
 /* A failed command: lost connection -> lease back as broken. */
 static int io_fail(he_stream_redis *s, const char *what)
 {
@@ -157,7 +152,7 @@ int he_sr_connect(he_stream_redis *s)
 	s->reconnected = s->had_conn;
 	s->had_conn = true;
 	/* A socket timeout shorter than BLOCK would read as an I/O error. */
-	redisSetTimeout(s->c, ms_tv(io_timeout_ms(s)));
+	redisSetTimeout(s->c, apphost_ms_timeval(io_timeout_ms(s)));
 	const char *argv[] = {"CLIENT", "ID"};
 	redisReply *rep;
 	if ((r = he_sr_command(s, "CLIENT ID", 2, argv, NULL, &rep)) < 0)
