@@ -215,6 +215,28 @@ static int sentinel_primary(void)
 	return 0;
 }
 
+/* INFO replication's role and link lines of `port` (static buffer). */
+static const char *replication_of(int port)
+{
+	static char out[512];
+	redisContext *c = rconnect(port);
+	redisReply *r = c != NULL ? redisCommand(c, "INFO replication") : NULL;
+
+	out[0] = '\0';
+	if (r != NULL && r->type == REDIS_REPLY_STRING)
+		for (char *l = strtok(r->str, "\r\n"); l;
+		     l = strtok(NULL, "\r\n"))
+			if (!strncmp(l, "role:", 5) ||
+			    !strncmp(l, "master_", 7))
+				snprintf(out + strlen(out),
+					 sizeof(out) - strlen(out), "%s ", l);
+	if (r != NULL)
+		freeReplyObject(r);
+	if (c != NULL)
+		redisFree(c);
+	return out;
+}
+
 /* ROLE's first word on port ("master", "slave"), or "" when down. */
 static void role(int port, char *out, size_t cap)
 {
@@ -816,22 +838,12 @@ static void promote_pg_standby(int redis_port)
 static void await_replica(int port)
 {
 	double t0 = th_now_ms();
-	redisContext *c;
 
 	for (;;) {
-		redisReply *r = NULL;
+		const char *info = replication_of(port);
 
-		if ((c = rconnect(port)) != NULL)
-			r = redisCommand(c, "INFO replication");
-		bool up = r != NULL && r->type == REDIS_REPLY_STRING &&
-			  strstr(r->str, "role:slave") != NULL &&
-			  strstr(r->str, "master_link_status:up") != NULL;
-
-		if (r != NULL)
-			freeReplyObject(r);
-		if (c != NULL)
-			redisFree(c);
-		if (up)
+		if (strstr(info, "role:slave") != NULL &&
+		    strstr(info, "master_link_status:up") != NULL)
 			return;
 		cr_assert_lt(th_now_ms() - t0, 30000,
 			     "redis on %d did not become a replica", port);
@@ -962,28 +974,6 @@ static void readonly_is_broken(void)
 	redisFree(c);
 	cr_expect_geq(dialled, 4, "refused connections were kept (see %s)",
 		      log);
-}
-
-/* INFO replication's role and link lines of `port` (static buffer). */
-static const char *replication_of(int port)
-{
-	static char out[512];
-	redisContext *c = rconnect(port);
-	redisReply *r = c != NULL ? redisCommand(c, "INFO replication") : NULL;
-
-	out[0] = '\0';
-	if (r != NULL && r->type == REDIS_REPLY_STRING)
-		for (char *l = strtok(r->str, "\r\n"); l;
-		     l = strtok(NULL, "\r\n"))
-			if (!strncmp(l, "role:", 5) ||
-			    !strncmp(l, "master_", 7))
-				snprintf(out + strlen(out),
-					 sizeof(out) - strlen(out), "%s ", l);
-	if (r != NULL)
-		freeReplyObject(r);
-	if (c != NULL)
-		redisFree(c);
-	return out;
 }
 
 /* Wait until the replica on `port` says its link to the primary is down. */
