@@ -36,6 +36,7 @@ static void bound_calls(he_consumer *c)
 {
 	c->t = he_lease_timing_for(c->cfg.lease_ms);
 	he_record_store_pg_set_statement_timeout(&c->pg, c->t.check_ms);
+	he_record_store_pg_set_async_commit(&c->pg, c->cfg.async_commit);
 	he_record_store_pg_set_timeout(&c->pg, c->t.heard_ms);
 	he_record_store_pg_set_heard(&c->pg,
 				     he_leader_heard(c->leader, HE_DEP_PG));
@@ -140,10 +141,12 @@ int he_consumer_start(he_consumer *c)
 		return HE_ESTATE;
 	LOG(c, APPHOST_LOG_INFO, "consumer starting",
 	    "stream=%s lobby_stream=%s dead_letter_stream=%s offset_key=%s "
-	    "batch=%u block_ms=%u instance=%s lease=%s lease_ms=%u",
+	    "batch=%u block_ms=%u instance=%s lease=%s lease_ms=%u "
+	    "synchronous_commit=%s",
 	    c->cfg.stream, c->cfg.lobby_stream, c->cfg.dead_stream,
 	    c->cfg.offset_key, c->cfg.batch, c->cfg.block_ms,
-	    c->cfg.instance_id, c->cfg.lease_name, c->cfg.lease_ms);
+	    c->cfg.instance_id, c->cfg.lease_name, c->cfg.lease_ms,
+	    c->cfg.async_commit ? "off" : "on");
 	/* Not ready until both servers answered (before the thread runs). */
 	he_ops_ready(&c->ops, false, "starting: redis not reached yet");
 	if (uv_thread_create(&c->thread, run, c) != 0)

@@ -48,6 +48,21 @@ static int load_uint(const apphost_services *svc, const char *key,
 	return HE_OK;
 }
 
+/* An on/off key: exactly "on" or "off"; *off set for "off". */
+static int load_on_off(const apphost_services *svc, const char *key,
+		       const char *def, bool *off)
+{
+	const char *v = get(svc, key, def);
+	if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0) {
+		svc->log(svc->host, APPHOST_LOG_ERROR, "invalid configuration",
+			 "key=%s value=\"%.64s\" error=\"want on or off\"", key,
+			 v);
+		return HE_EINVAL;
+	}
+	*off = strcmp(v, "off") == 0;
+	return HE_OK;
+}
+
 /* HEALTH_EVENTS_INSTANCE_ID, by default <hostname>:<pid>: printable
  * ASCII only, since it goes into log lines and the lease row as is. */
 static int load_instance_id(const apphost_services *svc, char *out, size_t cap)
@@ -108,5 +123,7 @@ int he_config_load(const apphost_services *svc, he_config *cfg)
 		r = 1;
 	}
 	r |= load_instance_id(svc, cfg->instance_id, sizeof(cfg->instance_id));
+	r |= load_on_off(svc, "HEALTH_EVENTS_SYNCHRONOUS_COMMIT", "on",
+			 &cfg->async_commit);
 	return r ? HE_EINVAL : HE_OK;
 }

@@ -6,6 +6,7 @@
 #define HE_CONFIG_H
 
 #include <apphost/component.h>
+#include <stdbool.h>
 
 #define HE_KEY_MAX 512
 
@@ -22,6 +23,10 @@ typedef struct he_config {
 	unsigned block_ms;     /* HEALTH_EVENTS_BLOCK_MS */
 	unsigned batch;	       /* HEALTH_EVENTS_BATCH */
 	unsigned lease_ms;     /* HEALTH_EVENTS_LEASE_MS */
+	/* HEALTH_EVENTS_SYNCHRONOUS_COMMIT=off: the applies commit without
+	 * waiting for their WAL flush (DESIGN §13 re-applies what a crash
+	 * loses; docs/design.md) */
+	bool async_commit;
 } he_config;
 
 /* Default lease: a SIGKILLed leader's lease lapses and a standby polling

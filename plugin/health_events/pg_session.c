@@ -35,6 +35,11 @@ void he_pg_set_statement_timeout(he_pg_session *s, unsigned ms)
 	s->stmt_ms = ms;
 }
 
+void he_pg_set_async_commit(he_pg_session *s, bool on)
+{
+	s->async_commit = on;
+}
+
 void he_pg_set_heard(he_pg_session *s, he_heard *heard)
 {
 	s->heard = heard;
@@ -183,6 +188,21 @@ PGresult *he_pg_await(he_pg_session *s, const char *what, int sent)
 	return wait_answer(s, what, sent, t0);
 }
 
+/* One SET on a connection just leased; a failure gives it back. */
+static int set_on_connect(he_pg_session *s, const char *what, const char *sql)
+{
+	PGresult *res = he_pg_await(s, what, PQsendQuery(s->conn, sql));
+	if (!res)
+		return HE_ECONN;
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		(void)he_pg_fail(s, what, res);
+		he_pg_drop(s, true);
+		return HE_ECONN;
+	}
+	PQclear(res);
+	return HE_OK;
+}
+
 int he_pg_connect(he_pg_session *s)
 {
 	if (s->conn)
@@ -201,22 +221,16 @@ int he_pg_connect(he_pg_session *s)
 	 * the consumer compares the applied position again. */
 	s->reconnected = s->had_conn;
 	s->had_conn = true;
-	if (s->stmt_ms) {
-		char set[64];
-		snprintf(set, sizeof(set), "SET statement_timeout = %u",
-			 s->stmt_ms);
-		PGresult *res = he_pg_await(s, "set statement_timeout",
-					    PQsendQuery(s->conn, set));
-		if (!res)
-			return HE_ECONN;
-		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			/* Never a connection without its bound. */
-			(void)he_pg_fail(s, "set statement_timeout", res);
-			he_pg_drop(s, true);
-			return HE_ECONN;
-		}
-		PQclear(res);
-	}
+	char set[64];
+	snprintf(set, sizeof(set), "SET statement_timeout = %u", s->stmt_ms);
+	/* Never a connection without its bound, nor with another commit
+	 * mode than the one configured. */
+	if ((s->stmt_ms &&
+	     set_on_connect(s, "set statement_timeout", set) < 0) ||
+	    (s->async_commit &&
+	     set_on_connect(s, "set synchronous_commit",
+			    "SET synchronous_commit = off") < 0))
+		return HE_ECONN;
 	return s->on_connect ? s->on_connect(s, s->on_connect_arg) : HE_OK;
 }
 

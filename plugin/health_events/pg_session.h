@@ -32,6 +32,7 @@ struct he_pg_session {
 	char err[256];	     /* the last error, one line */
 	uint64_t timeout_ns; /* 0: wait as long as the server takes */
 	unsigned stmt_ms;    /* statement_timeout, 0: none */
+	bool async_commit;   /* synchronous_commit = off */
 	he_heard *heard;     /* answers and waits noted, or NULL */
 	bool had_conn, reconnected;
 	/* run on each new connection (he_pg_set_on_connect) */
@@ -52,6 +53,9 @@ void he_pg_set_abort(he_pg_session *s, const atomic_bool *flag);
 void he_pg_set_timeout(he_pg_session *s, unsigned ms);
 /* SET statement_timeout = ms on each connection leased (0: none). */
 void he_pg_set_statement_timeout(he_pg_session *s, unsigned ms);
+/* SET synchronous_commit = off on each connection leased (false: the
+ * server's setting). */
+void he_pg_set_async_commit(he_pg_session *s, bool on);
 /* Note in *heard (he_lease.h; he_clock.h) each answer, an error
  * included, and each wait for one. NULL: nowhere. */
 void he_pg_set_heard(he_pg_session *s, he_heard *heard);

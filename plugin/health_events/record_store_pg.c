@@ -64,6 +64,11 @@ void he_record_store_pg_set_statement_timeout(he_record_store_pg *s,
 	he_pg_set_statement_timeout(&s->pg, ms);
 }
 
+void he_record_store_pg_set_async_commit(he_record_store_pg *s, bool on)
+{
+	he_pg_set_async_commit(&s->pg, on);
+}
+
 void he_record_store_pg_set_heard(he_record_store_pg *s, he_heard *heard)
 {
 	he_pg_set_heard(&s->pg, heard);

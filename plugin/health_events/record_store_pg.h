@@ -59,6 +59,14 @@ void he_record_store_pg_set_timeout(he_record_store_pg *s, unsigned ms);
 void he_record_store_pg_set_statement_timeout(he_record_store_pg *s,
 					      unsigned ms);
 /*
+ * Commit each apply without waiting for its WAL flush (SET
+ * synchronous_commit = off on each connection leased). A PostgreSQL crash
+ * then loses the last applies with their applied position, a suffix of
+ * the WAL, and the consumer applies them again from the stream (DESIGN
+ * §13, Redis ahead). false (the default): the server's setting.
+ */
+void he_record_store_pg_set_async_commit(he_record_store_pg *s, bool on);
+/*
  * Note in *heard (he_lease.h; he_clock.h) each time PostgreSQL
  * answers, an error included, and while a call waits for its answer
  * (DESIGN §10). NULL: nowhere.

@@ -216,6 +216,86 @@ Test(faults_progress, postgres_losing_transactions_is_repaired)
 	fx_expect_last_snapshots(model, GAMES);
 }
 
+/* The applied position as (ms, seq) below `id`'s: PostgreSQL lost some. */
+static bool applied_behind(const char *id)
+{
+	char sql[256];
+	unsigned long long ms = 0, seq = 0;
+	cr_assert_eq(sscanf(id, "%llu-%llu", &ms, &seq), 2, "id %s", id);
+	snprintf(sql, sizeof(sql),
+		 "SELECT coalesce((SELECT (ms, seq) < (%llu, %llu) FROM "
+		 "health_events_progress WHERE name = $1), true)",
+		 ms, seq);
+	char *v = th_sql_value(F.pg, sql, F.keys.prefix);
+	bool behind = v && strcmp(v, "t") == 0;
+	free(v);
+	return behind;
+}
+
+/* ALTER SYSTEM SET name = value (NULL: RESET), reloaded. */
+static void pg_setting(const char *name, const char *value)
+{
+	char sql[160];
+	if (value)
+		snprintf(sql, sizeof(sql), "ALTER SYSTEM SET %s = '%s'", name,
+			 value);
+	else
+		snprintf(sql, sizeof(sql), "ALTER SYSTEM RESET %s", name);
+	th_sql(F.pg, sql, NULL);
+	th_sql(F.pg, "SELECT pg_reload_conf()", NULL);
+}
+
+/*
+ * Applies committed without waiting for their WAL flush
+ * (HEALTH_EVENTS_SYNCHRONOUS_COMMIT=off), then PostgreSQL crashes: the
+ * last of them are lost with their applied position, Redis is ahead, and
+ * they apply again from the stream (DESIGN §13).
+ */
+Test(faults_progress, a_crash_loses_async_applies_which_apply_again)
+{
+	enum { GAMES = 12, EACH = 40, TRIES = 3 };
+	static mgame model[GAMES];
+	static fx_entry e[EACH * TRIES];
+	insert_running(GAMES, model);
+	for (int i = 0; i < EACH * TRIES; i++)
+		e[i] = (fx_entry){.game = i % GAMES,
+				  .ev = rand() % TH_EVENT_COUNT};
+	/* Nothing else flushes the WAL meanwhile: a renewal every 15 s, the
+	 * WAL writer every 10 s. */
+	static const char *const env[] = {
+	    "HEALTH_EVENTS_SYNCHRONOUS_COMMIT=off",
+	    "HEALTH_EVENTS_LEASE_MS=60000", "HEALTH_EVENTS_BATCH=8", NULL};
+	pg_setting("wal_writer_delay", "10s");
+	pid_t pid = fx_spawn(env);
+	int n = 0;
+	bool lost = false;
+	for (int t = 0; t < TRIES && !lost; t++) {
+		fx_write_entries(e + n, EACH);
+		n += EACH;
+		const char *last = e[n - 1].id;
+		cr_assert(
+		    th_wait_offset(F.redis, F.keys.offset_key, last, 20000),
+		    "log: %s", F.log);
+		cr_assert_eq(fx_services("crash-postgres"), 0, "crash");
+		fx_reconnect();
+		/* a renewal in between flushes it all: try again */
+		lost = applied_behind(last);
+	}
+	pg_setting("wal_writer_delay", NULL);
+	cr_assert(lost, "no apply was lost in %d crashes", TRIES);
+	const char *last = e[n - 1].id;
+	cr_assert(wait_applied(last, 30000), "applied again (log: %s)", F.log);
+	cr_expect_eq(fx_terminate(pid, 15000, NULL), 0);
+	cr_expect_geq(ap_log_count(F.log,
+				   "redis is ahead of the applied "
+				   "position",
+				   NULL),
+		      1);
+	apply_model(model, e, (size_t)n);
+	fx_expect_rows(model, GAMES);
+	fx_expect_last_snapshots(model, GAMES);
+}
+
 /*
  * A batch of undecodable entries moves the applied position too, so a
  * successor neither re-reads nor re-sends them.

@@ -139,6 +139,14 @@ Test(pg_store, applies_cas_fallback_health_and_not_found_in_order)
 	cr_assert_eq(rs_leases_out(rs), 0);
 }
 
+/* The server ends the store's session, as a failover or restore does. */
+static void end_backend(he_record_store_pg *st)
+{
+	char pid[32];
+	snprintf(pid, sizeof(pid), "%d", PQbackendPID(st->pg.conn));
+	th_sql(pg, "SELECT pg_terminate_backend($1::integer)", pid, NULL);
+}
+
 Test(pg_store, a_lost_connection_is_reported_and_the_next_apply_recovers)
 {
 	char g[160];
@@ -150,9 +158,7 @@ Test(pg_store, a_lost_connection_is_reported_and_the_next_apply_recovers)
 	cr_assert_eq(apply_next(&port, ops, 1, res), 0, "%s",
 		     he_record_store_pg_err(&st));
 
-	char pid[32];
-	snprintf(pid, sizeof(pid), "%d", PQbackendPID(st.pg.conn));
-	th_sql(pg, "SELECT pg_terminate_backend($1::integer)", pid, NULL);
+	end_backend(&st);
 	ops[0].summary = "oom";
 	int r = apply_next(&port, ops, 1, res);
 	cr_assert_eq(r, HE_ECONN, "got %s (%s)", he_strerror(r),
@@ -162,6 +168,48 @@ Test(pg_store, a_lost_connection_is_reported_and_the_next_apply_recovers)
 		     he_record_store_pg_err(&st));
 	cr_assert_str_eq(res[0].row.engine_health, "oom");
 	he_record_store_pg_close(&st);
+}
+
+/* SHOW synchronous_commit on the store's own connection is `want`. */
+static void expect_commit_mode(he_record_store_pg *st, const char *want)
+{
+	cr_assert_not_null(st->pg.conn, "the store holds a connection");
+	PGresult *r = PQexec(st->pg.conn, "SHOW synchronous_commit");
+	cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s",
+		     PQerrorMessage(st->pg.conn));
+	cr_expect_str_eq(PQgetvalue(r, 0, 0), want);
+	PQclear(r);
+}
+
+Test(pg_store, commits_without_waiting_when_asked_after_reconnects_too)
+{
+	char g[160];
+	he_record_store_pg st;
+	store_for_one_game(&st, g, sizeof(g), "async", "a");
+	he_record_store port = he_record_store_pg_port(&st);
+	he_mutation ops[] = {op(g, "probe_failed", NULL, NULL)};
+	he_mutation_result res[1];
+	cr_assert_eq(apply_next(&port, ops, 1, res), 0, "%s",
+		     he_record_store_pg_err(&st));
+	expect_commit_mode(&st, "on"); /* the server's, by default */
+	he_record_store_pg_close(&st);
+
+	he_record_store_pg_init(&st, rs_services(rs));
+	lapse_lease(g);
+	take_lease(&st, g, "b");
+	he_record_store_pg_set_async_commit(&st, true);
+	port = he_record_store_pg_port(&st);
+	cr_assert_eq(apply_next(&port, ops, 1, res), 0, "%s",
+		     he_record_store_pg_err(&st));
+	expect_commit_mode(&st, "off");
+	/* a new connection (a failover, a restore) gets it too */
+	end_backend(&st);
+	(void)apply_next(&port, ops, 1, res); /* finds the broken one */
+	cr_assert_eq(apply_next(&port, ops, 1, res), 0, "%s",
+		     he_record_store_pg_err(&st));
+	expect_commit_mode(&st, "off");
+	he_record_store_pg_close(&st);
+	cr_assert_eq(rs_leases_out(rs), 0);
 }
 
 Test(pg_store, an_apply_with_an_old_epoch_after_a_takeover_writes_nothing)

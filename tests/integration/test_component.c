@@ -117,6 +117,17 @@ Test(component, init_refuses_a_bad_number_naming_key_and_value)
 		     1);
 }
 
+Test(component, init_refuses_a_commit_mode_other_than_on_or_off)
+{
+	rs_config_set(rs, "HEALTH_EVENTS_SYNCHRONOUS_COMMIT", "local");
+	void *st = NULL;
+	cr_assert_eq(he.init(rs_services(rs), &st), APPHOST_EINVAL);
+	cr_assert_eq(rs_log_count(rs, APPHOST_LOG_ERROR,
+				  "key=HEALTH_EVENTS_SYNCHRONOUS_COMMIT "
+				  "value=\"local\" error=\"want on or off\""),
+		     1);
+}
+
 Test(component, processes_publishes_and_stops_promptly_while_blocked)
 {
 	th_insert_game(pg, game("a"), "running", 7);
