@@ -308,6 +308,20 @@ static bool id_params(const char *id, char ms[24], char seq[24])
 	return true;
 }
 
+/* synchronous_commit of this session: "on" or "off". */
+static int commit_mode(he_record_store_pg *s, const char *on_off)
+{
+	const char *params[1] = {on_off};
+	PGresult *res;
+	int r =
+	    he_pg_query(&s->pg, "set synchronous_commit",
+			"SELECT set_config('synchronous_commit', $1, false)", 1,
+			params, &res);
+	if (r == HE_OK)
+		PQclear(res);
+	return r;
+}
+
 int he_record_store_pg_send(he_record_store_pg *s, const he_apply_span *span,
 			    const he_mutation *ops, size_t n)
 {
@@ -331,6 +345,8 @@ int he_record_store_pg_send(he_record_store_pg *s, const he_apply_span *span,
 		he_pg_errorf(&s->pg, "health_events_apply: no lease epoch set");
 		return HE_EFENCED;
 	}
+	if (s->sync_next && (r = commit_mode(s, "on")) < 0)
+		return r;
 	bool refused = span->refused_id != NULL;
 	/* Lock waits end with the statement's own bound (at least 1 ms). */
 	char lock_ms[16];
@@ -374,6 +390,8 @@ int he_record_store_pg_receive(he_record_store_pg *s,
 		return fail(s, "health_events_apply", res);
 	int r = read_results(s, res, s->sent_n, results);
 	PQclear(res);
+	if (r == HE_OK && s->sync_next && (r = commit_mode(s, "off")) == HE_OK)
+		s->sync_next = false;
 	return r;
 }
 
@@ -395,6 +413,7 @@ static int position(void *ctx, char *out, size_t cap)
 	he_record_store_pg *s = ctx;
 	const char *params[1] = {s->lease ? s->lease : ""};
 	PGresult *res;
+	s->sync_next = s->pg.async_commit;
 	int r = he_pg_query(
 	    &s->pg, "applied position",
 	    "SELECT ms, seq FROM health_events_progress WHERE name = $1", 1,

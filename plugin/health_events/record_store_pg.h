@@ -28,6 +28,9 @@ typedef struct he_record_store_pg {
 	char stmt[32];	   /* the apply's statement name: a hash of its SQL */
 	int sent;	   /* an apply in flight: PQsend*'s result, 0: none */
 	size_t sent_n;	   /* its number of ops */
+	/* with async commit: the next apply commits synchronously (the first
+	 * after each read of the applied position) */
+	bool sync_next;
 	/* array-literal scratch buffers, reused across batches */
 	char *buf[4];
 	size_t cap[4];
@@ -63,7 +66,11 @@ void he_record_store_pg_set_statement_timeout(he_record_store_pg *s,
  * synchronous_commit = off on each connection leased). A PostgreSQL crash
  * then loses the last applies with their applied position, a suffix of
  * the WAL, and the consumer applies them again from the stream (DESIGN
- * §13, Redis ahead). false (the default): the server's setting.
+ * §13, Redis ahead). The first apply after each read of the applied
+ * position still commits synchronously: its flush makes the position row
+ * durable (whoever created it), since a crash that lost the row itself
+ * would read as "no position yet" and resume from Redis's offset instead.
+ * false (the default): the server's setting.
  */
 void he_record_store_pg_set_async_commit(he_record_store_pg *s, bool on);
 /*

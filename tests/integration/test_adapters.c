@@ -208,6 +208,16 @@ Test(pg_store, commits_without_waiting_when_asked_after_reconnects_too)
 	cr_assert_eq(apply_next(&port, ops, 1, res), 0, "%s",
 		     he_record_store_pg_err(&st));
 	expect_commit_mode(&st, "off");
+	/* After a read of the applied position the next apply commits
+	 * synchronously, until one succeeds: one refused stays so. */
+	char at[64];
+	cr_assert_eq(port.position(port.ctx, at, sizeof(at)), 0);
+	he_apply_span stale = {.after = "1-0", .last = "2-0"};
+	cr_assert_eq(port.apply(port.ctx, &stale, ops, 1, res), HE_EPOSITION);
+	expect_commit_mode(&st, "on");
+	cr_assert_eq(apply_next(&port, ops, 1, res), 0, "%s",
+		     he_record_store_pg_err(&st));
+	expect_commit_mode(&st, "off");
 	he_record_store_pg_close(&st);
 	cr_assert_eq(rs_leases_out(rs), 0);
 }
