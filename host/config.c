@@ -45,6 +45,11 @@ const struct apphost_config_key apphost_config_keys[] = {
     {"HEALTH_EVENTS_BATCH", "256", "XREAD COUNT"},
     {"HEALTH_EVENTS_DEAD_LETTER_STREAM", "runtime:health_events:dead",
      "where undecodable entries go"},
+    {"HEALTH_EVENTS_LEASE_MS", "3000", "leadership lease, 500..60000"},
+    {"HEALTH_EVENTS_INSTANCE_ID", "<hostname>:<pid>",
+     "this instance in logs and in the lease row"},
+    {"HEALTH_EVENTS_SYNCHRONOUS_COMMIT", "on",
+     "off: applies do not wait for their WAL flush"},
     {NULL, NULL, NULL},
 };
 
