@@ -390,7 +390,9 @@ int he_record_store_pg_receive(he_record_store_pg *s,
 		return fail(s, "health_events_apply", res);
 	int r = read_results(s, res, s->sent_n, results);
 	PQclear(res);
-	if (r == HE_OK && s->sync_next && (r = commit_mode(s, "off")) == HE_OK)
+	/* The apply committed whatever the SET answers: a failed one leaves
+	 * the next apply waiting too, and a new connection starts off. */
+	if (r == HE_OK && s->sync_next && commit_mode(s, "off") == HE_OK)
 		s->sync_next = false;
 	return r;
 }
