@@ -74,7 +74,10 @@ void he_pg_drop(he_pg_session *s, bool broken)
 
 void he_pg_close(he_pg_session *s)
 {
-	he_pg_drop(s, false);
+	/* The pool resets a connection only between components: one left
+	 * committing without waiting would give that mode to the next
+	 * session of ours that leases it, the lease thread's included. */
+	he_pg_drop(s, s->async_commit);
 }
 
 void he_pg_set_error(he_pg_session *s, const char *what, const PGresult *res)

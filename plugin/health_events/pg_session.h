@@ -68,7 +68,7 @@ void he_pg_set_on_connect(he_pg_session *s,
 int he_pg_connect(he_pg_session *s);
 /* Give the connection back (broken: the pool closes it). No-op without. */
 void he_pg_drop(he_pg_session *s, bool broken);
-/* he_pg_drop(s, false). */
+/* Give the connection back: broken when set to commit without waiting. */
 void he_pg_close(he_pg_session *s);
 
 /*

@@ -222,6 +222,39 @@ Test(pg_store, commits_without_waiting_when_asked_after_reconnects_too)
 	cr_assert_eq(rs_leases_out(rs), 0);
 }
 
+/*
+ * The host's pool hands a connection back to the same component without
+ * resetting it, so one the store set to commit without waiting would give
+ * that mode to the lease thread's session: it goes back as broken.
+ */
+Test(pg_store, gives_back_a_connection_it_set_to_commit_async_as_broken)
+{
+	char g[160];
+	he_record_store_pg st;
+	store_for_one_game(&st, g, sizeof(g), "asyncpool", "a");
+	he_record_store port = he_record_store_pg_port(&st);
+	he_mutation ops[] = {op(g, "probe_failed", NULL, NULL)};
+	he_mutation_result res[1];
+	cr_assert_eq(apply_next(&port, ops, 1, res), 0, "%s",
+		     he_record_store_pg_err(&st));
+	int broken = rs_broken_releases(rs);
+	he_record_store_pg_close(&st);
+	cr_assert_eq(rs_broken_releases(rs), broken, "the server's mode: kept");
+
+	he_record_store_pg_init(&st, rs_services(rs));
+	lapse_lease(g);
+	take_lease(&st, g, "b");
+	he_record_store_pg_set_async_commit(&st, true);
+	port = he_record_store_pg_port(&st);
+	cr_assert_eq(apply_next(&port, ops, 1, res), 0, "%s",
+		     he_record_store_pg_err(&st));
+	expect_commit_mode(&st, "off");
+	he_record_store_pg_close(&st);
+	cr_assert_eq(rs_broken_releases(rs), broken + 1,
+		     "a connection committing without waiting is not reused");
+	cr_assert_eq(rs_leases_out(rs), 0);
+}
+
 Test(pg_store, an_apply_with_an_old_epoch_after_a_takeover_writes_nothing)
 {
 	char g[160];
