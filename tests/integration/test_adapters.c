@@ -255,6 +255,64 @@ Test(pg_store, gives_back_a_connection_it_set_to_commit_async_as_broken)
 	cr_assert_eq(rs_leases_out(rs), 0);
 }
 
+/*
+ * The apply that commits synchronously has committed once its result is
+ * read: a failure to set the session back is no failed apply (retried, it
+ * would be refused and resync), and the next apply tries again.
+ */
+Test(pg_store, a_failed_switch_back_to_async_still_reports_the_apply)
+{
+	char g[160];
+	he_record_store_pg st;
+	store_for_one_game(&st, g, sizeof(g), "asyncback", "a");
+	he_record_store_pg_set_async_commit(&st, true);
+	he_record_store port = he_record_store_pg_port(&st);
+	he_mutation ops[] = {op(g, "probe_failed", NULL, NULL)};
+	he_mutation_result res[1];
+	cr_assert_eq(apply_next(&port, ops, 1, res), 0, "%s",
+		     he_record_store_pg_err(&st));
+	/* A set_config of its own, found before pg_catalog's on the store's
+	 * session, refuses 'off'. */
+	char schema[64], sql[512];
+	snprintf(schema, sizeof(schema), "he_shadow_%d", (int)getpid());
+	snprintf(sql, sizeof(sql),
+		 "CREATE SCHEMA %s; GRANT USAGE ON SCHEMA %s TO PUBLIC; "
+		 "CREATE FUNCTION %s.set_config(text, text, boolean) "
+		 "RETURNS text LANGUAGE plpgsql AS $f$ BEGIN "
+		 "IF $2 = 'off' THEN RAISE EXCEPTION 'refused here'; END IF; "
+		 "RETURN pg_catalog.set_config($1, $2, $3); END $f$",
+		 schema, schema, schema);
+	PGresult *r = PQexec(pg, sql);
+	cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s",
+		     PQerrorMessage(pg));
+	PQclear(r);
+	snprintf(sql, sizeof(sql),
+		 "SELECT set_config('search_path', '%s, pg_catalog, ' || "
+		 "current_setting('search_path'), false)",
+		 schema);
+	r = PQexec(st.pg.conn, sql);
+	cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s",
+		     PQerrorMessage(st.pg.conn));
+	PQclear(r);
+
+	char at[64];
+	cr_assert_eq(port.position(port.ctx, at, sizeof(at)), 0);
+	ops[0].summary = "oom";
+	int rc = apply_next(&port, ops, 1, res);
+	snprintf(sql, sizeof(sql), "DROP SCHEMA %s CASCADE", schema);
+	th_sql(pg, sql, NULL);
+	cr_assert_eq(rc, 0, "committed, reported %s (%s)", he_strerror(rc),
+		     he_record_store_pg_err(&st));
+	cr_expect_eq(res[0].outcome, HE_APPLY_HEALTH);
+	cr_expect_str_eq(res[0].row.engine_health, "oom");
+	/* still synchronous: the next apply sets it again, then back */
+	cr_assert_eq(apply_next(&port, ops, 1, res), 0, "%s",
+		     he_record_store_pg_err(&st));
+	expect_commit_mode(&st, "off");
+	he_record_store_pg_close(&st);
+	cr_assert_eq(rs_leases_out(rs), 0);
+}
+
 Test(pg_store, an_apply_with_an_old_epoch_after_a_takeover_writes_nothing)
 {
 	char g[160];
