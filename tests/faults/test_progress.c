@@ -7,7 +7,10 @@
  */
 #include "faults.h"
 
+#include "real_services.h"
+
 #include <criterion/criterion.h>
+#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,13 +248,27 @@ static void pg_setting(const char *name, const char *value)
 	th_sql(F.pg, "SELECT pg_reload_conf()", NULL);
 }
 
+/* wal_writer_delay back to the server's, also when an assertion ended the
+ * test: ALTER SYSTEM keeps it for every later test on these servers. */
+static void reset_wal_writer_delay(void)
+{
+	(void)fx_services("start-postgres"); /* a crash that failed midway */
+	PGconn *c = rs_pg();
+	if (!c)
+		return;
+	PQclear(PQexec(c, "ALTER SYSTEM RESET wal_writer_delay"));
+	PQclear(PQexec(c, "SELECT pg_reload_conf()"));
+	PQfinish(c);
+}
+
 /*
  * Applies committed without waiting for their WAL flush
  * (HEALTH_EVENTS_SYNCHRONOUS_COMMIT=off), then PostgreSQL crashes: the
  * last of them are lost with their applied position, Redis is ahead, and
  * they apply again from the stream (DESIGN §13).
  */
-Test(faults_progress, a_crash_loses_async_applies_which_apply_again)
+Test(faults_progress, a_crash_loses_async_applies_which_apply_again,
+     .fini = reset_wal_writer_delay)
 {
 	enum { GAMES = 12, EACH = 40, TRIES = 3 };
 	static mgame model[GAMES];
