@@ -235,21 +235,8 @@ static bool applied_behind(const char *id)
 	return behind;
 }
 
-/* ALTER SYSTEM SET name = value (NULL: RESET), reloaded. */
-static void pg_setting(const char *name, const char *value)
-{
-	char sql[160];
-	if (value)
-		snprintf(sql, sizeof(sql), "ALTER SYSTEM SET %s = '%s'", name,
-			 value);
-	else
-		snprintf(sql, sizeof(sql), "ALTER SYSTEM RESET %s", name);
-	th_sql(F.pg, sql, NULL);
-	th_sql(F.pg, "SELECT pg_reload_conf()", NULL);
-}
-
-/* wal_writer_delay back to the server's, also when an assertion ended the
- * test: ALTER SYSTEM keeps it for every later test on these servers. */
+/* wal_writer_delay back to the server's after the test, however it ended:
+ * ALTER SYSTEM keeps it for every later test on these servers. */
 static void reset_wal_writer_delay(void)
 {
 	(void)fx_services("start-postgres"); /* a crash that failed midway */
@@ -282,7 +269,8 @@ Test(faults_progress, a_crash_loses_async_applies_which_apply_again,
 	static const char *const env[] = {
 	    "HEALTH_EVENTS_SYNCHRONOUS_COMMIT=off",
 	    "HEALTH_EVENTS_LEASE_MS=60000", "HEALTH_EVENTS_BATCH=8", NULL};
-	pg_setting("wal_writer_delay", "10s");
+	th_sql(F.pg, "ALTER SYSTEM SET wal_writer_delay = '10s'", NULL);
+	th_sql(F.pg, "SELECT pg_reload_conf()", NULL);
 	pid_t pid = fx_spawn(env);
 	int n = 0;
 	bool lost = false;
@@ -298,7 +286,6 @@ Test(faults_progress, a_crash_loses_async_applies_which_apply_again,
 		/* a renewal in between flushes it all: try again */
 		lost = applied_behind(last);
 	}
-	pg_setting("wal_writer_delay", NULL);
 	cr_assert(lost, "no apply was lost in %d crashes", TRIES);
 	const char *last = e[n - 1].id;
 	cr_assert(wait_applied(last, 30000), "applied again (log: %s)", F.log);

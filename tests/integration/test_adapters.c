@@ -181,6 +181,19 @@ static void expect_commit_mode(he_record_store_pg *st, const char *want)
 	PQclear(r);
 }
 
+/*
+ * st again for game g's lease, taken over by a new holder, committing
+ * without waiting; returns its port.
+ */
+static he_record_store reopen_async(he_record_store_pg *st, const char *g)
+{
+	he_record_store_pg_init(st, rs_services(rs));
+	lapse_lease(g);
+	take_lease(st, g, "b");
+	he_record_store_pg_set_async_commit(st, true);
+	return he_record_store_pg_port(st);
+}
+
 Test(pg_store, commits_without_waiting_when_asked_after_reconnects_too)
 {
 	char g[160];
@@ -194,11 +207,7 @@ Test(pg_store, commits_without_waiting_when_asked_after_reconnects_too)
 	expect_commit_mode(&st, "on"); /* the server's, by default */
 	he_record_store_pg_close(&st);
 
-	he_record_store_pg_init(&st, rs_services(rs));
-	lapse_lease(g);
-	take_lease(&st, g, "b");
-	he_record_store_pg_set_async_commit(&st, true);
-	port = he_record_store_pg_port(&st);
+	port = reopen_async(&st, g);
 	cr_assert_eq(apply_next(&port, ops, 1, res), 0, "%s",
 		     he_record_store_pg_err(&st));
 	expect_commit_mode(&st, "off");
@@ -241,11 +250,7 @@ Test(pg_store, gives_back_a_connection_it_set_to_commit_async_as_broken)
 	he_record_store_pg_close(&st);
 	cr_assert_eq(rs_broken_releases(rs), broken, "the server's mode: kept");
 
-	he_record_store_pg_init(&st, rs_services(rs));
-	lapse_lease(g);
-	take_lease(&st, g, "b");
-	he_record_store_pg_set_async_commit(&st, true);
-	port = he_record_store_pg_port(&st);
+	port = reopen_async(&st, g);
 	cr_assert_eq(apply_next(&port, ops, 1, res), 0, "%s",
 		     he_record_store_pg_err(&st));
 	expect_commit_mode(&st, "off");
