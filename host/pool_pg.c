@@ -120,20 +120,43 @@ static int exec_within(PGconn *c, const char *sql, uint32_t timeout_ms)
 }
 
 /*
- * A connection goes to its next lessee as new: idle (no transaction, no
- * pipeline), and when another component held it last, DISCARD ALL drops
+ * A connection goes to its next lessee as new: alive, idle (no transaction,
+ * no pipeline), and when another component held it last, DISCARD ALL drops
  * the session state the last one left: temporary tables (which would be
  * searched before the real ones), prepared statements, settings, LISTENs,
  * advisory locks. A lessee that prepares statements must therefore
  * prepare them after each lease (or handle 42P05 when one survived).
  */
+/*
+ * An idle connection has nothing to read: if its socket is readable, the
+ * server ended it (a restart, a failover, a reset link) or sent a notice.
+ * Reading tells which, so an ended one is replaced here rather than
+ * failing its lessee's first statement.
+ */
+static bool ended_while_idle(PGconn *c)
+{
+	struct pollfd pfd = {.fd = PQsocket(c), .events = POLLIN};
+
+	if (pfd.fd < 0)
+		return true;
+	/* A server that ends a session sends its FATAL first: read on while
+	 * there is more, until the close itself is read (a bounded number of
+	 * times: a chatty server is left to the lessee). */
+	for (int i = 0; i < 4 && poll(&pfd, 1, 0) > 0; i++) {
+		if (PQconsumeInput(c) != 1 || PQstatus(c) != CONNECTION_OK)
+			return true;
+		(void)PQisBusy(c); /* parses what came: notices, statuses */
+	}
+	return false;
+}
+
 static int pg_prepare(void *arg, void *conn, bool new_lessee,
 		      uint32_t timeout_ms)
 {
 	PGconn *c = conn;
 
 	(void)arg;
-	if (PQstatus(c) != CONNECTION_OK ||
+	if (PQstatus(c) != CONNECTION_OK || ended_while_idle(c) ||
 	    PQtransactionStatus(c) != PQTRANS_IDLE ||
 	    PQpipelineStatus(c) != PQ_PIPELINE_OFF)
 		return APPHOST_EIO;

@@ -747,6 +747,45 @@ Test(postgres, leases_exclusive_and_broken_reconnects)
 	apphost_pg_pool_free(p);
 }
 
+/*
+ * An idle connection the server ended (a restart, a failover, a reset
+ * link) is found at the lease, not by the lessee's first statement: the
+ * same lessee gets a working one.
+ */
+Test(postgres, an_idle_connection_the_server_ended_is_not_leased)
+{
+	const char *dsn = need_env("APPHOST_POSTGRES_DSN");
+	struct apphost_pg_pool *p;
+	PGconn *a, *killer;
+	PGresult *r;
+	char err[256], sql[96];
+
+	cr_assert_eq(apphost_pg_pool_new(dsn, 1, &p, err, sizeof(err)), 0, "%s",
+		     err);
+	cr_assert_eq(apphost_pg_pool_lease(p, 5000, "t", &a), 0);
+	int pid = pg_pid(a);
+	apphost_pg_pool_release(p, a, "t", false);
+	killer = PQconnectdb(dsn);
+	cr_assert_eq(PQstatus(killer), CONNECTION_OK, "%s",
+		     PQerrorMessage(killer));
+	snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%d)", pid);
+	r = PQexec(killer, sql);
+	cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s",
+		     PQerrorMessage(killer));
+	PQclear(r);
+	PQfinish(killer);
+	usleep(200 * 1000); /* the server's close reaches our socket */
+
+	cr_assert_eq(apphost_pg_pool_lease(p, 5000, "t", &a), 0);
+	cr_expect_neq(pg_pid(a), pid, "the ended connection was leased");
+	r = PQexec(a, "SELECT 1");
+	cr_expect_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s",
+		     PQerrorMessage(a));
+	PQclear(r);
+	apphost_pg_pool_release(p, a, "t", false);
+	apphost_pg_pool_free(p);
+}
+
 static char *pg_value(PGconn *c, const char *sql)
 {
 	PGresult *r = PQexec(c, sql);
