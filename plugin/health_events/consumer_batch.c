@@ -4,10 +4,14 @@
  *
  * Pipelined (he_cs_pipeline): after a batch applies, the step commits the
  * batch before it and reads the one after. The apply is sent first and,
- * while PostgreSQL runs it, that commit is made and that read done; their
- * results wait here for the step to ask for them. So PostgreSQL never
- * waits for Redis, applies stay serial and in stream order on one
- * connection, and the step still decides every call.
+ * while PostgreSQL runs it, the batch before is ended (its box written:
+ * he_core_end, left for now when its apply came back), that commit is
+ * made and that read done; their results wait here for the step to ask
+ * for them. So PostgreSQL waits neither for Redis nor for the box of
+ * the batch before, applies stay serial and in stream order on one
+ * connection, and the step still decides every call. Any other call
+ * than the next apply, a read or another batch's commit ends a batch
+ * left so first (consumer_loop.c).
  */
 #include "consumer_int.h"
 
@@ -36,12 +40,39 @@ static consumer_stage *applied_other(he_consumer *c,
 	return NULL;
 }
 
+/* The batch left at its apply ends: its box is written now. */
+static void settle(he_consumer *c, consumer_stage *st)
+{
+	he_record_store store = he_record_store_pg_port(&c->pg);
+	st->end_due = false;
+	int r = he_core_end(c->core, st->e, st->n, HE_OK, &store, &st->box,
+			    st->reports);
+	if (r == HE_OK)
+		return;
+	/* Applied, but what Lobby gets cannot be built: its commit is
+	 * refused, and the resync publishes the rows again. */
+	st->lost = true;
+	LOG(c, APPHOST_LOG_ERROR,
+	    "a batch applied but its snapshots could not be built: "
+	    "comparing the positions again",
+	    "last_entry=%s error=\"%s\"", st->e[st->n - 1].id, he_strerror(r));
+}
+
+void consumer_settle(he_consumer *c)
+{
+	for (int i = 0; i < 2; i++)
+		if (c->stage[i].end_due)
+			settle(c, &c->stage[i]);
+}
+
 void consumer_stages_forget(he_consumer *c)
 {
+	consumer_settle(c); /* the core ends batches in order */
 	for (int i = 0; i < 2; i++)
 		if (c->stage[i].applied) {
 			he_core_forget(c->core, &c->stage[i].box);
 			c->stage[i].applied = false;
+			c->stage[i].lost = false;
 		}
 	c->spec_commit.valid = false;
 	c->spec_read.valid = false;
@@ -83,10 +114,12 @@ int consumer_apply(he_consumer *c)
 	if (begun)
 		r = he_record_store_pg_send(&c->pg, &a.span, a.ops, a.nops);
 	bool sent = begun && r == HE_OK;
-	/* While it runs: the commit the step asks for next, and the read
-	 * after that. */
+	/* While it runs: the end of the batch before, the commit the step
+	 * asks for next, and the read after that. */
 	consumer_stage *p = applied_other(c, st);
-	if (p && consumer_leading(c))
+	if (p && p->end_due)
+		settle(c, p);
+	if (p && !p->lost && consumer_leading(c))
 		c->spec_commit = (struct consumer_spec_commit){
 		    .valid = true,
 		    .stage = p,
@@ -101,6 +134,12 @@ int consumer_apply(he_consumer *c)
 	}
 	if (sent)
 		r = he_record_store_pg_receive(&c->pg, a.results);
+	if (begun && r == HE_OK) {
+		/* Its box is written while the next apply runs. */
+		st->applied = true;
+		st->end_due = true;
+		return HE_OK;
+	}
 	if (begun)
 		r = he_core_end(c->core, e, n, r, &store, &st->box,
 				st->reports);
@@ -136,15 +175,23 @@ int consumer_commit(he_consumer *c, he_stream_id to)
 	char want[HE_POSITION_MAX];
 	he_stream_id_format(want, sizeof(want), to);
 	consumer_stage *st = NULL;
-	for (int i = 0; i < 2; i++)
-		if (c->stage[i].applied &&
-		    he_stream_id_text_cmp(c->stage[i].box.last_id, want) == 0)
-			st = &c->stage[i];
+	for (int i = 0; i < 2; i++) {
+		consumer_stage *s = &c->stage[i];
+		/* A box not written yet ends where its entries do. */
+		const char *last =
+		    s->end_due || s->lost ? s->e[s->n - 1].id : s->box.last_id;
+		if (s->applied && he_stream_id_text_cmp(last, want) == 0)
+			st = s;
+	}
 	if (!st) {
 		LOG(c, APPHOST_LOG_ERROR, "no outbox in hand ends there",
 		    "to=%s", want);
 		return HE_ESTATE;
 	}
+	if (st->end_due)
+		settle(c, st);
+	if (st->lost)
+		return HE_EMOVED; /* logged: the step resyncs */
 	he_stream_port port = he_stream_redis_port(&c->rs);
 	int r;
 	if (c->spec_commit.valid && c->spec_commit.stage == st)

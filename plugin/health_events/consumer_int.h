@@ -48,7 +48,10 @@ typedef struct consumer_stage {
 	const he_stream_entry *e;
 	size_t n;
 	uint64_t t0;
-	bool applied; /* the box is written and not committed */
+	bool applied; /* applied (or repaired), not committed */
+	bool end_due; /* ... its box not written yet: he_core_end waits
+		       * until the next batch's apply is sent */
+	bool lost;    /* ... its box could not be written */
 	bool repair;  /* ... a repair's (no batch of entries) */
 } consumer_stage;
 
@@ -173,8 +176,9 @@ void consumer_loop(he_consumer *c);
 
 /* A stage with no outbox in hand, NULL when both have one. */
 consumer_stage *consumer_stage_free(he_consumer *c);
-/* APPLY the batch in hand: its result (HE_E*). Pipelined, it also makes
- * the commit of the batch before and the read after it. */
+/* APPLY the batch in hand: its result (HE_E*). Pipelined, it also ends
+ * the batch before (consumer_settle), makes its commit and the read
+ * after, while PostgreSQL runs the apply. */
 int consumer_apply(he_consumer *c);
 /* COMMIT the outbox in hand that ends at `to`: its result. */
 int consumer_commit(he_consumer *c, he_stream_id to);
@@ -182,6 +186,8 @@ int consumer_commit(he_consumer *c, he_stream_id to);
  * (true: *e, *n, *rc); it is used once. */
 bool consumer_read_ahead(he_consumer *c, const char *after,
 			 const he_stream_entry **e, size_t *n, int *rc);
+/* Write the box of the batch whose end waited for the next apply. */
+void consumer_settle(he_consumer *c);
 /* No outbox in hand will be committed: their games are forgotten. */
 void consumer_stages_forget(he_consumer *c);
 /* Free both stages' buffers. */

@@ -384,6 +384,11 @@ void consumer_loop(he_consumer *c)
 		}
 		he_cs_next n = he_cs_next_call(&c->cs, he_now_ns(c->svc),
 					       he_leader_epoch(c->leader));
+		/* A batch's box waits for the next apply only through the
+		 * calls that lead to it (consumer_batch.c). */
+		if (n.what != HE_CS_APPLY && n.what != HE_CS_READ &&
+		    n.what != HE_CS_COMMIT)
+			consumer_settle(c);
 		tell(c, n.flags);
 		if (n.what == HE_CS_WAIT) {
 			if (c->cs.st != HE_CS_STOPPED)

@@ -257,3 +257,60 @@ Test(progress, begin_and_end_split_a_refusal_like_process)
 	cr_assert_eq(fx.box.nsnapshots, 0);
 	cr_assert_str_eq(he_core_applied(fx.core), "100-2");
 }
+
+/*
+ * The pipelined consumer begins the next batch before it ends the one
+ * whose apply came back: the second follows the first's last entry, the
+ * two end in the order begun, and the outboxes, the dedupe cache and the
+ * position come out as two batches processed one after the other.
+ */
+Test(progress, a_second_batch_begun_before_the_first_ends_follows_it)
+{
+	batch b1, b2;
+	he_core_apply a1, a2;
+	he_outbox box2 = {0};
+	he_entry_report reps2[B_MAX];
+
+	mem_store_put(fx.ms, "g1", "running", "", 1);
+	mem_store_put(fx.ms, "g2", "running", "", 1);
+	b_init(&b1, 100);
+	b_add(&b1, "g1", "container_oom");
+	b_add(&b1, "g2", "probe_failed");
+	b_init(&b2, 101);
+	b_add(&b2, "g1", "probe_recovered");
+	b_add(&b2, "g2", "probe_failed"); /* the same summary: suppressed */
+	b_add(&b2, "g1", "probe_recovered");
+
+	cr_assert_eq(he_core_begin(fx.core, b1.e, b1.n, &fx.box, &a1), 0);
+	cr_assert_eq(fx.store.apply(fx.store.ctx, &a1.span, a1.ops, a1.nops,
+				    a1.results),
+		     0);
+	cr_assert_eq(he_core_begin(fx.core, b2.e, b2.n, &box2, &a2), 0);
+	cr_assert_str_eq(a2.span.after, "100-1", "follows the first batch");
+	cr_assert_neq(a2.results, a1.results, "its own results");
+	cr_assert_eq(he_core_begin(fx.core, b2.e, b2.n, &box2, &a2),
+		     HE_ESTATE, "two batches at most");
+	cr_assert_eq(fx.store.apply(fx.store.ctx, &a2.span, a2.ops, a2.nops,
+				    a2.results),
+		     0);
+	cr_assert_eq(he_core_end(fx.core, b2.e, b2.n, 0, &fx.store, &box2,
+				 reps2),
+		     HE_EINVAL, "ended in the order begun");
+
+	cr_assert_eq(
+	    he_core_end(fx.core, b1.e, b1.n, 0, &fx.store, &fx.box, fx.reps),
+	    0);
+	cr_assert_str_eq(he_core_applied(fx.core), "100-1");
+	cr_assert_eq(he_core_end(fx.core, b2.e, b2.n, 0, &fx.store, &box2,
+				 reps2),
+		     0);
+	cr_assert_str_eq(he_core_applied(fx.core), "101-2");
+	cr_assert_str_eq(mem_store_position(fx.ms), "101-2");
+	cr_assert_eq(fx.box.nsnapshots, 2);
+	cr_assert_eq(reps2[0].outcome, HE_ENTRY_TRANSITIONED);
+	cr_assert_eq(box2.nsnapshots, 1, "g2 repeated, g1 unchanged");
+	cr_assert_str_eq(box2.snapshots[0].source_id, "101-0");
+	cr_assert(!reps2[1].published && !reps2[2].published);
+	cr_assert_eq(he_core_cache_size(fx.core), 2);
+	he_outbox_free(&box2);
+}

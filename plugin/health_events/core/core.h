@@ -77,8 +77,16 @@ int he_core_process(he_core *c, const he_stream_entry *entries, size_t n,
  * applies them (the whole batch in one call) and passes the result to
  * end, which on HE_EDATA splits the batch through store->apply as
  * he_core_process does, then decides and fills box (reserved by begin:
- * the same box). Between the two no other batch may be begun. Both
- * return 0 or a negative HE_E* as he_core_process does.
+ * the same box). Both return 0 or a negative HE_E* as he_core_process
+ * does.
+ *
+ * A second batch may be begun before the first ends (HE_ESTATE beyond
+ * two): it follows the first's last entry, so its apply can be sent while
+ * the first is ended. Batches end in the order begun (HE_EINVAL
+ * otherwise), each whether or not it applied; a second batch whose first
+ * did not apply is refused by the store (HE_EPOSITION). The entries stay
+ * the caller's, unchanged, until their batch ends; he_core_set_applied
+ * is for when no batch is begun.
  */
 typedef struct he_core_apply {
 	he_apply_span span;

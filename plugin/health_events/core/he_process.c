@@ -56,20 +56,33 @@ typedef struct item {
 	size_t payload_len;
 } item;
 
-struct he_core {
-	const apphost_services *svc;
-	he_dedupe *cache;
-	he_core_transition_fn allowed;
-	/* Per-batch scratch, grown on demand and reused: no per-entry
-	 * allocation on the hot path. */
+/*
+ * A batch from begin to end, with its scratch, grown on demand and reused:
+ * no per-entry allocation on the hot path.
+ */
+typedef struct plan {
 	size_t cap;
 	item *items;
 	he_mutation *ops;
 	he_mutation_result *results;
 	int32_t *op_item; /* op -> index of its item (entry) */
-	size_t nops;	  /* ops of the batch begun last */
-	size_t idx_cap;	  /* power of two >= 2 * cap */
-	int32_t *idx;	  /* game id -> latest item index, -1 empty */
+	size_t nops;
+	const he_stream_entry *entries; /* begun on these; NULL: free */
+	size_t n;
+	char after[HE_POSITION_MAX]; /* the position the batch follows */
+} plan;
+
+struct he_core {
+	const apphost_services *svc;
+	he_dedupe *cache;
+	he_core_transition_fn allowed;
+	/* Two, so the next batch can be begun and sent before the one whose
+	 * apply came back is ended (he_core_begin). */
+	plan plans[2];
+	unsigned first; /* the oldest begun */
+	unsigned begun; /* begun and not ended: 0, 1 or 2 */
+	size_t idx_cap; /* power of two >= 2 * every plan's cap */
+	int32_t *idx;	/* game id -> latest item index, -1 empty */
 	/* The applied position the next batch follows (DESIGN §13). */
 	char applied[HE_POSITION_MAX];
 	struct {
@@ -125,10 +138,13 @@ void he_core_free(he_core *c)
 	if (c == NULL)
 		return;
 	he_dedupe_free(c->cache);
-	free(c->items);
-	free(c->ops);
-	free(c->results);
-	free(c->op_item);
+	for (int i = 0; i < 2; i++) {
+		plan *p = &c->plans[i];
+		free(p->items);
+		free(p->ops);
+		free(p->results);
+		free(p->op_item);
+	}
 	free(c->idx);
 	free(c);
 }
@@ -138,56 +154,57 @@ void he_core_set_transition_fn(he_core *c, he_core_transition_fn fn)
 	c->allowed = fn != NULL ? fn : he_transition_allowed;
 }
 
-/* Scratch for n entries. 0 or HE_ENOMEM (old scratch kept). */
-static int ensure_scratch(he_core *c, size_t n)
+/* Scratch for n entries in p. 0 or HE_ENOMEM (old scratch kept). */
+static int ensure_scratch(he_core *c, plan *p, size_t n)
 {
-	if (n <= c->cap)
-		return 0;
 	if (n > INT32_MAX / 4)
 		return HE_EINVAL;
-	size_t cap = c->cap ? c->cap : 64;
-	while (cap < n)
-		cap *= 2;
-	size_t icap = 2 * cap;
-	item *it = malloc(cap * sizeof(*it));
-	he_mutation *ops = malloc(cap * sizeof(*ops));
-	he_mutation_result *res = malloc(cap * sizeof(*res));
-	int32_t *oi = malloc(cap * sizeof(*oi));
-	int32_t *idx = malloc(icap * sizeof(*idx));
-	if (it == NULL || ops == NULL || res == NULL || oi == NULL ||
-	    idx == NULL) {
-		free(it);
-		free(ops);
-		free(res);
-		free(oi);
-		free(idx);
-		return HE_ENOMEM;
+	if (n > p->cap) {
+		size_t cap = p->cap ? p->cap : 64;
+		while (cap < n)
+			cap *= 2;
+		item *it = malloc(cap * sizeof(*it));
+		he_mutation *ops = malloc(cap * sizeof(*ops));
+		he_mutation_result *res = malloc(cap * sizeof(*res));
+		int32_t *oi = malloc(cap * sizeof(*oi));
+		if (it == NULL || ops == NULL || res == NULL || oi == NULL) {
+			free(it);
+			free(ops);
+			free(res);
+			free(oi);
+			return HE_ENOMEM;
+		}
+		free(p->items);
+		free(p->ops);
+		free(p->results);
+		free(p->op_item);
+		p->items = it;
+		p->ops = ops;
+		p->results = res;
+		p->op_item = oi;
+		p->cap = cap;
 	}
-	free(c->items);
-	free(c->ops);
-	free(c->results);
-	free(c->op_item);
-	free(c->idx);
-	c->items = it;
-	c->ops = ops;
-	c->results = res;
-	c->op_item = oi;
-	c->idx = idx;
-	c->cap = cap;
-	c->idx_cap = icap;
+	if (2 * p->cap > c->idx_cap) {
+		int32_t *idx = malloc(2 * p->cap * sizeof(*idx));
+		if (idx == NULL)
+			return HE_ENOMEM;
+		free(c->idx);
+		c->idx = idx;
+		c->idx_cap = 2 * p->cap;
+	}
 	return 0;
 }
 
 /* ---- the batch ---------------------------------------------------------- */
 
 /* Link each decodable item to the previous one of the same game. */
-static void link_games(he_core *c, size_t n)
+static void link_games(he_core *c, plan *p, size_t n)
 {
 	size_t mask = c->idx_cap - 1;
 
 	memset(c->idx, 0xff, c->idx_cap * sizeof(*c->idx)); /* all -1 */
 	for (size_t i = 0; i < n; i++) {
-		item *it = &c->items[i];
+		item *it = &p->items[i];
 		if (it->op < 0)
 			continue;
 		size_t h =
@@ -198,7 +215,7 @@ static void link_games(he_core *c, size_t n)
 				it->prev = -1;
 				break;
 			}
-			const he_decoded *o = &c->items[j].d;
+			const he_decoded *o = &p->items[j].d;
 			if (o->game_id_len == it->d.game_id_len &&
 			    memcmp(o->game_id, it->d.game_id, o->game_id_len) ==
 				0) {
@@ -211,39 +228,39 @@ static void link_games(he_core *c, size_t n)
 }
 
 /* Free what items[0..n) still own (rollback). */
-static void drop_owned(he_core *c, size_t n)
+static void drop_owned(plan *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		free(c->items[i].reason);
-		free(c->items[i].payload);
-		c->items[i].reason = NULL;
-		c->items[i].payload = NULL;
+		free(p->items[i].reason);
+		free(p->items[i].payload);
+		p->items[i].reason = NULL;
+		p->items[i].payload = NULL;
 	}
 }
 
 /* Decode entries and plan the mutations. 0 or HE_ENOMEM (rolled back). */
-static int plan(he_core *c, const he_stream_entry *entries, size_t n,
-		size_t *nops, size_t *ndead)
+static int plan_batch(he_core *c, plan *p, const he_stream_entry *entries,
+		      size_t n, size_t *nops, size_t *ndead)
 {
 	char reason[HE_REASON_MAX];
 
 	*nops = *ndead = 0;
 	for (size_t i = 0; i < n; i++) {
-		item *it = &c->items[i];
+		item *it = &p->items[i];
 		memset(it, 0, sizeof(*it));
 		it->op = -1;
 		it->prev = -1;
 		if (he_decode(&entries[i], &it->d, reason) != 0) {
 			it->reason = strdup(reason);
 			if (it->reason == NULL) {
-				drop_owned(c, i);
+				drop_owned(p, i);
 				return HE_ENOMEM;
 			}
 			(*ndead)++;
 			continue;
 		}
 		const he_event_type *t = it->d.type;
-		he_mutation *op = &c->ops[*nops];
+		he_mutation *op = &p->ops[*nops];
 		*op = (he_mutation){
 		    .game_id = it->d.game_id,
 		    .game_id_len = it->d.game_id_len,
@@ -257,23 +274,24 @@ static int plan(he_core *c, const he_stream_entry *entries, size_t n,
 				it->invalid = true;
 			}
 		}
-		c->op_item[*nops] = (int32_t)i;
+		p->op_item[*nops] = (int32_t)i;
 		it->op = (int32_t)(*nops)++;
 	}
 	return 0;
 }
 
 /* Is `summary` what the game's last publish was, as of before item i? */
-static bool same_as_last(he_core *c, const item *it, const char *summary)
+static bool same_as_last(he_core *c, const plan *p, const item *it,
+			 const char *summary)
 {
 	if (it->prev < 0)
 		return he_dedupe_same(c->cache, it->d.game_id,
 				      it->d.game_id_len, summary);
-	const item *p = &c->items[it->prev];
-	switch (p->last_after) {
+	const item *pr = &p->items[it->prev];
+	switch (pr->last_after) {
 	case LAST_NONE: return false;
 	case LAST_ROW:
-		return strcmp(c->results[p->last_op].row.engine_health,
+		return strcmp(p->results[pr->last_op].row.engine_health,
 			      summary) == 0;
 	default:
 		/* Unchanged by the batch so far: ask the cache. */
@@ -283,17 +301,17 @@ static bool same_as_last(he_core *c, const item *it, const char *summary)
 }
 
 /* Decide publishing and build payloads. 0 or HE_ENOMEM (rolled back). */
-static int decide(he_core *c, size_t n)
+static int decide(he_core *c, plan *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		item *it = &c->items[i];
+		item *it = &p->items[i];
 		if (it->op < 0)
 			continue;
-		const he_mutation_result *r = &c->results[it->op];
+		const he_mutation_result *r = &p->results[it->op];
 		uint8_t before =
-		    it->prev < 0 ? LAST_CACHE : c->items[it->prev].last_after;
+		    it->prev < 0 ? LAST_CACHE : p->items[it->prev].last_after;
 		int32_t before_op =
-		    it->prev < 0 ? -1 : c->items[it->prev].last_op;
+		    it->prev < 0 ? -1 : p->items[it->prev].last_op;
 
 		it->last_after = before;
 		it->last_op = before_op;
@@ -304,18 +322,18 @@ static int decide(he_core *c, size_t n)
 			continue;
 		}
 		/* Bound the row's strings: the store is outside our control. */
-		he_mutation_result *w = &c->results[it->op];
+		he_mutation_result *w = &p->results[it->op];
 		w->row.status[HE_STATUS_MAX - 1] = '\0';
 		w->row.engine_health[HE_HEALTH_MAX - 1] = '\0';
 
 		it->publish = r->outcome == HE_APPLY_TRANSITIONED ||
-			      !same_as_last(c, it, r->row.engine_health);
+			      !same_as_last(c, p, it, r->row.engine_health);
 		if (it->publish) {
 			int rc = he_snapshot_build(
 			    it->d.game_id, it->d.game_id_len, &r->row,
 			    &it->payload, &it->payload_len);
 			if (rc != 0) {
-				drop_owned(c, n);
+				drop_owned(p, n);
 				return rc;
 			}
 			it->last_after = LAST_ROW;
@@ -394,7 +412,7 @@ static void log_dead(he_core *c, const he_stream_entry *e, const item *it)
 }
 
 /* The refused op's entry becomes a dead letter. 0 or HE_ENOMEM. */
-static int refuse(he_core *c, const he_record_store *store, size_t op)
+static int refuse(plan *p, const he_record_store *store, size_t op)
 {
 	static const char prefix[] = "refused by the database: ";
 	char echo[HE_REASON_MAX - sizeof(prefix) + 1], reason[HE_REASON_MAX];
@@ -404,7 +422,7 @@ static int refuse(he_core *c, const he_record_store *store, size_t op)
 		why = he_strerror(HE_EDATA);
 	he_text_echo(echo, sizeof(echo), why, strlen(why), sizeof(echo));
 	snprintf(reason, sizeof(reason), "%s%s", prefix, echo);
-	item *it = &c->items[c->op_item[op]];
+	item *it = &p->items[p->op_item[op]];
 	if ((it->reason = strdup(reason)) == NULL)
 		return HE_ENOMEM;
 	it->op = -1;
@@ -418,12 +436,12 @@ static int refuse(he_core *c, const he_record_store *store, size_t op)
  * right after the entry before its first op; the last range ends at the
  * batch's last entry, each other one at the entry before the next op.
  */
-static he_apply_span span_of(const he_core *c, const he_stream_entry *e,
+static he_apply_span span_of(const plan *p, const he_stream_entry *e,
 			     size_t n, size_t nops, size_t a, size_t b)
 {
 	return (he_apply_span){
-	    .after = a == 0 ? c->applied : e[c->op_item[a] - 1].id,
-	    .last = b == nops ? e[n - 1].id : e[c->op_item[b] - 1].id,
+	    .after = a == 0 ? p->after : e[p->op_item[a] - 1].id,
+	    .last = b == nops ? e[n - 1].id : e[p->op_item[b] - 1].id,
 	};
 }
 
@@ -438,7 +456,7 @@ static he_apply_span span_of(const he_core *c, const he_stream_entry *e,
  * retries the batch, whose first apply then finds the position moved by
  * the ranges that had applied (HE_EPOSITION), and resyncs.
  */
-static int apply_split(he_core *c, const he_record_store *store,
+static int apply_split(plan *p, const he_record_store *store,
 		       const he_stream_entry *e, size_t n, size_t nops,
 		       int first_rc)
 {
@@ -450,23 +468,23 @@ static int apply_split(he_core *c, const he_record_store *store,
 	for (bool first = true; he_split_more(&sp); first = false) {
 		size_t off, len, op;
 		he_split_range(&sp, &off, &len);
-		he_apply_span span = span_of(c, e, n, nops, off, off + len);
+		he_apply_span span = span_of(p, e, n, nops, off, off + len);
 		int rc = first ? first_rc
-			       : store->apply(store->ctx, &span, c->ops + off,
-					      len, c->results + off);
+			       : store->apply(store->ctx, &span, p->ops + off,
+					      len, p->results + off);
 		if (rc != 0 && rc != HE_EDATA)
 			return rc;
 		if (he_split_result(&sp, rc == HE_EDATA, &op) !=
 		    HE_SPLIT_REFUSED)
 			continue;
-		if ((rc = refuse(c, store, op)) != 0)
+		if ((rc = refuse(p, store, op)) != 0)
 			return rc;
-		span = span_of(c, e, n, nops, op, op + 1);
-		const item *it = &c->items[c->op_item[op]];
-		span.refused_id = e[c->op_item[op]].id;
+		span = span_of(p, e, n, nops, op, op + 1);
+		const item *it = &p->items[p->op_item[op]];
+		span.refused_id = e[p->op_item[op]].id;
 		span.refused_reason = it->reason;
-		if ((rc = store->apply(store->ctx, &span, c->ops, 0,
-				       c->results)) != 0)
+		if ((rc = store->apply(store->ctx, &span, p->ops, 0,
+				       p->results)) != 0)
 			return rc;
 	}
 	return 0;
@@ -500,21 +518,31 @@ int he_core_begin(he_core *c, const he_stream_entry *entries, size_t n,
 	if (entries[n - 1].id == NULL ||
 	    strlen(entries[n - 1].id) >= sizeof(box->last_id))
 		return HE_EINVAL;
-	if ((rc = ensure_scratch(c, n)) != 0)
+	if (c->begun == 2)
+		return HE_ESTATE;
+	plan *p = &c->plans[(c->first + c->begun) % 2];
+	if ((rc = ensure_scratch(c, p, n)) != 0)
 		return rc;
-	if ((rc = plan(c, entries, n, &nops, &ndead)) != 0)
+	if ((rc = plan_batch(c, p, entries, n, &nops, &ndead)) != 0)
 		return rc;
 	/* Any decodable entry may turn out refused: room for all as dead. */
 	if ((rc = he_outbox_reserve(box, nops, ndead + nops)) != 0) {
-		drop_owned(c, n);
+		drop_owned(p, n);
 		return rc;
 	}
-	c->nops = nops;
+	/* A batch begun before the one ahead of it ended follows it. */
+	const plan *ahead = c->begun ? &c->plans[c->first] : NULL;
+	snprintf(p->after, sizeof(p->after), "%s",
+		 ahead ? ahead->entries[ahead->n - 1].id : c->applied);
+	p->nops = nops;
+	p->entries = entries;
+	p->n = n;
+	c->begun++;
 	*out = (he_core_apply){
-	    .span = span_of(c, entries, n, nops, 0, nops),
-	    .ops = c->ops,
+	    .span = span_of(p, entries, n, nops, 0, nops),
+	    .ops = p->ops,
 	    .nops = nops,
-	    .results = c->results,
+	    .results = p->results,
 	};
 	return 0;
 }
@@ -537,27 +565,41 @@ int he_core_process(he_core *c, const he_stream_entry *entries, size_t n,
 	return he_core_end(c, entries, n, rc, store, box, reports);
 }
 
+/* The oldest batch begun ends (whether or not it applied). */
+static void end_plan(he_core *c, plan *p)
+{
+	p->entries = NULL;
+	c->first = (c->first + 1) % 2;
+	c->begun--;
+}
+
 int he_core_end(he_core *c, const he_stream_entry *entries, size_t n,
 		int apply_rc, const he_record_store *store, he_outbox *box,
 		he_entry_report *reports)
 {
-	size_t nops = c->nops;
+	if (c == NULL || c->begun == 0 ||
+	    c->plans[c->first].entries != entries ||
+	    c->plans[c->first].n != n)
+		return HE_EINVAL; /* not the oldest batch begun */
+	plan *p = &c->plans[c->first];
+	size_t nops = p->nops;
 	int rc;
 
+	end_plan(c, p);
 	if (apply_rc == HE_EDATA && (store == NULL || store->apply == NULL))
 		apply_rc = HE_EINVAL;
-	if ((rc = apply_split(c, store, entries, n, nops, apply_rc)) != 0) {
-		drop_owned(c, n);
+	if ((rc = apply_split(p, store, entries, n, nops, apply_rc)) != 0) {
+		drop_owned(p, n);
 		return rc;
 	}
-	link_games(c, n);
-	if ((rc = decide(c, n)) != 0)
+	link_games(c, p, n);
+	if ((rc = decide(c, p, n)) != 0)
 		return rc;
 
 	/* Commit: nothing below can fail. */
 	snprintf(c->applied, sizeof(c->applied), "%s", entries[n - 1].id);
 	for (size_t i = 0; i < n; i++) {
-		item *it = &c->items[i];
+		item *it = &p->items[i];
 		const he_stream_entry *e = &entries[i];
 		he_entry_report rep = {0};
 
@@ -570,7 +612,7 @@ int he_core_end(he_core *c, const he_stream_entry *entries, size_t n,
 			it->reason = NULL;
 			atomic_fetch_add(&c->st.dead_lettered, 1);
 		} else {
-			const he_mutation_result *r = &c->results[it->op];
+			const he_mutation_result *r = &p->results[it->op];
 			rep.outcome = outcome_of(it, r);
 			rep.event_type = it->d.type->name;
 			log_entry(c, e, it, rep.outcome, &r->row);
